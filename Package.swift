@@ -1,0 +1,102 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// One set of compiler settings for every target.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
+let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
+let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+
+/// A service: a library target holding the logic, and a thin executable over it.
+func service(_ name: String, folder: String, dependencies: [Target.Dependency]) -> [Target] {
+    [
+        .target(
+            name: name,
+            dependencies: dependencies,
+            path: "Services/\(folder)/Sources",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "\(name)Main",
+            dependencies: [.target(name: name)],
+            path: "Services/\(folder)/Main",
+            swiftSettings: swiftSettings
+        ),
+    ]
+}
+
+let serviceBase: [Target.Dependency] = ["ZMQ", "Messaging", "Runtime", logging, lifecycle, argumentParser]
+
+let package = Package(
+    name: "Baton",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "baton", targets: ["CLIMain"]),
+        .executable(name: "baton-scheduler", targets: ["SchedulerServiceMain"]),
+        .executable(name: "baton-algorithm", targets: ["AlgorithmServiceMain"]),
+        .executable(name: "baton-processor", targets: ["ProcessorServiceMain"]),
+        .executable(name: "baton-logger", targets: ["LoggerServiceMain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZMQ",
+            path: "Shared/CZMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CPlatform",
+            path: "Shared/CPlatform",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "ZMQ", dependencies: ["CZMQ", deque], path: "Shared/ZMQ", swiftSettings: swiftSettings),
+        .target(name: "Messaging", dependencies: ["CPlatform"], path: "Shared/Messaging", swiftSettings: swiftSettings),
+        .target(
+            name: "Runtime",
+            dependencies: ["ZMQ", "Messaging", "CPlatform", logging, lifecycle, argumentParser, yams, subprocess],
+            path: "Shared/Runtime",
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "Storage", dependencies: ["Messaging", grdb, logging], path: "Shared/Storage", swiftSettings: swiftSettings),
+    ]
+        + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase)
+        + service("AlgorithmService", folder: "Algorithm", dependencies: serviceBase + ["Storage", subprocess])
+        + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
+        + service("LoggerService", folder: "Logger", dependencies: serviceBase)
+        + service("CLI", folder: "CLI", dependencies: serviceBase + ["Storage", subprocess])
+        + [
+            .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
+            .testTarget(name: "MessagingTests", dependencies: ["Messaging"], swiftSettings: swiftSettings),
+            .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(name: "StorageTests", dependencies: ["Storage", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "SchedulerServiceTests",
+                dependencies: ["SchedulerService", "Messaging", "Runtime", logging],
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "IntegrationTests",
+                dependencies: ["Runtime", "Messaging", "ZMQ", "Storage", logging, grdb],
+                swiftSettings: swiftSettings
+            ),
+        ]
+)

@@ -1,0 +1,156 @@
+public import Foundation
+import CZMQ
+import Glibc
+
+/// A libzmq socket with an owner: move-only, closed exactly once, never shared between threads.
+///
+/// libzmq sockets are not thread-safe, so `Socket` is `~Copyable` and not `Sendable`: it lives on the thread
+/// that created it. To use a socket from async code, wrap it in an ``AsyncSocket``, which creates the socket
+/// on a dedicated thread and keeps it there.
+///
+/// EINTR is retried inside every call; EAGAIN becomes `nil` or `false`; anything else throws a ``ZMQError``.
+public struct Socket: ~Copyable {
+    /// The context this socket belongs to; held strongly so it outlives the socket.
+    public let context: Context
+    /// The socket's pattern.
+    public let type: SocketType
+    private var handle: UnsafeMutableRawPointer?
+
+    /// Creates a socket. It is closed when the value is consumed or goes out of scope.
+    /// - Parameters:
+    ///   - context: The context that owns the socket's I/O.
+    ///   - type: The socket pattern.
+    public init(context: Context, type: SocketType) throws(ZMQError) {
+        guard let handle = zmq_socket(context.handle, type.rawValue) else {
+            throw ZMQError.last("zmq_socket(\(type))")
+        }
+        self.context = context
+        self.type = type
+        self.handle = handle
+        // Never let a forgotten message block close or context termination.
+        _ = SocketOption.linger(.zero).apply(to: handle)
+    }
+
+    deinit {
+        if let handle { zmq_close(handle) }
+    }
+
+    /// Closes the socket. Safe to call more than once; later calls do nothing.
+    public mutating func close() {
+        if let handle {
+            zmq_close(handle)
+            self.handle = nil
+        }
+    }
+
+    /// True until ``close()`` is called.
+    public var isOpen: Bool { handle != nil }
+
+    private func open(_ operation: @autoclosure () -> String) throws(ZMQError) -> UnsafeMutableRawPointer {
+        guard let handle else { throw ZMQError(code: ZMQError.closed, operation: operation()) }
+        return handle
+    }
+
+    /// Sets an option.
+    public func set(_ option: SocketOption) throws(ZMQError) {
+        if let error = option.apply(to: try open("zmq_setsockopt")) { throw error }
+    }
+
+    /// Binds to an endpoint and returns the endpoint actually bound (a `tcp://host:*` or `:0` gets its port).
+    @discardableResult
+    public func bind(_ endpoint: String) throws(ZMQError) -> String {
+        let handle = try open("zmq_bind(\(endpoint))")
+        guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError.last("zmq_bind(\(endpoint))") }
+        return lastEndpoint ?? endpoint
+    }
+
+    /// Connects to an endpoint; the connection is made (and remade) in the background.
+    public func connect(_ endpoint: String) throws(ZMQError) {
+        let handle = try open("zmq_connect(\(endpoint))")
+        guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError.last("zmq_connect(\(endpoint))") }
+    }
+
+    /// The last endpoint bound, with a wildcard port resolved.
+    public var lastEndpoint: String? {
+        guard let handle else { return nil }
+        var buffer = [CChar](repeating: 0, count: 1024)
+        var size = buffer.count
+        guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return nil }
+        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Sends a multipart message: SNDMORE on every part but the last.
+    /// - Parameters:
+    ///   - parts: The frames; at least one.
+    ///   - wait: When false, returns `false` instead of blocking if the message cannot be queued now.
+    /// - Returns: `true` when libzmq took the whole message, `false` on EAGAIN (nothing was queued).
+    @discardableResult
+    public func send(_ parts: [Data], wait: Bool = true) throws(ZMQError) -> Bool {
+        precondition(!parts.isEmpty, "a ZeroMQ message has at least one frame")
+        let handle = try open("zmq_send")
+        for (index, part) in parts.enumerated() {
+            var flags: Int32 = wait ? 0 : ZMQ_DONTWAIT
+            if index < parts.count - 1 { flags |= ZMQ_SNDMORE }
+            while true {
+                let rc = part.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+                if rc >= 0 { break }
+                let error = ZMQError.last("zmq_send(\(type))")
+                if error.code == EINTR { continue }
+                // Later frames of a multipart message are queued atomically with the first: EAGAIN only on frame 0.
+                if error.code == EAGAIN && index == 0 { return false }
+                throw error
+            }
+        }
+        return true
+    }
+
+    /// Receives one whole multipart message.
+    /// - Parameter wait: When false, returns `nil` instead of blocking if no message is waiting.
+    /// - Returns: The frames, or `nil` on EAGAIN.
+    public func receive(wait: Bool = true) throws(ZMQError) -> [Data]? {
+        let handle = try open("zmq_msg_recv")
+        var parts: [Data] = []
+        var message = zmq_msg_t()
+        zmq_msg_init(&message)
+        defer { zmq_msg_close(&message) }
+        while true {
+            let flags: Int32 = (wait || !parts.isEmpty) ? 0 : ZMQ_DONTWAIT
+            let rc = zmq_msg_recv(&message, handle, flags)
+            if rc < 0 {
+                let error = ZMQError.last("zmq_msg_recv(\(type))")
+                if error.code == EINTR { continue }
+                if error.code == EAGAIN && parts.isEmpty { return nil }
+                throw error
+            }
+            let size = zmq_msg_size(&message)
+            if size > 0, let data = zmq_msg_data(&message) {
+                parts.append(Data(bytes: data, count: size))
+            } else {
+                parts.append(Data())
+            }
+            // Read `more` before the message is reused or closed.
+            if zmq_msg_more(&message) == 0 { return parts }
+        }
+    }
+
+    /// The events the socket is ready for right now.
+    public func events() throws(ZMQError) -> PollEvents {
+        let handle = try open("zmq_getsockopt(ZMQ_EVENTS)")
+        var value: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, ZMQ_EVENTS, &value, &size) == 0 else {
+            throw ZMQError.last("zmq_getsockopt(ZMQ_EVENTS)")
+        }
+        return PollEvents(rawValue: Int16(truncatingIfNeeded: value))
+    }
+
+    /// A poll item for this socket, for ``poll(_:timeout:)``.
+    public func pollItem(_ events: PollEvents) -> PollItem {
+        PollItem(socket: handle, fd: -1, events: events)
+    }
+
+    /// Runs `body` with the raw libzmq handle, for calls the wrapper does not cover (e.g. `zmq_proxy`).
+    func withHandle<R>(_ body: (UnsafeMutableRawPointer) throws(ZMQError) -> R) throws(ZMQError) -> R {
+        try body(try open("zmq handle"))
+    }
+}

@@ -1,0 +1,81 @@
+import CZMQ
+
+/// A socket option with its value, applied with ``Socket/set(_:)``.
+public enum SocketOption: Sendable {
+    /// How long unsent messages linger after close; `nil` waits forever (libzmq's default, rarely wanted).
+    case linger(Duration?)
+    /// Outgoing queue limit per peer, in messages (0 = unlimited).
+    case sendHighWaterMark(Int32)
+    /// Incoming queue limit per peer, in messages (0 = unlimited).
+    case receiveHighWaterMark(Int32)
+    /// Queue messages only to completed connections, never to peers still connecting.
+    case immediate(Bool)
+    /// Largest inbound message accepted, in bytes; a larger one drops the connection (-1 = no limit).
+    case maxMessageSize(Int64)
+    /// ZMTP heartbeats: ping every `interval`, drop the peer when no traffic for `timeout`, ask the peer for `ttl`.
+    case heartbeat(interval: Duration, timeout: Duration, ttl: Duration)
+    /// SUB: receive messages whose first frame starts with this prefix (empty = everything).
+    case subscribe([UInt8])
+    /// SUB: stop receiving messages with this prefix.
+    case unsubscribe([UInt8])
+    /// Initial and maximum reconnect intervals for connected endpoints.
+    case reconnectInterval(Duration, max: Duration)
+    /// XPUB: pass every subscription message to the application, not only new ones.
+    case xpubVerbose(Bool)
+    /// REQ: do not block when a reply never comes; allow a new request after a timeout.
+    case requestRelaxed(Bool)
+    /// REQ: match replies to requests, dropping stale ones.
+    case requestCorrelate(Bool)
+
+    func apply(to handle: UnsafeMutableRawPointer) -> ZMQError? {
+        switch self {
+        case .linger(let duration):
+            return setInt(handle, ZMQ_LINGER, duration.map(Self.milliseconds) ?? -1, "ZMQ_LINGER")
+        case .sendHighWaterMark(let value):
+            return setInt(handle, ZMQ_SNDHWM, value, "ZMQ_SNDHWM")
+        case .receiveHighWaterMark(let value):
+            return setInt(handle, ZMQ_RCVHWM, value, "ZMQ_RCVHWM")
+        case .immediate(let on):
+            return setInt(handle, ZMQ_IMMEDIATE, on ? 1 : 0, "ZMQ_IMMEDIATE")
+        case .maxMessageSize(let bytes):
+            var value = bytes
+            return check(zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &value, MemoryLayout<Int64>.size), "ZMQ_MAXMSGSIZE")
+        case .heartbeat(let interval, let timeout, let ttl):
+            return setInt(handle, ZMQ_HEARTBEAT_IVL, Self.milliseconds(interval), "ZMQ_HEARTBEAT_IVL")
+                ?? setInt(handle, ZMQ_HEARTBEAT_TIMEOUT, Self.milliseconds(timeout), "ZMQ_HEARTBEAT_TIMEOUT")
+                ?? setInt(handle, ZMQ_HEARTBEAT_TTL, Self.milliseconds(ttl), "ZMQ_HEARTBEAT_TTL")
+        case .subscribe(let prefix):
+            return setBytes(handle, ZMQ_SUBSCRIBE, prefix, "ZMQ_SUBSCRIBE")
+        case .unsubscribe(let prefix):
+            return setBytes(handle, ZMQ_UNSUBSCRIBE, prefix, "ZMQ_UNSUBSCRIBE")
+        case .reconnectInterval(let initial, let max):
+            return setInt(handle, ZMQ_RECONNECT_IVL, Self.milliseconds(initial), "ZMQ_RECONNECT_IVL")
+                ?? setInt(handle, ZMQ_RECONNECT_IVL_MAX, Self.milliseconds(max), "ZMQ_RECONNECT_IVL_MAX")
+        case .xpubVerbose(let on):
+            return setInt(handle, ZMQ_XPUB_VERBOSE, on ? 1 : 0, "ZMQ_XPUB_VERBOSE")
+        case .requestRelaxed(let on):
+            return setInt(handle, ZMQ_REQ_RELAXED, on ? 1 : 0, "ZMQ_REQ_RELAXED")
+        case .requestCorrelate(let on):
+            return setInt(handle, ZMQ_REQ_CORRELATE, on ? 1 : 0, "ZMQ_REQ_CORRELATE")
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: ms)
+    }
+
+    private func setInt(_ handle: UnsafeMutableRawPointer, _ name: Int32, _ value: Int32, _ label: String) -> ZMQError? {
+        var value = value
+        return check(zmq_setsockopt(handle, name, &value, MemoryLayout<Int32>.size), label)
+    }
+
+    private func setBytes(_ handle: UnsafeMutableRawPointer, _ name: Int32, _ value: [UInt8], _ label: String) -> ZMQError? {
+        value.withUnsafeBytes { check(zmq_setsockopt(handle, name, $0.baseAddress, $0.count), label) }
+    }
+
+    private func check(_ rc: Int32, _ label: String) -> ZMQError? {
+        rc == 0 ? nil : ZMQError.last("zmq_setsockopt(\(label))")
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import Testing
+import ZMQ
+
+struct AsyncSocketTests {
+    static let transports = ["inproc", "ipc", "tcp"]
+
+    static func endpoint(_ transport: String) -> String {
+        switch transport {
+        case "inproc": "inproc://async-\(UUID().uuidString)"
+        case "ipc": "ipc:///tmp/baton-test-\(getpid())-\(UUID().uuidString.prefix(8)).sock"
+        default: "tcp://127.0.0.1:*"
+        }
+    }
+
+    @Test(arguments: transports)
+    func pushPullMultipart(transport: String) async throws {
+        let context = Context()
+        let pull = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .pull, bind: [Self.endpoint(transport)])
+        )
+        let push = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .push, connect: pull.boundEndpoints)
+        )
+        for index in 0..<100 {
+            try await push.send([Data("job".utf8), Data("\(index)".utf8), Data(count: index * 100)])
+        }
+        for index in 0..<100 {
+            let parts = try await pull.receive()
+            #expect(parts.count == 3)
+            #expect(parts[1] == Data("\(index)".utf8))
+            #expect(parts[2].count == index * 100)
+        }
+        await push.close()
+        await pull.close()
+    }
+
+    @Test func requestReply() async throws {
+        let context = Context()
+        let rep = try await AsyncSocket(context: context, configuration: .init(type: .reply, bind: ["tcp://127.0.0.1:*"]))
+        let req = try await AsyncSocket(context: context, configuration: .init(type: .request, connect: rep.boundEndpoints))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for _ in 0..<3 {
+                    let request = try await rep.receive()
+                    try await rep.send([Data("re:".utf8) + request[0]])
+                }
+            }
+            for word in ["a", "b", "c"] {
+                try await req.send([Data(word.utf8)])
+                let reply = try await req.receive()
+                #expect(reply == [Data("re:\(word)".utf8)])
+            }
+            try await group.waitForAll()
+        }
+        await req.close()
+        await rep.close()
+    }
+
+    @Test func receiveTimeoutReturnsNilAndKeepsLateMessage() async throws {
+        let context = Context()
+        let endpoint = "inproc://timeout-\(UUID().uuidString)"
+        let pull = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: [endpoint]))
+        #expect(try await pull.receive(timeout: .milliseconds(20)) == nil)
+        let push = try await AsyncSocket(context: context, configuration: .init(type: .push, connect: [endpoint]))
+        try await push.send([Data("late".utf8)])
+        let message = try await pull.receive(timeout: .seconds(5))
+        #expect(message == [Data("late".utf8)])
+        await push.close()
+        await pull.close()
+    }
+
+    @Test func cancellingReceiveEndsTheWait() async throws {
+        let context = Context()
+        let pull = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .pull, bind: ["inproc://cancel-\(UUID().uuidString)"])
+        )
+        let task = Task { try await pull.receive() }
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        await pull.close()
+    }
+
+    @Test func closeFailsWaitersWithClosedError() async throws {
+        let context = Context()
+        let pull = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .pull, bind: ["inproc://close-\(UUID().uuidString)"])
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                let error = await #expect(throws: ZMQError.self) { try await pull.receive() }
+                #expect(error?.isClosed == true)
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            await pull.close()
+            try await group.waitForAll()
+        }
+        await pull.close()
+    }
+
+    @Test func badEndpointFailsCreation() async throws {
+        let context = Context()
+        await #expect(throws: ZMQError.self) {
+            _ = try await AsyncSocket(context: context, configuration: .init(type: .push, bind: ["tcp://no-such-host-x:1"]))
+        }
+    }
+
+    @Test func proxyForwardsPublishersToSubscribersAndCapture() async throws {
+        let context = Context()
+        let captureEndpoint = "inproc://capture-\(UUID().uuidString)"
+        let capture = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: [captureEndpoint]))
+        let proxy = try await Proxy(
+            context: context,
+            frontend: .init(type: .xsubscribe, bind: ["tcp://127.0.0.1:*"], initialMessages: [[Data([1])]]),
+            backend: .init(type: .xpublish, bind: ["tcp://127.0.0.1:*"]),
+            capture: .init(type: .push, connect: [captureEndpoint])
+        )
+        let subscriber = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .subscribe, options: [.subscribe(Array("run.".utf8))], connect: proxy.backendEndpoints)
+        )
+        // An XPUB publisher learns of the proxy's subscribe-all as a message: then it is safe to publish.
+        let publisher = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .xpublish, connect: proxy.frontendEndpoints)
+        )
+        let subscription = try #require(try await publisher.receive(timeout: .seconds(5)))
+        #expect(subscription == [Data([1])])
+        // Slow joiner on the subscriber side: publish until the subscriber sees one.
+        var seen: [Data]?
+        for attempt in 0..<100 where seen == nil {
+            try await publisher.send([Data("run.started".utf8), Data("\(attempt)".utf8)])
+            seen = try await subscriber.receive(timeout: .milliseconds(50))
+        }
+        #expect(seen?.first == Data("run.started".utf8))
+        // The capture copy sees every published message.
+        var captured: [Data]?
+        repeat { captured = try await capture.receive(timeout: .seconds(5)) } while captured?.count == 1
+        #expect(captured?.first == Data("run.started".utf8))
+        await publisher.close()
+        await subscriber.close()
+        await proxy.stop()
+        await capture.close()
+    }
+}
