@@ -1,0 +1,134 @@
+public import Foundation
+
+/// Algorithm → processor: one part of a run's raw result, with its checksum.
+public struct ResultHeader: WireMessage, Equatable {
+    public static let kind = "result"
+
+    /// The run this result belongs to.
+    public var runID: String
+    /// The job's name.
+    public var job: String
+    /// The run's logical time.
+    public var logicalTime: Date
+    /// This part's index, from 0.
+    public var part: Int
+    /// How many parts the run's result has.
+    public var parts: Int
+    /// Size of the payload in bytes.
+    public var size: Int
+    /// SHA-256 of the payload, 64 lowercase hex digits.
+    public var sha256: String
+    /// The delivery attempt, from 1; more than 1 means it was sent before.
+    public var attempt: Int
+
+    /// Creates a result header.
+    /// - Parameters:
+    ///   - runID: The run.
+    ///   - job: The job.
+    ///   - logicalTime: The run's logical time.
+    ///   - part: This part's index.
+    ///   - parts: Number of parts.
+    ///   - size: Payload size in bytes.
+    ///   - sha256: Payload checksum.
+    ///   - attempt: Delivery attempt, from 1.
+    public init(
+        runID: String,
+        job: String,
+        logicalTime: Date,
+        part: Int = 0,
+        parts: Int = 1,
+        size: Int,
+        sha256: String,
+        attempt: Int = 1
+    ) {
+        self.runID = runID
+        self.job = job
+        self.logicalTime = logicalTime
+        self.part = part
+        self.parts = parts
+        self.size = size
+        self.sha256 = sha256
+        self.attempt = attempt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "runId", job, logicalTime, part, parts, size, sha256, attempt
+    }
+
+    public func validate() throws(ProtocolError) {
+        try RunID.validate(runID, field: "runId")
+        try JobName.validate(job, field: "job")
+        guard parts >= 1 else { throw ProtocolError(.field, "field \"parts\" must be at least 1 (got \(parts))") }
+        guard (0..<parts).contains(part) else {
+            throw ProtocolError(.field, "field \"part\" must be from 0 to \(parts - 1) (got \(part))")
+        }
+        guard size >= 0 else { throw ProtocolError(.field, "field \"size\" must not be negative (got \(size))") }
+        guard SHA256.isDigest(sha256) else {
+            throw ProtocolError(.field, "field \"sha256\" must be 64 lowercase hex digits")
+        }
+        guard attempt >= 1 else { throw ProtocolError(.field, "field \"attempt\" must be at least 1 (got \(attempt))") }
+    }
+}
+
+/// A result header with its payload, checked against each other.
+public struct ResultMessage: Sendable, Equatable {
+    /// The header.
+    public var header: ResultHeader
+    /// The raw result bytes.
+    public var payload: Data
+
+    /// Creates a result message.
+    public init(header: ResultHeader, payload: Data) {
+        self.header = header
+        self.payload = payload
+    }
+
+    /// Decodes and verifies a result: its payload must have the header's size and checksum.
+    public init(frames: [Data]) throws(ProtocolError) {
+        let (header, payload) = try Wire.decode(ResultHeader.self, from: frames)
+        guard let payload else { throw ProtocolError(.frames, "a result needs a payload frame") }
+        guard payload.count == header.size else {
+            throw ProtocolError(.checksum, "payload of \(header.runID) is \(payload.count) bytes, header says \(header.size)")
+        }
+        let digest = SHA256.hex(of: payload)
+        guard digest == header.sha256 else {
+            throw ProtocolError(.checksum, "payload of \(header.runID) has sha256 \(digest), header says \(header.sha256)")
+        }
+        self.header = header
+        self.payload = payload
+    }
+
+    /// The frames to send.
+    public var frames: [Data] { Wire.encode(header, payload: payload) }
+}
+
+/// Processor → algorithm: a result part was stored (or found already stored) and may be forgotten by the sender.
+public struct Acknowledgement: WireMessage, Equatable {
+    public static let kind = "ack"
+
+    /// The run.
+    public var runID: String
+    /// The part stored.
+    public var part: Int
+    /// The processor instance that stored it.
+    public var processor: String
+    /// True when the part was already stored before (a redelivery).
+    public var duplicate: Bool
+
+    /// Creates an acknowledgement.
+    public init(runID: String, part: Int, processor: String, duplicate: Bool) {
+        self.runID = runID
+        self.part = part
+        self.processor = processor
+        self.duplicate = duplicate
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "runId", part, processor, duplicate
+    }
+
+    public func validate() throws(ProtocolError) {
+        try RunID.validate(runID, field: "runId")
+        guard part >= 0 else { throw ProtocolError(.field, "field \"part\" must not be negative (got \(part))") }
+    }
+}

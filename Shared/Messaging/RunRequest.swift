@@ -1,0 +1,86 @@
+public import Foundation
+
+/// Scheduler → algorithm: run a job for one logical time.
+public struct RunRequest: WireMessage, Equatable {
+    public static let kind = "run"
+
+    /// Why a run was asked for.
+    public enum Trigger: String, Codable, Sendable {
+        /// Its schedule came due.
+        case schedule
+        /// A user asked for it now (`baton trigger`).
+        case manual
+        /// A user asked for a past slot (`baton backfill`).
+        case backfill
+    }
+
+    /// Unique id of the run; the same slot of the same job always gets the same id (see ``RunID``).
+    public var runID: String
+    /// The job's name.
+    public var job: String
+    /// The slot's scheduled time, which the algorithm sees as `BATON_LOGICAL_TIME`.
+    public var logicalTime: Date
+    /// When the scheduler actually fired it.
+    public var firedAt: Date
+    /// Why it runs.
+    public var trigger: Trigger
+
+    /// Creates a run request.
+    /// - Parameters:
+    ///   - runID: Unique id of the run.
+    ///   - job: The job's name.
+    ///   - logicalTime: The slot's scheduled time.
+    ///   - firedAt: When it was fired.
+    ///   - trigger: Why it runs.
+    public init(runID: String, job: String, logicalTime: Date, firedAt: Date, trigger: Trigger) {
+        self.runID = runID
+        self.job = job
+        self.logicalTime = logicalTime
+        self.firedAt = firedAt
+        self.trigger = trigger
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "runId", job, logicalTime, firedAt, trigger
+    }
+
+    public func validate() throws(ProtocolError) {
+        try RunID.validate(runID, field: "runId")
+        try JobName.validate(job, field: "job")
+    }
+}
+
+/// Run ids: `<job>@<logical time>`, e.g. `hourly@2026-03-29T01:00:00.000Z`, so a slot fired twice keeps its id.
+public enum RunID {
+    /// The id of a job's run for a logical time.
+    public static func make(job: String, logicalTime: Date) -> String {
+        "\(job)@\(Timestamp.format(logicalTime))"
+    }
+
+    /// Checks that an id is usable as a key and a file name.
+    public static func validate(_ id: String, field: String) throws(ProtocolError) {
+        guard !id.isEmpty, id.utf8.count <= 200 else {
+            throw ProtocolError(.field, "field \"\(field)\" must be 1 to 200 bytes long")
+        }
+        guard !id.contains("/"), !id.contains("\0"), id != ".", id != ".." else {
+            throw ProtocolError(.field, "field \"\(field)\" must not contain \"/\" or NUL")
+        }
+    }
+}
+
+/// Job names: letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+public enum JobName {
+    /// Checks a job name.
+    public static func validate(_ name: String, field: String) throws(ProtocolError) {
+        let allowed = name.utf8.allSatisfy { byte in
+            (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45 || byte == 95
+                || byte == 46
+        }
+        guard !name.isEmpty, name.utf8.count <= 100, allowed, name.first != ".", name.first != "-" else {
+            throw ProtocolError(
+                .field,
+                "field \"\(field)\" must be 1 to 100 letters, digits, '-', '_' or '.', not starting with '.' or '-' (got \"\(name)\")"
+            )
+        }
+    }
+}

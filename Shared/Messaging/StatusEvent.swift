@@ -1,0 +1,110 @@
+public import Foundation
+
+/// An event on the status bus: what happened, where, and to which job, run and part.
+///
+/// On the wire an event is three frames: `[type, "baton/1", JSON]`. The type comes first so that
+/// subscribers can filter by prefix (`run.`, `log.`, `service.`).
+public struct StatusEvent: Codable, Sendable, Equatable {
+    /// The event type, e.g. `run.started`; also the topic frame.
+    public var type: String
+    /// The publishing service, e.g. `processor`.
+    public var source: String
+    /// The publishing instance, `host:pid`; sequence numbers count per instance.
+    public var instance: String
+    /// This publisher's event number, from 1 with no gaps; a gap means lost events.
+    public var seq: UInt64
+    /// When the event happened.
+    public var time: Date
+    /// The job it concerns.
+    public var job: String?
+    /// The run it concerns.
+    public var run: String?
+    /// The result part it concerns.
+    public var part: Int?
+    /// Log level for `log.*` events: trace, debug, info, notice, warning, error, critical.
+    public var level: String?
+    /// A human-readable sentence.
+    public var message: String?
+    /// Further details, as strings (e.g. `lateness_ms`, `size`, `sha256`, `exit_code`).
+    public var attributes: [String: String]?
+
+    /// Creates an event.
+    public init(
+        type: String,
+        source: String,
+        instance: String,
+        seq: UInt64 = 0,
+        time: Date = Date(),
+        job: String? = nil,
+        run: String? = nil,
+        part: Int? = nil,
+        level: String? = nil,
+        message: String? = nil,
+        attributes: [String: String]? = nil
+    ) {
+        self.type = type
+        self.source = source
+        self.instance = instance
+        self.seq = seq
+        self.time = time
+        self.job = job
+        self.run = run
+        self.part = part
+        self.level = level
+        self.message = message
+        self.attributes = attributes
+    }
+
+    /// The frames to publish.
+    public var frames: [Data] {
+        [Data(type.utf8), Data(Wire.protocolID.utf8), jsonLine]
+    }
+
+    /// The event as one line of JSON (no newline), as the logger writes it.
+    public var jsonLine: Data {
+        (try? Timestamp.encoder().encode(self)) ?? Data("{}".utf8)
+    }
+
+    /// Decodes an event from bus frames.
+    public init(frames: [Data]) throws(ProtocolError) {
+        guard frames.count == 3 else {
+            throw ProtocolError(.frames, "a status event has 3 frames (type, protocol, JSON), got \(frames.count)")
+        }
+        guard frames[1] == Data(Wire.protocolID.utf8) else {
+            throw ProtocolError(.version, "expected protocol \"\(Wire.protocolID)\" in frame 1")
+        }
+        do {
+            self = try Timestamp.decoder().decode(StatusEvent.self, from: frames[2])
+        } catch let error as DecodingError {
+            throw ProtocolError(.header, "status event: \(Wire.describe(error))")
+        } catch {
+            throw ProtocolError(.header, "status event: \(error)")
+        }
+        guard Data(type.utf8) == frames[0] else {
+            throw ProtocolError(.field, "topic frame \"\(String(decoding: frames[0], as: UTF8.self))\" differs from type \"\(type)\"")
+        }
+    }
+}
+
+/// The event types Baton publishes.
+public enum EventType {
+    public static let serviceStarted = "service.started"
+    public static let serviceStopped = "service.stopped"
+    public static let serviceHeartbeat = "service.heartbeat"
+    public static let runScheduled = "run.scheduled"
+    public static let runStarted = "run.started"
+    public static let runProgress = "run.progress"
+    public static let runFinished = "run.finished"
+    public static let runFailed = "run.failed"
+    public static let resultSent = "result.sent"
+    public static let resultReceived = "result.received"
+    public static let resultStored = "result.stored"
+    public static let resultDuplicate = "result.duplicate"
+    public static let resultFailed = "result.failed"
+    public static let resultAcknowledged = "result.acknowledged"
+    public static let messageRejected = "message.rejected"
+    public static let supervisorStarted = "supervisor.started"
+    public static let supervisorExited = "supervisor.exited"
+    /// Log records: `log.<level>`.
+    public static func log(_ level: String) -> String { "log.\(level)" }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Messaging
+import Testing
+
+struct WireTests {
+    let time = Date(timeIntervalSince1970: 1_774_746_000)
+
+    @Test func runRequestRoundTrip() throws {
+        let request = RunRequest(
+            runID: RunID.make(job: "hourly", logicalTime: time),
+            job: "hourly",
+            logicalTime: time,
+            firedAt: time.addingTimeInterval(0.0004),
+            trigger: .schedule
+        )
+        let frames = Wire.encode(request)
+        #expect(frames.count == 3)
+        #expect(String(decoding: frames[0], as: UTF8.self) == "baton/1")
+        let decoded = try Wire.decode(RunRequest.self, from: frames).message
+        #expect(decoded.runID == "hourly@2026-03-29T01:00:00.000Z")
+        #expect(decoded.job == request.job)
+        #expect(decoded.logicalTime == request.logicalTime)
+        #expect(decoded.trigger == .schedule)
+    }
+
+    @Test func resultRoundTripVerifiesChecksum() throws {
+        let payload = Data("{\"a\":1}\n".utf8)
+        let header = ResultHeader(
+            runID: "j@x",
+            job: "j",
+            logicalTime: time,
+            size: payload.count,
+            sha256: SHA256.hex(of: payload)
+        )
+        let message = try ResultMessage(frames: ResultMessage(header: header, payload: payload).frames)
+        #expect(message.payload == payload)
+        var corrupted = ResultMessage(header: header, payload: payload).frames
+        corrupted[3] = Data("{\"a\":2}\n".utf8)
+        let error = #expect(throws: ProtocolError.self) { try ResultMessage(frames: corrupted) }
+        #expect(error?.code == .checksum)
+    }
+
+    @Test func sha256MatchesKnownVectors() {
+        #expect(SHA256.hex(of: Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(of: Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test(arguments: [
+        ([Data("x".utf8)], ProtocolError.Code.frames),
+        ([Data("baton/9".utf8), Data("run".utf8), Data("{}".utf8)], .version),
+        ([Data("baton/1".utf8), Data("ack".utf8), Data("{}".utf8)], .kind),
+        ([Data("baton/1".utf8), Data("run".utf8), Data("not json".utf8)], .header),
+        ([Data("baton/1".utf8), Data("run".utf8), Data("{\"job\":\"j\"}".utf8)], .header),
+    ])
+    func malformedRunRequestsAreRejected(frames: [Data], code: ProtocolError.Code) {
+        let error = #expect(throws: ProtocolError.self) { try Wire.decode(RunRequest.self, from: frames) }
+        #expect(error?.code == code)
+    }
+
+    @Test func missingFieldIsNamed() {
+        let frames = [Data("baton/1".utf8), Data("run".utf8), Data("{\"job\":\"j\",\"runId\":\"r\"}".utf8)]
+        let error = #expect(throws: ProtocolError.self) { try Wire.decode(RunRequest.self, from: frames) }
+        #expect(error?.reason.contains("logicalTime") == true)
+    }
+
+    @Test func badFieldValuesAreRejected() {
+        let header = ResultHeader(runID: "../etc", job: "j", logicalTime: time, part: 3, parts: 2, size: 0, sha256: "zz")
+        let error = #expect(throws: ProtocolError.self) { try header.validate() }
+        #expect(error?.code == .field)
+        #expect(throws: ProtocolError.self) { try JobName.validate("bad name", field: "job") }
+    }
+
+    @Test func statusEventRoundTrip() throws {
+        let event = StatusEvent(
+            type: EventType.runStarted,
+            source: "algorithm",
+            instance: "h:1",
+            seq: 7,
+            time: time,
+            job: "j",
+            run: "j@x",
+            attributes: ["lateness_ms": "0.4"]
+        )
+        let decoded = try StatusEvent(frames: event.frames)
+        #expect(decoded == event)
+        var wrongTopic = event.frames
+        wrongTopic[0] = Data("run.finished".utf8)
+        #expect(throws: ProtocolError.self) { try StatusEvent(frames: wrongTopic) }
+    }
+}
