@@ -11,6 +11,7 @@ let swiftSettings: [SwiftSetting] = [
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let signals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
 let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
@@ -72,7 +73,7 @@ let package = Package(
         .target(name: "Messaging", dependencies: ["CPlatform"], path: "Shared/Messaging", swiftSettings: swiftSettings),
         .target(
             name: "Runtime",
-            dependencies: ["ZMQ", "Messaging", "CPlatform", logging, lifecycle, argumentParser, yams, subprocess],
+            dependencies: ["ZMQ", "Messaging", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, deque],
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),

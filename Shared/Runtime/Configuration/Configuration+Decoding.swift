@@ -1,0 +1,203 @@
+import Foundation
+import Messaging
+
+/// A coding key for any string, so that unknown keys can be found and reported.
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Reads one YAML mapping strictly: known keys only, typed values, defaults for what is absent.
+struct MappingReader {
+    let container: KeyedDecodingContainer<AnyKey>
+
+    init(_ decoder: any Decoder, allowed: [String]) throws {
+        container = try decoder.container(keyedBy: AnyKey.self)
+        for key in container.allKeys where !allowed.contains(key.stringValue) {
+            throw ConfigurationError(
+                source: "",
+                field: Self.path(container.codingPath + [key]),
+                problem: "unknown option (known options here: \(allowed.joined(separator: ", ")))"
+            )
+        }
+    }
+
+    static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
+    }
+
+    func field(_ key: String) -> String { Self.path(container.codingPath + [AnyKey(key)]) }
+
+    func has(_ key: String) -> Bool { container.contains(AnyKey(key)) }
+
+    func value<T: Decodable>(_ key: String, _ fallback: T) throws -> T {
+        guard has(key) else { return fallback }
+        do {
+            return try container.decode(T.self, forKey: AnyKey(key))
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(source: "", field: field(key), problem: "expected \(Self.describe(T.self))")
+        }
+    }
+
+    func duration(_ key: String, _ fallback: Duration) throws -> Duration {
+        guard has(key) else { return fallback }
+        let text = try value(key, "")
+        guard let duration = DurationText.parse(text) else {
+            throw ConfigurationError(
+                source: "",
+                field: field(key),
+                problem: "expected a duration such as 500ms, 10s, 5m or 1h30m (got \"\(text)\")"
+            )
+        }
+        return duration
+    }
+
+    func date(_ key: String, _ fallback: Date) throws -> Date {
+        guard has(key) else { return fallback }
+        let text = try value(key, "")
+        guard let date = Timestamp.parse(text) else {
+            throw ConfigurationError(
+                source: "",
+                field: field(key),
+                problem: "expected an ISO 8601 time such as 2026-01-01T00:00:00Z (got \"\(text)\")"
+            )
+        }
+        return date
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type: "a whole number"
+        case is [String].Type: "a list of strings, e.g. [python3, script.py]"
+        case is [String: String].Type: "a mapping of names to strings"
+        default: "a value of type \(type)"
+        }
+    }
+}
+
+extension Configuration: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(decoder, allowed: ["data_dir", "endpoints", "store", "processor", "algorithm", "log", "jobs"])
+        self.init()
+        dataDirectory = try reader.value("data_dir", dataDirectory)
+        endpoints = try reader.value("endpoints", endpoints)
+        store = try reader.value("store", store)
+        processor = try reader.value("processor", processor)
+        algorithm = try reader.value("algorithm", algorithm)
+        log = try reader.value("log", log)
+        jobs = try reader.value("jobs", jobs)
+    }
+}
+
+extension Configuration.Endpoints: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(
+            decoder,
+            allowed: ["runs", "control", "results", "acks", "status_in", "status_out", "query"]
+        )
+        self.init()
+        runs = try reader.value("runs", runs)
+        control = try reader.value("control", control)
+        results = try reader.value("results", results)
+        acks = try reader.value("acks", acks)
+        statusIn = try reader.value("status_in", statusIn)
+        statusOut = try reader.value("status_out", statusOut)
+        query = try reader.value("query", query)
+    }
+}
+
+extension Configuration.Store: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(decoder, allowed: ["path"])
+        self.init()
+        path = try reader.value("path", path)
+    }
+}
+
+extension Configuration.Processor: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(decoder, allowed: ["count", "command", "input", "workdir", "env", "timeout"])
+        self.init()
+        count = try reader.value("count", count)
+        command = try reader.value("command", command)
+        let inputText = try reader.value("input", input.rawValue)
+        guard let input = Configuration.CommandInput(rawValue: inputText) else {
+            throw ConfigurationError(source: "", field: reader.field("input"), problem: "must be stdin or file (got \"\(inputText)\")")
+        }
+        self.input = input
+        workingDirectory = try reader.value("workdir", workingDirectory)
+        environment = try reader.value("env", environment)
+        timeout = try reader.duration("timeout", timeout)
+    }
+}
+
+extension Configuration.Algorithm: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(decoder, allowed: ["concurrency"])
+        self.init()
+        concurrency = try reader.value("concurrency", concurrency)
+    }
+}
+
+extension Configuration.Log: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(decoder, allowed: ["level"])
+        self.init()
+        level = try reader.value("level", level)
+    }
+}
+
+extension Configuration.Job: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(
+            decoder,
+            allowed: ["name", "every", "anchor", "command", "workdir", "env", "builtin", "duration", "result_size", "timeout"]
+        )
+        guard reader.has("name") else {
+            throw ConfigurationError(source: "", field: reader.field("name"), problem: "every job needs a name")
+        }
+        guard reader.has("every") else {
+            throw ConfigurationError(source: "", field: reader.field("every"), problem: "every job needs a schedule, e.g. every: 1h")
+        }
+        let name = try reader.value("name", "")
+        let every = try reader.duration("every", .zero)
+        let algorithm: Configuration.AlgorithmSpec
+        switch (reader.has("command"), reader.has("builtin")) {
+        case (true, true):
+            throw ConfigurationError(source: "", field: reader.field("builtin"), problem: "a job has either command or builtin, not both")
+        case (true, false):
+            let argv = try reader.value("command", [String]())
+            guard !argv.isEmpty, !argv[0].isEmpty else {
+                throw ConfigurationError(source: "", field: reader.field("command"), problem: "must name a program, e.g. [python3, algo.py]")
+            }
+            algorithm = .command(
+                Configuration.Command(
+                    argv: argv,
+                    workingDirectory: try reader.value("workdir", ""),
+                    environment: try reader.value("env", [:])
+                )
+            )
+        case (false, true):
+            let builtin = try reader.value("builtin", "")
+            guard builtin == "demo" else {
+                throw ConfigurationError(source: "", field: reader.field("builtin"), problem: "the only built-in algorithm is demo (got \"\(builtin)\")")
+            }
+            algorithm = .demo(duration: try reader.duration("duration", .seconds(2)), resultSize: try reader.value("result_size", 4096))
+        case (false, false):
+            throw ConfigurationError(
+                source: "",
+                field: reader.field("command"),
+                problem: "every job needs an algorithm: command: [program, args...] or builtin: demo"
+            )
+        }
+        self.init(name: name, every: every, algorithm: algorithm)
+        anchor = try reader.date("anchor", anchor)
+        timeout = try reader.duration("timeout", timeout)
+    }
+}

@@ -1,0 +1,135 @@
+public import Foundation
+import Messaging
+import Yams
+
+extension Configuration {
+    /// Loads a configuration file, applies environment overrides, and validates the result.
+    /// - Parameters:
+    ///   - path: The YAML file; `nil` starts from the defaults.
+    ///   - environment: Variables that override the file (normally the process environment).
+    /// - Throws: ``ConfigurationError`` naming the field and the problem.
+    public static func load(
+        path: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> Configuration {
+        var configuration = Configuration()
+        if let path {
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ConfigurationError(source: path, field: "", problem: "cannot read the file (\(error.localizedDescription))")
+            }
+            configuration = try parse(yaml: text, source: path)
+        }
+        try configuration.applyOverrides(from: environment)
+        try configuration.validate(source: path ?? "configuration")
+        return configuration
+    }
+
+    /// Parses YAML text (without environment overrides or validation).
+    public static func parse(yaml: String, source: String) throws(ConfigurationError) -> Configuration {
+        if yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return Configuration() }
+        do {
+            return try YAMLDecoder().decode(Configuration.self, from: yaml)
+        } catch let error as ConfigurationError {
+            throw ConfigurationError(source: source, field: error.field, problem: error.problem)
+        } catch let error as DecodingError {
+            throw ConfigurationError(source: source, field: "", problem: Wire.describe(error).replacingOccurrences(of: "field ", with: ""))
+        } catch let error as YamlError {
+            throw ConfigurationError(source: source, field: "", problem: "not valid YAML: \(error)")
+        } catch {
+            throw ConfigurationError(source: source, field: "", problem: "\(error)")
+        }
+    }
+
+    /// An environment variable that overrides one setting.
+    public struct Override: Sendable {
+        /// The variable's name.
+        public let variable: String
+        /// The setting it overrides, as written in the file.
+        public let key: String
+        let apply: @Sendable (inout Configuration, String) -> Bool
+    }
+
+    /// Every environment variable Baton reads, in the order they are documented.
+    public static let overrides: [Override] = [
+        Override(variable: "BATON_DATA_DIR", key: "data_dir") { $0.dataDirectory = $1; return !$1.isEmpty },
+        Override(variable: "BATON_ENDPOINT_RUNS", key: "endpoints.runs") { $0.endpoints.runs = $1; return true },
+        Override(variable: "BATON_ENDPOINT_CONTROL", key: "endpoints.control") { $0.endpoints.control = $1; return true },
+        Override(variable: "BATON_ENDPOINT_RESULTS", key: "endpoints.results") { $0.endpoints.results = $1; return true },
+        Override(variable: "BATON_ENDPOINT_ACKS", key: "endpoints.acks") { $0.endpoints.acks = $1; return true },
+        Override(variable: "BATON_ENDPOINT_STATUS_IN", key: "endpoints.status_in") { $0.endpoints.statusIn = $1; return true },
+        Override(variable: "BATON_ENDPOINT_STATUS_OUT", key: "endpoints.status_out") { $0.endpoints.statusOut = $1; return true },
+        Override(variable: "BATON_ENDPOINT_QUERY", key: "endpoints.query") { $0.endpoints.query = $1; return true },
+        Override(variable: "BATON_STORE_PATH", key: "store.path") { $0.store.path = $1; return true },
+        Override(variable: "BATON_PROCESSOR_COUNT", key: "processor.count") { config, text in
+            guard let count = Int(text) else { return false }
+            config.processor.count = count
+            return true
+        },
+        Override(variable: "BATON_ALGORITHM_CONCURRENCY", key: "algorithm.concurrency") { config, text in
+            guard let count = Int(text) else { return false }
+            config.algorithm.concurrency = count
+            return true
+        },
+        Override(variable: "BATON_LOG_LEVEL", key: "log.level") { $0.log.level = $1; return true },
+    ]
+
+    /// Applies the environment variables in ``overrides`` that are set.
+    public mutating func applyOverrides(from environment: [String: String]) throws(ConfigurationError) {
+        for override in Self.overrides {
+            guard let value = environment[override.variable] else { continue }
+            guard override.apply(&self, value) else {
+                throw ConfigurationError(source: "environment", field: override.variable, problem: "invalid value \"\(value)\"")
+            }
+        }
+    }
+
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Checks values that parsing alone cannot.
+    public func validate(source: String) throws(ConfigurationError) {
+        func fail(_ field: String, _ problem: String) -> ConfigurationError {
+            ConfigurationError(source: source, field: field, problem: problem)
+        }
+        guard !dataDirectory.isEmpty else { throw fail("data_dir", "must not be empty") }
+        let endpointFields: [(String, String)] = [
+            ("runs", endpoints.runs), ("control", endpoints.control), ("results", endpoints.results),
+            ("acks", endpoints.acks), ("status_in", endpoints.statusIn), ("status_out", endpoints.statusOut),
+            ("query", endpoints.query),
+        ]
+        for (name, endpoint) in endpointFields {
+            guard ["tcp://", "ipc://", "inproc://"].contains(where: endpoint.hasPrefix), endpoint.count > 8 else {
+                throw fail("endpoints.\(name)", "expected tcp://HOST:PORT or ipc:///PATH (got \"\(endpoint)\")")
+            }
+        }
+        let bound = endpointFields.map(\.1)
+        if let duplicate = bound.first(where: { endpoint in bound.filter { $0 == endpoint }.count > 1 }) {
+            throw fail("endpoints", "\"\(duplicate)\" is used for two sockets")
+        }
+        guard (0...256).contains(processor.count) else { throw fail("processor.count", "must be from 0 to 256 (got \(processor.count))") }
+        guard processor.timeout > .zero else { throw fail("processor.timeout", "must be more than 0") }
+        guard (1...256).contains(algorithm.concurrency) else {
+            throw fail("algorithm.concurrency", "must be from 1 to 256 (got \(algorithm.concurrency))")
+        }
+        guard Self.logLevels.contains(log.level) else {
+            throw fail("log.level", "must be one of \(Self.logLevels.joined(separator: ", ")) (got \"\(log.level)\")")
+        }
+        var names: Set<String> = []
+        for (index, job) in jobs.enumerated() {
+            let field = "jobs[\(index)]"
+            do {
+                try JobName.validate(job.name, field: "name")
+            } catch {
+                throw fail("\(field).name", error.reason.replacingOccurrences(of: "field \"name\" ", with: ""))
+            }
+            guard names.insert(job.name).inserted else { throw fail("\(field).name", "another job is already named \"\(job.name)\"") }
+            guard job.every >= .milliseconds(10) else { throw fail("\(field).every", "must be at least 10ms") }
+            guard job.timeout > .zero else { throw fail("\(field).timeout", "must be more than 0") }
+            if case .demo(_, let size) = job.algorithm, !(0...(1 << 30)).contains(size) {
+                throw fail("\(field).result_size", "must be from 0 to 1 GiB in bytes (got \(size))")
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+public import Foundation
+
+/// Everything a Baton deployment is configured with: one YAML file, overridable by environment variables.
+///
+/// Every service reads the same file and takes the part it needs. See `docs/CONFIGURATION.md` for each key.
+public struct Configuration: Sendable, Equatable {
+    /// Where raw results, state databases and logs live.
+    public var dataDirectory: String = "./data"
+    /// Socket endpoints.
+    public var endpoints = Endpoints()
+    /// Where processors store results.
+    public var store = Store()
+    /// How processors process results.
+    public var processor = Processor()
+    /// How the algorithm service runs jobs.
+    public var algorithm = Algorithm()
+    /// Logging.
+    public var log = Log()
+    /// The jobs the scheduler fires.
+    public var jobs: [Job] = []
+
+    /// The default configuration: no jobs, everything on 127.0.0.1.
+    public init() {}
+
+    /// Endpoints of every socket that is bound; the services that connect use the same addresses.
+    public struct Endpoints: Sendable, Equatable {
+        /// Scheduler binds PUSH; the algorithm connects PULL.
+        public var runs = "tcp://127.0.0.1:7601"
+        /// Scheduler binds REP for control commands.
+        public var control = "tcp://127.0.0.1:7602"
+        /// Algorithm binds PUSH; processors connect PULL.
+        public var results = "tcp://127.0.0.1:7603"
+        /// Algorithm binds PULL; processors connect PUSH with acknowledgements.
+        public var acks = "tcp://127.0.0.1:7604"
+        /// Logger binds XSUB; every service's publisher connects.
+        public var statusIn = "tcp://127.0.0.1:7605"
+        /// Logger binds XPUB; watchers connect SUB.
+        public var statusOut = "tcp://127.0.0.1:7606"
+        /// Logger binds REP for status queries.
+        public var query = "tcp://127.0.0.1:7607"
+
+        /// Creates the default endpoints.
+        public init() {}
+    }
+
+    /// The result store.
+    public struct Store: Sendable, Equatable {
+        /// SQLite database file; empty means `<data_dir>/results.sqlite`.
+        public var path = ""
+        /// Creates the default store settings.
+        public init() {}
+    }
+
+    /// Processor settings, shared by every processor instance.
+    public struct Processor: Sendable, Equatable {
+        /// How many processors `baton up` starts.
+        public var count = 1
+        /// An external command (argv) that processes a result; empty means the built-in `store`.
+        public var command: [String] = []
+        /// How an external command gets the result: on standard input, or as a file named by `BATON_INPUT`.
+        public var input: CommandInput = .stdin
+        /// Working directory for the command; empty means the processor's own.
+        public var workingDirectory = ""
+        /// Extra environment variables for the command.
+        public var environment: [String: String] = [:]
+        /// Longest a command may run on one result.
+        public var timeout: Duration = .seconds(3600)
+        /// Creates the default processor settings.
+        public init() {}
+    }
+
+    /// How an external processor command receives the result.
+    public enum CommandInput: String, Sendable, Equatable, CaseIterable {
+        case stdin, file
+    }
+
+    /// Algorithm service settings.
+    public struct Algorithm: Sendable, Equatable {
+        /// How many runs may execute at once.
+        public var concurrency = 1
+        /// Creates the default algorithm settings.
+        public init() {}
+    }
+
+    /// Logging settings.
+    public struct Log: Sendable, Equatable {
+        /// Lowest level logged: trace, debug, info, notice, warning, error or critical.
+        public var level = "info"
+        /// Creates the default log settings.
+        public init() {}
+    }
+
+    /// One scheduled job.
+    public struct Job: Sendable, Equatable {
+        /// Unique name; letters, digits, `-`, `_`, `.`.
+        public var name: String
+        /// Fire every this long.
+        public var every: Duration
+        /// Slots are `anchor + n × every`; default 1970-01-01T00:00:00Z, so `every: 1h` fires on the hour.
+        public var anchor: Date = Date(timeIntervalSince1970: 0)
+        /// What computes the result.
+        public var algorithm: AlgorithmSpec
+        /// Longest a run may take.
+        public var timeout: Duration = .seconds(3600)
+
+        /// Creates a job.
+        public init(name: String, every: Duration, algorithm: AlgorithmSpec) {
+            self.name = name
+            self.every = every
+            self.algorithm = algorithm
+        }
+    }
+
+    /// A job's algorithm: an external command or a built-in one.
+    public enum AlgorithmSpec: Sendable, Equatable {
+        /// Run this argv; it writes its result to the file named by `BATON_OUTPUT`.
+        case command(Command)
+        /// The built-in demo: real computation for `duration`, producing `resultSize` bytes of JSON lines.
+        case demo(duration: Duration, resultSize: Int)
+    }
+
+    /// An external command.
+    public struct Command: Sendable, Equatable {
+        /// Program and arguments; the program is looked up on `PATH` when it has no `/`.
+        public var argv: [String]
+        /// Working directory; empty means the service's own.
+        public var workingDirectory = ""
+        /// Extra environment variables.
+        public var environment: [String: String] = [:]
+
+        /// Creates a command.
+        public init(argv: [String], workingDirectory: String = "", environment: [String: String] = [:]) {
+            self.argv = argv
+            self.workingDirectory = workingDirectory
+            self.environment = environment
+        }
+    }
+
+    /// The SQLite file processors store into.
+    public var storePath: String {
+        store.path.isEmpty ? (dataDirectory as NSString).appendingPathComponent("results.sqlite") : store.path
+    }
+
+    /// The job with this name.
+    public func job(named name: String) -> Job? {
+        jobs.first { $0.name == name }
+    }
+}

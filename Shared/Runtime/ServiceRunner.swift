@@ -1,0 +1,109 @@
+import ArgumentParser
+import CPlatform
+import Foundation
+import Glibc
+public import Logging
+public import ServiceLifecycle
+public import ZMQ
+import UnixSignals
+
+/// What a service needs from its surroundings, built once by ``ServiceRunner``.
+public struct ServiceEnvironment: Sendable {
+    /// The validated configuration.
+    public let configuration: Configuration
+    /// The ZeroMQ context shared by the service's sockets.
+    public let context: Context
+    /// The status bus publisher.
+    public let publisher: StatusPublisher
+    /// The service's logger (stderr and the bus).
+    public let logger: Logger
+    /// This instance's name, e.g. `host:1234`.
+    public let instance: String
+}
+
+/// Starts a Baton service process: configuration, parent watch, status publisher, logging, and a
+/// `ServiceGroup` that stops everything on SIGTERM or SIGINT.
+public enum ServiceRunner {
+    /// Runs a service until it is stopped.
+    /// - Parameters:
+    ///   - name: The service's name on the bus, e.g. `processor`.
+    ///   - options: The parsed common options.
+    ///   - instance: This instance's name; defaults to `host:pid`.
+    ///   - makeServices: Builds the service's parts, in dependency order.
+    public static func run(
+        name: String,
+        options: ServiceOptions,
+        instance: String? = nil,
+        makeServices: (ServiceEnvironment) async throws -> [any Service]
+    ) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        var configuration: Configuration
+        do {
+            configuration = try Configuration.load(path: options.configPath(environment: environment), environment: environment)
+            if let level = options.logLevel {
+                configuration.log.level = level
+                try configuration.validate(source: "--log-level")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("baton-\(name): configuration error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        watchParent(environment: environment)
+
+        let instance = instance ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
+        let context = Context()
+        let publisher = try await StatusPublisher(
+            context: context,
+            endpoint: configuration.endpoints.statusIn,
+            source: name,
+            instance: instance
+        )
+        let level = Logger.Level(rawValue: configuration.log.level) ?? .info
+        LoggingSystem.bootstrap { label in
+            var stderr = StreamLogHandler.standardError(label: label)
+            stderr.logLevel = level
+            var bus = BusLogHandler(publisher: publisher)
+            bus.logLevel = level
+            return MultiplexLogHandler([stderr, bus])
+        }
+        var logger = Logger(label: "baton.\(name)")
+        logger[metadataKey: "instance"] = "\(instance)"
+        let serviceEnvironment = ServiceEnvironment(
+            configuration: configuration,
+            context: context,
+            publisher: publisher,
+            logger: logger,
+            instance: instance
+        )
+        let services: [any Service]
+        do {
+            services = try await makeServices(serviceEnvironment)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            // Let the critical record reach the bus before exiting.
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await publisher.run() }
+                try? await Task.sleep(for: .milliseconds(300))
+                group.cancelAll()
+            }
+            throw ExitCode(1)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: ([publisher] + services).map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        logger.info("started", metadata: ["config": "\(options.configPath(environment: environment) ?? "defaults")"])
+        try await group.run()
+    }
+
+    /// Under a supervisor (`baton up` sets `BATON_SUPERVISOR_PID`), exit when the supervisor dies, even by SIGKILL.
+    static func watchParent(environment: [String: String]) {
+        guard let text = environment["BATON_SUPERVISOR_PID"], let supervisor = Int32(text) else { return }
+        _ = baton_set_parent_death_signal(SIGTERM)
+        // The supervisor may have died before the call above took effect.
+        if getppid() != supervisor { exit(1) }
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import DequeModule
+import Messaging
+public import ServiceLifecycle
+import Synchronization
+public import ZMQ
+
+/// Publishes a service's status events on the bus, numbered, and announces the service with heartbeats.
+///
+/// The publisher is an XPUB socket connected to the logger's XSUB. An XPUB learns when a subscriber arrives
+/// or leaves, so events are held in a bounded buffer while no subscriber is there (at start-up, while the
+/// logger restarts) and sent once one is. Every event gets the next sequence number whether it is sent,
+/// buffered or dropped, so a subscriber can count what it missed.
+///
+/// ```swift
+/// let publisher = try await StatusPublisher(context: context, endpoint: config.endpoints.statusIn,
+///                                           source: "processor", instance: "host:42")
+/// publisher.publish(EventType.resultStored, run: id, part: 0)
+/// ```
+public final class StatusPublisher: Service, Sendable {
+    /// The service name in every event, e.g. `processor`.
+    public let source: String
+    /// The instance name in every event, e.g. `host:1234`.
+    public let instance: String
+    private let socket: AsyncSocket
+    private let heartbeatInterval: Duration
+    private let capacity: Int
+    private let state = Mutex(State())
+    private let started = Date()
+
+    private struct State {
+        var seq: UInt64 = 0
+        var connected = false
+        var pending: Deque<StatusEvent> = []
+        var dropped: UInt64 = 0
+    }
+
+    /// Connects a publisher to the bus.
+    /// - Parameters:
+    ///   - context: The ZeroMQ context.
+    ///   - endpoint: The logger's `status_in` endpoint.
+    ///   - source: The service's name.
+    ///   - instance: This instance's name.
+    ///   - heartbeatInterval: How often to publish `service.heartbeat`.
+    ///   - capacity: How many events to hold while no subscriber is connected.
+    public init(
+        context: Context,
+        endpoint: String,
+        source: String,
+        instance: String,
+        heartbeatInterval: Duration = .seconds(5),
+        capacity: Int = 10_000
+    ) async throws {
+        self.source = source
+        self.instance = instance
+        self.heartbeatInterval = heartbeatInterval
+        self.capacity = capacity
+        socket = try await AsyncSocket(
+            context: context,
+            configuration: .init(
+                type: .xpublish,
+                options: [
+                    .sendHighWaterMark(100_000),
+                    .reconnectInterval(.milliseconds(100), max: .seconds(2)),
+                    .heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6)),
+                ],
+                connect: [endpoint],
+                lingerOnClose: .milliseconds(500),
+                maxPosted: capacity
+            )
+        )
+    }
+
+    /// Events dropped because the buffer was full while no subscriber was connected.
+    public var droppedCount: UInt64 { state.withLock { $0.dropped } }
+
+    /// Publishes an event: sends it now when a subscriber is connected, else buffers it. Never blocks.
+    public func publish(
+        _ type: String,
+        job: String? = nil,
+        run: String? = nil,
+        part: Int? = nil,
+        level: String? = nil,
+        message: String? = nil,
+        attributes: [String: String]? = nil
+    ) {
+        state.withLock { state in
+            state.seq += 1
+            let event = StatusEvent(
+                type: type,
+                source: source,
+                instance: instance,
+                seq: state.seq,
+                time: Date(),
+                job: job,
+                run: run,
+                part: part,
+                level: level,
+                message: message,
+                attributes: attributes
+            )
+            if state.connected {
+                if !socket.post(event.frames) { state.dropped += 1 }
+            } else {
+                if state.pending.count >= capacity {
+                    state.pending.removeFirst()
+                    state.dropped += 1
+                }
+                state.pending.append(event)
+            }
+        }
+    }
+
+    /// Follows subscriptions and sends heartbeats until graceful shutdown, then publishes `service.stopped`.
+    public func run() async throws {
+        publish(EventType.serviceStarted, attributes: ["pid": "\(getpid())", "host": ProcessInfo.processInfo.hostName])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.followSubscriptions() }
+            group.addTask { await self.sendHeartbeats() }
+            await withGracefulShutdownHandler {
+                try? await Task.sleep(for: .seconds(365 * 86_400))
+            } onGracefulShutdown: {}
+            group.cancelAll()
+        }
+        publish(EventType.serviceStopped)
+        // Give the stop event a moment to reach the logger, then close (the socket lingers briefly).
+        if state.withLock({ $0.connected }) { try? await Task.sleep(for: .milliseconds(50)) }
+        await socket.close()
+    }
+
+    private func followSubscriptions() async {
+        while !Task.isCancelled {
+            guard let message = try? await socket.receive(), let first = message.first?.first else { return }
+            // XPUB delivers subscriptions as 0x01+prefix and unsubscriptions as 0x00+prefix.
+            state.withLock { state in
+                if first == 1 {
+                    state.connected = true
+                    while let event = state.pending.popFirst() {
+                        if !socket.post(event.frames) { state.dropped += 1 }
+                    }
+                } else if first == 0 {
+                    state.connected = false
+                }
+            }
+        }
+    }
+
+    private func sendHeartbeats() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: heartbeatInterval) } catch { return }
+            let uptime = Int(Date().timeIntervalSince(started))
+            publish(
+                EventType.serviceHeartbeat,
+                attributes: ["uptime_s": "\(uptime)", "pid": "\(getpid())", "interval_ms": "\(heartbeatInterval.components.seconds * 1000)"]
+            )
+        }
+    }
+}
