@@ -1,0 +1,21 @@
+import ArgumentParser
+import Runtime
+import SchedulerService
+
+/// `baton-scheduler`: fires the configured jobs' runs on time.
+@main
+struct SchedulerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baton-scheduler",
+        abstract: "Fire each configured job on its schedule and push run requests to the algorithm (binds endpoints.runs).",
+        discussion: ServiceOptions.configurationHelp
+    )
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        try await ServiceRunner.run(name: "scheduler", options: options) { environment in
+            try await SchedulerService.make(environment: environment)
+        }
+    }
+}

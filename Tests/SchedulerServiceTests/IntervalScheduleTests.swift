@@ -1,0 +1,120 @@
+import Foundation
+import Logging
+import Messaging
+import Runtime
+import SchedulerService
+import Synchronization
+import Testing
+
+struct IntervalScheduleTests {
+    @Test func slotsAreWholeIntervalsFromTheAnchor() {
+        let schedule = IntervalSchedule(every: .seconds(10))
+        #expect(schedule.slot(after: Date(timeIntervalSince1970: 95)) == Date(timeIntervalSince1970: 100))
+        #expect(schedule.slot(after: Date(timeIntervalSince1970: 100)) == Date(timeIntervalSince1970: 110))
+        let anchored = IntervalSchedule(every: .seconds(10), anchor: Date(timeIntervalSince1970: 3))
+        #expect(anchored.slot(after: Date(timeIntervalSince1970: 95)) == Date(timeIntervalSince1970: 103))
+        #expect(anchored.slot(after: Date(timeIntervalSince1970: -8)) == Date(timeIntervalSince1970: -7))
+    }
+
+    @Test func tenThousandFiresHaveNoDrift() {
+        let schedule = IntervalSchedule(every: .milliseconds(100), anchor: Date(timeIntervalSince1970: 1_000_000))
+        var slot = schedule.slot(after: Date(timeIntervalSince1970: 1_000_000))
+        for _ in 1..<10_000 {
+            // Each fire is a little late; the next slot must still be on the grid.
+            slot = schedule.slot(after: slot.addingTimeInterval(0.0003))
+        }
+        #expect(slot == Date(timeIntervalSince1970: 1_001_000))
+    }
+}
+
+/// A wall clock that tests move by hand: `sleep(until:)` returns when the test advances time past the deadline.
+final class ManualClock: WallClock, @unchecked Sendable {
+    // `@unchecked`: all state is behind the mutex.
+    private struct Sleeper {
+        var id: Int
+        var deadline: Date
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private let state: Mutex<(now: Date, nextID: Int, sleepers: [Sleeper])>
+
+    init(now: Date) { state = Mutex((now, 0, [])) }
+
+    func now() -> Date { state.withLock { $0.now } }
+
+    func sleep(until deadline: Date) async throws {
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready = state.withLock { state in
+                    if state.now >= deadline || Task.isCancelled { return true }
+                    state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+            try Task.checkCancellation()
+        } onCancel: {
+            let sleeper = state.withLock { state in
+                state.sleepers.firstIndex { $0.id == id }.map { state.sleepers.remove(at: $0) }
+            }
+            sleeper?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+
+    /// Waits until some task sleeps on this clock.
+    func waitForSleeper() async {
+        while sleeperCount == 0 { try? await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    func advance(to date: Date) {
+        let due = state.withLock { state in
+            state.now = date
+            let due = state.sleepers.filter { $0.deadline <= date }
+            state.sleepers.removeAll { $0.deadline <= date }
+            return due.map(\.continuation)
+        }
+        for continuation in due { continuation.resume() }
+    }
+}
+
+/// Collects fired requests and reports each one on a stream.
+final class RecordingSink: RunSink {
+    let requests: AsyncStream<RunRequest>
+    private let continuation: AsyncStream<RunRequest>.Continuation
+
+    init() {
+        (requests, continuation) = AsyncStream.makeStream()
+    }
+
+    func submit(_ request: RunRequest) -> Bool {
+        continuation.yield(request)
+        return true
+    }
+}
+
+struct JobSchedulerTests {
+    @Test func firesEachSlotWithItsLogicalTime() async throws {
+        let clock = ManualClock(now: Date(timeIntervalSince1970: 1_000.5))
+        let sink = RecordingSink()
+        let job = Configuration.Job(name: "j", every: .seconds(10), algorithm: .demo(duration: .zero, resultSize: 0))
+        let scheduler = JobScheduler(jobs: [job], clock: clock, sink: sink, publisher: nil, logger: Logger(label: "test"))
+        let task = Task { try await scheduler.run() }
+        var iterator = sink.requests.makeAsyncIterator()
+        for slot in [1_010.0, 1_020, 1_030] {
+            await clock.waitForSleeper()
+            clock.advance(to: Date(timeIntervalSince1970: slot + 0.002))
+            let request = try #require(await iterator.next())
+            #expect(request.logicalTime == Date(timeIntervalSince1970: slot))
+            #expect(request.runID == RunID.make(job: "j", logicalTime: Date(timeIntervalSince1970: slot)))
+            #expect(request.trigger == .schedule)
+        }
+        task.cancel()
+        _ = try? await task.value
+    }
+}
