@@ -15,6 +15,7 @@ let signals = Target.Dependency.product(name: "UnixSignals", package: "swift-ser
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
 let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
+let system = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 
 /// A service: a library target holding the logic, and a thin executable over it.
@@ -55,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -73,7 +75,7 @@ let package = Package(
         .target(name: "Messaging", dependencies: ["CPlatform"], path: "Shared/Messaging", swiftSettings: swiftSettings),
         .target(
             name: "Runtime",
-            dependencies: ["ZMQ", "Messaging", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, deque],
+            dependencies: ["ZMQ", "Messaging", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, system, deque],
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),

@@ -37,9 +37,8 @@ struct MappingReader {
         guard has(key) else { return fallback }
         do {
             return try container.decode(T.self, forKey: AnyKey(key))
-        } catch let error as ConfigurationError {
-            throw error
         } catch {
+            if let inner = ConfigurationError.wrapped(in: error) { throw inner }
             throw ConfigurationError(source: "", field: field(key), problem: "expected \(Self.describe(T.self))")
         }
     }

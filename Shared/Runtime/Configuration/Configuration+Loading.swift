@@ -32,15 +32,26 @@ extension Configuration {
         if yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return Configuration() }
         do {
             return try YAMLDecoder().decode(Configuration.self, from: yaml)
-        } catch let error as ConfigurationError {
-            throw ConfigurationError(source: source, field: error.field, problem: error.problem)
-        } catch let error as DecodingError {
-            throw ConfigurationError(source: source, field: "", problem: Wire.describe(error).replacingOccurrences(of: "field ", with: ""))
-        } catch let error as YamlError {
-            throw ConfigurationError(source: source, field: "", problem: "not valid YAML: \(error)")
         } catch {
+            if let inner = ConfigurationError.wrapped(in: error) {
+                throw ConfigurationError(source: source, field: inner.field, problem: inner.problem)
+            }
+            if let yaml = Self.yamlError(in: error) {
+                throw ConfigurationError(source: source, field: "", problem: "not valid YAML: \(yaml)")
+            }
+            if let decoding = error as? DecodingError {
+                throw ConfigurationError(source: source, field: "", problem: Wire.describe(decoding))
+            }
             throw ConfigurationError(source: source, field: "", problem: "\(error)")
         }
+    }
+
+    private static func yamlError(in error: any Error) -> YamlError? {
+        if let yaml = error as? YamlError { return yaml }
+        if case .dataCorrupted(let context) = error as? DecodingError, let inner = context.underlyingError {
+            return yamlError(in: inner)
+        }
+        return nil
     }
 
     /// An environment variable that overrides one setting.

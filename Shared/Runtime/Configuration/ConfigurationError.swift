@@ -21,4 +21,15 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
     public var description: String {
         field.isEmpty ? "\(source): \(problem)" : "\(source): \(field): \(problem)"
     }
+
+    /// The configuration error inside `error`, which a decoder may have wrapped in a `DecodingError`.
+    static func wrapped(in error: any Error) -> ConfigurationError? {
+        if let error = error as? ConfigurationError { return error }
+        switch error as? DecodingError {
+        case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context):
+            return context.underlyingError.flatMap(wrapped(in:))
+        default:
+            return nil
+        }
+    }
 }

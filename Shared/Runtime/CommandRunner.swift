@@ -1,0 +1,162 @@
+public import Foundation
+import Subprocess
+import SystemPackage
+
+/// Runs a user's command (an algorithm or a processor) as a child process, streaming its output lines
+/// to callbacks, with a time limit after which it is stopped (SIGTERM, then SIGKILL after a grace period).
+public struct CommandRunner: Sendable {
+    /// How a command ended.
+    public enum Outcome: Sendable, Equatable, CustomStringConvertible {
+        /// It exited with this status.
+        case exited(Int32)
+        /// A signal ended it.
+        case signaled(Int32)
+        /// It ran past its time limit and was stopped.
+        case timedOut(Duration)
+
+        /// True for exit status 0.
+        public var succeeded: Bool { self == .exited(0) }
+
+        public var description: String {
+            switch self {
+            case .exited(let code): "exited with status \(code)"
+            case .signaled(let signal): "killed by signal \(signal)"
+            case .timedOut(let limit): "stopped after its time limit of \(DurationText.format(limit))"
+            }
+        }
+    }
+
+    /// What the command reads on standard input.
+    public enum Input: Sendable {
+        /// Nothing (standard input is closed).
+        case none
+        /// These bytes.
+        case data(Data)
+    }
+
+    /// The program and arguments.
+    public var argv: [String]
+    /// Variables added to the inherited environment.
+    public var environment: [String: String]
+    /// The working directory; `nil` for the current one.
+    public var workingDirectory: String?
+    /// How long the command may run.
+    public var timeout: Duration
+    /// How long after SIGTERM before SIGKILL.
+    public var gracePeriod: Duration
+
+    /// Creates a runner.
+    /// - Parameters:
+    ///   - argv: Program and arguments; a program without `/` is looked up on `PATH`.
+    ///   - environment: Variables added to the inherited environment.
+    ///   - workingDirectory: The working directory.
+    ///   - timeout: The time limit.
+    ///   - gracePeriod: Time between SIGTERM and SIGKILL when stopping it.
+    public init(
+        argv: [String],
+        environment: [String: String] = [:],
+        workingDirectory: String? = nil,
+        timeout: Duration,
+        gracePeriod: Duration = .seconds(5)
+    ) {
+        precondition(!argv.isEmpty, "a command needs a program")
+        self.argv = argv
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.timeout = timeout
+        self.gracePeriod = gracePeriod
+    }
+
+    /// Runs the command to its end. Cancelling the calling task stops the command the same way a timeout does.
+    /// - Parameters:
+    ///   - input: What to feed it on standard input.
+    ///   - onOutput: Called with each line of standard output.
+    ///   - onError: Called with each line of standard error.
+    /// - Throws: When the program cannot be started (not found, not executable).
+    public func run(
+        input: Input = .none,
+        onOutput: @escaping @Sendable (String) -> Void,
+        onError: @escaping @Sendable (String) -> Void
+    ) async throws -> Outcome {
+        try await withThrowingTaskGroup(of: Outcome?.self) { group in
+            group.addTask { try await self.execute(input: input, onOutput: onOutput, onError: onError) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return Task.isCancelled ? nil : .timedOut(timeout)
+            }
+            var outcome: Outcome?
+            while outcome == nil, let next = try await group.next() {
+                outcome = next
+                group.cancelAll()
+            }
+            // The runner task finishes once teardown has ended the process; keep a timeout's verdict.
+            while let rest = try await group.next() {
+                if case .timedOut = outcome {} else if outcome == nil { outcome = rest }
+            }
+            return outcome ?? .signaled(SIGKILL)
+        }
+    }
+
+    private func execute(
+        input: Input,
+        onOutput: @escaping @Sendable (String) -> Void,
+        onError: @escaping @Sendable (String) -> Void
+    ) async throws -> Outcome {
+        var options = PlatformOptions()
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: gracePeriod)]
+        // Its own process group, so a terminal's Ctrl-C reaches the supervisor, which then stops it cleanly.
+        options.processGroupID = 0
+        let executable: Executable = argv[0].contains("/") ? .path(FilePath(argv[0])) : .name(argv[0])
+        var updates: [Environment.Key: String?] = [:]
+        for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
+        let directory = workingDirectory.flatMap { $0.isEmpty ? nil : FilePath($0) }
+
+        let result =
+            switch input {
+            case .none:
+                try await Subprocess.run(
+                    executable,
+                    arguments: Arguments(Array(argv.dropFirst())),
+                    environment: .inherit.updating(updates),
+                    workingDirectory: directory,
+                    platformOptions: options,
+                    input: .none,
+                    output: .sequence,
+                    error: .sequence
+                ) { execution in try await Self.pump(execution, onOutput: onOutput, onError: onError) }
+            case .data(let data):
+                try await Subprocess.run(
+                    executable,
+                    arguments: Arguments(Array(argv.dropFirst())),
+                    environment: .inherit.updating(updates),
+                    workingDirectory: directory,
+                    platformOptions: options,
+                    input: .data(data),
+                    output: .sequence,
+                    error: .sequence
+                ) { execution in try await Self.pump(execution, onOutput: onOutput, onError: onError) }
+            }
+        switch result.terminationStatus {
+        case .exited(let code): return .exited(code)
+        case .signaled(let signal): return .signaled(signal)
+        }
+    }
+
+    private static func pump<In: InputProtocol>(
+        _ execution: Execution<In, SequenceOutput, SequenceOutput>,
+        onOutput: @escaping @Sendable (String) -> Void,
+        onError: @escaping @Sendable (String) -> Void
+    ) async throws {
+        let stdout = execution.standardOutput
+        let stderr = execution.standardError
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { for try await line in stdout.strings() { onOutput(Self.chomp(line)) } }
+            group.addTask { for try await line in stderr.strings() { onError(Self.chomp(line)) } }
+            try await group.waitForAll()
+        }
+    }
+
+    private static func chomp(_ line: String) -> String {
+        line.hasSuffix("\n") ? String(line.dropLast()) : line
+    }
+}

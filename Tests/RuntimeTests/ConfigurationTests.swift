@@ -1,0 +1,95 @@
+import Foundation
+import Runtime
+import Testing
+
+struct ConfigurationTests {
+    @Test func fullFileParses() throws {
+        let yaml = """
+            data_dir: /var/lib/baton
+            endpoints:
+              runs: ipc:///tmp/runs.sock
+            store:
+              path: /var/lib/baton/r.sqlite
+            processor:
+              count: 3
+              command: [python3, store.py]
+              input: file
+              timeout: 90s
+            algorithm:
+              concurrency: 2
+            log:
+              level: debug
+            jobs:
+              - name: hourly
+                every: 1h
+                anchor: 2026-01-01T00:05:00Z
+                command: [python3, algo.py, --fast]
+                env: {MODE: prod}
+                timeout: 55m
+              - name: demo
+                every: 10s
+                builtin: demo
+                duration: 500ms
+                result_size: 1024
+            """
+        let config = try Configuration.parse(yaml: yaml, source: "t.yaml")
+        try config.validate(source: "t.yaml")
+        #expect(config.dataDirectory == "/var/lib/baton")
+        #expect(config.endpoints.runs == "ipc:///tmp/runs.sock")
+        #expect(config.endpoints.results == Configuration.Endpoints().results)
+        #expect(config.processor.count == 3)
+        #expect(config.processor.input == .file)
+        #expect(config.processor.timeout == .seconds(90))
+        #expect(config.jobs.count == 2)
+        #expect(config.jobs[0].every == .seconds(3600))
+        #expect(config.jobs[0].timeout == .seconds(3300))
+        #expect(config.jobs[0].algorithm == .command(.init(argv: ["python3", "algo.py", "--fast"], environment: ["MODE": "prod"])))
+        #expect(config.jobs[1].algorithm == .demo(duration: .milliseconds(500), resultSize: 1024))
+    }
+
+    @Test(arguments: [
+        ("jobs:\n  - name: a\n    every: ten\n    builtin: demo\n", "jobs[0].every", "expected a duration"),
+        ("jobs:\n  - name: a\n    every: 1s\n", "jobs[0].command", "needs an algorithm"),
+        ("jobs:\n  - name: a\n    every: 1s\n    builtin: demo\n    colour: red\n", "jobs[0].colour", "unknown option"),
+        ("processor:\n  count: many\n", "processor.count", "whole number"),
+        ("processor:\n  input: pipe\n", "processor.input", "stdin or file"),
+        ("endpoints:\n  runs: localhost:5\n", "endpoints.runs", "tcp://"),
+        ("log:\n  level: loud\n", "log.level", "must be one of"),
+        ("jobs:\n  - name: a b\n    every: 1s\n    builtin: demo\n", "jobs[0].name", "letters"),
+        ("jobs:\n  - {name: a, every: 1s, builtin: demo}\n  - {name: a, every: 2s, builtin: demo}\n", "jobs[1].name", "already"),
+        ("jobs: [\n", "", "not valid YAML"),
+    ])
+    func badValuesNameTheirField(yaml: String, field: String, problem: String) throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID().uuidString).yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let error = #expect(throws: ConfigurationError.self) { try Configuration.load(path: path, environment: [:]) }
+        #expect(error?.field == field)
+        #expect(error?.problem.contains(problem) == true, "\(String(describing: error))")
+        #expect(error?.source == path)
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        var config = try Configuration.parse(yaml: "data_dir: /a\nprocessor:\n  count: 1\n", source: "t")
+        try config.applyOverrides(from: ["BATON_DATA_DIR": "/b", "BATON_PROCESSOR_COUNT": "4", "BATON_ENDPOINT_RUNS": "ipc:///x"])
+        #expect(config.dataDirectory == "/b")
+        #expect(config.processor.count == 4)
+        #expect(config.endpoints.runs == "ipc:///x")
+        #expect(throws: ConfigurationError.self) { try config.applyOverrides(from: ["BATON_PROCESSOR_COUNT": "x"]) }
+    }
+
+    @Test func missingFileIsReported() {
+        let error = #expect(throws: ConfigurationError.self) { try Configuration.load(path: "/no/such/baton.yaml", environment: [:]) }
+        #expect(error?.description.contains("cannot read") == true)
+    }
+
+    @Test(arguments: [("10s", 10_000), ("500ms", 500), ("1h30m", 5_400_000), ("2", 2000), ("0.5", 500), ("1d", 86_400_000)])
+    func durationsParse(text: String, milliseconds: Int64) {
+        #expect(DurationText.parse(text) == .milliseconds(milliseconds))
+    }
+
+    @Test(arguments: ["", "ten", "10x", "s", "-1s", "1h 30m"])
+    func badDurationsDoNotParse(text: String) {
+        #expect(DurationText.parse(text) == nil)
+    }
+}
