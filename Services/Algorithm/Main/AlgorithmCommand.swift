@@ -1,0 +1,24 @@
+import AlgorithmService
+import ArgumentParser
+import Runtime
+
+/// `baton-algorithm`: runs the jobs' algorithms and hands results to the processors.
+@main
+struct AlgorithmCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baton-algorithm",
+        abstract: """
+            Run each requested job's algorithm, keep its raw result under <data_dir>/raw, and hand it to the \
+            processors (connects endpoints.runs; binds endpoints.results and endpoints.acks).
+            """,
+        discussion: ServiceOptions.configurationHelp
+    )
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        try await ServiceRunner.run(name: "algorithm", options: options) { environment in
+            try await AlgorithmService.make(environment: environment)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+public import Runtime
+public import ServiceLifecycle
+import Storage
+import ZMQ
+
+/// Builds the algorithm service's parts: sockets, outbox, run workers, result sender and ack receiver.
+public enum AlgorithmService {
+    /// The outbox database for a configuration.
+    public static func outboxPath(_ configuration: Configuration) -> String {
+        (configuration.dataDirectory as NSString).appendingPathComponent("algorithm/outbox.sqlite")
+    }
+
+    /// The services that make up `baton-algorithm`, in start order.
+    public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
+        let configuration = environment.configuration
+        let outbox = try Outbox(path: outboxPath(configuration))
+        let heartbeat = SocketOption.heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6))
+        let results = try await AsyncSocket(
+            context: environment.context,
+            configuration: .init(
+                type: .push,
+                options: [.sendHighWaterMark(1), .immediate(true), heartbeat],
+                bind: [configuration.endpoints.results]
+            )
+        )
+        let acks = try await AsyncSocket(
+            context: environment.context,
+            configuration: .init(type: .pull, options: [heartbeat], bind: [configuration.endpoints.acks])
+        )
+        let runs = try await AsyncSocket(
+            context: environment.context,
+            configuration: .init(
+                type: .pull,
+                options: [.receiveHighWaterMark(1), heartbeat, .reconnectInterval(.milliseconds(100), max: .seconds(2))],
+                connect: [configuration.endpoints.runs]
+            )
+        )
+        let doorbell = Doorbell()
+        doorbell.ring()
+        return [
+            SocketCloser(socket: results),
+            SocketCloser(socket: acks),
+            SocketCloser(socket: runs),
+            AckReceiver(outbox: outbox, acks: acks, publisher: environment.publisher, logger: environment.logger),
+            ResultSender(outbox: outbox, results: results, doorbell: doorbell, publisher: environment.publisher, logger: environment.logger),
+            RunWorker(
+                configuration: configuration,
+                runs: runs,
+                outbox: outbox,
+                doorbell: doorbell,
+                publisher: environment.publisher,
+                logger: environment.logger
+            ),
+        ]
+    }
+}

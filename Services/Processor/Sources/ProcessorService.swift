@@ -1,0 +1,45 @@
+public import Runtime
+public import ServiceLifecycle
+import Storage
+import ZMQ
+
+/// Builds a processor's parts: its sockets, the store and the processing loop.
+public enum ProcessorService {
+    /// The services that make up one `baton-processor`, in start order.
+    public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
+        let configuration = environment.configuration
+        let store = try ResultStore(path: configuration.storePath)
+        let heartbeat = SocketOption.heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6))
+        let reconnect = SocketOption.reconnectInterval(.milliseconds(100), max: .seconds(2))
+        let results = try await AsyncSocket(
+            context: environment.context,
+            configuration: .init(
+                type: .pull,
+                options: [.receiveHighWaterMark(1), .maxMessageSize(1 << 31), heartbeat, reconnect],
+                connect: [configuration.endpoints.results]
+            )
+        )
+        let acks = try await AsyncSocket(
+            context: environment.context,
+            configuration: .init(
+                type: .push,
+                options: [.immediate(false), heartbeat, reconnect],
+                connect: [configuration.endpoints.acks],
+                lingerOnClose: .seconds(2)
+            )
+        )
+        return [
+            SocketCloser(socket: acks),
+            SocketCloser(socket: results),
+            ResultProcessor(
+                configuration: configuration,
+                results: results,
+                acks: acks,
+                store: store,
+                instance: environment.instance,
+                publisher: environment.publisher,
+                logger: environment.logger
+            ),
+        ]
+    }
+}
