@@ -12,9 +12,8 @@ public struct SocketCloser: Service {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            try? await Task.sleep(for: .seconds(365 * 86_400))
-        } onGracefulShutdown: {}
+        // Returns when graceful shutdown begins (or the task is cancelled).
+        try? await gracefulShutdown()
         await socket.close()
     }
 }

@@ -117,9 +117,8 @@ public final class StatusPublisher: Service, Sendable {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.followSubscriptions() }
             group.addTask { await self.sendHeartbeats() }
-            await withGracefulShutdownHandler {
-                try? await Task.sleep(for: .seconds(365 * 86_400))
-            } onGracefulShutdown: {}
+            // Returns when graceful shutdown begins (or the task is cancelled).
+        try? await gracefulShutdown()
             group.cancelAll()
         }
         publish(EventType.serviceStopped)

@@ -67,8 +67,9 @@ public struct LoggerService: Service {
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully {
                 guard let frames = try? await capture.receive() else { break }
-                // The capture also sees subscriptions travelling upstream (one frame, 0x00/0x01 + prefix).
-                if frames.count == 1, let first = frames[0].first, first <= 1 { continue }
+                // The capture also sees subscriptions travelling upstream: one frame, 0x00/0x01 + prefix
+                // (or an empty frame when a subscriber leaves).
+                if frames.count == 1, frames[0].first.map({ $0 <= 1 }) ?? true { continue }
                 let event: StatusEvent
                 do {
                     event = try StatusEvent(frames: frames)
@@ -92,7 +93,11 @@ public struct LoggerService: Service {
                 }
             }
         } onGracefulShutdown: {
-            Task { await capture.close() }
+            // Stop the proxy before closing the capture: a proxy whose capture peer is gone blocks on it.
+            Task {
+                await proxy.stop()
+                await capture.close()
+            }
         }
         await proxy.stop()
         await capture.close()
