@@ -29,7 +29,7 @@ func service(_ name: String, folder: String, dependencies: [Target.Dependency]) 
         ),
         .executableTarget(
             name: "\(name)Main",
-            dependencies: [.target(name: name)],
+            dependencies: [.target(name: name), argumentParser, "Runtime"],
             path: "Services/\(folder)/Main",
             swiftSettings: swiftSettings
         ),
@@ -85,7 +85,7 @@ let package = Package(
         + service("AlgorithmService", folder: "Algorithm", dependencies: serviceBase + ["Storage", subprocess])
         + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
-        + service("CLI", folder: "CLI", dependencies: serviceBase + ["Storage", subprocess])
+        + service("CLI", folder: "CLI", dependencies: serviceBase + ["Storage", subprocess, system, signals])
         + [
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
             .testTarget(name: "MessagingTests", dependencies: ["Messaging"], swiftSettings: swiftSettings),

@@ -33,9 +33,6 @@ public final class Outbox: Sendable {
             atPath: (path as NSString).deletingLastPathComponent,
             withIntermediateDirectories: true
         )
-        var configuration = GRDB.Configuration()
-        configuration.busyMode = .timeout(30)
-        pool = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -61,12 +58,12 @@ public final class Outbox: Sendable {
                     """
             )
         }
-        try migrator.migrate(pool)
+        pool = try ResultStore.open(path: path) { try migrator.migrate($0) }
     }
 
     /// Records a result part for delivery (committed when this returns). Adding the same part again does nothing.
-    public func add(_ entry: Entry) throws {
-        try pool.write { db in
+    public func add(_ entry: Entry) async throws {
+        try await pool.write { db in
             try db.execute(
                 sql: """
                     INSERT OR IGNORE INTO outbox (run_id, part, parts, job, logical_time, path, size, sha256, state, created_at)
@@ -82,15 +79,15 @@ public final class Outbox: Sendable {
     }
 
     /// The oldest part not yet sent, if any.
-    public func nextPending() throws -> Entry? {
-        try pool.read { db in
+    public func nextPending() async throws -> Entry? {
+        try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1").map(Self.entry)
         }
     }
 
     /// Marks a part as handed to the socket.
-    public func markSent(runID: String, part: Int) throws {
-        try pool.write { db in
+    public func markSent(runID: String, part: Int) async throws {
+        try await pool.write { db in
             try db.execute(
                 sql: "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ? WHERE run_id = ? AND part = ? AND state = 'pending'",
                 arguments: [Timestamp.format(Date()), runID, part]
@@ -100,8 +97,8 @@ public final class Outbox: Sendable {
 
     /// Marks a part as acknowledged by a processor. Returns false if it was unknown or already acknowledged.
     @discardableResult
-    public func markAcked(runID: String, part: Int) throws -> Bool {
-        try pool.write { db in
+    public func markAcked(runID: String, part: Int) async throws -> Bool {
+        try await pool.write { db in
             try db.execute(
                 sql: "UPDATE outbox SET state = 'acked', acked_at = ? WHERE run_id = ? AND part = ? AND state != 'acked'",
                 arguments: [Timestamp.format(Date()), runID, part]
@@ -111,8 +108,8 @@ public final class Outbox: Sendable {
     }
 
     /// How many parts are in each state.
-    public func counts() throws -> [String: Int] {
-        try pool.read { db in
+    public func counts() async throws -> [String: Int] {
+        try await pool.read { db in
             var counts: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state") {
                 counts[row["state"]] = row["n"]

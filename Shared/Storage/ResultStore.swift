@@ -27,11 +27,26 @@ public final class ResultStore: Sendable {
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
+        pool = try Self.open(path: path) { try Self.migrator.migrate($0) }
+        self.path = path
+    }
+
+    /// Opens a WAL database, retrying while another process holds the lock that switching to WAL needs
+    /// (SQLite does not apply the busy timeout to that step, so processors starting together can collide).
+    static func open(path: String, migrate: (DatabasePool) throws -> Void) throws -> DatabasePool {
         var configuration = GRDB.Configuration()
         configuration.busyMode = .timeout(30)
-        pool = try DatabasePool(path: path, configuration: configuration)
-        self.path = path
-        try Self.migrator.migrate(pool)
+        var attempt = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                try migrate(pool)
+                return pool
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < 50 {
+                attempt += 1
+                usleep(UInt32(20_000 + (attempt * 10_000)))
+            }
+        }
     }
 
     private static var migrator: DatabaseMigrator {
@@ -72,9 +87,9 @@ public final class ResultStore: Sendable {
     ///   - header: The part's header (key, job, checksum).
     ///   - payload: The raw result bytes, already checked against the header.
     ///   - processor: The storing processor's instance name.
-    public func store(_ header: ResultHeader, payload: Data, processor: String) throws -> Outcome {
+    public func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> Outcome {
         let lines = Self.jsonLines(payload)
-        return try pool.write { db in
+        return try await pool.write { db in
             if try Self.exists(db, header) { return .duplicate }
             try Self.insertResult(db, header, format: lines == nil ? "blob" : "jsonl", blob: lines == nil ? payload : nil, processor: processor)
             for (index, line) in (lines ?? []).enumerated() {
@@ -88,16 +103,16 @@ public final class ResultStore: Sendable {
     }
 
     /// True when a part was already stored (or processed by a command).
-    public func contains(runID: String, part: Int) throws -> Bool {
-        try pool.read { db in
+    public func contains(runID: String, part: Int) async throws -> Bool {
+        try await pool.read { db in
             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM results WHERE run_id = ? AND part = ?)", arguments: [runID, part]) ?? false
         }
     }
 
     /// Records that an external processor command handled a part, so that a redelivery is recognised.
     /// - Returns: ``Outcome/duplicate`` if it was already recorded.
-    public func recordProcessed(_ header: ResultHeader, processor: String) throws -> Outcome {
-        try pool.write { db in
+    public func recordProcessed(_ header: ResultHeader, processor: String) async throws -> Outcome {
+        try await pool.write { db in
             if try Self.exists(db, header) { return .duplicate }
             try Self.insertResult(db, header, format: "command", blob: nil, processor: processor)
             return .stored(records: 0)
@@ -105,13 +120,13 @@ public final class ResultStore: Sendable {
     }
 
     /// Number of stored parts.
-    public func resultCount() throws -> Int {
-        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0 }
+    public func resultCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0 }
     }
 
     /// The records of one part, in line order.
-    public func records(runID: String, part: Int = 0) throws -> [String] {
-        try pool.read { db in
+    public func records(runID: String, part: Int = 0) async throws -> [String] {
+        try await pool.read { db in
             try String.fetchAll(db, sql: "SELECT data FROM records WHERE run_id = ? AND part = ? ORDER BY line", arguments: [runID, part])
         }
     }

@@ -39,7 +39,7 @@ public struct AckReceiver: Service {
                     continue
                 }
                 do {
-                    if try outbox.markAcked(runID: ack.runID, part: ack.part) {
+                    if try await outbox.markAcked(runID: ack.runID, part: ack.part) {
                         publisher.publish(
                             EventType.resultAcknowledged,
                             run: ack.runID,

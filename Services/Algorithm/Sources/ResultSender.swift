@@ -37,7 +37,7 @@ public struct ResultSender: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    while let entry = try outbox.nextPending() {
+                    while let entry = try await outbox.nextPending() {
                         try await send(entry)
                     }
                 } catch is CancellationError {
@@ -62,17 +62,17 @@ public struct ResultSender: Service {
                 "raw result file is missing or unreadable; not sent",
                 metadata: ["run": "\(header.runID)", "path": "\(entry.path)", "error": "\(error)"]
             )
-            try outbox.markSent(runID: header.runID, part: header.part)
+            try await outbox.markSent(runID: header.runID, part: header.part)
             return
         }
         guard payload.count == header.size, SHA256.hex(of: payload) == header.sha256 else {
             logger.error("raw result file does not match its checksum; not sent", metadata: ["run": "\(header.runID)", "path": "\(entry.path)"])
             publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: "raw file corrupt")
-            try outbox.markSent(runID: header.runID, part: header.part)
+            try await outbox.markSent(runID: header.runID, part: header.part)
             return
         }
         try await results.send(ResultMessage(header: header, payload: payload).frames)
-        try outbox.markSent(runID: header.runID, part: header.part)
+        try await outbox.markSent(runID: header.runID, part: header.part)
         publisher.publish(
             EventType.resultSent,
             job: header.job,

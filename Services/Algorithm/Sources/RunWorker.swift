@@ -122,7 +122,7 @@ public struct RunWorker: Service {
                 size: seal.size,
                 sha256: seal.sha256
             )
-            try outbox.add(.init(header: header, path: final))
+            try await outbox.add(.init(header: header, path: final))
             doorbell.ring()
             let handoff = clock.now - handoffStart
             publisher.publish(

@@ -82,7 +82,7 @@ public struct ResultProcessor: Service {
         let outcome: ResultStore.Outcome
         do {
             if configuration.processor.command.isEmpty {
-                outcome = try store.store(header, payload: message.payload, processor: instance)
+                outcome = try await store.store(header, payload: message.payload, processor: instance)
             } else {
                 outcome = try await runCommand(message, logger: logger)
             }
@@ -110,7 +110,7 @@ public struct ResultProcessor: Service {
 
     private func runCommand(_ message: ResultMessage, logger: Logger) async throws -> ResultStore.Outcome {
         let header = message.header
-        if try store.contains(runID: header.runID, part: header.part) { return .duplicate }
+        if try await store.contains(runID: header.runID, part: header.part) { return .duplicate }
         let settings = configuration.processor
         var environment = settings.environment
         environment["BATON_RUN_ID"] = header.runID
@@ -143,6 +143,6 @@ public struct ResultProcessor: Service {
             onError: { line in logger.warning("\(line)", metadata: ["stream": "stderr"]) }
         )
         guard outcome.succeeded else { throw StorageError("the processor command \(outcome)") }
-        return try store.recordProcessed(header, processor: instance)
+        return try await store.recordProcessed(header, processor: instance)
     }
 }

@@ -1,0 +1,16 @@
+public import ArgumentParser
+
+/// `baton`: the command line for a Baton deployment.
+public struct Baton: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "baton",
+        abstract: "Run scheduled algorithms and hand their results to independent processors over ZeroMQ.",
+        discussion: """
+            baton up runs the whole stack on this machine; baton watch follows the status bus from anywhere. \
+            Each service can also be run alone: baton-logger, baton-scheduler, baton-algorithm, baton-processor.
+            """,
+        subcommands: [Up.self, Watch.self]
+    )
+
+    public init() {}
+}

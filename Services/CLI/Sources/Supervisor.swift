@@ -1,0 +1,102 @@
+import Foundation
+import Glibc
+import Runtime
+import Subprocess
+import SystemPackage
+
+/// Runs service processes and restarts any that dies, with exponential backoff.
+///
+/// Stopping (cancellation) sends each child SIGTERM and, after `gracePeriod`, SIGKILL. Children also get
+/// `BATON_SUPERVISOR_PID`, which makes them ask the kernel for SIGTERM if the supervisor itself dies, so no
+/// child outlives it even when it is killed with SIGKILL.
+struct Supervisor: Sendable {
+    /// One supervised process.
+    struct Child: Sendable {
+        /// Display name, e.g. `processor-2`.
+        var name: String
+        /// The executable.
+        var path: String
+        /// Its arguments.
+        var arguments: [String]
+    }
+
+    /// What happened to a child, for display.
+    enum Report: Sendable {
+        case started(String)
+        case exited(String, status: String, restartIn: Duration, lastError: String?)
+        case failedToStart(String, error: String, restartIn: Duration)
+    }
+
+    var logDirectory: String
+    var gracePeriod: Duration = .seconds(10)
+    var environment: [String: String]
+    var report: @Sendable (Report) -> Void
+
+    /// Supervises one child until the calling task is cancelled.
+    func supervise(_ child: Child) async {
+        var backoff = Duration.milliseconds(500)
+        let stderrPath = (logDirectory as NSString).appendingPathComponent("\(child.name).stderr.log")
+        while !Task.isCancelled {
+            let clock = ContinuousClock()
+            let started = clock.now
+            var status = "ended"
+            var launchError: String?
+            do {
+                status = try await runOnce(child, stderrPath: stderrPath)
+            } catch {
+                launchError = "\(error)"
+            }
+            if Task.isCancelled { return }
+            // A child that ran a good while is healthy again: restart it at once next time.
+            if clock.now - started > .seconds(30) { backoff = .milliseconds(500) }
+            if let launchError {
+                report(.failedToStart(child.name, error: launchError, restartIn: backoff))
+            } else {
+                report(.exited(child.name, status: status, restartIn: backoff, lastError: Self.lastLine(of: stderrPath)))
+            }
+            do { try await Task.sleep(for: backoff) } catch { return }
+            backoff = min(backoff * 2, .seconds(30))
+        }
+    }
+
+    private func runOnce(_ child: Child, stderrPath: String) async throws -> String {
+        let fd = open(stderrPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SupervisorError("cannot open \(stderrPath): \(String(cString: strerror(errno)))") }
+        var options = PlatformOptions()
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: gracePeriod)]
+        // Its own process group: a terminal's Ctrl-C goes to the supervisor, which stops children in order.
+        options.processGroupID = 0
+        var updates: [Environment.Key: String?] = [:]
+        for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
+        updates["BATON_SUPERVISOR_PID"] = "\(getpid())"
+        report(.started(child.name))
+        // Returns when the child ends; cancelling this task tears the child down (SIGTERM, then SIGKILL).
+        let result = try await Subprocess.run(
+            .path(FilePath(child.path)),
+            arguments: Arguments(child.arguments),
+            environment: .inherit.updating(updates),
+            platformOptions: options,
+            input: .none,
+            output: .discarded,
+            error: .fileDescriptor(FileDescriptor(rawValue: fd), closeAfterSpawningProcess: true)
+        )
+        switch result.terminationStatus {
+        case .exited(let code): return "exited with status \(code)"
+        case .signaled(let signal): return "killed by signal \(signal)"
+        }
+    }
+
+    private static func lastLine(of path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 4096 ? size - 4096 : 0)
+        let tail = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        return tail.split(separator: "\n").last.map(String.init)
+    }
+}
+
+struct SupervisorError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import Messaging
+import Runtime
+import UnixSignals
+import ZMQ
+
+extension Baton {
+    /// `baton up`: the whole stack on this machine.
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the whole stack here: logger, scheduler, algorithm and processors, restarted if they die.",
+            discussion: """
+                Without --config (or $BATON_CONFIG), runs the built-in demo: the demo algorithm every 10 s, two \
+                processors, SQLite under ./data. Prints one line per status event. Ctrl-C or SIGTERM stops every \
+                service (SIGTERM, then SIGKILL after 10 s) and waits for them; if baton up itself is killed, the \
+                services stop too. Each service's standard error goes to <data_dir>/logs/<service>.stderr.log.
+
+                \(ServiceOptions.configurationHelp)
+                """
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Option(help: ArgumentHelp("How many processors to start (overrides processor.count).", valueName: "n"))
+        var processors: Int?
+
+        @Flag(help: "Print each event as one line of JSON.")
+        var json = false
+
+        @Flag(help: "Also print heartbeats and debug-level log events.")
+        var verbose = false
+
+        func run() async throws {
+            let environment = ProcessInfo.processInfo.environment
+            let (configuration, configPath) = try loadConfiguration(environment: environment)
+            let binaries = try Self.binaryDirectory()
+            let logDirectory = (configuration.dataDirectory as NSString).appendingPathComponent("logs")
+            try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+
+            var childEnvironment = ["BATON_CONFIG": configPath]
+            if let level = options.logLevel { childEnvironment["BATON_LOG_LEVEL"] = level }
+            let supervisor = Supervisor(logDirectory: logDirectory, environment: childEnvironment) { report in
+                Self.say(report)
+            }
+            func child(_ name: String, _ executable: String, _ arguments: [String] = []) -> Supervisor.Child {
+                Supervisor.Child(name: name, path: (binaries as NSString).appendingPathComponent(executable), arguments: arguments)
+            }
+            let count = processors ?? configuration.processor.count
+            let workers =
+                [child("scheduler", "baton-scheduler"), child("algorithm", "baton-algorithm")]
+                + (0..<count).map { child("processor-\($0 + 1)", "baton-processor", ["--name", "processor-\($0 + 1)"]) }
+            for path in ([child("logger", "baton-logger")] + workers).map(\.path) where !FileManager.default.isExecutableFile(atPath: path) {
+                Console.error("baton up: \(path) is missing; build with `swift build` first")
+                throw ExitCode(1)
+            }
+
+            let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+            let context = Context()
+            let events = try await EventStream(context: context, endpoint: configuration.endpoints.statusOut, prefixes: [])
+            Console.line("baton up: config \(configPath), data in \(configuration.dataDirectory), \(count) processor(s); Ctrl-C stops")
+            await withDiscardingTaskGroup { outer in
+                outer.addTask { await printEvents(events) }
+                outer.addTask { await supervisor.supervise(child("logger", "baton-logger")) }
+                // The logger binds the bus first, so the other services' first events have somewhere to go.
+                try? await Task.sleep(for: .milliseconds(300))
+                await withDiscardingTaskGroup { inner in
+                    for worker in workers {
+                        inner.addTask { await supervisor.supervise(worker) }
+                    }
+                    for await signal in signals {
+                        Console.line("baton up: \(signal), stopping the services")
+                        break
+                    }
+                    inner.cancelAll()
+                }
+                // Workers are stopped; give the logger a moment to write their last events, then stop it.
+                try? await Task.sleep(for: .milliseconds(300))
+                outer.cancelAll()
+            }
+            await events.close()
+            Console.line("baton up: stopped")
+        }
+
+        private func loadConfiguration(environment: [String: String]) throws -> (Configuration, String) {
+            do {
+                if let path = options.configPath(environment: environment) {
+                    let configuration = try Configuration.load(path: path, environment: environment)
+                    return (configuration, URL(fileURLWithPath: path).standardizedFileURL.path)
+                }
+                var demo = try Configuration.parse(yaml: DemoConfiguration.yaml, source: "built-in demo")
+                try demo.applyOverrides(from: environment)
+                let directory = URL(fileURLWithPath: demo.dataDirectory).standardizedFileURL.path
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let path = (directory as NSString).appendingPathComponent("demo.yaml")
+                try DemoConfiguration.yaml.write(toFile: path, atomically: true, encoding: .utf8)
+                let configuration = try Configuration.load(path: path, environment: environment)
+                return (configuration, path)
+            } catch let error as ConfigurationError {
+                Console.error("baton up: configuration error: \(error)")
+                throw ExitCode(2)
+            }
+        }
+
+        private func printEvents(_ events: EventStream) async {
+            let formatter = EventFormatter()
+            while let event = try? await events.next() {
+                if json {
+                    Console.line(String(decoding: event.jsonLine, as: UTF8.self))
+                } else if verbose || Self.isInteresting(event) {
+                    Console.line(formatter.line(event))
+                }
+            }
+        }
+
+        /// Events shown by default: everything but heartbeats and debug/trace logs.
+        static func isInteresting(_ event: StatusEvent) -> Bool {
+            event.type != EventType.serviceHeartbeat && event.type != "log.debug" && event.type != "log.trace"
+        }
+
+        private static func say(_ report: Supervisor.Report) {
+            switch report {
+            case .started(let name):
+                Console.line("baton up: starting \(name)")
+            case .exited(let name, let status, let delay, let lastError):
+                var line = "baton up: \(name) \(status); restarting in \(DurationText.format(delay))"
+                if let lastError { line += "\n    last error: \(lastError)" }
+                Console.line(line)
+            case .failedToStart(let name, let error, let delay):
+                Console.line("baton up: cannot start \(name): \(error); retrying in \(DurationText.format(delay))")
+            }
+        }
+
+        /// The directory holding this `baton` binary and the service binaries built beside it.
+        static func binaryDirectory() throws -> String {
+            let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            return (URL(fileURLWithPath: executable).standardizedFileURL.path as NSString).deletingLastPathComponent
+        }
+    }
+}

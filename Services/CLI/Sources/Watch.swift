@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Messaging
+import Runtime
+import UnixSignals
+import ZMQ
+
+extension Baton {
+    /// `baton watch`: follow the status bus.
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print status events from the bus as they come (connects to endpoints.status_out).",
+            discussion: ServiceOptions.configurationHelp
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Flag(help: "Print each event as one line of JSON, as published.")
+        var json = false
+
+        @Option(name: .customLong("type"), help: ArgumentHelp("Only events whose type starts with this (repeatable), e.g. run. or log.error.", valueName: "prefix"))
+        var types: [String] = []
+
+        @Option(help: ArgumentHelp("Only events of this job.", valueName: "name"))
+        var job: String?
+
+        @Flag(help: "Also print heartbeats and debug-level log events.")
+        var verbose = false
+
+        func run() async throws {
+            let environment = ProcessInfo.processInfo.environment
+            let configuration: Configuration
+            do {
+                configuration = try Configuration.load(path: options.configPath(environment: environment), environment: environment)
+            } catch {
+                Console.error("baton watch: configuration error: \(error)")
+                throw ExitCode(2)
+            }
+            let context = Context()
+            let stream = try await EventStream(context: context, endpoint: configuration.endpoints.statusOut, prefixes: types)
+            let formatter = EventFormatter()
+            // Stop cleanly on Ctrl-C or SIGTERM.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while true {
+                        let event = try await stream.next()
+                        if let job, event.job != job { continue }
+                        if json {
+                            Console.line(String(decoding: event.jsonLine, as: UTF8.self))
+                        } else if verbose || Up.isInteresting(event) {
+                            Console.line(formatter.line(event))
+                        }
+                    }
+                }
+                group.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) { return }
+                }
+                _ = try await group.next()
+                group.cancelAll()
+            }
+            await stream.close()
+        }
+    }
+}
