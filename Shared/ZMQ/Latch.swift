@@ -4,6 +4,9 @@ import Synchronization
 final class Latch: Sendable {
     private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
+    /// True once ``open()`` was called.
+    var isOpen: Bool { state.withLock { $0.open } }
+
     /// Opens the latch and wakes everyone waiting.
     func open() {
         let waiters = state.withLock { state in

@@ -50,16 +50,20 @@ public final class Proxy: Sendable {
         (self.frontendEndpoints, self.backendEndpoints) = endpoints
     }
 
-    /// Stops the proxy and closes its sockets; returns once its thread has ended.
+    /// Stops the proxy and closes its sockets; returns once its thread has ended. Safe to call more than once.
     public func stop() async {
+        if finished.isOpen { return }
         if let control = try? await AsyncSocket(
             context: context,
-            configuration: .init(type: .pair, connect: [controlEndpoint], lingerOnClose: .seconds(1))
+            configuration: .init(type: .pair, connect: [controlEndpoint])
         ) {
-            try? await control.send([Data("TERMINATE".utf8)])
+            // Never wait on the send: a proxy that already ended has no control peer.
+            control.post([Data("TERMINATE".utf8)])
+            await finished.wait()
             await control.close()
+        } else {
+            await finished.wait()
         }
-        await finished.wait()
     }
 
     private static func open(

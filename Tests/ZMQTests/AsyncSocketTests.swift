@@ -144,6 +144,8 @@ struct AsyncSocketTests {
         await publisher.close()
         await subscriber.close()
         await proxy.stop()
+        // Stopping again (as a shutdown handler and a normal exit path both may) returns at once.
+        await proxy.stop()
         await capture.close()
     }
 }

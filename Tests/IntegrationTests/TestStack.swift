@@ -1,0 +1,186 @@
+import Foundation
+import Glibc
+import GRDB
+
+/// A Baton deployment for one test: its own directory, its own `ipc://` endpoints, real service processes.
+///
+/// Every process started through it is killed when the stack is stopped (and, since each gets
+/// `BATON_SUPERVISOR_PID`, when the test runner itself dies).
+final class TestStack: @unchecked Sendable {
+    // `@unchecked`: `processes` is only touched under `lock`.
+    let directory: String
+    let configPath: String
+    private let lock = NSLock()
+    private var processes: [String: Process] = [:]
+
+    /// Where the built executables are: `$BATON_BIN_DIR`, else beside the test bundle (`.build/debug`).
+    static let binaries: String = {
+        if let directory = ProcessInfo.processInfo.environment["BATON_BIN_DIR"] { return directory }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        var directory = bundle.deletingLastPathComponent()
+        while directory.path != "/" {
+            if FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("baton").path) { return directory.path }
+            directory = directory.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug").path
+    }()
+
+    /// The repository root (for `examples/`).
+    static let repository: String = {
+        var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while directory.path != "/" {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) { return directory.path }
+            directory = directory.deletingLastPathComponent()
+        }
+        return FileManager.default.currentDirectoryPath
+    }()
+
+    /// Creates a stack directory and writes its configuration.
+    /// - Parameters:
+    ///   - name: A label for the directory.
+    ///   - body: YAML added after the data directory and endpoints (jobs, processor settings).
+    init(_ name: String, yaml body: String) throws {
+        // ipc paths must stay under ~100 bytes, so keep the directory short.
+        directory = "/tmp/bt-\(name.prefix(12))-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        configPath = directory + "/baton.yaml"
+        let yaml = """
+            data_dir: \(directory)/data
+            endpoints:
+              runs: ipc://\(directory)/runs
+              control: ipc://\(directory)/control
+              results: ipc://\(directory)/results
+              acks: ipc://\(directory)/acks
+              status_in: ipc://\(directory)/status-in
+              status_out: ipc://\(directory)/status-out
+              query: ipc://\(directory)/query
+            \(body)
+            """
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    var dataDirectory: String { directory + "/data" }
+    var storePath: String { dataDirectory + "/results.sqlite" }
+
+    /// Starts an executable from the build directory; its stdout and stderr go to `<name>.out`/`.err`.
+    @discardableResult
+    func start(_ name: String, _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaries + "/" + executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["BATON_CONFIG"] = configPath
+        env["BATON_SUPERVISOR_PID"] = "\(getpid())"
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.currentDirectoryURL = URL(fileURLWithPath: Self.repository)
+        _ = FileManager.default.createFile(atPath: "\(directory)/\(name).out", contents: nil)
+        _ = FileManager.default.createFile(atPath: "\(directory)/\(name).err", contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: "\(directory)/\(name).out")
+        process.standardError = FileHandle(forWritingAtPath: "\(directory)/\(name).err")
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        lock.withLock { processes[name] = process }
+        return process
+    }
+
+    /// Starts the four services, logger first.
+    func startServices(processors: Int = 1) throws {
+        try start("logger", "baton-logger")
+        try start("scheduler", "baton-scheduler")
+        try start("algorithm", "baton-algorithm")
+        for index in 1...max(processors, 1) where processors > 0 {
+            try start("processor-\(index)", "baton-processor", ["--name", "processor-\(index)"])
+        }
+    }
+
+    /// Sends SIGTERM to every process, waits up to `grace`, then SIGKILLs what is left (and its children).
+    func stop(grace: Duration = .seconds(10)) async {
+        let running = lock.withLock { Array(processes.values) }
+        for process in running where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        let deadline = ContinuousClock.now + grace
+        while running.contains(where: \.isRunning), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for process in running where process.isRunning {
+            for child in Self.descendants(of: process.processIdentifier) { kill(child, SIGKILL) }
+            kill(process.processIdentifier, SIGKILL)
+        }
+        for process in running { process.waitUntilExit() }
+    }
+
+    /// Runs `body` with a new stack and always stops its processes and removes its directory afterwards.
+    static func with<T>(_ name: String, yaml: String, _ body: (TestStack) async throws -> T) async throws -> T {
+        let stack = try TestStack(name, yaml: yaml)
+        do {
+            let value = try await body(stack)
+            await stack.tearDown()
+            return value
+        } catch {
+            await stack.tearDown()
+            throw error
+        }
+    }
+
+    /// Stops everything and removes the directory.
+    func tearDown() async {
+        await stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The text a process wrote to stderr (for failure messages).
+    func stderr(_ name: String) -> String {
+        (try? String(contentsOfFile: "\(directory)/\(name).err", encoding: .utf8)) ?? ""
+    }
+
+    /// Waits until `condition` holds, checking every 100 ms, for at most `timeout`.
+    func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await condition()
+    }
+
+    /// Reads the result store (read-only).
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        guard FileManager.default.fileExists(atPath: storePath) else { throw CocoaError(.fileNoSuchFile) }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        let queue = try DatabaseQueue(path: storePath, configuration: configuration)
+        return try queue.read(body)
+    }
+
+    /// Stored result parts, or 0 while the store does not exist yet.
+    func storedCount() -> Int {
+        (try? read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM results") ?? 0 }) ?? 0
+    }
+
+    /// Pids of all processes descending from `pid`, read from /proc.
+    static func descendants(of pid: Int32) -> [Int32] {
+        var parents: [Int32: Int32] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8) else { continue }
+            // Fields after the command name (which may hold spaces) start after the last ')'.
+            guard let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = Int32(fields[1]) { parents[child] = parent }
+        }
+        var result: [Int32] = []
+        var frontier = [pid]
+        while let next = frontier.popLast() {
+            let children = parents.filter { $0.value == next }.map(\.key)
+            result += children
+            frontier += children
+        }
+        return result
+    }
+
+    /// The command line of a process, or nil if it is gone.
+    static func commandLine(of pid: Int32) -> String? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+        return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Glibc
+import Testing
+
+@Suite(.serialized)
+struct UpTests {
+    static let demoJob = """
+        processor:
+          count: 2
+        jobs:
+          - name: quick
+            every: 1s
+            builtin: demo
+            duration: 100ms
+            result_size: 512
+        """
+
+    /// `kill -9` of a processor under `baton up`: it is restarted and runs keep being stored; SIGTERM then
+    /// stops every service and leaves no process behind.
+    @Test(.timeLimit(.minutes(2)))
+    func killedProcessorIsRestartedAndStopLeavesNoProcess() async throws {
+        try await TestStack.with("up", yaml: Self.demoJob) { stack in
+            let up = try stack.start("up", "baton", ["up", "--config", stack.configPath])
+            let flowing = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 2 }
+            #expect(flowing, "baton up output: \((try? String(contentsOfFile: stack.directory + "/up.out", encoding: .utf8)) ?? "")")
+
+            let processors = Self.processors(under: up.processIdentifier)
+            #expect(processors.count == 2)
+            let victim = try #require(processors.first)
+            #expect(kill(victim, SIGKILL) == 0)
+
+            let restarted = try await stack.waitUntil(timeout: .seconds(20)) {
+                let now = Self.processors(under: up.processIdentifier)
+                return now.count == 2 && !now.contains(victim)
+            }
+            #expect(restarted)
+            let before = stack.storedCount()
+            let kept = try await stack.waitUntil(timeout: .seconds(20)) { stack.storedCount() >= before + 3 }
+            #expect(kept, "stored \(stack.storedCount()), \(before) at the restart")
+            let output = try String(contentsOfFile: stack.directory + "/up.out", encoding: .utf8)
+            #expect(output.contains("killed by signal 9; restarting"))
+
+            let services = TestStack.descendants(of: up.processIdentifier)
+            #expect(services.count >= 5)
+            kill(up.processIdentifier, SIGTERM)
+            let exited = try await stack.waitUntil(timeout: .seconds(30)) { !up.isRunning }
+            #expect(exited)
+            if exited { #expect(up.terminationStatus == 0) }
+            let survivors = services.filter { TestStack.commandLine(of: $0) != nil && kill($0, 0) == 0 }
+            #expect(survivors.isEmpty, "still running: \(survivors.compactMap(TestStack.commandLine(of:)))")
+        }
+    }
+
+    /// Killing `baton up` itself with SIGKILL takes its services down too (they watch their supervisor).
+    @Test(.timeLimit(.minutes(1)))
+    func servicesDieWithTheirSupervisor() async throws {
+        try await TestStack.with("orphans", yaml: Self.demoJob) { stack in
+            let up = try stack.start("up", "baton", ["up", "--config", stack.configPath])
+            let started = try await stack.waitUntil(timeout: .seconds(20)) {
+                TestStack.descendants(of: up.processIdentifier).count >= 5
+            }
+            #expect(started)
+            let services = TestStack.descendants(of: up.processIdentifier)
+            kill(up.processIdentifier, SIGKILL)
+            let gone = try await stack.waitUntil(timeout: .seconds(15)) {
+                services.allSatisfy { kill($0, 0) != 0 }
+            }
+            #expect(gone, "orphans: \(services.compactMap(TestStack.commandLine(of:)))")
+        }
+    }
+
+    static func processors(under pid: Int32) -> [Int32] {
+        TestStack.descendants(of: pid).filter { TestStack.commandLine(of: $0)?.contains("baton-processor") == true }
+    }
+}
