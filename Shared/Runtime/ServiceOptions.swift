@@ -16,7 +16,10 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     /// Overrides `log.level`.
     @Option(
         name: .long,
-        help: ArgumentHelp("Lowest log level: trace, debug, info, notice, warning, error, critical (overrides log.level).", valueName: "level")
+        help: ArgumentHelp(
+            "Lowest log level: trace, debug, info, notice, warning, error, critical (overrides log.level).",
+            valueName: "level"
+        )
     )
     public var logLevel: String?
 
@@ -38,7 +41,8 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         for override in Configuration.overrides {
             text += "  \(override.variable.padding(toLength: 28, withPad: " ", startingAt: 0)) \(override.key)\n"
         }
-        text += "\nSee docs/CONFIGURATION.md for every key. A bad file or value is reported with its field, and the service exits with status 2."
+        text +=
+            "\nSee docs/CONFIGURATION.md for every key. A bad file or value is reported with its field, and the service exits with status 2."
         return text
     }()
 }

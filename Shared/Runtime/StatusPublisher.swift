@@ -118,7 +118,7 @@ public final class StatusPublisher: Service, Sendable {
             group.addTask { await self.followSubscriptions() }
             group.addTask { await self.sendHeartbeats() }
             // Returns when graceful shutdown begins (or the task is cancelled).
-        try? await gracefulShutdown()
+            try? await gracefulShutdown()
             group.cancelAll()
         }
         publish(EventType.serviceStopped)
@@ -150,7 +150,9 @@ public final class StatusPublisher: Service, Sendable {
             let uptime = Int(Date().timeIntervalSince(started))
             publish(
                 EventType.serviceHeartbeat,
-                attributes: ["uptime_s": "\(uptime)", "pid": "\(getpid())", "interval_ms": "\(heartbeatInterval.components.seconds * 1000)"]
+                attributes: [
+                    "uptime_s": "\(uptime)", "pid": "\(getpid())", "interval_ms": "\(heartbeatInterval.components.seconds * 1000)",
+                ]
             )
         }
     }

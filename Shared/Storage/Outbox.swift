@@ -89,7 +89,8 @@ public final class Outbox: Sendable {
     public func markSent(runID: String, part: Int) async throws {
         try await pool.write { db in
             try db.execute(
-                sql: "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ? WHERE run_id = ? AND part = ? AND state = 'pending'",
+                sql:
+                    "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ? WHERE run_id = ? AND part = ? AND state = 'pending'",
                 arguments: [Timestamp.format(Date()), runID, part]
             )
         }

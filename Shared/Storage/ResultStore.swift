@@ -91,7 +91,13 @@ public final class ResultStore: Sendable {
         let lines = Self.jsonLines(payload)
         return try await pool.write { db in
             if try Self.exists(db, header) { return .duplicate }
-            try Self.insertResult(db, header, format: lines == nil ? "blob" : "jsonl", blob: lines == nil ? payload : nil, processor: processor)
+            try Self.insertResult(
+                db,
+                header,
+                format: lines == nil ? "blob" : "jsonl",
+                blob: lines == nil ? payload : nil,
+                processor: processor
+            )
             for (index, line) in (lines ?? []).enumerated() {
                 try db.execute(
                     sql: "INSERT INTO records (run_id, part, line, data) VALUES (?, ?, ?, ?)",
@@ -105,7 +111,8 @@ public final class ResultStore: Sendable {
     /// True when a part was already stored (or processed by a command).
     public func contains(runID: String, part: Int) async throws -> Bool {
         try await pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM results WHERE run_id = ? AND part = ?)", arguments: [runID, part]) ?? false
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM results WHERE run_id = ? AND part = ?)", arguments: [runID, part])
+                ?? false
         }
     }
 

@@ -19,31 +19,31 @@ struct EndToEndTests {
                     timeout: 30s
                 """
         ) { stack in
-        try stack.startServices(processors: 2)
-        let stored = try await stack.waitUntil(timeout: .seconds(45)) { stack.storedCount() >= 3 }
-        await stack.stop()
-        #expect(stored, "stored \(stack.storedCount()) results; algorithm stderr: \(stack.stderr("algorithm"))")
+            try stack.startServices(processors: 2)
+            let stored = try await stack.waitUntil(timeout: .seconds(45)) { stack.storedCount() >= 3 }
+            await stack.stop()
+            #expect(stored, "stored \(stack.storedCount()) results; algorithm stderr: \(stack.stderr("algorithm"))")
 
-        let results = try stack.read { db in
-            try Row.fetchAll(db, sql: "SELECT run_id, logical_time, job, sha256, format FROM results ORDER BY run_id")
-        }
-        #expect(results.count >= 3)
-        for result in results {
-            let runID: String = result["run_id"]
-            let logicalTime: String = result["logical_time"]
-            #expect(result["format"] == "jsonl")
-            let records = try stack.read { db in
-                try String.fetchAll(db, sql: "SELECT data FROM records WHERE run_id = ? ORDER BY line", arguments: [runID])
+            let results = try stack.read { db in
+                try Row.fetchAll(db, sql: "SELECT run_id, logical_time, job, sha256, format FROM results ORDER BY run_id")
             }
-            // What the script writes for this run, computed by running it again with the same inputs.
-            let expected = try Self.runScript(runID: runID, logicalTime: logicalTime, directory: stack.directory)
-            #expect(records.joined(separator: "\n") + "\n" == expected, "run \(runID)")
-            #expect(records.count == 7)
-            // The raw result is kept, and it is the script's output byte for byte.
-            let raw = try String(contentsOfFile: "\(stack.dataDirectory)/raw/walk/\(runID).result", encoding: .utf8)
-            #expect(raw == expected)
-            #expect(SHA256.hex(of: Data(raw.utf8)) == result["sha256"])
-        }
+            #expect(results.count >= 3)
+            for result in results {
+                let runID: String = result["run_id"]
+                let logicalTime: String = result["logical_time"]
+                #expect(result["format"] == "jsonl")
+                let records = try stack.read { db in
+                    try String.fetchAll(db, sql: "SELECT data FROM records WHERE run_id = ? ORDER BY line", arguments: [runID])
+                }
+                // What the script writes for this run, computed by running it again with the same inputs.
+                let expected = try Self.runScript(runID: runID, logicalTime: logicalTime, directory: stack.directory)
+                #expect(records.joined(separator: "\n") + "\n" == expected, "run \(runID)")
+                #expect(records.count == 7)
+                // The raw result is kept, and it is the script's output byte for byte.
+                let raw = try String(contentsOfFile: "\(stack.dataDirectory)/raw/walk/\(runID).result", encoding: .utf8)
+                #expect(raw == expected)
+                #expect(SHA256.hex(of: Data(raw.utf8)) == result["sha256"])
+            }
         }
     }
 
@@ -63,19 +63,23 @@ struct EndToEndTests {
                     env: {WALK_STEPS: "5", WORK_SECONDS: "0.01"}
                 """
         ) { stack in
-        let summary = stack.directory + "/summary.sqlite"
-        let config = try String(contentsOfFile: stack.configPath, encoding: .utf8)
-        try config.replacingOccurrences(of: "/tmp/PLACEHOLDER", with: summary).write(toFile: stack.configPath, atomically: true, encoding: .utf8)
-        try stack.startServices(processors: 1)
-        let done = try await stack.waitUntil(timeout: .seconds(45)) { stack.storedCount() >= 2 }
-        await stack.stop()
-        #expect(done, "processor stderr: \(stack.stderr("processor-1"))")
-        let processed = try stack.read { db in try String.fetchAll(db, sql: "SELECT run_id FROM results WHERE format = 'command'") }
-        let summarised = try DatabaseQueue(path: summary).read { db in
-            try Row.fetchAll(db, sql: "SELECT run_id, steps FROM summary")
-        }
-        #expect(Set(summarised.map { $0["run_id"] as String }).isSuperset(of: processed))
-        #expect(summarised.allSatisfy { ($0["steps"] as Int) == 5 })
+            let summary = stack.directory + "/summary.sqlite"
+            let config = try String(contentsOfFile: stack.configPath, encoding: .utf8)
+            try config.replacingOccurrences(of: "/tmp/PLACEHOLDER", with: summary).write(
+                toFile: stack.configPath,
+                atomically: true,
+                encoding: .utf8
+            )
+            try stack.startServices(processors: 1)
+            let done = try await stack.waitUntil(timeout: .seconds(45)) { stack.storedCount() >= 2 }
+            await stack.stop()
+            #expect(done, "processor stderr: \(stack.stderr("processor-1"))")
+            let processed = try stack.read { db in try String.fetchAll(db, sql: "SELECT run_id FROM results WHERE format = 'command'") }
+            let summarised = try DatabaseQueue(path: summary).read { db in
+                try Row.fetchAll(db, sql: "SELECT run_id, steps FROM summary")
+            }
+            #expect(Set(summarised.map { $0["run_id"] as String }).isSuperset(of: processed))
+            #expect(summarised.allSatisfy { ($0["steps"] as Int) == 5 })
         }
     }
 

@@ -43,7 +43,13 @@ public enum AlgorithmService {
             SocketCloser(socket: acks),
             SocketCloser(socket: runs),
             AckReceiver(outbox: outbox, acks: acks, publisher: environment.publisher, logger: environment.logger),
-            ResultSender(outbox: outbox, results: results, doorbell: doorbell, publisher: environment.publisher, logger: environment.logger),
+            ResultSender(
+                outbox: outbox,
+                results: results,
+                doorbell: doorbell,
+                publisher: environment.publisher,
+                logger: environment.logger
+            ),
             RunWorker(
                 configuration: configuration,
                 runs: runs,

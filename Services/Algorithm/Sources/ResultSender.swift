@@ -66,7 +66,10 @@ public struct ResultSender: Service {
             return
         }
         guard payload.count == header.size, SHA256.hex(of: payload) == header.sha256 else {
-            logger.error("raw result file does not match its checksum; not sent", metadata: ["run": "\(header.runID)", "path": "\(entry.path)"])
+            logger.error(
+                "raw result file does not match its checksum; not sent",
+                metadata: ["run": "\(header.runID)", "path": "\(entry.path)"]
+            )
             publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: "raw file corrupt")
             try await outbox.markSent(runID: header.runID, part: header.part)
             return

@@ -50,7 +50,8 @@ extension Baton {
             let workers =
                 [child("scheduler", "baton-scheduler"), child("algorithm", "baton-algorithm")]
                 + (0..<count).map { child("processor-\($0 + 1)", "baton-processor", ["--name", "processor-\($0 + 1)"]) }
-            for path in ([child("logger", "baton-logger")] + workers).map(\.path) where !FileManager.default.isExecutableFile(atPath: path) {
+            for path in ([child("logger", "baton-logger")] + workers).map(\.path) where !FileManager.default.isExecutableFile(atPath: path)
+            {
                 Console.error("baton up: \(path) is missing; build with `swift build` first")
                 throw ExitCode(1)
             }

@@ -18,7 +18,10 @@ extension Baton {
         @Flag(help: "Print each event as one line of JSON, as published.")
         var json = false
 
-        @Option(name: .customLong("type"), help: ArgumentHelp("Only events whose type starts with this (repeatable), e.g. run. or log.error.", valueName: "prefix"))
+        @Option(
+            name: .customLong("type"),
+            help: ArgumentHelp("Only events whose type starts with this (repeatable), e.g. run. or log.error.", valueName: "prefix")
+        )
         var types: [String] = []
 
         @Option(help: ArgumentHelp("Only events of this job.", valueName: "name"))

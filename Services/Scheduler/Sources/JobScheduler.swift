@@ -44,7 +44,10 @@ public struct JobScheduler: Service {
     private func fireForever(_ job: Configuration.Job) async {
         let schedule = IntervalSchedule(every: job.every, anchor: job.anchor)
         var next = schedule.slot(after: clock.now())
-        logger.info("scheduled", metadata: ["job": "\(job.name)", "every": "\(DurationText.format(job.every))", "next": "\(Timestamp.format(next))"])
+        logger.info(
+            "scheduled",
+            metadata: ["job": "\(job.name)", "every": "\(DurationText.format(job.every))", "next": "\(Timestamp.format(next))"]
+        )
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try await clock.sleep(until: next)
@@ -68,7 +71,10 @@ public struct JobScheduler: Service {
                     attributes: ["logical_time": Timestamp.format(next), "lateness_ms": String(format: "%.3f", lateness)]
                 )
             } else {
-                logger.error("run request queue full: the algorithm is not taking runs", metadata: ["job": "\(job.name)", "run": "\(request.runID)"])
+                logger.error(
+                    "run request queue full: the algorithm is not taking runs",
+                    metadata: ["job": "\(job.name)", "run": "\(request.runID)"]
+                )
             }
             // The next slot after the one just fired, or after now if the wake was later than a whole interval.
             next = schedule.slot(after: max(next, firedAt))

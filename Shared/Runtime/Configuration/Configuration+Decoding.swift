@@ -173,7 +173,11 @@ extension Configuration.Job: Decodable {
         case (true, false):
             let argv = try reader.value("command", [String]())
             guard !argv.isEmpty, !argv[0].isEmpty else {
-                throw ConfigurationError(source: "", field: reader.field("command"), problem: "must name a program, e.g. [python3, algo.py]")
+                throw ConfigurationError(
+                    source: "",
+                    field: reader.field("command"),
+                    problem: "must name a program, e.g. [python3, algo.py]"
+                )
             }
             algorithm = .command(
                 Configuration.Command(
@@ -185,7 +189,11 @@ extension Configuration.Job: Decodable {
         case (false, true):
             let builtin = try reader.value("builtin", "")
             guard builtin == "demo" else {
-                throw ConfigurationError(source: "", field: reader.field("builtin"), problem: "the only built-in algorithm is demo (got \"\(builtin)\")")
+                throw ConfigurationError(
+                    source: "",
+                    field: reader.field("builtin"),
+                    problem: "the only built-in algorithm is demo (got \"\(builtin)\")"
+                )
             }
             algorithm = .demo(duration: try reader.duration("duration", .seconds(2)), resultSize: try reader.value("result_size", 4096))
         case (false, false):

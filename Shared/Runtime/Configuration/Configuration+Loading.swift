@@ -65,15 +65,33 @@ extension Configuration {
 
     /// Every environment variable Baton reads, in the order they are documented.
     public static let overrides: [Override] = [
-        Override(variable: "BATON_DATA_DIR", key: "data_dir") { $0.dataDirectory = $1; return !$1.isEmpty },
-        Override(variable: "BATON_ENDPOINT_RUNS", key: "endpoints.runs") { $0.endpoints.runs = $1; return true },
-        Override(variable: "BATON_ENDPOINT_CONTROL", key: "endpoints.control") { $0.endpoints.control = $1; return true },
-        Override(variable: "BATON_ENDPOINT_RESULTS", key: "endpoints.results") { $0.endpoints.results = $1; return true },
-        Override(variable: "BATON_ENDPOINT_ACKS", key: "endpoints.acks") { $0.endpoints.acks = $1; return true },
-        Override(variable: "BATON_ENDPOINT_STATUS_IN", key: "endpoints.status_in") { $0.endpoints.statusIn = $1; return true },
-        Override(variable: "BATON_ENDPOINT_STATUS_OUT", key: "endpoints.status_out") { $0.endpoints.statusOut = $1; return true },
-        Override(variable: "BATON_ENDPOINT_QUERY", key: "endpoints.query") { $0.endpoints.query = $1; return true },
-        Override(variable: "BATON_STORE_PATH", key: "store.path") { $0.store.path = $1; return true },
+        Override(variable: "BATON_DATA_DIR", key: "data_dir") {
+            $0.dataDirectory = $1; return !$1.isEmpty
+        },
+        Override(variable: "BATON_ENDPOINT_RUNS", key: "endpoints.runs") {
+            $0.endpoints.runs = $1; return true
+        },
+        Override(variable: "BATON_ENDPOINT_CONTROL", key: "endpoints.control") {
+            $0.endpoints.control = $1; return true
+        },
+        Override(variable: "BATON_ENDPOINT_RESULTS", key: "endpoints.results") {
+            $0.endpoints.results = $1; return true
+        },
+        Override(variable: "BATON_ENDPOINT_ACKS", key: "endpoints.acks") {
+            $0.endpoints.acks = $1; return true
+        },
+        Override(variable: "BATON_ENDPOINT_STATUS_IN", key: "endpoints.status_in") {
+            $0.endpoints.statusIn = $1; return true
+        },
+        Override(variable: "BATON_ENDPOINT_STATUS_OUT", key: "endpoints.status_out") {
+            $0.endpoints.statusOut = $1; return true
+        },
+        Override(variable: "BATON_ENDPOINT_QUERY", key: "endpoints.query") {
+            $0.endpoints.query = $1; return true
+        },
+        Override(variable: "BATON_STORE_PATH", key: "store.path") {
+            $0.store.path = $1; return true
+        },
         Override(variable: "BATON_PROCESSOR_COUNT", key: "processor.count") { config, text in
             guard let count = Int(text) else { return false }
             config.processor.count = count
@@ -84,7 +102,9 @@ extension Configuration {
             config.algorithm.concurrency = count
             return true
         },
-        Override(variable: "BATON_LOG_LEVEL", key: "log.level") { $0.log.level = $1; return true },
+        Override(variable: "BATON_LOG_LEVEL", key: "log.level") {
+            $0.log.level = $1; return true
+        },
     ]
 
     /// Applies the environment variables in ``overrides`` that are set.

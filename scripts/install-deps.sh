@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Baton needs, only if they are missing.
+#   scripts/install-deps.sh          build and run: libzmq3-dev, libssl-dev, libsqlite3-dev, pkg-config
+#   scripts/install-deps.sh --test   also what the tests use: python3, docker-compose (validation only)
+set -euo pipefail
+
+packages=(libzmq3-dev libssl-dev libsqlite3-dev pkg-config)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(python3 docker-compose)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "swift is not on PATH: install the Swift 6.2 (or later) toolchain from swift.org first" >&2
+  exit 1
+fi
