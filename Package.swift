@@ -90,10 +90,14 @@ let package = Package(
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
             .testTarget(name: "MessagingTests", dependencies: ["Messaging"], swiftSettings: swiftSettings),
             .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging"], swiftSettings: swiftSettings),
             .testTarget(name: "StorageTests", dependencies: ["Storage", "Messaging", logging], swiftSettings: swiftSettings),
             .testTarget(
                 name: "SchedulerServiceTests",
-                dependencies: ["SchedulerService", "Messaging", "Runtime", logging],
+                dependencies: [
+                    "SchedulerService", "Messaging", "Runtime", logging,
+                    .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+                ],
                 swiftSettings: swiftSettings
             ),
             .testTarget(

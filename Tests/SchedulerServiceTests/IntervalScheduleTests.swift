@@ -3,6 +3,7 @@ import Logging
 import Messaging
 import Runtime
 import SchedulerService
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -116,5 +117,24 @@ struct JobSchedulerTests {
         }
         task.cancel()
         _ = try? await task.value
+    }
+}
+
+struct JobSchedulerShutdownTests {
+    /// A scheduler waiting for a far-off slot stops at once on graceful shutdown (SIGTERM).
+    @Test(.timeLimit(.minutes(1)))
+    func gracefulShutdownEndsTheWait() async throws {
+        let clock = ManualClock(now: Date(timeIntervalSince1970: 0))
+        let job = Configuration.Job(name: "daily", every: .seconds(86_400), algorithm: .demo(duration: .zero, resultSize: 0))
+        let scheduler = JobScheduler(jobs: [job], clock: clock, sink: RecordingSink(), publisher: nil, logger: Logger(label: "test"))
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await scheduler.run() }
+                await clock.waitForSleeper()
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+        #expect(clock.sleeperCount == 0)
     }
 }

@@ -37,7 +37,7 @@ public struct GapTracker: Sendable {
             last[key] = event.seq
             return .inOrder
         }
-        if event.seq == 1 {
+        if event.seq == 1 && previous > 1 {
             last[key] = 1
             return .restarted
         }

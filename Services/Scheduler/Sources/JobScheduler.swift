@@ -34,9 +34,11 @@ public struct JobScheduler: Service {
 
     public func run() async throws {
         if jobs.isEmpty { logger.warning("no jobs configured: nothing will be scheduled") }
-        await withDiscardingTaskGroup { group in
-            for job in jobs {
-                group.addTask { await self.fireForever(job) }
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                for job in jobs {
+                    group.addTask { await self.fireForever(job) }
+                }
             }
         }
     }
@@ -48,7 +50,7 @@ public struct JobScheduler: Service {
             "scheduled",
             metadata: ["job": "\(job.name)", "every": "\(DurationText.format(job.every))", "next": "\(Timestamp.format(next))"]
         )
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        while !Task.isCancelled {
             do {
                 try await clock.sleep(until: next)
             } catch {
