@@ -102,6 +102,22 @@ public struct CommandRunner: Sendable {
         onOutput: @escaping @Sendable (String) -> Void,
         onError: @escaping @Sendable (String) -> Void
     ) async throws -> Outcome {
+        let status =
+            switch input {
+            case .none: try await launch(input: .none, onOutput: onOutput, onError: onError)
+            case .data(let data): try await launch(input: .data(data), onOutput: onOutput, onError: onError)
+            }
+        switch status {
+        case .exited(let code): return .exited(code)
+        case .signaled(let signal): return .signaled(signal)
+        }
+    }
+
+    private func launch<In: InputProtocol>(
+        input: In,
+        onOutput: @escaping @Sendable (String) -> Void,
+        onError: @escaping @Sendable (String) -> Void
+    ) async throws -> TerminationStatus {
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: gracePeriod)]
         // Its own process group, so a terminal's Ctrl-C reaches the supervisor, which then stops it cleanly.
@@ -109,37 +125,17 @@ public struct CommandRunner: Sendable {
         let executable: Executable = argv[0].contains("/") ? .path(FilePath(argv[0])) : .name(argv[0])
         var updates: [Environment.Key: String?] = [:]
         for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
-        let directory = workingDirectory.flatMap { $0.isEmpty ? nil : FilePath($0) }
-
-        let result =
-            switch input {
-            case .none:
-                try await Subprocess.run(
-                    executable,
-                    arguments: Arguments(Array(argv.dropFirst())),
-                    environment: .inherit.updating(updates),
-                    workingDirectory: directory,
-                    platformOptions: options,
-                    input: .none,
-                    output: .sequence,
-                    error: .sequence
-                ) { execution in try await Self.pump(execution, onOutput: onOutput, onError: onError) }
-            case .data(let data):
-                try await Subprocess.run(
-                    executable,
-                    arguments: Arguments(Array(argv.dropFirst())),
-                    environment: .inherit.updating(updates),
-                    workingDirectory: directory,
-                    platformOptions: options,
-                    input: .data(data),
-                    output: .sequence,
-                    error: .sequence
-                ) { execution in try await Self.pump(execution, onOutput: onOutput, onError: onError) }
-            }
-        switch result.terminationStatus {
-        case .exited(let code): return .exited(code)
-        case .signaled(let signal): return .signaled(signal)
-        }
+        let result = try await Subprocess.run(
+            executable,
+            arguments: Arguments(Array(argv.dropFirst())),
+            environment: .inherit.updating(updates),
+            workingDirectory: workingDirectory.flatMap { $0.isEmpty ? nil : FilePath($0) },
+            platformOptions: options,
+            input: input,
+            output: .sequence,
+            error: .sequence
+        ) { execution in try await Self.pump(execution, onOutput: onOutput, onError: onError) }
+        return result.terminationStatus
     }
 
     private static func pump<In: InputProtocol>(

@@ -317,7 +317,7 @@ private final class Core: @unchecked Sendable {
         var endpoints: [String] = []
         var socket: Socket
         do {
-            socket = try Self.makeSocket(context: context, configuration: configuration, endpoints: &endpoints)
+            socket = try Socket.make(context: context, configuration: configuration, boundEndpoints: &endpoints)
         } catch {
             finish(error: error)
             started.resume(throwing: error)
@@ -347,19 +347,6 @@ private final class Core: @unchecked Sendable {
         _ = try? socket.set(.linger(configuration.lingerOnClose))
         socket.close()
         finish(error: failure ?? closedError())
-    }
-
-    private static func makeSocket(
-        context: Context,
-        configuration: AsyncSocket.Configuration,
-        endpoints: inout [String]
-    ) throws(ZMQError) -> Socket {
-        let socket = try Socket(context: context, type: configuration.type)
-        for option in configuration.options { try socket.set(option) }
-        for endpoint in configuration.bind { endpoints.append(try socket.bind(endpoint)) }
-        for endpoint in configuration.connect { try socket.connect(endpoint) }
-        for message in configuration.initialMessages { try socket.send(message) }
-        return socket
     }
 
     private func drainWakePipe() {

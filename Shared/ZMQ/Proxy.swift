@@ -66,19 +66,6 @@ public final class Proxy: Sendable {
         }
     }
 
-    private static func open(
-        _ configuration: AsyncSocket.Configuration,
-        context: Context,
-        endpoints: inout [String]
-    ) throws(ZMQError) -> Socket {
-        let socket = try Socket(context: context, type: configuration.type)
-        for option in configuration.options { try socket.set(option) }
-        for endpoint in configuration.bind { endpoints.append(try socket.bind(endpoint)) }
-        for endpoint in configuration.connect { try socket.connect(endpoint) }
-        for message in configuration.initialMessages { try socket.send(message) }
-        return socket
-    }
-
     private static func run(
         context: Context,
         sockets: (AsyncSocket.Configuration, AsyncSocket.Configuration, AsyncSocket.Configuration?),
@@ -92,19 +79,23 @@ public final class Proxy: Sendable {
         let backend: Socket
         let control: Socket
         do {
-            control = try open(.init(type: .pair, bind: [controlEndpoint]), context: context, endpoints: &ignored)
+            control = try Socket.make(
+                context: context,
+                configuration: .init(type: .pair, bind: [controlEndpoint]),
+                boundEndpoints: &ignored
+            )
         } catch {
             started.resume(throwing: error)
             return
         }
         do {
-            frontend = try open(sockets.0, context: context, endpoints: &frontEndpoints)
+            frontend = try Socket.make(context: context, configuration: sockets.0, boundEndpoints: &frontEndpoints)
         } catch {
             started.resume(throwing: error)
             return
         }
         do {
-            backend = try open(sockets.1, context: context, endpoints: &backEndpoints)
+            backend = try Socket.make(context: context, configuration: sockets.1, boundEndpoints: &backEndpoints)
         } catch {
             started.resume(throwing: error)
             return
@@ -112,7 +103,7 @@ public final class Proxy: Sendable {
         if let captureConfiguration = sockets.2 {
             let capture: Socket
             do {
-                capture = try open(captureConfiguration, context: context, endpoints: &ignored)
+                capture = try Socket.make(context: context, configuration: captureConfiguration, boundEndpoints: &ignored)
             } catch {
                 started.resume(throwing: error)
                 return
