@@ -81,7 +81,7 @@ let package = Package(
         ),
         .target(name: "Storage", dependencies: ["Messaging", grdb, logging], path: "Shared/Storage", swiftSettings: swiftSettings),
     ]
-        + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase)
+        + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase + ["Storage"])
         + service("AlgorithmService", folder: "Algorithm", dependencies: serviceBase + ["Storage", subprocess])
         + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)

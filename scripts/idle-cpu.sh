@@ -20,6 +20,7 @@ endpoints:
   status_in: ipc://$dir/status-in
   status_out: ipc://$dir/status-out
   query: ipc://$dir/query
+  reports: ipc://$dir/reports
 jobs:
   - name: idle
     every: 1d

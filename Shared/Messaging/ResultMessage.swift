@@ -20,6 +20,9 @@ public struct ResultHeader: WireMessage, Equatable {
     public var sha256: String
     /// The delivery attempt, from 1; more than 1 means it was sent before.
     public var attempt: Int
+    /// The lease in milliseconds: the processor must report it started (a ``LeaseRenewal``) within this
+    /// time, and renew it at least this often while it works, or the result is sent to another processor.
+    public var leaseMs: Int
 
     /// Creates a result header.
     /// - Parameters:
@@ -31,6 +34,7 @@ public struct ResultHeader: WireMessage, Equatable {
     ///   - size: Payload size in bytes.
     ///   - sha256: Payload checksum.
     ///   - attempt: Delivery attempt, from 1.
+    ///   - leaseMs: The lease, in milliseconds.
     public init(
         runID: String,
         job: String,
@@ -39,7 +43,8 @@ public struct ResultHeader: WireMessage, Equatable {
         parts: Int = 1,
         size: Int,
         sha256: String,
-        attempt: Int = 1
+        attempt: Int = 1,
+        leaseMs: Int = 30_000
     ) {
         self.runID = runID
         self.job = job
@@ -49,10 +54,11 @@ public struct ResultHeader: WireMessage, Equatable {
         self.size = size
         self.sha256 = sha256
         self.attempt = attempt
+        self.leaseMs = leaseMs
     }
 
     enum CodingKeys: String, CodingKey {
-        case runID = "runId", job, logicalTime, part, parts, size, sha256, attempt
+        case runID = "runId", job, logicalTime, part, parts, size, sha256, attempt, leaseMs
     }
 
     public func validate() throws(ProtocolError) {
@@ -67,6 +73,7 @@ public struct ResultHeader: WireMessage, Equatable {
             throw ProtocolError(.field, "field \"sha256\" must be 64 lowercase hex digits")
         }
         guard attempt >= 1 else { throw ProtocolError(.field, "field \"attempt\" must be at least 1 (got \(attempt))") }
+        guard leaseMs >= 10 else { throw ProtocolError(.field, "field \"leaseMs\" must be at least 10 (got \(leaseMs))") }
     }
 }
 
@@ -125,6 +132,69 @@ public struct Acknowledgement: WireMessage, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case runID = "runId", part, processor, duplicate
+    }
+
+    public func validate() throws(ProtocolError) {
+        try RunID.validate(runID, field: "runId")
+        guard part >= 0 else { throw ProtocolError(.field, "field \"part\" must not be negative (got \(part))") }
+    }
+}
+
+/// Processor → algorithm: "I am working on this part": sent when processing starts and then periodically,
+/// so a long processing step keeps its lease for as long as its processor lives.
+public struct LeaseRenewal: WireMessage, Equatable {
+    public static let kind = "lease"
+
+    /// The run.
+    public var runID: String
+    /// The part being processed.
+    public var part: Int
+    /// The processor instance working on it.
+    public var processor: String
+
+    /// Creates a lease renewal.
+    public init(runID: String, part: Int, processor: String) {
+        self.runID = runID
+        self.part = part
+        self.processor = processor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "runId", part, processor
+    }
+
+    public func validate() throws(ProtocolError) {
+        try RunID.validate(runID, field: "runId")
+        guard part >= 0 else { throw ProtocolError(.field, "field \"part\" must not be negative (got \(part))") }
+    }
+}
+
+/// Processor → algorithm: processing a part failed, or the processor is stopping and hands it back.
+public struct FailureReport: WireMessage, Equatable {
+    public static let kind = "nack"
+
+    /// The run.
+    public var runID: String
+    /// The part.
+    public var part: Int
+    /// The processor instance.
+    public var processor: String
+    /// Why, in words.
+    public var reason: String
+    /// True when the part is handed back unprocessed (the processor is stopping): not a failed attempt.
+    public var handBack: Bool
+
+    /// Creates a failure report.
+    public init(runID: String, part: Int, processor: String, reason: String, handBack: Bool = false) {
+        self.runID = runID
+        self.part = part
+        self.processor = processor
+        self.reason = reason
+        self.handBack = handBack
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "runId", part, processor, reason, handBack
     }
 
     public func validate() throws(ProtocolError) {

@@ -1,34 +1,85 @@
-import Foundation
+public import Foundation
 import GRDB
 public import Messaging
 
-/// The algorithm's durable hand-off queue: a result is recorded here (after its raw file is on disk)
-/// before anything is sent, and a sender drains it into the results socket.
+/// The algorithm's durable hand-off queue: a result part is recorded here (after its raw file is on disk)
+/// before anything is sent, and stays until a processor acknowledges that it stored it.
 ///
-/// Rows move `pending → sent → acked`. The file is SQLite in WAL mode under the data directory.
+/// A part moves `pending → sent → acked`, or to `dead` after too many failed attempts:
+/// - `pending`: due to be sent at `due_at` (now, or after a retry backoff).
+/// - `sent`: handed to a processor; `due_at` is the lease deadline. A processor that starts on the part
+///   renews the lease; if the deadline passes, the part is sent again. A lease that expires after the
+///   processor had started counts as a failed attempt (the processor died on it).
+/// - `acked`: stored by a processor. `dead`: failed `maxAttempts` times; kept, visible, replayable.
+///
+/// The file is SQLite in WAL mode; every change is one committed transaction.
 public final class Outbox: Sendable {
-    /// One result part waiting to be delivered.
+    /// One result part and its delivery state.
     public struct Entry: Sendable, Equatable {
-        /// The part's header as it will be sent.
+        /// The part's header as it will be sent (its `attempt` is the next delivery's number).
         public var header: ResultHeader
         /// The raw result file.
         public var path: String
-        /// Delivery state.
+        /// `pending`, `sent`, `acked` or `dead`.
         public var state: String
+        /// Failed processing attempts so far.
+        public var failures: Int
+        /// The last failure's reason.
+        public var lastError: String?
 
-        /// Creates an entry.
-        public init(header: ResultHeader, path: String, state: String = "pending") {
+        /// Creates an entry for a new part.
+        public init(header: ResultHeader, path: String, state: String = "pending", failures: Int = 0, lastError: String? = nil) {
             self.header = header
             self.path = path
             self.state = state
+            self.failures = failures
+            self.lastError = lastError
         }
     }
 
-    private let pool: DatabasePool
+    /// How failed parts are retried.
+    public struct RetryPolicy: Sendable, Equatable {
+        /// Attempts before a part is dead-lettered.
+        public var maxAttempts: Int
+        /// Delay before the first retry; doubled each time.
+        public var initialBackoff: Duration
+        /// Longest delay between attempts.
+        public var maxBackoff: Duration
+
+        /// Creates a policy.
+        public init(maxAttempts: Int = 5, initialBackoff: Duration = .seconds(2), maxBackoff: Duration = .seconds(300)) {
+            self.maxAttempts = maxAttempts
+            self.initialBackoff = initialBackoff
+            self.maxBackoff = maxBackoff
+        }
+
+        /// The delay before retry number `failures` (1 = first retry), with jitter between 50% and 100%.
+        public func backoff(afterFailures failures: Int, jitter: Double = Double.random(in: 0.5...1)) -> Duration {
+            let exponent = min(max(failures - 1, 0), 30)
+            let base = initialBackoff * (1 << exponent)
+            return min(base, maxBackoff) * jitter
+        }
+    }
+
+    /// What became of a part after a reported failure.
+    public enum FailureOutcome: Sendable, Equatable {
+        /// It will be sent again after this delay.
+        case retry(after: Duration)
+        /// It failed too often and is dead-lettered.
+        case dead
+        /// The part was not in flight (already acked, dead, or unknown); nothing changed.
+        case ignored
+    }
+
+    let pool: DatabasePool
+    /// The retry policy applied to failures.
+    public let policy: RetryPolicy
 
     /// Opens (creating if needed) the outbox.
-    /// - Parameter path: The SQLite file.
-    public init(path: String) throws {
+    /// - Parameters:
+    ///   - path: The SQLite file.
+    ///   - policy: How failed parts are retried.
+    public init(path: String, policy: RetryPolicy = RetryPolicy()) throws {
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent,
             withIntermediateDirectories: true
@@ -47,64 +98,252 @@ public final class Outbox: Sendable {
                         path TEXT NOT NULL,
                         size INTEGER NOT NULL,
                         sha256 TEXT NOT NULL,
-                        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'acked')),
-                        attempts INTEGER NOT NULL DEFAULT 0,
+                        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'acked', 'dead')),
+                        due_at REAL NOT NULL,
+                        deliveries INTEGER NOT NULL DEFAULT 0,
+                        failures INTEGER NOT NULL DEFAULT 0,
+                        started INTEGER NOT NULL DEFAULT 0,
+                        processor TEXT,
+                        last_error TEXT,
                         created_at TEXT NOT NULL,
                         sent_at TEXT,
                         acked_at TEXT,
                         UNIQUE (run_id, part)
                     );
-                    CREATE INDEX outbox_state ON outbox (state, seq);
+                    CREATE INDEX outbox_due ON outbox (state, due_at, seq);
+                    CREATE INDEX outbox_job_time ON outbox (job, logical_time);
                     """
             )
         }
+        RunLedger.migrate(&migrator)
         pool = try ResultStore.open(path: path) { try migrator.migrate($0) }
+        self.policy = policy
     }
 
     /// Records a result part for delivery (committed when this returns). Adding the same part again does nothing.
-    public func add(_ entry: Entry) async throws {
+    public func add(_ entry: Entry, now: Date = Date()) async throws {
+        try await pool.write { db in try Self.insert(entry, in: db, now: now) }
+    }
+
+    /// Inserts a part inside a caller's transaction (see ``RunLedger/finish(_:outbox:now:)``).
+    static func insert(_ entry: Entry, in db: Database, now: Date) throws {
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO outbox
+                    (run_id, part, parts, job, logical_time, path, size, sha256, state, due_at, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+                """,
+            arguments: [
+                entry.header.runID, entry.header.part, entry.header.parts, entry.header.job,
+                Timestamp.format(entry.header.logicalTime), entry.path, entry.header.size, entry.header.sha256,
+                now.timeIntervalSince1970, Timestamp.format(now),
+            ]
+        )
+    }
+
+    /// The next part due to be sent at `now`, oldest first: pending parts whose retry time has come, and sent
+    /// parts whose lease ran out. A lease that ran out after the processor started counts as a failure, which
+    /// may dead-letter the part; those parts are returned in `dead`.
+    public func nextDue(now: Date = Date()) async throws -> (entry: Entry?, dead: [Entry]) {
+        let policy = policy
+        return try await pool.write { db in
+            let seconds = now.timeIntervalSince1970
+            // Processors that died while working: one failed attempt each.
+            let expired = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM outbox WHERE state = 'sent' AND started = 1 AND due_at <= ?",
+                arguments: [seconds]
+            )
+            var dead: [Entry] = []
+            for row in expired {
+                let failures = (row["failures"] as Int) + 1
+                let reason = "lease expired: processor \(row["processor"] as String? ?? "?") stopped renewing it"
+                if failures >= policy.maxAttempts {
+                    try db.execute(
+                        sql: "UPDATE outbox SET state = 'dead', failures = ?, started = 0, last_error = ? WHERE seq = ?",
+                        arguments: [failures, reason, row["seq"] as Int64]
+                    )
+                    var entry = Self.entry(row)
+                    entry.state = "dead"
+                    entry.failures = failures
+                    entry.lastError = reason
+                    dead.append(entry)
+                } else {
+                    try db.execute(
+                        sql: "UPDATE outbox SET failures = ?, started = 0, last_error = ? WHERE seq = ?",
+                        arguments: [failures, reason, row["seq"] as Int64]
+                    )
+                }
+            }
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT * FROM outbox WHERE state IN ('pending', 'sent') AND due_at <= ?
+                    ORDER BY due_at, seq LIMIT 1
+                    """,
+                arguments: [seconds]
+            )
+            return (row.map(Self.entry), dead)
+        }
+    }
+
+    /// When the next part becomes due (a retry or a lease deadline), if any part is waiting at all.
+    public func nextDeadline() async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM outbox WHERE state IN ('pending', 'sent')")
+                .map { Date(timeIntervalSince1970: $0) }
+        }
+    }
+
+    /// Marks a part as handed to a processor, which must start on it before `leaseDeadline`.
+    public func markSent(runID: String, part: Int, leaseDeadline: Date, now: Date = Date()) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: """
-                    INSERT OR IGNORE INTO outbox (run_id, part, parts, job, logical_time, path, size, sha256, state, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)
+                    UPDATE outbox SET state = 'sent', deliveries = deliveries + 1, started = 0, due_at = ?, sent_at = ?
+                    WHERE run_id = ? AND part = ? AND state IN ('pending', 'sent')
                     """,
-                arguments: [
-                    entry.header.runID, entry.header.part, entry.header.parts, entry.header.job,
-                    Timestamp.format(entry.header.logicalTime), entry.path, entry.header.size, entry.header.sha256,
-                    Timestamp.format(Date()),
-                ]
+                arguments: [leaseDeadline.timeIntervalSince1970, Timestamp.format(now), runID, part]
             )
         }
     }
 
-    /// The oldest part not yet sent, if any.
-    public func nextPending() async throws -> Entry? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1").map(Self.entry)
-        }
-    }
-
-    /// Marks a part as handed to the socket.
-    public func markSent(runID: String, part: Int) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql:
-                    "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ? WHERE run_id = ? AND part = ? AND state = 'pending'",
-                arguments: [Timestamp.format(Date()), runID, part]
-            )
-        }
-    }
-
-    /// Marks a part as acknowledged by a processor. Returns false if it was unknown or already acknowledged.
+    /// A processor is working on a part: extend its lease. Returns false if the part is not in flight.
     @discardableResult
-    public func markAcked(runID: String, part: Int) async throws -> Bool {
+    public func renewLease(runID: String, part: Int, processor: String, until deadline: Date) async throws -> Bool {
         try await pool.write { db in
             try db.execute(
-                sql: "UPDATE outbox SET state = 'acked', acked_at = ? WHERE run_id = ? AND part = ? AND state != 'acked'",
-                arguments: [Timestamp.format(Date()), runID, part]
+                sql: """
+                    UPDATE outbox SET started = 1, processor = ?, due_at = MAX(due_at, ?)
+                    WHERE run_id = ? AND part = ? AND state = 'sent'
+                    """,
+                arguments: [processor, deadline.timeIntervalSince1970, runID, part]
             )
             return db.changesCount > 0
+        }
+    }
+
+    /// Marks a part as stored by a processor. Returns false if it was unknown or already acknowledged.
+    @discardableResult
+    public func markAcked(runID: String, part: Int, processor: String? = nil, now: Date = Date()) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE outbox SET state = 'acked', acked_at = ?, started = 0, processor = COALESCE(?, processor)
+                    WHERE run_id = ? AND part = ? AND state != 'acked'
+                    """,
+                arguments: [Timestamp.format(now), processor, runID, part]
+            )
+            return db.changesCount > 0
+        }
+    }
+
+    /// A processor failed on a part (or handed it back). A failure counts towards dead-lettering and delays
+    /// the next attempt by the policy's backoff; a hand-back makes the part due again at once.
+    public func recordFailure(
+        runID: String,
+        part: Int,
+        reason: String,
+        countsAsFailure: Bool = true,
+        now: Date = Date()
+    ) async throws -> FailureOutcome {
+        let policy = policy
+        return try await pool.write { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT failures FROM outbox WHERE run_id = ? AND part = ? AND state IN ('pending', 'sent')",
+                    arguments: [runID, part]
+                )
+            else { return .ignored }
+            guard countsAsFailure else {
+                try db.execute(
+                    sql: "UPDATE outbox SET state = 'pending', started = 0, due_at = ? WHERE run_id = ? AND part = ?",
+                    arguments: [now.timeIntervalSince1970, runID, part]
+                )
+                return .retry(after: .zero)
+            }
+            let failures = (row["failures"] as Int) + 1
+            if failures >= policy.maxAttempts {
+                try db.execute(
+                    sql: "UPDATE outbox SET state = 'dead', failures = ?, started = 0, last_error = ? WHERE run_id = ? AND part = ?",
+                    arguments: [failures, reason, runID, part]
+                )
+                return .dead
+            }
+            let delay = policy.backoff(afterFailures: failures)
+            let due = now.timeIntervalSince1970 + Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+            try db.execute(
+                sql: """
+                    UPDATE outbox SET state = 'pending', failures = ?, started = 0, last_error = ?, due_at = ?
+                    WHERE run_id = ? AND part = ?
+                    """,
+                arguments: [failures, reason, due, runID, part]
+            )
+            return .retry(after: delay)
+        }
+    }
+
+    /// Dead-letters a part at once (its raw file is unusable, so retrying cannot help).
+    public func markDead(runID: String, part: Int, reason: String) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE outbox SET state = 'dead', started = 0, last_error = ? WHERE run_id = ? AND part = ? AND state != 'acked'",
+                arguments: [reason, runID, part]
+            )
+        }
+    }
+
+    /// Puts parts back in the queue as new (attempts and failures forgotten), e.g. dead letters after a fix.
+    /// - Returns: How many parts were requeued.
+    @discardableResult
+    public func requeue(runID: String, part: Int? = nil, now: Date = Date()) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE outbox SET state = 'pending', failures = 0, started = 0, last_error = NULL, due_at = ?
+                    WHERE run_id = ? AND (? IS NULL OR part = ?)
+                    """,
+                arguments: [now.timeIntervalSince1970, runID, part, part]
+            )
+            return db.changesCount
+        }
+    }
+
+    /// Parts in a state (or all), oldest first, optionally for one job and a logical-time range.
+    public func entries(state: String? = nil, job: String? = nil, from: Date? = nil, to: Date? = nil) async throws -> [Entry] {
+        try await pool.read { db in
+            var conditions: [String] = []
+            var arguments: [any DatabaseValueConvertible] = []
+            if let state {
+                conditions.append("state = ?")
+                arguments.append(state)
+            }
+            if let job {
+                conditions.append("job = ?")
+                arguments.append(job)
+            }
+            if let from {
+                conditions.append("logical_time >= ?")
+                arguments.append(Timestamp.format(from))
+            }
+            if let to {
+                conditions.append("logical_time <= ?")
+                arguments.append(Timestamp.format(to))
+            }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM outbox \(filter) ORDER BY logical_time, part",
+                arguments: StatementArguments(arguments)
+            ).map(Self.entry)
+        }
+    }
+
+    /// One part.
+    public func entry(runID: String, part: Int) async throws -> Entry? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE run_id = ? AND part = ?", arguments: [runID, part]).map(Self.entry)
         }
     }
 
@@ -119,6 +358,17 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// Acknowledged parts whose raw files may be deleted by retention, oldest first: (run, part, path, size, acked).
+    public func acknowledgedFiles() async throws -> [(runID: String, part: Int, path: String, size: Int, ackedAt: Date)] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT run_id, part, path, size, acked_at FROM outbox WHERE state = 'acked' ORDER BY acked_at")
+                .map { row in
+                    let acked: String = row["acked_at"]
+                    return (row["run_id"], row["part"], row["path"], row["size"], Timestamp.parse(acked) ?? Date(timeIntervalSince1970: 0))
+                }
+        }
+    }
+
     private static func entry(_ row: Row) -> Entry {
         let time: String = row["logical_time"]
         return Entry(
@@ -130,10 +380,12 @@ public final class Outbox: Sendable {
                 parts: row["parts"],
                 size: row["size"],
                 sha256: row["sha256"],
-                attempt: (row["attempts"] as Int) + 1
+                attempt: (row["deliveries"] as Int) + 1
             ),
             path: row["path"],
-            state: row["state"]
+            state: row["state"],
+            failures: row["failures"],
+            lastError: row["last_error"]
         )
     }
 }

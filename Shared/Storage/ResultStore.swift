@@ -126,6 +126,14 @@ public final class ResultStore: Sendable {
         }
     }
 
+    /// Removes a stored part and its records (for `baton replay --overwrite`).
+    public func delete(runID: String, part: Int) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM records WHERE run_id = ? AND part = ?", arguments: [runID, part])
+            try db.execute(sql: "DELETE FROM results WHERE run_id = ? AND part = ?", arguments: [runID, part])
+        }
+    }
+
     /// Number of stored parts.
     public func resultCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0 }

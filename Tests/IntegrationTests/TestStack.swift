@@ -54,6 +54,7 @@ final class TestStack: @unchecked Sendable {
               status_in: ipc://\(directory)/status-in
               status_out: ipc://\(directory)/status-out
               query: ipc://\(directory)/query
+              reports: ipc://\(directory)/reports
             \(body)
             """
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)

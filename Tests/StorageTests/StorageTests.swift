@@ -44,18 +44,148 @@ struct StorageTests {
         #expect(try await store.contains(runID: "j@1", part: 0))
     }
 
-    @Test func outboxDeliversInOrderAndTracksAcks() async throws {
-        let outbox = try Outbox(path: Self.temporaryPath("o.sqlite"))
-        let first = Self.header(Data("1".utf8), run: "j@1")
-        let second = Self.header(Data("2".utf8), run: "j@2")
-        try await outbox.add(.init(header: first, path: "/x/1"))
-        try await outbox.add(.init(header: second, path: "/x/2"))
-        try await outbox.add(.init(header: first, path: "/x/1"))
-        #expect(try await outbox.nextPending()?.header.runID == "j@1")
-        try await outbox.markSent(runID: "j@1", part: 0)
-        #expect(try await outbox.nextPending()?.header.runID == "j@2")
+    static func request(_ run: String, at seconds: Double = 60) -> RunRequest {
+        RunRequest(
+            runID: run,
+            job: "j",
+            logicalTime: Date(timeIntervalSince1970: seconds),
+            firedAt: Date(timeIntervalSince1970: seconds),
+            trigger: .schedule
+        )
+    }
+}
+
+struct OutboxTests {
+    let t0 = Date(timeIntervalSince1970: 1_000_000)
+
+    func outbox(maxAttempts: Int = 3) throws -> Outbox {
+        try Outbox(
+            path: StorageTests.temporaryPath("o.sqlite"),
+            policy: .init(maxAttempts: maxAttempts, initialBackoff: .seconds(2), maxBackoff: .seconds(10))
+        )
+    }
+
+    @Test func deliversOldestFirstAndForgetsAcknowledged() async throws {
+        let outbox = try outbox()
+        try await outbox.add(.init(header: StorageTests.header(Data("1".utf8), run: "j@1"), path: "/x/1"), now: t0)
+        try await outbox.add(.init(header: StorageTests.header(Data("2".utf8), run: "j@2"), path: "/x/2"), now: t0)
+        try await outbox.add(.init(header: StorageTests.header(Data("1".utf8), run: "j@1"), path: "/x/1"), now: t0)
+        #expect(try await outbox.nextDue(now: t0).entry?.header.runID == "j@1")
+        try await outbox.markSent(runID: "j@1", part: 0, leaseDeadline: t0 + 30, now: t0)
+        #expect(try await outbox.nextDue(now: t0).entry?.header.runID == "j@2")
         #expect(try await outbox.markAcked(runID: "j@1", part: 0))
         #expect(try await outbox.markAcked(runID: "j@1", part: 0) == false)
         #expect(try await outbox.counts() == ["acked": 1, "pending": 1])
+    }
+
+    @Test func unstartedLeaseExpiryResendsWithoutCountingAFailure() async throws {
+        let outbox = try outbox()
+        try await outbox.add(.init(header: StorageTests.header(Data("1".utf8)), path: "/x"), now: t0)
+        try await outbox.markSent(runID: "j@1", part: 0, leaseDeadline: t0 + 30, now: t0)
+        #expect(try await outbox.nextDue(now: t0 + 29).entry == nil)
+        #expect(try await outbox.nextDeadline() == t0 + 30)
+        let due = try #require(try await outbox.nextDue(now: t0 + 31).entry)
+        #expect(due.header.attempt == 2)
+        #expect(due.failures == 0)
+    }
+
+    @Test func renewedLeaseKeepsALongTaskWithItsProcessor() async throws {
+        let outbox = try outbox()
+        try await outbox.add(.init(header: StorageTests.header(Data("1".utf8)), path: "/x"), now: t0)
+        try await outbox.markSent(runID: "j@1", part: 0, leaseDeadline: t0 + 30, now: t0)
+        // 50 minutes of work, renewed every 10 s.
+        for minute in stride(from: 10.0, through: 3000, by: 10) {
+            #expect(try await outbox.renewLease(runID: "j@1", part: 0, processor: "p", until: t0 + minute + 30))
+            #expect(try await outbox.nextDue(now: t0 + minute + 1).entry == nil)
+        }
+        #expect(try await outbox.markAcked(runID: "j@1", part: 0, processor: "p"))
+    }
+
+    @Test func processorDyingMidWorkCountsAsAFailureUntilDead() async throws {
+        let outbox = try outbox(maxAttempts: 2)
+        try await outbox.add(.init(header: StorageTests.header(Data("1".utf8)), path: "/x"), now: t0)
+        var now = t0
+        for attempt in 1...2 {
+            try await outbox.markSent(runID: "j@1", part: 0, leaseDeadline: now + 30, now: now)
+            try await outbox.renewLease(runID: "j@1", part: 0, processor: "p", until: now + 30)
+            now += 31
+            let (entry, dead) = try await outbox.nextDue(now: now)
+            if attempt == 1 {
+                #expect(entry?.failures == 1)
+                #expect(dead.isEmpty)
+            } else {
+                #expect(entry == nil)
+                #expect(dead.map(\.header.runID) == ["j@1"])
+            }
+        }
+        #expect(try await outbox.entries(state: "dead").first?.lastError?.contains("lease expired") == true)
+    }
+
+    @Test func reportedFailuresBackOffThenDeadLetterAndRequeueBringsBack() async throws {
+        let outbox = try outbox(maxAttempts: 3)
+        try await outbox.add(.init(header: StorageTests.header(Data("1".utf8)), path: "/x"), now: t0)
+        try await outbox.markSent(runID: "j@1", part: 0, leaseDeadline: t0 + 30, now: t0)
+        let first = try await outbox.recordFailure(runID: "j@1", part: 0, reason: "boom", now: t0)
+        guard case .retry(let delay) = first else { Issue.record("expected a retry, got \(first)"); return }
+        #expect(delay >= .seconds(1) && delay <= .seconds(2))
+        #expect(try await outbox.nextDue(now: t0).entry == nil)
+        #expect(try await outbox.nextDue(now: t0 + 2.1).entry != nil)
+        #expect(try await outbox.recordFailure(runID: "j@1", part: 0, reason: "boom", now: t0) != .dead)
+        #expect(try await outbox.recordFailure(runID: "j@1", part: 0, reason: "boom", now: t0) == .dead)
+        #expect(try await outbox.recordFailure(runID: "j@1", part: 0, reason: "boom", now: t0) == .ignored)
+        #expect(try await outbox.nextDue(now: t0 + 1000).entry == nil)
+        #expect(try await outbox.requeue(runID: "j@1") == 1)
+        let back = try #require(try await outbox.nextDue(now: Date()).entry)
+        #expect(back.failures == 0)
+    }
+
+    @Test func handBackIsDueAtOnceAndIsNoFailure() async throws {
+        let outbox = try outbox(maxAttempts: 1)
+        try await outbox.add(.init(header: StorageTests.header(Data("1".utf8)), path: "/x"), now: t0)
+        try await outbox.markSent(runID: "j@1", part: 0, leaseDeadline: t0 + 30, now: t0)
+        #expect(
+            try await outbox.recordFailure(runID: "j@1", part: 0, reason: "stopping", countsAsFailure: false, now: t0)
+                == .retry(after: .zero)
+        )
+        #expect(try await outbox.nextDue(now: t0).entry?.failures == 0)
+    }
+
+    @Test func backoffDoublesUpToTheMaximum() {
+        let policy = Outbox.RetryPolicy(maxAttempts: 10, initialBackoff: .seconds(2), maxBackoff: .seconds(10))
+        #expect(policy.backoff(afterFailures: 1, jitter: 1) == .seconds(2))
+        #expect(policy.backoff(afterFailures: 2, jitter: 1) == .seconds(4))
+        #expect(policy.backoff(afterFailures: 3, jitter: 1) == .seconds(8))
+        #expect(policy.backoff(afterFailures: 9, jitter: 1) == .seconds(10))
+        #expect(policy.backoff(afterFailures: 2, jitter: 0.5) == .seconds(2))
+    }
+
+    @Test func runLedgerRunsEachRequestOnceAndFinishesWithItsResult() async throws {
+        let outbox = try outbox()
+        let ledger = RunLedger(outbox: outbox)
+        #expect(try await ledger.accept(StorageTests.request("j@1")) == nil)
+        #expect(try await ledger.accept(StorageTests.request("j@1"))?.state == "accepted")
+        try await ledger.markRunning("j@1")
+        #expect(try await ledger.unfinished().map(\.request.runID) == ["j@1"])
+        try await ledger.finish("j@1", outbox: [.init(header: StorageTests.header(Data("r".utf8)), path: "/x")])
+        #expect(try await ledger.unfinished().isEmpty)
+        #expect(try await ledger.accept(StorageTests.request("j@1"))?.state == "finished")
+        #expect(try await outbox.counts() == ["pending": 1])
+    }
+}
+
+struct SchedulerStateTests {
+    @Test func aSlotIsFiredOnceAndResentUntilAccepted() async throws {
+        let state = try SchedulerState(path: StorageTests.temporaryPath("s.sqlite"))
+        let t0 = Date(timeIntervalSince1970: 1_000)
+        #expect(try await state.recordFire(StorageTests.request("j@1", at: 60), now: t0))
+        #expect(try await state.recordFire(StorageTests.request("j@1", at: 60), now: t0) == false)
+        #expect(try await state.lastSlot(job: "j") == Date(timeIntervalSince1970: 60))
+        #expect(try await state.unaccepted(sentBefore: t0 - 1).isEmpty)
+        #expect(try await state.unaccepted(sentBefore: t0 + 5).map(\.runID) == ["j@1"])
+        #expect(try await state.apply(RunReport(runID: "j@1", job: "j", state: .accepted)))
+        #expect(try await state.unaccepted(sentBefore: t0 + 5).isEmpty)
+        #expect(try await state.apply(RunReport(runID: "j@1", job: "j", state: .finished)))
+        #expect(try await state.apply(RunReport(runID: "j@1", job: "j", state: .accepted)) == false)
+        #expect(try await state.fires(job: "j").map(\.state) == ["finished"])
     }
 }

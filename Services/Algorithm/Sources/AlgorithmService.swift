@@ -14,7 +14,11 @@ public enum AlgorithmService {
     /// The services that make up `baton-algorithm`, in start order.
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
         let configuration = environment.configuration
-        let outbox = try Outbox(path: outboxPath(configuration))
+        let processor = configuration.processor
+        let outbox = try Outbox(
+            path: outboxPath(configuration),
+            policy: .init(maxAttempts: processor.retries, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
+        )
         let heartbeat = SocketOption.heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6))
         let results = try await AsyncSocket(
             context: environment.context,
@@ -36,23 +40,44 @@ public enum AlgorithmService {
                 connect: [configuration.endpoints.runs]
             )
         )
+        let reports = try await AsyncSocket(
+            context: environment.context,
+            configuration: .init(
+                type: .push,
+                options: [heartbeat, .reconnectInterval(.milliseconds(100), max: .seconds(2))],
+                connect: [configuration.endpoints.reports],
+                lingerOnClose: .seconds(1)
+            )
+        )
         let doorbell = Doorbell()
         doorbell.ring()
         return [
             SocketCloser(socket: results),
             SocketCloser(socket: acks),
             SocketCloser(socket: runs),
-            AckReceiver(outbox: outbox, acks: acks, publisher: environment.publisher, logger: environment.logger),
+            SocketCloser(socket: reports),
+            AckReceiver(
+                outbox: outbox,
+                acks: acks,
+                doorbell: doorbell,
+                lease: processor.lease,
+                publisher: environment.publisher,
+                logger: environment.logger
+            ),
             ResultSender(
                 outbox: outbox,
                 results: results,
                 doorbell: doorbell,
+                lease: processor.lease,
                 publisher: environment.publisher,
                 logger: environment.logger
             ),
+            RetentionSweeper(configuration: configuration, outbox: outbox, logger: environment.logger),
             RunWorker(
                 configuration: configuration,
                 runs: runs,
+                reports: reports,
+                ledger: RunLedger(outbox: outbox),
                 outbox: outbox,
                 doorbell: doorbell,
                 publisher: environment.publisher,

@@ -6,15 +6,19 @@ public import ServiceLifecycle
 public import Storage
 public import ZMQ
 
-/// Drains the outbox into the `results` PUSH socket, oldest first, as fast as processors take results.
+/// Drains the outbox into the `results` PUSH socket, oldest first, as fast as processors take results,
+/// and sends again what was not acknowledged in time.
 ///
 /// The socket keeps at most one message queued per processor (high-water mark 1, immediate), so a result
-/// waits in the outbox, on disk, rather than in a busy processor's queue. Between results it sleeps on the
-/// ``Doorbell``; it never polls.
+/// waits in the outbox, on disk, rather than in a busy processor's queue. A sent result carries a lease:
+/// the processor must report that it started within the lease and renew it while it works; otherwise the
+/// result becomes due again and goes to another processor. Between results the sender sleeps on the
+/// ``Doorbell`` or until the next deadline; it never polls.
 public struct ResultSender: Service {
     private let outbox: Outbox
     private let results: AsyncSocket
     private let doorbell: Doorbell
+    private let lease: Duration
     private let publisher: StatusPublisher
     private let logger: Logger
 
@@ -22,13 +26,15 @@ public struct ResultSender: Service {
     /// - Parameters:
     ///   - outbox: The durable queue to drain.
     ///   - results: The bound PUSH socket processors connect to.
-    ///   - doorbell: Rung when the outbox gets a new entry.
+    ///   - doorbell: Rung when the outbox changes.
+    ///   - lease: How long a processor has to start on a result, and between renewals.
     ///   - publisher: The status bus.
     ///   - logger: The logger.
-    public init(outbox: Outbox, results: AsyncSocket, doorbell: Doorbell, publisher: StatusPublisher, logger: Logger) {
+    public init(outbox: Outbox, results: AsyncSocket, doorbell: Doorbell, lease: Duration, publisher: StatusPublisher, logger: Logger) {
         self.outbox = outbox
         self.results = results
         self.doorbell = doorbell
+        self.lease = lease
         self.publisher = publisher
         self.logger = logger
     }
@@ -37,47 +43,69 @@ public struct ResultSender: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    while let entry = try await outbox.nextPending() {
+                    while !Task.isCancelled {
+                        let (entry, dead) = try await outbox.nextDue()
+                        for part in dead { announceDead(part) }
+                        guard let entry else { break }
                         try await send(entry)
                     }
+                    guard await doorbell.wait(until: try await outbox.nextDeadline()) else { return }
                 } catch is CancellationError {
                     return
                 } catch let error as ZMQError where error.isClosed || error.isTerminated {
                     return
                 } catch {
-                    logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
+                    logger.error("cannot read the outbox; trying again in 1s", metadata: ["error": "\(error)"])
+                    guard await doorbell.wait(until: Date().addingTimeInterval(1)) else { return }
                 }
-                guard await doorbell.wait() else { return }
             }
         }
     }
 
-    private func send(_ entry: Outbox.Entry) async throws {
+    private func announceDead(_ entry: Outbox.Entry) {
         let header = entry.header
+        logger.error(
+            "result dead-lettered after \(entry.failures) failed attempts",
+            metadata: ["run": "\(header.runID)", "part": "\(header.part)", "reason": "\(entry.lastError ?? "")"]
+        )
+        publisher.publish(
+            EventType.resultDead,
+            job: header.job,
+            run: header.runID,
+            part: header.part,
+            message: entry.lastError,
+            attributes: ["failures": "\(entry.failures)"]
+        )
+    }
+
+    private func send(_ entry: Outbox.Entry) async throws {
+        var header = entry.header
+        header.leaseMs = Int(lease / .milliseconds(1))
         let payload: Data
         do {
             payload = try Data(contentsOf: URL(fileURLWithPath: entry.path))
+            guard payload.count == header.size, SHA256.hex(of: payload) == header.sha256 else {
+                throw StorageError("the raw result file does not match its recorded size and sha256")
+            }
         } catch {
-            logger.error(
-                "raw result file is missing or unreadable; not sent",
-                metadata: ["run": "\(header.runID)", "path": "\(entry.path)", "error": "\(error)"]
-            )
-            try await outbox.markSent(runID: header.runID, part: header.part)
-            return
-        }
-        guard payload.count == header.size, SHA256.hex(of: payload) == header.sha256 else {
-            logger.error(
-                "raw result file does not match its checksum; not sent",
-                metadata: ["run": "\(header.runID)", "path": "\(entry.path)"]
-            )
-            publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: "raw file corrupt")
-            try await outbox.markSent(runID: header.runID, part: header.part)
+            // A missing or corrupt raw file cannot be delivered: dead-letter it at once, visibly.
+            let reason = "raw result \(entry.path) unusable: \(error)"
+            try await outbox.markDead(runID: header.runID, part: header.part, reason: reason)
+            var dead = entry
+            dead.lastError = reason
+            announceDead(dead)
             return
         }
         try await results.send(ResultMessage(header: header, payload: payload).frames)
-        try await outbox.markSent(runID: header.runID, part: header.part)
+        let now = Date()
+        try await outbox.markSent(
+            runID: header.runID,
+            part: header.part,
+            leaseDeadline: now.addingTimeInterval(lease / .seconds(1)),
+            now: now
+        )
         publisher.publish(
-            EventType.resultSent,
+            header.attempt > 1 ? EventType.resultRedelivered : EventType.resultSent,
             job: header.job,
             run: header.runID,
             part: header.part,

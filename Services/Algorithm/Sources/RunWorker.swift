@@ -12,6 +12,8 @@ public import ZMQ
 public struct RunWorker: Service {
     private let configuration: Configuration
     private let runs: AsyncSocket
+    private let reports: AsyncSocket
+    private let ledger: RunLedger
     private let outbox: Outbox
     private let doorbell: Doorbell
     private let publisher: StatusPublisher
@@ -21,6 +23,8 @@ public struct RunWorker: Service {
     /// - Parameters:
     ///   - configuration: Jobs and data directory.
     ///   - runs: The PULL socket connected to the scheduler.
+    ///   - reports: The PUSH socket for run reports to the scheduler.
+    ///   - ledger: The record of accepted runs.
     ///   - outbox: Where results are handed off.
     ///   - doorbell: Rung after each hand-off.
     ///   - publisher: The status bus.
@@ -28,6 +32,8 @@ public struct RunWorker: Service {
     public init(
         configuration: Configuration,
         runs: AsyncSocket,
+        reports: AsyncSocket,
+        ledger: RunLedger,
         outbox: Outbox,
         doorbell: Doorbell,
         publisher: StatusPublisher,
@@ -35,6 +41,8 @@ public struct RunWorker: Service {
     ) {
         self.configuration = configuration
         self.runs = runs
+        self.reports = reports
+        self.ledger = ledger
         self.outbox = outbox
         self.doorbell = doorbell
         self.publisher = publisher
@@ -43,6 +51,13 @@ public struct RunWorker: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            // Runs a crash or a stop interrupted come first: they were accepted, so nobody else will ask again.
+            if let unfinished = try? await ledger.unfinished(), !unfinished.isEmpty {
+                logger.notice("resuming interrupted runs", metadata: ["count": "\(unfinished.count)"])
+                for run in unfinished where !Task.isCancelled {
+                    await execute(run.request)
+                }
+            }
             await withDiscardingTaskGroup { group in
                 for _ in 0..<configuration.algorithm.concurrency {
                     group.addTask { await self.work() }
@@ -67,7 +82,43 @@ public struct RunWorker: Service {
                 publisher.publish(EventType.messageRejected, message: "\(error)", attributes: ["socket": "runs"])
                 continue
             }
-            await execute(request)
+            await accept(request)
+        }
+    }
+
+    /// Records a request in the ledger and runs it, unless it was seen before: then the scheduler is told
+    /// again what became of it (its earlier report may have been lost), and nothing runs twice.
+    private func accept(_ request: RunRequest) async {
+        let known: RunLedger.Run?
+        do {
+            known = try await ledger.accept(request)
+        } catch {
+            // Not recorded: do not run it; the scheduler sends it again since it was never accepted.
+            logger.error(
+                "cannot record a run request; it will be taken when sent again",
+                metadata: ["run": "\(request.runID)", "error": "\(error)"]
+            )
+            return
+        }
+        if let known {
+            let state: RunReport.State =
+                switch known.state {
+                case "finished": .finished
+                case "failed": .failed
+                default: .accepted
+                }
+            report(RunReport(runID: request.runID, job: request.job, state: state, detail: known.error))
+            publisher.publish(EventType.runDuplicate, job: request.job, run: request.runID, attributes: ["state": known.state])
+            return
+        }
+        report(RunReport(runID: request.runID, job: request.job, state: .accepted))
+        publisher.publish(EventType.runAccepted, job: request.job, run: request.runID)
+        await execute(request)
+    }
+
+    private func report(_ report: RunReport) {
+        if !reports.post(Wire.encode(report)) {
+            logger.warning("run report queue full; the scheduler will ask again", metadata: ["run": "\(report.runID)"])
         }
     }
 
@@ -77,7 +128,7 @@ public struct RunWorker: Service {
         logger[metadataKey: "job"] = "\(request.job)"
         logger[metadataKey: "run"] = "\(request.runID)"
         guard let job = configuration.job(named: request.job) else {
-            fail(request, reason: "unknown job \"\(request.job)\": not in this algorithm's configuration", logger: logger)
+            await fail(request, reason: "unknown job \"\(request.job)\": not in this algorithm's configuration", logger: logger)
             return
         }
         let data = configuration.dataDirectory
@@ -89,26 +140,71 @@ public struct RunWorker: Service {
                 withIntermediateDirectories: true
             )
         } catch {
-            fail(request, reason: "cannot create the raw result directory: \(error)", logger: logger)
+            await fail(request, reason: "cannot create the raw result directory: \(error)", logger: logger)
             return
         }
         try? FileManager.default.removeItem(atPath: partial)
 
         let clock = ContinuousClock()
-        let start = clock.now
-        publisher.publish(
-            EventType.runStarted,
-            job: job.name,
-            run: request.runID,
-            attributes: ["logical_time": Timestamp.format(request.logicalTime), "trigger": request.trigger.rawValue]
-        )
-        let failure = await runAlgorithm(job, request: request, output: partial, logger: logger)
-        let elapsed = clock.now - start
-        if let failure {
+        var attempt = 0
+        while true {
+            attempt += 1
+            try? await ledger.markRunning(request.runID)
+            let start = clock.now
+            publisher.publish(
+                EventType.runStarted,
+                job: job.name,
+                run: request.runID,
+                attributes: [
+                    "logical_time": Timestamp.format(request.logicalTime), "trigger": request.trigger.rawValue, "attempt": "\(attempt)",
+                ]
+            )
+            let failure = await runAlgorithm(job, request: request, output: partial, logger: logger)
+            let elapsed = clock.now - start
+            if Task.isCancelled {
+                // Stopping: the run stays `running` in the ledger and is run again on restart.
+                try? FileManager.default.removeItem(atPath: partial)
+                logger.notice("run interrupted by shutdown; it will run again on restart")
+                return
+            }
+            let reason: String
+            if let failure {
+                reason = failure
+            } else if let problem = await handOff(request, job: job, partial: partial, final: final, elapsed: elapsed, logger: logger) {
+                reason = problem
+            } else {
+                return
+            }
             try? FileManager.default.removeItem(atPath: partial)
-            fail(request, reason: failure, logger: logger, duration: elapsed)
+            if attempt <= job.retries {
+                let delay = min(Duration.seconds(1) * (1 << min(attempt - 1, 6)), .seconds(60))
+                logger.warning("run failed, trying again in \(DurationText.format(delay)): \(reason)", metadata: ["attempt": "\(attempt)"])
+                publisher.publish(
+                    EventType.runFailed,
+                    job: job.name,
+                    run: request.runID,
+                    message: reason,
+                    attributes: ["attempt": "\(attempt)", "retry": "true"]
+                )
+                do { try await Task.sleep(for: delay) } catch { return }
+                continue
+            }
+            await fail(request, reason: reason, logger: logger, duration: elapsed)
             return
         }
+    }
+
+    /// Seals the raw result and records it in the outbox together with the run's `finished` state.
+    /// Returns why that failed, or nil.
+    private func handOff(
+        _ request: RunRequest,
+        job: Configuration.Job,
+        partial: String,
+        final: String,
+        elapsed: Duration,
+        logger: Logger
+    ) async -> String? {
+        let clock = ContinuousClock()
         do {
             guard FileManager.default.fileExists(atPath: partial) else {
                 throw StorageError("the algorithm succeeded but wrote no result to $BATON_OUTPUT (\(partial))")
@@ -122,9 +218,10 @@ public struct RunWorker: Service {
                 size: seal.size,
                 sha256: seal.sha256
             )
-            try await outbox.add(.init(header: header, path: final))
+            try await ledger.finish(request.runID, outbox: [.init(header: header, path: final)])
             doorbell.ring()
             let handoff = clock.now - handoffStart
+            report(RunReport(runID: request.runID, job: job.name, state: .finished))
             publisher.publish(
                 EventType.runFinished,
                 job: job.name,
@@ -137,8 +234,9 @@ public struct RunWorker: Service {
                 ]
             )
             logger.info("run finished", metadata: ["size": "\(seal.size)", "duration_ms": "\(Self.milliseconds(elapsed))"])
+            return nil
         } catch {
-            fail(request, reason: "cannot keep the result: \(error)", logger: logger, duration: elapsed)
+            return "cannot keep the result: \(error)"
         }
     }
 
@@ -183,8 +281,10 @@ public struct RunWorker: Service {
         }
     }
 
-    private func fail(_ request: RunRequest, reason: String, logger: Logger, duration: Duration? = nil) {
+    private func fail(_ request: RunRequest, reason: String, logger: Logger, duration: Duration? = nil) async {
         logger.error("run failed: \(reason)")
+        try? await ledger.fail(request.runID, reason: reason)
+        report(RunReport(runID: request.runID, job: request.job, state: .failed, detail: reason))
         var attributes = ["reason": reason]
         if let duration { attributes["duration_ms"] = Self.milliseconds(duration) }
         publisher.publish(EventType.runFailed, job: request.job, run: request.runID, message: reason, attributes: attributes)

@@ -32,10 +32,9 @@ public enum ProcessorService {
             SocketCloser(socket: acks),
             SocketCloser(socket: results),
             ResultProcessor(
-                configuration: configuration,
+                handler: ResultHandler(configuration: configuration, store: store, instance: environment.instance),
                 results: results,
                 acks: acks,
-                store: store,
                 instance: environment.instance,
                 publisher: environment.publisher,
                 logger: environment.logger

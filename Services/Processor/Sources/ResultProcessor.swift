@@ -3,45 +3,42 @@ public import Logging
 import Messaging
 public import Runtime
 public import ServiceLifecycle
-public import Storage
+import Storage
 public import ZMQ
 
-/// Takes results from the algorithm, one at a time, checks them, processes and stores them, and acknowledges.
+/// Takes results from the algorithm, one at a time, checks them, processes and stores them (through a
+/// ``ResultHandler``), and tells the algorithm: a lease renewal when it starts and then every third of the
+/// lease while it works, an acknowledgement once the result is committed, or a failure report.
 ///
-/// Processing is either the built-in store (JSON lines become rows, anything else a blob) or the configured
-/// command. Either way the part's key `(run id, part)` is recorded in the store in one transaction, so a
-/// result delivered twice is processed and stored once, and acknowledged each time.
+/// On SIGTERM a result being processed is handed back (the algorithm sends it again at once) unless it
+/// was already stored, in which case it is acknowledged.
 public struct ResultProcessor: Service {
-    private let configuration: Configuration
+    private let handler: ResultHandler
     private let results: AsyncSocket
     private let acks: AsyncSocket
-    private let store: ResultStore
     private let instance: String
     private let publisher: StatusPublisher
     private let logger: Logger
 
     /// Creates the processor.
     /// - Parameters:
-    ///   - configuration: Processor settings and data directory.
+    ///   - handler: What processing a result means here.
     ///   - results: The PULL socket connected to the algorithm.
     ///   - acks: The PUSH socket connected to the algorithm.
-    ///   - store: The result store.
-    ///   - instance: This processor's name, recorded with what it stores.
+    ///   - instance: This processor's name.
     ///   - publisher: The status bus.
     ///   - logger: The logger.
     public init(
-        configuration: Configuration,
+        handler: ResultHandler,
         results: AsyncSocket,
         acks: AsyncSocket,
-        store: ResultStore,
         instance: String,
         publisher: StatusPublisher,
         logger: Logger
     ) {
-        self.configuration = configuration
+        self.handler = handler
         self.results = results
         self.acks = acks
-        self.store = store
         self.instance = instance
         self.publisher = publisher
         self.logger = logger
@@ -77,72 +74,54 @@ public struct ResultProcessor: Service {
             part: header.part,
             attributes: ["size": "\(header.size)", "attempt": "\(header.attempt)"]
         )
+        let processLogger = logger
+        let renewal = Wire.encode(LeaseRenewal(runID: header.runID, part: header.part, processor: instance))
+        acks.post(renewal)
         let clock = ContinuousClock()
         let start = clock.now
-        let outcome: ResultStore.Outcome
-        do {
-            if configuration.processor.command.isEmpty {
-                outcome = try await store.store(header, payload: message.payload, processor: instance)
-            } else {
-                outcome = try await runCommand(message, logger: logger)
+        let result: Result<ResultStore.Outcome, any Error> = await withTaskGroup(of: Result<ResultStore.Outcome, any Error>?.self) {
+            group in
+            group.addTask {
+                // Keep the lease alive for as long as the work takes.
+                let every = Duration.milliseconds(max(header.leaseMs / 3, 5))
+                while (try? await Task.sleep(for: every)) != nil { acks.post(renewal) }
+                return nil
             }
-        } catch {
-            logger.error("processing failed: \(error)")
-            publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: "\(error)")
-            return
+            group.addTask {
+                do { return .success(try await handler.process(message, logger: processLogger)) } catch { return .failure(error) }
+            }
+            var outcome: Result<ResultStore.Outcome, any Error>?
+            while outcome == nil, let next = await group.next() { outcome = next }
+            group.cancelAll()
+            return outcome ?? .failure(CancellationError())
         }
-        let elapsed = clock.now - start
-        switch outcome {
-        case .stored(let records):
-            publisher.publish(
-                EventType.resultStored,
-                job: header.job,
-                run: header.runID,
-                part: header.part,
-                attributes: ["records": "\(records)", "duration_ms": String(format: "%.3f", elapsed / .milliseconds(1))]
-            )
-        case .duplicate:
-            publisher.publish(EventType.resultDuplicate, job: header.job, run: header.runID, part: header.part)
+        switch result {
+        case .success(let outcome):
+            let elapsed = clock.now - start
+            if outcome == .duplicate {
+                publisher.publish(EventType.resultDuplicate, job: header.job, run: header.runID, part: header.part)
+            } else if case .stored(let records) = outcome {
+                publisher.publish(
+                    EventType.resultStored,
+                    job: header.job,
+                    run: header.runID,
+                    part: header.part,
+                    attributes: ["records": "\(records)", "duration_ms": String(format: "%.3f", elapsed / .milliseconds(1))]
+                )
+            }
+            let ack = Acknowledgement(runID: header.runID, part: header.part, processor: instance, duplicate: outcome == .duplicate)
+            acks.post(Wire.encode(ack))
+        case .failure(let error):
+            let stopping = Task.isCancelled || error is CancellationError
+            let reason = stopping ? "processor \(instance) stopping" : "\(error)"
+            if stopping {
+                logger.notice("handing the result back: stopping")
+            } else {
+                logger.error("processing failed: \(error)")
+                publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: reason)
+            }
+            let report = FailureReport(runID: header.runID, part: header.part, processor: instance, reason: reason, handBack: stopping)
+            acks.post(Wire.encode(report))
         }
-        let ack = Acknowledgement(runID: header.runID, part: header.part, processor: instance, duplicate: outcome == .duplicate)
-        acks.post(Wire.encode(ack))
-    }
-
-    private func runCommand(_ message: ResultMessage, logger: Logger) async throws -> ResultStore.Outcome {
-        let header = message.header
-        if try await store.contains(runID: header.runID, part: header.part) { return .duplicate }
-        let settings = configuration.processor
-        var environment = settings.environment
-        environment["BATON_RUN_ID"] = header.runID
-        environment["BATON_JOB"] = header.job
-        environment["BATON_LOGICAL_TIME"] = Timestamp.format(header.logicalTime)
-        environment["BATON_PART"] = "\(header.part)"
-        environment["BATON_PARTS"] = "\(header.parts)"
-        environment["BATON_SHA256"] = header.sha256
-        var input = CommandRunner.Input.data(message.payload)
-        var inputFile: String?
-        if settings.input == .file {
-            let directory = (configuration.dataDirectory as NSString).appendingPathComponent("processor/work")
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let path = (directory as NSString).appendingPathComponent("\(header.runID).part\(header.part).\(getpid())")
-            try message.payload.write(to: URL(fileURLWithPath: path))
-            environment["BATON_INPUT"] = path
-            inputFile = path
-            input = .none
-        }
-        defer { if let inputFile { try? FileManager.default.removeItem(atPath: inputFile) } }
-        let runner = CommandRunner(
-            argv: settings.command,
-            environment: environment,
-            workingDirectory: settings.workingDirectory,
-            timeout: settings.timeout
-        )
-        let outcome = try await runner.run(
-            input: input,
-            onOutput: { line in logger.info("\(line)", metadata: ["stream": "stdout"]) },
-            onError: { line in logger.warning("\(line)", metadata: ["stream": "stderr"]) }
-        )
-        guard outcome.succeeded else { throw StorageError("the processor command \(outcome)") }
-        return try await store.recordProcessed(header, processor: instance)
     }
 }

@@ -1,27 +1,48 @@
+import Foundation
 public import Runtime
 public import ServiceLifecycle
+import Storage
 import ZMQ
 
-/// Builds the scheduler's parts: the `runs` socket and the job timers.
+/// Builds the scheduler's parts: its state, the `runs` and `reports` sockets, the job timers and the resender.
 public enum SchedulerService {
+    /// The scheduler's state database for a configuration.
+    public static func statePath(_ configuration: Configuration) -> String {
+        (configuration.dataDirectory as NSString).appendingPathComponent("scheduler/state.sqlite")
+    }
+
     /// The services that make up `baton-scheduler`, in start order.
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
+        let configuration = environment.configuration
+        let ledger = try SchedulerState(path: statePath(configuration))
+        let heartbeat = SocketOption.heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6))
         let runs = try await AsyncSocket(
             context: environment.context,
             configuration: .init(
                 type: .push,
-                options: [.sendHighWaterMark(1000), .heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6))],
-                bind: [environment.configuration.endpoints.runs],
+                options: [.sendHighWaterMark(1000), heartbeat],
+                bind: [configuration.endpoints.runs],
                 lingerOnClose: .seconds(2)
             )
         )
+        let reports = try await AsyncSocket(
+            context: environment.context,
+            configuration: .init(type: .pull, options: [heartbeat], bind: [configuration.endpoints.reports])
+        )
+        let sink = SocketRunSink(socket: runs)
+        let doorbell = Doorbell()
         return [
             SocketCloser(socket: runs),
+            SocketCloser(socket: reports),
+            ReportReceiver(ledger: ledger, reports: reports, logger: environment.logger),
+            RunResender(ledger: ledger, sink: sink, doorbell: doorbell, logger: environment.logger),
             JobScheduler(
-                jobs: environment.configuration.jobs,
+                jobs: configuration.jobs,
                 clock: SystemWallClock(),
-                sink: SocketRunSink(socket: runs),
+                sink: sink,
                 publisher: environment.publisher,
+                ledger: ledger,
+                doorbell: doorbell,
                 logger: environment.logger
             ),
         ]

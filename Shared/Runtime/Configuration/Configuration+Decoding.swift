@@ -82,7 +82,10 @@ struct MappingReader {
 
 extension Configuration: Decodable {
     public init(from decoder: any Decoder) throws {
-        let reader = try MappingReader(decoder, allowed: ["data_dir", "endpoints", "store", "processor", "algorithm", "log", "jobs"])
+        let reader = try MappingReader(
+            decoder,
+            allowed: ["data_dir", "endpoints", "store", "processor", "algorithm", "log", "retention", "jobs"]
+        )
         self.init()
         dataDirectory = try reader.value("data_dir", dataDirectory)
         endpoints = try reader.value("endpoints", endpoints)
@@ -90,6 +93,7 @@ extension Configuration: Decodable {
         processor = try reader.value("processor", processor)
         algorithm = try reader.value("algorithm", algorithm)
         log = try reader.value("log", log)
+        retention = try reader.value("retention", retention)
         jobs = try reader.value("jobs", jobs)
     }
 }
@@ -98,7 +102,7 @@ extension Configuration.Endpoints: Decodable {
     public init(from decoder: any Decoder) throws {
         let reader = try MappingReader(
             decoder,
-            allowed: ["runs", "control", "results", "acks", "status_in", "status_out", "query"]
+            allowed: ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports"]
         )
         self.init()
         runs = try reader.value("runs", runs)
@@ -108,6 +112,7 @@ extension Configuration.Endpoints: Decodable {
         statusIn = try reader.value("status_in", statusIn)
         statusOut = try reader.value("status_out", statusOut)
         query = try reader.value("query", query)
+        reports = try reader.value("reports", reports)
     }
 }
 
@@ -121,7 +126,12 @@ extension Configuration.Store: Decodable {
 
 extension Configuration.Processor: Decodable {
     public init(from decoder: any Decoder) throws {
-        let reader = try MappingReader(decoder, allowed: ["count", "command", "input", "workdir", "env", "timeout"])
+        let reader = try MappingReader(
+            decoder,
+            allowed: [
+                "count", "command", "input", "workdir", "env", "timeout", "lease", "retries", "backoff", "backoff_max",
+            ]
+        )
         self.init()
         count = try reader.value("count", count)
         command = try reader.value("command", command)
@@ -133,6 +143,49 @@ extension Configuration.Processor: Decodable {
         workingDirectory = try reader.value("workdir", workingDirectory)
         environment = try reader.value("env", environment)
         timeout = try reader.duration("timeout", timeout)
+        lease = try reader.duration("lease", lease)
+        retries = try reader.value("retries", retries)
+        backoff = try reader.duration("backoff", backoff)
+        backoffMax = try reader.duration("backoff_max", backoffMax)
+    }
+}
+
+extension Configuration.Retention: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(decoder, allowed: ["max_age", "max_size"])
+        self.init()
+        if reader.has("max_age") {
+            let text = try reader.value("max_age", "")
+            maxAge = text == "forever" ? nil : try reader.duration("max_age", .zero)
+        }
+        if reader.has("max_size") {
+            let text = try reader.value("max_size", "")
+            guard let bytes = ByteCount.parse(text) else {
+                throw ConfigurationError(
+                    source: "",
+                    field: reader.field("max_size"),
+                    problem: "expected a size such as 500MiB, 10GiB or a number of bytes (got \"\(text)\")"
+                )
+            }
+            maxBytes = bytes
+        }
+    }
+}
+
+/// Sizes as people write them: `1048576`, `512KiB`, `500MiB`, `10GiB`, `1TiB` (also KB, MB, GB as powers of 1000).
+public enum ByteCount {
+    /// Parses a size in bytes.
+    public static func parse(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digits = trimmed.prefix { $0.isNumber || $0 == "." }
+        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
+        guard let value = Double(digits), value >= 0 else { return nil }
+        let multipliers: [String: Double] = [
+            "": 1, "B": 1, "KiB": 1024, "MiB": 1_048_576, "GiB": 1_073_741_824, "TiB": 1_099_511_627_776,
+            "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+        ]
+        guard let multiplier = multipliers[unit] else { return nil }
+        return Int64(value * multiplier)
     }
 }
 
@@ -156,7 +209,9 @@ extension Configuration.Job: Decodable {
     public init(from decoder: any Decoder) throws {
         let reader = try MappingReader(
             decoder,
-            allowed: ["name", "every", "anchor", "command", "workdir", "env", "builtin", "duration", "result_size", "timeout"]
+            allowed: [
+                "name", "every", "anchor", "command", "workdir", "env", "builtin", "duration", "result_size", "timeout", "retries",
+            ]
         )
         guard reader.has("name") else {
             throw ConfigurationError(source: "", field: reader.field("name"), problem: "every job needs a name")
@@ -206,5 +261,6 @@ extension Configuration.Job: Decodable {
         self.init(name: name, every: every, algorithm: algorithm)
         anchor = try reader.date("anchor", anchor)
         timeout = try reader.duration("timeout", timeout)
+        retries = try reader.value("retries", retries)
     }
 }

@@ -89,6 +89,9 @@ extension Configuration {
         Override(variable: "BATON_ENDPOINT_QUERY", key: "endpoints.query") {
             $0.endpoints.query = $1; return true
         },
+        Override(variable: "BATON_ENDPOINT_REPORTS", key: "endpoints.reports") {
+            $0.endpoints.reports = $1; return true
+        },
         Override(variable: "BATON_STORE_PATH", key: "store.path") {
             $0.store.path = $1; return true
         },
@@ -128,7 +131,7 @@ extension Configuration {
         let endpointFields: [(String, String)] = [
             ("runs", endpoints.runs), ("control", endpoints.control), ("results", endpoints.results),
             ("acks", endpoints.acks), ("status_in", endpoints.statusIn), ("status_out", endpoints.statusOut),
-            ("query", endpoints.query),
+            ("query", endpoints.query), ("reports", endpoints.reports),
         ]
         for (name, endpoint) in endpointFields {
             guard ["tcp://", "ipc://", "inproc://"].contains(where: endpoint.hasPrefix), endpoint.count > 8 else {
@@ -141,6 +144,13 @@ extension Configuration {
         }
         guard (0...256).contains(processor.count) else { throw fail("processor.count", "must be from 0 to 256 (got \(processor.count))") }
         guard processor.timeout > .zero else { throw fail("processor.timeout", "must be more than 0") }
+        guard processor.lease >= .milliseconds(100) else { throw fail("processor.lease", "must be at least 100ms") }
+        guard (1...1000).contains(processor.retries) else {
+            throw fail("processor.retries", "must be from 1 to 1000 attempts (got \(processor.retries))")
+        }
+        guard processor.backoff > .zero, processor.backoffMax >= processor.backoff else {
+            throw fail("processor.backoff_max", "must be at least processor.backoff, and both more than 0")
+        }
         guard (1...256).contains(algorithm.concurrency) else {
             throw fail("algorithm.concurrency", "must be from 1 to 256 (got \(algorithm.concurrency))")
         }
@@ -158,6 +168,7 @@ extension Configuration {
             guard names.insert(job.name).inserted else { throw fail("\(field).name", "another job is already named \"\(job.name)\"") }
             guard job.every >= .milliseconds(10) else { throw fail("\(field).every", "must be at least 10ms") }
             guard job.timeout > .zero else { throw fail("\(field).timeout", "must be more than 0") }
+            guard (0...100).contains(job.retries) else { throw fail("\(field).retries", "must be from 0 to 100 (got \(job.retries))") }
             if case .demo(_, let size) = job.algorithm, !(0...(1 << 30)).contains(size) {
                 throw fail("\(field).result_size", "must be from 0 to 1 GiB in bytes (got \(size))")
             }

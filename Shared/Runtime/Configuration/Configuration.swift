@@ -16,6 +16,8 @@ public struct Configuration: Sendable, Equatable {
     public var algorithm = Algorithm()
     /// Logging.
     public var log = Log()
+    /// How long raw results are kept.
+    public var retention = Retention()
     /// The jobs the scheduler fires.
     public var jobs: [Job] = []
 
@@ -38,6 +40,8 @@ public struct Configuration: Sendable, Equatable {
         public var statusOut = "tcp://127.0.0.1:7606"
         /// Logger binds REP for status queries.
         public var query = "tcp://127.0.0.1:7607"
+        /// Scheduler binds PULL; the algorithm connects PUSH with run reports (accepted, finished, failed).
+        public var reports = "tcp://127.0.0.1:7608"
 
         /// Creates the default endpoints.
         public init() {}
@@ -65,6 +69,14 @@ public struct Configuration: Sendable, Equatable {
         public var environment: [String: String] = [:]
         /// Longest a command may run on one result.
         public var timeout: Duration = .seconds(3600)
+        /// A processor must start on a result within this time, and renew it this often while working.
+        public var lease: Duration = .seconds(30)
+        /// Attempts before a result is dead-lettered.
+        public var retries = 5
+        /// Delay before the first retry of a failed result; doubled each time, with jitter.
+        public var backoff: Duration = .seconds(2)
+        /// Longest delay between retries.
+        public var backoffMax: Duration = .seconds(300)
         /// Creates the default processor settings.
         public init() {}
     }
@@ -79,6 +91,16 @@ public struct Configuration: Sendable, Equatable {
         /// How many runs may execute at once.
         public var concurrency = 1
         /// Creates the default algorithm settings.
+        public init() {}
+    }
+
+    /// Raw result retention. Only results already stored by a processor are ever deleted.
+    public struct Retention: Sendable, Equatable {
+        /// Delete raw results acknowledged longer ago than this; `nil` keeps them regardless of age.
+        public var maxAge: Duration? = .seconds(30 * 86_400)
+        /// Delete the oldest acknowledged raw results while all of them together exceed this many bytes.
+        public var maxBytes: Int64? = nil
+        /// Creates the default retention: 30 days, no size limit.
         public init() {}
     }
 
@@ -102,6 +124,8 @@ public struct Configuration: Sendable, Equatable {
         public var algorithm: AlgorithmSpec
         /// Longest a run may take.
         public var timeout: Duration = .seconds(3600)
+        /// How many times a failed run is tried again (after 1 s, 2 s, 4 s … up to 1 min).
+        public var retries = 0
 
         /// Creates a job.
         public init(name: String, every: Duration, algorithm: AlgorithmSpec) {
