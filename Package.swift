@@ -85,7 +85,11 @@ let package = Package(
         + service("AlgorithmService", folder: "Algorithm", dependencies: serviceBase + ["Storage", subprocess])
         + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
-        + service("CLI", folder: "CLI", dependencies: serviceBase + ["Storage", subprocess, system, signals])
+        + service(
+            "CLI",
+            folder: "CLI",
+            dependencies: serviceBase + ["Storage", "ProcessorService", "AlgorithmService", subprocess, system, signals]
+        )
         + [
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
             .testTarget(name: "MessagingTests", dependencies: ["Messaging"], swiftSettings: swiftSettings),

@@ -1,4 +1,5 @@
 public import Foundation
+import Glibc
 import Subprocess
 import SystemPackage
 
@@ -30,8 +31,9 @@ public struct CommandRunner: Sendable {
     public enum Input: Sendable {
         /// Nothing (standard input is closed).
         case none
-        /// These bytes.
-        case data(Data)
+        /// The contents of this file. (A file rather than a pipe: a command that exits without reading its
+        /// input then cannot make the writer fail.)
+        case file(String)
     }
 
     /// The program and arguments.
@@ -104,8 +106,14 @@ public struct CommandRunner: Sendable {
     ) async throws -> Outcome {
         let status =
             switch input {
-            case .none: try await launch(input: .none, onOutput: onOutput, onError: onError)
-            case .data(let data): try await launch(input: .data(data), onOutput: onOutput, onError: onError)
+            case .none:
+                try await launch(input: .none, onOutput: onOutput, onError: onError)
+            case .file(let path):
+                try await launch(
+                    input: .fileDescriptor(try Self.openForReading(path), closeAfterSpawningProcess: true),
+                    onOutput: onOutput,
+                    onError: onError
+                )
             }
         switch status {
         case .exited(let code): return .exited(code)
@@ -152,7 +160,19 @@ public struct CommandRunner: Sendable {
         }
     }
 
+    private static func openForReading(_ path: String) throws -> FileDescriptor {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CommandError("cannot open \(path) as the command's input: \(String(cString: strerror(errno)))") }
+        return FileDescriptor(rawValue: fd)
+    }
+
     private static func chomp(_ line: String) -> String {
         line.hasSuffix("\n") ? String(line.dropLast()) : line
     }
+}
+
+/// A command that could not be started as asked.
+public struct CommandError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }

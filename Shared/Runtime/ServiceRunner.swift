@@ -36,6 +36,9 @@ public enum ServiceRunner {
         instance: String? = nil,
         makeServices: (ServiceEnvironment) async throws -> [any Service]
     ) async throws {
+        // A child command that exits without reading its input must not kill the service with SIGPIPE:
+        // the write fails with EPIPE instead, and the command's exit status tells what happened.
+        signal(SIGPIPE, SIG_IGN)
         let environment = ProcessInfo.processInfo.environment
         var configuration: Configuration
         do {

@@ -10,6 +10,8 @@ final class TestStack: @unchecked Sendable {
     // `@unchecked`: `processes` is only touched under `lock`.
     let directory: String
     let configPath: String
+    /// The data directory and endpoints part of the configuration.
+    private let head: String
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
 
@@ -44,7 +46,7 @@ final class TestStack: @unchecked Sendable {
         directory = "/tmp/bt-\(name.prefix(12))-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         configPath = directory + "/baton.yaml"
-        let yaml = """
+        head = """
             data_dir: \(directory)/data
             endpoints:
               runs: ipc://\(directory)/runs
@@ -55,9 +57,9 @@ final class TestStack: @unchecked Sendable {
               status_out: ipc://\(directory)/status-out
               query: ipc://\(directory)/query
               reports: ipc://\(directory)/reports
-            \(body)
+
             """
-        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try (head + body).write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
     var dataDirectory: String { directory + "/data" }
@@ -144,8 +146,12 @@ final class TestStack: @unchecked Sendable {
         return try await condition()
     }
 
-    /// Reads the result store (read-only).
-    func read<T>(_ body: (Database) throws -> T) throws -> T {
+    var outboxPath: String { dataDirectory + "/algorithm/outbox.sqlite" }
+    var schedulerPath: String { dataDirectory + "/scheduler/state.sqlite" }
+
+    /// Reads the result store, or another of the stack's databases (read-only).
+    func read<T>(_ path: String? = nil, _ body: (Database) throws -> T) throws -> T {
+        let storePath = path ?? storePath
         guard FileManager.default.fileExists(atPath: storePath) else { throw CocoaError(.fileNoSuchFile) }
         var configuration = Configuration()
         configuration.readonly = true
@@ -157,6 +163,37 @@ final class TestStack: @unchecked Sendable {
     /// Stored result parts, or 0 while the store does not exist yet.
     func storedCount() -> Int {
         (try? read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM results") ?? 0 }) ?? 0
+    }
+
+    /// Outbox entries per state (empty while the outbox does not exist yet).
+    func outboxCounts() -> [String: Int] {
+        (try? read(outboxPath) { db in
+            var counts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state") {
+                counts[row["state"]] = row["n"]
+            }
+            return counts
+        }) ?? [:]
+    }
+
+    /// Runs a `baton` subcommand against this stack and returns its exit status and output.
+    func baton(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaries + "/baton")
+        process.arguments = arguments + ["--config", configPath]
+        process.currentDirectoryURL = URL(fileURLWithPath: Self.repository)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Rewrites the configuration's YAML body (after data_dir and endpoints).
+    func rewrite(yaml body: String) throws {
+        try (head + body).write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
     /// Pids of all processes descending from `pid`, read from /proc.

@@ -26,8 +26,11 @@ struct CommandRunnerTests {
 
     @Test func feedsStandardInput() async throws {
         let out = Lines()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bt-in-\(UUID().uuidString)").path
+        try Data("a\nb\n".utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let runner = CommandRunner(argv: ["cat"], timeout: .seconds(30))
-        let outcome = try await runner.run(input: .data(Data("a\nb\n".utf8)), onOutput: out.append, onError: { _ in })
+        let outcome = try await runner.run(input: .file(path), onOutput: out.append, onError: { _ in })
         #expect(outcome.succeeded)
         #expect(out.all == ["a", "b"])
     }
@@ -38,6 +41,16 @@ struct CommandRunnerTests {
         let outcome = try await runner.run(onOutput: { _ in }, onError: { _ in })
         #expect(outcome == .timedOut(.milliseconds(200)))
         #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func commandThatIgnoresItsInputDoesNotHurtTheRunner() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bt-in-\(UUID().uuidString)").path
+        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let runner = CommandRunner(argv: ["sh", "-c", "exit 1"], timeout: .seconds(30))
+        for _ in 0..<3 {
+            #expect(try await runner.run(input: .file(path), onOutput: { _ in }, onError: { _ in }) == .exited(1))
+        }
     }
 
     @Test func missingProgramThrows() async throws {

@@ -6,10 +6,11 @@ public struct Baton: AsyncParsableCommand {
         commandName: "baton",
         abstract: "Run scheduled algorithms and hand their results to independent processors over ZeroMQ.",
         discussion: """
-            baton up runs the whole stack on this machine; baton watch follows the status bus from anywhere. \
+            baton up runs the whole stack on this machine; baton watch follows the status bus from anywhere; \
+            baton results and baton replay work on the algorithm host's data directory. \
             Each service can also be run alone: baton-logger, baton-scheduler, baton-algorithm, baton-processor.
             """,
-        subcommands: [Up.self, Watch.self]
+        subcommands: [Up.self, Watch.self, Results.self, Replay.self]
     )
 
     public init() {}

@@ -50,18 +50,17 @@ public struct ResultHandler: Sendable {
         environment["BATON_PART"] = "\(header.part)"
         environment["BATON_PARTS"] = "\(header.parts)"
         environment["BATON_SHA256"] = header.sha256
-        var input = CommandRunner.Input.data(message.payload)
-        var inputFile: String?
+        // The payload goes to the command through a file: as its standard input, or named by BATON_INPUT.
+        let directory = (configuration.dataDirectory as NSString).appendingPathComponent("processor/work")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let inputFile = (directory as NSString).appendingPathComponent("\(header.runID).part\(header.part).\(getpid())")
+        try message.payload.write(to: URL(fileURLWithPath: inputFile))
+        defer { try? FileManager.default.removeItem(atPath: inputFile) }
+        var input = CommandRunner.Input.file(inputFile)
         if settings.input == .file {
-            let directory = (configuration.dataDirectory as NSString).appendingPathComponent("processor/work")
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let path = (directory as NSString).appendingPathComponent("\(header.runID).part\(header.part).\(getpid())")
-            try message.payload.write(to: URL(fileURLWithPath: path))
-            environment["BATON_INPUT"] = path
-            inputFile = path
+            environment["BATON_INPUT"] = inputFile
             input = .none
         }
-        defer { if let inputFile { try? FileManager.default.removeItem(atPath: inputFile) } }
         let runner = CommandRunner(
             argv: settings.command,
             environment: environment,

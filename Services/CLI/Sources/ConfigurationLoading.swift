@@ -1,0 +1,34 @@
+import Messaging
+import ArgumentParser
+import Foundation
+import Runtime
+
+extension ServiceOptions {
+    /// Loads the configuration for a `baton` subcommand, or exits with status 2 and the reason.
+    func loadConfiguration(command: String) throws -> Configuration {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            var configuration = try Configuration.load(path: configPath(environment: environment), environment: environment)
+            if let logLevel {
+                configuration.log.level = logLevel
+                try configuration.validate(source: "--log-level")
+            }
+            return configuration
+        } catch {
+            Console.error("baton \(command): configuration error: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Parses a time option: ISO 8601, with or without fractional seconds and offset.
+struct TimeArgument: ExpressibleByArgument {
+    var date: Date
+
+    init?(argument: String) {
+        guard let date = Timestamp.parse(argument) else { return nil }
+        self.date = date
+    }
+
+    static var defaultValueDescription: String { "ISO 8601 time" }
+}

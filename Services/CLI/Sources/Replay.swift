@@ -1,0 +1,101 @@
+import AlgorithmService
+import ArgumentParser
+import Foundation
+import Logging
+import Messaging
+import ProcessorService
+import Runtime
+import Storage
+
+extension Baton {
+    /// `baton replay`: process kept raw results again, without running the algorithm.
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Process kept raw results again (without running the algorithm): by run id, by job and time range, or all dead letters.",
+            discussion: """
+                Each raw result is read from <data_dir>/raw, checked against its recorded sha256 (a corrupt file is \
+                reported and never stored), and processed here as a processor would: the built-in store, or \
+                processor.command. A result already stored is left as it is unless --overwrite is given. Replaying \
+                into the deployment's own store marks dead letters as delivered. Run it where baton-algorithm runs.
+                """
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Argument(help: ArgumentHelp("Run ids to replay (all their parts).", valueName: "run-id"))
+        var runIDs: [String] = []
+
+        @Option(help: ArgumentHelp("Replay this job's results (with --from/--to for a range).", valueName: "name"))
+        var job: String?
+
+        @Option(help: ArgumentHelp("Only results with a logical time at or after this.", valueName: "time"))
+        var from: TimeArgument?
+
+        @Option(help: ArgumentHelp("Only results with a logical time at or before this.", valueName: "time"))
+        var to: TimeArgument?
+
+        @Flag(help: "Replay every dead-lettered result.")
+        var dead = false
+
+        @Option(help: ArgumentHelp("Store into this SQLite file instead of the configured store (e.g. a fresh one).", valueName: "path"))
+        var store: String?
+
+        @Flag(help: "Replace results already stored instead of leaving them as they are.")
+        var overwrite = false
+
+        func validate() throws {
+            if runIDs.isEmpty && job == nil && !dead && from == nil && to == nil {
+                throw ValidationError("say what to replay: run ids, --job (with --from/--to), a time range, or --dead")
+            }
+        }
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "replay")
+            let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
+            var entries: [Outbox.Entry] = []
+            if dead { entries += try await outbox.entries(state: "dead", job: job, from: from?.date, to: to?.date) }
+            if job != nil || from != nil || to != nil, !dead {
+                entries += try await outbox.entries(job: job, from: from?.date, to: to?.date)
+            }
+            for runID in runIDs {
+                let parts = try await outbox.entries().filter { $0.header.runID == runID }
+                if parts.isEmpty { Console.error("baton replay: no result recorded for run \(runID)") }
+                entries += parts
+            }
+            let intoLiveStore = store == nil
+            let resultStore = try ResultStore(path: store ?? configuration.storePath)
+            let handler = ResultHandler(configuration: configuration, store: resultStore, instance: "replay")
+            var logger = Logger(label: "baton.replay")
+            logger.logLevel = Logger.Level(rawValue: configuration.log.level) ?? .info
+            var tally = (stored: 0, duplicate: 0, failed: 0)
+            for entry in entries {
+                let name = "\(entry.header.runID) part \(entry.header.part)"
+                do {
+                    let payload = try Data(contentsOf: URL(fileURLWithPath: entry.path))
+                    guard payload.count == entry.header.size, SHA256.hex(of: payload) == entry.header.sha256 else {
+                        throw StorageError("\(entry.path) does not match its recorded sha256 \(entry.header.sha256): not stored")
+                    }
+                    let message = ResultMessage(header: entry.header, payload: payload)
+                    let outcome = try await handler.process(message, overwrite: overwrite, logger: logger)
+                    if intoLiveStore, entry.state != "acked" {
+                        try await outbox.markAcked(runID: entry.header.runID, part: entry.header.part, processor: "replay")
+                    }
+                    switch outcome {
+                    case .stored:
+                        tally.stored += 1
+                        Console.line("\(name): stored")
+                    case .duplicate:
+                        tally.duplicate += 1
+                        Console.line("\(name): already stored, unchanged")
+                    }
+                } catch {
+                    tally.failed += 1
+                    Console.error("\(name): failed: \(error)")
+                }
+            }
+            Console.line("replayed \(entries.count): \(tally.stored) stored, \(tally.duplicate) already stored, \(tally.failed) failed")
+            if tally.failed > 0 { throw ExitCode(1) }
+        }
+    }
+}

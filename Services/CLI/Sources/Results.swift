@@ -1,0 +1,69 @@
+import AlgorithmService
+import ArgumentParser
+import Foundation
+import Messaging
+import Runtime
+import Storage
+
+extension Baton {
+    /// `baton results`: the algorithm's results and their delivery state.
+    struct Results: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List results and their delivery state: pending, sent, acked, or dead (dead-lettered).",
+            discussion: """
+                Reads <data_dir>/algorithm/outbox.sqlite, so run it where baton-algorithm runs. A dead result failed \
+                processor.retries times; fix the cause and bring it back with `baton replay --dead`.
+                """
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Option(help: ArgumentHelp("Only results in this state: pending, sent, acked or dead.", valueName: "state"))
+        var state: String?
+
+        @Option(help: ArgumentHelp("Only results of this job.", valueName: "name"))
+        var job: String?
+
+        @Option(help: ArgumentHelp("Only results with a logical time at or after this.", valueName: "time"))
+        var from: TimeArgument?
+
+        @Option(help: ArgumentHelp("Only results with a logical time at or before this.", valueName: "time"))
+        var to: TimeArgument?
+
+        @Flag(help: "One JSON object per line.")
+        var json = false
+
+        func validate() throws {
+            if let state, !["pending", "sent", "acked", "dead"].contains(state) {
+                throw ValidationError("--state must be pending, sent, acked or dead (got \"\(state)\")")
+            }
+        }
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "results")
+            let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
+            let entries = try await outbox.entries(state: state, job: job, from: from?.date, to: to?.date)
+            for entry in entries {
+                if json {
+                    var object: [String: Any] = [
+                        "runId": entry.header.runID, "part": entry.header.part, "job": entry.header.job,
+                        "logicalTime": Timestamp.format(entry.header.logicalTime), "state": entry.state,
+                        "deliveries": entry.header.attempt - 1, "failures": entry.failures, "size": entry.header.size,
+                        "sha256": entry.header.sha256, "path": entry.path,
+                    ]
+                    if let error = entry.lastError { object["lastError"] = error }
+                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                    Console.line(String(decoding: data, as: UTF8.self))
+                } else {
+                    var line = "\(entry.header.runID) part \(entry.header.part)  \(entry.state)  failures=\(entry.failures)"
+                    if let error = entry.lastError { line += "  last error: \(error)" }
+                    Console.line(line)
+                }
+            }
+            if !json {
+                let counts = try await outbox.counts()
+                Console.line(["pending", "sent", "acked", "dead"].map { "\($0): \(counts[$0] ?? 0)" }.joined(separator: ", "))
+            }
+        }
+    }
+}

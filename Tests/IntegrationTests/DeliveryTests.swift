@@ -1,0 +1,135 @@
+import Foundation
+import GRDB
+import Glibc
+import Messaging
+import Testing
+
+@Suite(.serialized)
+struct DeliveryTests {
+    static func quickJob(every: String = "50ms", anchor: Date? = nil, extra: String = "") -> String {
+        """
+        \(extra)
+        jobs:
+          - name: quick
+            every: \(every)
+            anchor: \(Timestamp.format(anchor ?? Date(timeIntervalSince1970: 0)))
+            builtin: demo
+            duration: 1ms
+            result_size: 64
+        """
+    }
+
+    /// With no processor running, runs complete and pile up on disk; a processor started later stores them all, once each.
+    @Test(.timeLimit(.minutes(3)))
+    func resultsWaitOnDiskForAProcessor() async throws {
+        try await TestStack.with("noproc", yaml: Self.quickJob()) { stack in
+            try stack.start("logger", "baton-logger")
+            let scheduler = try stack.start("scheduler", "baton-scheduler")
+            try stack.start("algorithm", "baton-algorithm")
+            let piled = try await stack.waitUntil(timeout: .seconds(60)) { (stack.outboxCounts()["pending"] ?? 0) >= 100 }
+            #expect(piled, "outbox: \(stack.outboxCounts()); algorithm: \(stack.stderr("algorithm").suffix(500))")
+            kill(scheduler.processIdentifier, SIGTERM)
+            scheduler.waitUntilExit()
+            // Let the last requests finish, then count what is waiting.
+            try await Task.sleep(for: .milliseconds(500))
+            let waiting = stack.outboxCounts()
+            #expect(waiting["acked"] == nil && waiting["sent"] == nil)
+            let total = waiting.values.reduce(0, +)
+            #expect(total >= 100)
+
+            try stack.start("processor-1", "baton-processor", ["--name", "late"])
+            let drained = try await stack.waitUntil(timeout: .seconds(60)) { stack.outboxCounts()["acked"] == total }
+            #expect(drained, "outbox: \(stack.outboxCounts()), stored: \(stack.storedCount())")
+            let (rows, distinct) = try stack.read { db in
+                (
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT run_id || '/' || part) FROM results") ?? 0
+                )
+            }
+            #expect(rows == total)
+            #expect(distinct == total)
+        }
+    }
+
+    /// `baton replay` of a range into a fresh database gives rows identical to the original ones; again, it changes nothing.
+    @Test(.timeLimit(.minutes(2)))
+    func replayOfARangeIntoAFreshDatabaseIsIdentical() async throws {
+        try await TestStack.with("replay", yaml: Self.quickJob(every: "200ms")) { stack in
+            try stack.startServices(processors: 1)
+            let enough = try await stack.waitUntil(timeout: .seconds(60)) { stack.storedCount() >= 8 }
+            #expect(enough)
+            await stack.stop()
+            let times = try stack.read { db in try String.fetchAll(db, sql: "SELECT logical_time FROM results ORDER BY logical_time") }
+            let from = times[1]
+            let to = times[times.count - 2]
+            let fresh = stack.directory + "/fresh.sqlite"
+            let replay = try stack.baton(["replay", "--job", "quick", "--from", from, "--to", to, "--store", fresh])
+            #expect(replay.status == 0, "\(replay.output)")
+            let original = try Self.rows(stack, path: nil, from: from, to: to)
+            let replayed = try Self.rows(stack, path: fresh, from: from, to: to)
+            let replayedResults = times.count - 2
+            #expect(replay.output.contains("\(replayedResults) stored, 0 already stored"), "\(replay.output)")
+            #expect(original.count == replayedResults * 2, "one results row and one record per 64-byte result")
+            #expect(replayed == original)
+            let again = try stack.baton(["replay", "--job", "quick", "--from", from, "--to", to, "--store", fresh])
+            #expect(again.output.contains("0 stored, \(replayedResults) already stored"), "\(again.output)")
+            #expect(try Self.rows(stack, path: fresh, from: from, to: to) == original)
+        }
+    }
+
+    /// A result whose processing always fails is dead-lettered after its retries, listed as such, and
+    /// `baton replay --dead` stores it once the processor is fixed.
+    @Test(.timeLimit(.minutes(2)))
+    func failingResultIsDeadLetteredAndReplayedAfterTheFix() async throws {
+        let marker = "/tmp/bt-fixed-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        let processor = """
+            processor:
+              command: [sh, -c, "test -e \(marker)"]
+              retries: 3
+              backoff: 100ms
+              backoff_max: 200ms
+              lease: 5s
+            """
+        // One run, two seconds from now: the job's grid is anchored there and repeats hourly.
+        let yaml = Self.quickJob(every: "1h", anchor: Date().addingTimeInterval(2), extra: processor)
+        try await TestStack.with("dead", yaml: yaml) { stack in
+            try stack.startServices(processors: 1)
+            let dead = try await stack.waitUntil(timeout: .seconds(60)) { stack.outboxCounts()["dead"] == 1 }
+            #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
+            let listed = try stack.baton(["results", "--state", "dead"])
+            #expect(listed.output.contains("dead"))
+            #expect(listed.output.contains("failures=3"), "\(listed.output)")
+            #expect(stack.storedCount() == 0)
+
+            FileManager.default.createFile(atPath: marker, contents: nil)
+            let replay = try stack.baton(["replay", "--dead"])
+            #expect(replay.status == 0, "\(replay.output)")
+            #expect(replay.output.contains("1 stored"))
+            #expect(stack.outboxCounts()["acked"] == 1)
+            #expect(stack.storedCount() == 1)
+        }
+    }
+
+    static func rows(_ stack: TestStack, path: String?, from: String, to: String) throws -> [String] {
+        try stack.read(path) { db in
+            let results = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT run_id, part, job, logical_time, size, sha256, format, hex(blob) AS blob FROM results
+                    WHERE logical_time >= ? AND logical_time <= ? ORDER BY run_id, part
+                    """,
+                arguments: [from, to]
+            ).map { "\($0)" }
+            let records = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT r.run_id, r.part, r.line, r.data FROM records r JOIN results s USING (run_id, part)
+                    WHERE s.logical_time >= ? AND s.logical_time <= ? ORDER BY r.run_id, r.part, r.line
+                    """,
+                arguments: [from, to]
+            ).map { "\($0)" }
+            return results + records
+        }
+    }
+}
