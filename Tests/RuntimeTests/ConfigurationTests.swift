@@ -15,6 +15,13 @@ struct ConfigurationTests {
               command: [python3, store.py]
               input: file
               timeout: 90s
+              lease: 10s
+              retries: 7
+              backoff: 500ms
+              backoff_max: 1m
+            retention:
+              max_age: 7d
+              max_size: 10GiB
             algorithm:
               concurrency: 2
             log:
@@ -26,6 +33,7 @@ struct ConfigurationTests {
                 command: [python3, algo.py, --fast]
                 env: {MODE: prod}
                 timeout: 55m
+                retries: 2
               - name: demo
                 every: 10s
                 builtin: demo
@@ -40,6 +48,13 @@ struct ConfigurationTests {
         #expect(config.processor.count == 3)
         #expect(config.processor.input == .file)
         #expect(config.processor.timeout == .seconds(90))
+        #expect(config.processor.lease == .seconds(10))
+        #expect(config.processor.retries == 7)
+        #expect(config.processor.backoff == .milliseconds(500))
+        #expect(config.processor.backoffMax == .seconds(60))
+        #expect(config.retention.maxAge == .seconds(7 * 86_400))
+        #expect(config.retention.maxBytes == Int64(10) * 1_073_741_824)
+        #expect(config.jobs[0].retries == 2)
         #expect(config.jobs.count == 2)
         #expect(config.jobs[0].every == .seconds(3600))
         #expect(config.jobs[0].timeout == .seconds(3300))
@@ -58,6 +73,8 @@ struct ConfigurationTests {
         ("jobs:\n  - name: a b\n    every: 1s\n    builtin: demo\n", "jobs[0].name", "letters"),
         ("jobs:\n  - {name: a, every: 1s, builtin: demo}\n  - {name: a, every: 2s, builtin: demo}\n", "jobs[1].name", "already"),
         ("jobs: [\n", "", "not valid YAML"),
+        ("retention:\n  max_size: lots\n", "retention.max_size", "expected a size"),
+        ("processor:\n  retries: 0\n", "processor.retries", "from 1 to 1000"),
     ])
     func badValuesNameTheirField(yaml: String, field: String, problem: String) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID().uuidString).yaml").path
