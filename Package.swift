@@ -94,6 +94,11 @@ let package = Package(
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
             .testTarget(name: "MessagingTests", dependencies: ["Messaging"], swiftSettings: swiftSettings),
             .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "AlgorithmServiceTests",
+                dependencies: ["AlgorithmService", "Storage", "Messaging", "Runtime", logging],
+                swiftSettings: swiftSettings
+            ),
             .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging"], swiftSettings: swiftSettings),
             .testTarget(name: "StorageTests", dependencies: ["Storage", "Messaging", logging], swiftSettings: swiftSettings),
             .testTarget(

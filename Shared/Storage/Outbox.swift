@@ -361,7 +361,7 @@ public final class Outbox: Sendable {
     /// Acknowledged parts whose raw files may be deleted by retention, oldest first: (run, part, path, size, acked).
     public func acknowledgedFiles() async throws -> [(runID: String, part: Int, path: String, size: Int, ackedAt: Date)] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT run_id, part, path, size, acked_at FROM outbox WHERE state = 'acked' ORDER BY acked_at")
+            try Row.fetchAll(db, sql: "SELECT run_id, part, path, size, acked_at FROM outbox WHERE state = 'acked' ORDER BY acked_at, seq")
                 .map { row in
                     let acked: String = row["acked_at"]
                     return (row["run_id"], row["part"], row["path"], row["size"], Timestamp.parse(acked) ?? Date(timeIntervalSince1970: 0))
