@@ -36,7 +36,7 @@ func service(_ name: String, folder: String, dependencies: [Target.Dependency]) 
     ]
 }
 
-let serviceBase: [Target.Dependency] = ["ZMQ", "Messaging", "Runtime", logging, lifecycle, argumentParser]
+let serviceBase: [Target.Dependency] = ["ZMQ", "Messaging", "Scheduling", "Runtime", logging, lifecycle, argumentParser]
 
 let package = Package(
     name: "Baton",
@@ -73,9 +73,12 @@ let package = Package(
         ),
         .target(name: "ZMQ", dependencies: ["CZMQ", deque], path: "Shared/ZMQ", swiftSettings: swiftSettings),
         .target(name: "Messaging", dependencies: ["CPlatform"], path: "Shared/Messaging", swiftSettings: swiftSettings),
+        .target(name: "Scheduling", path: "Shared/Scheduling", swiftSettings: swiftSettings),
         .target(
             name: "Runtime",
-            dependencies: ["ZMQ", "Messaging", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, system, deque],
+            dependencies: [
+                "ZMQ", "Messaging", "Scheduling", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, system, deque,
+            ],
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),
@@ -104,7 +107,7 @@ let package = Package(
             .testTarget(
                 name: "SchedulerServiceTests",
                 dependencies: [
-                    "SchedulerService", "Messaging", "Runtime", logging,
+                    "SchedulerService", "Scheduling", "Messaging", "Runtime", logging,
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 ],
                 swiftSettings: swiftSettings

@@ -84,3 +84,27 @@ public enum JobName {
         }
     }
 }
+
+/// Scheduler → algorithm, on the `runs` channel: stop a run (overlap policy `replace`).
+public struct RunCancel: WireMessage, Equatable {
+    public static let kind = "cancel"
+
+    /// The run to stop.
+    public var runID: String
+    /// Why.
+    public var reason: String
+
+    /// Creates a cancel request.
+    public init(runID: String, reason: String) {
+        self.runID = runID
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "runId", reason
+    }
+
+    public func validate() throws(ProtocolError) {
+        try RunID.validate(runID, field: "runId")
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Messaging
 import Runtime
 import Testing
 
@@ -56,7 +57,7 @@ struct ConfigurationTests {
         #expect(config.retention.maxBytes == Int64(10) * 1_073_741_824)
         #expect(config.jobs[0].retries == 2)
         #expect(config.jobs.count == 2)
-        #expect(config.jobs[0].every == .seconds(3600))
+        #expect(config.jobs[0].trigger == .interval(every: .seconds(3600), anchor: Timestamp.parse("2026-01-01T00:05:00Z")!))
         #expect(config.jobs[0].timeout == .seconds(3300))
         #expect(config.jobs[0].algorithm == .command(.init(argv: ["python3", "algo.py", "--fast"], environment: ["MODE": "prod"])))
         #expect(config.jobs[1].algorithm == .demo(duration: .milliseconds(500), resultSize: 1024))

@@ -1,6 +1,7 @@
 import Foundation
 import Messaging
 import SchedulerService
+import Scheduling
 import Testing
 
 struct CronScheduleTests {

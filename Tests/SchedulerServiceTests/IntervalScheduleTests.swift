@@ -3,6 +3,7 @@ import Logging
 import Messaging
 import Runtime
 import SchedulerService
+import Scheduling
 import ServiceLifecycleTestKit
 import Synchronization
 import Testing
@@ -97,14 +98,72 @@ final class RecordingSink: RunSink {
         continuation.yield(request)
         return true
     }
+
+    func cancel(_ cancel: RunCancel) -> Bool { true }
 }
 
 struct JobSchedulerTests {
+    static func scheduler(
+        _ jobs: [Configuration.Job],
+        clock: ManualClock,
+        sink: RecordingSink,
+        control: JobControl = JobControl(ledger: nil)
+    ) -> JobScheduler {
+        let logger = Logger(label: "test")
+        let dispatcher = Dispatcher(sink: sink, ledger: nil, publisher: nil, resend: nil, logger: logger)
+        return JobScheduler(jobs: jobs, clock: clock, dispatcher: dispatcher, control: control, logger: logger)
+    }
+
+    /// A wall-clock jump forward past several slots fires the newest one (misfire policy `latest`, the default)
+    /// and records the others; a jump backward fires nothing twice.
+    @Test func clockJumpsForwardAndBackward() async throws {
+        let clock = ManualClock(now: Date(timeIntervalSince1970: 1_000.5))
+        let sink = RecordingSink()
+        let job = Configuration.Job(name: "j", every: .seconds(10), algorithm: .demo(duration: .zero, resultSize: 0))
+        let task = Task { try await Self.scheduler([job], clock: clock, sink: sink).run() }
+        var iterator = sink.requests.makeAsyncIterator()
+        await clock.waitForSleeper()
+        clock.advance(to: Date(timeIntervalSince1970: 1_010.001))
+        #expect(await iterator.next()?.logicalTime == Date(timeIntervalSince1970: 1_010))
+        // Jump forward 35 s: slots 1020, 1030 and 1040 passed; only 1040 fires.
+        await clock.waitForSleeper()
+        clock.advance(to: Date(timeIntervalSince1970: 1_045))
+        #expect(await iterator.next()?.logicalTime == Date(timeIntervalSince1970: 1_040))
+        // Jump backward 30 s: the next fire is still 1050, not a repeat of 1020–1040.
+        await clock.waitForSleeper()
+        clock.advance(to: Date(timeIntervalSince1970: 1_015))
+        await clock.waitForSleeper()
+        clock.advance(to: Date(timeIntervalSince1970: 1_050.002))
+        #expect(await iterator.next()?.logicalTime == Date(timeIntervalSince1970: 1_050))
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    /// A paused job does not fire; resumed without catch-up it continues with the next slot.
+    @Test func pausedJobDoesNotFire() async throws {
+        let clock = ManualClock(now: Date(timeIntervalSince1970: 1_000.5))
+        let sink = RecordingSink()
+        let control = JobControl(ledger: nil)
+        let job = Configuration.Job(name: "j", every: .seconds(10), algorithm: .demo(duration: .zero, resultSize: 0))
+        let task = Task { try await Self.scheduler([job], clock: clock, sink: sink, control: control).run() }
+        var iterator = sink.requests.makeAsyncIterator()
+        await clock.waitForSleeper()
+        try await control.pause("j")
+        clock.advance(to: Date(timeIntervalSince1970: 1_035))
+        try await control.resume("j", catchUp: false)
+        await clock.waitForSleeper()
+        clock.advance(to: Date(timeIntervalSince1970: 1_040.001))
+        let got = await iterator.next()
+        #expect(got?.logicalTime == Date(timeIntervalSince1970: 1_040), "\(String(describing: got))")
+        task.cancel()
+        _ = try? await task.value
+    }
+
     @Test func firesEachSlotWithItsLogicalTime() async throws {
         let clock = ManualClock(now: Date(timeIntervalSince1970: 1_000.5))
         let sink = RecordingSink()
         let job = Configuration.Job(name: "j", every: .seconds(10), algorithm: .demo(duration: .zero, resultSize: 0))
-        let scheduler = JobScheduler(jobs: [job], clock: clock, sink: sink, publisher: nil, logger: Logger(label: "test"))
+        let scheduler = Self.scheduler([job], clock: clock, sink: sink)
         let task = Task { try await scheduler.run() }
         var iterator = sink.requests.makeAsyncIterator()
         for slot in [1_010.0, 1_020, 1_030] {
@@ -126,7 +185,7 @@ struct JobSchedulerShutdownTests {
     func gracefulShutdownEndsTheWait() async throws {
         let clock = ManualClock(now: Date(timeIntervalSince1970: 0))
         let job = Configuration.Job(name: "daily", every: .seconds(86_400), algorithm: .demo(duration: .zero, resultSize: 0))
-        let scheduler = JobScheduler(jobs: [job], clock: clock, sink: RecordingSink(), publisher: nil, logger: Logger(label: "test"))
+        let scheduler = JobSchedulerTests.scheduler([job], clock: clock, sink: RecordingSink())
         try await testGracefulShutdown { trigger in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await scheduler.run() }

@@ -12,6 +12,7 @@ public import ZMQ
 public struct RunWorker: Service {
     private let configuration: Configuration
     private let runs: AsyncSocket
+    private let running = RunningRuns()
     private let reports: AsyncSocket
     private let ledger: RunLedger
     private let outbox: Outbox
@@ -74,15 +75,19 @@ public struct RunWorker: Service {
             } catch {
                 return
             }
-            let request: RunRequest
             do {
-                request = try Wire.decode(RunRequest.self, from: frames).message
+                if try Wire.kind(of: frames) == RunCancel.kind {
+                    let cancel = try Wire.decode(RunCancel.self, from: frames).message
+                    if await running.cancel(cancel.runID) {
+                        logger.notice("stopping run at the scheduler's request: \(cancel.reason)", metadata: ["run": "\(cancel.runID)"])
+                    }
+                    continue
+                }
+                await accept(try Wire.decode(RunRequest.self, from: frames).message)
             } catch {
-                logger.warning("rejected a malformed run request", metadata: ["error": "\(error)"])
+                logger.warning("rejected a malformed message", metadata: ["socket": "runs", "error": "\(error)"])
                 publisher.publish(EventType.messageRejected, message: "\(error)", attributes: ["socket": "runs"])
-                continue
             }
-            await accept(request)
         }
     }
 
@@ -159,7 +164,24 @@ public struct RunWorker: Service {
                     "logical_time": Timestamp.format(request.logicalTime), "trigger": request.trigger.rawValue, "attempt": "\(attempt)",
                 ]
             )
-            let failure = await runAlgorithm(job, request: request, output: partial, logger: logger)
+            let stop = await running.begin(request.runID)
+            let runLogger = logger
+            // The run races the scheduler's stop request (overlap policy `replace`).
+            let ending: Ending = await withTaskGroup(of: Ending?.self) { group in
+                group.addTask { .ran(failure: await self.runAlgorithm(job, request: request, output: partial, logger: runLogger)) }
+                group.addTask { await stop.wait() ? .stopped : nil }
+                var first: Ending?
+                while first == nil, let next = await group.next() { first = next }
+                group.cancelAll()
+                return first ?? .ran(failure: "interrupted")
+            }
+            await running.end(request.runID)
+            guard case .ran(let failure) = ending else {
+                try? FileManager.default.removeItem(atPath: partial)
+                await fail(request, reason: "stopped by the scheduler (overlap: replace)", logger: logger, duration: clock.now - start)
+                publisher.publish(EventType.runCancelled, job: job.name, run: request.runID)
+                return
+            }
             let elapsed = clock.now - start
             if Task.isCancelled {
                 // Stopping: the run stays `running` in the ledger and is run again on restart.
@@ -292,5 +314,35 @@ public struct RunWorker: Service {
 
     static func milliseconds(_ duration: Duration) -> String {
         String(format: "%.3f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
+    }
+}
+
+extension RunWorker {
+    /// How a run's execution ended.
+    enum Ending: Sendable {
+        /// The algorithm ran; `failure` says why it failed, if it did.
+        case ran(failure: String?)
+        /// The scheduler stopped it.
+        case stopped
+    }
+}
+
+/// The runs executing now, each with a doorbell that stops it.
+actor RunningRuns {
+    private var runs: [String: Doorbell] = [:]
+
+    func begin(_ runID: String) -> Doorbell {
+        let doorbell = Doorbell()
+        runs[runID] = doorbell
+        return doorbell
+    }
+
+    func end(_ runID: String) { runs[runID] = nil }
+
+    /// Stops a run if it is executing here; returns whether it was.
+    func cancel(_ runID: String) -> Bool {
+        guard let doorbell = runs[runID] else { return false }
+        doorbell.ring()
+        return true
     }
 }

@@ -10,7 +10,10 @@ public struct Baton: AsyncParsableCommand {
             baton results and baton replay work on the algorithm host's data directory. \
             Each service can also be run alone: baton-logger, baton-scheduler, baton-algorithm, baton-processor.
             """,
-        subcommands: [Up.self, Watch.self, Results.self, Replay.self]
+        subcommands: [
+            Up.self, Watch.self, Jobs.self, Trigger.self, Pause.self, Resume.self, Backfill.self, ScheduleCommand.self, Results.self,
+            Replay.self,
+        ]
     )
 
     public init() {}

@@ -2,48 +2,36 @@ import Foundation
 public import Logging
 public import Messaging
 public import Runtime
+public import Scheduling
 public import ServiceLifecycle
 public import Storage
 public import ZMQ
 
 /// Fires each job's runs on time and hands the run requests to the algorithm.
 ///
-/// Each job has its own timer loop: compute the next slot from the schedule (never by adding up sleeps),
-/// wait for it on the injected clock, then fire. Firing never waits for the algorithm: the request is
-/// queued on the `runs` PUSH socket (the ``RunSink``), which delivers it when an algorithm is connected.
+/// Each job has its own timer loop: compute the next slot from the job's schedule (interval, cron or once;
+/// never by adding up sleeps), wait for it on the injected clock, then fire through the ``Dispatcher``.
+/// After a restart, a late wake or a pause, the slots that passed are handled by the job's misfire policy
+/// (``MissedSlots``): fired, or recorded as skipped with the reason; never dropped silently.
 public struct JobScheduler: Service {
     private let jobs: [Configuration.Job]
     private let clock: any WallClock
-    private let sink: any RunSink
-    private let publisher: StatusPublisher?
-    private let ledger: SchedulerState?
-    private let doorbell: Doorbell?
+    private let dispatcher: Dispatcher
+    private let control: JobControl
     private let logger: Logger
 
     /// Creates the scheduler.
     /// - Parameters:
     ///   - jobs: The jobs to fire.
     ///   - clock: The wall clock to fire by.
-    ///   - sink: Where fired run requests go.
-    ///   - publisher: The status bus publisher, if any.
-    ///   - ledger: Where fires are recorded before they are sent; `nil` keeps nothing (tests).
-    ///   - doorbell: Rung after each fire, for the ``RunResender``.
+    ///   - dispatcher: Records and sends fires.
+    ///   - control: Pause state, shared with the control server.
     ///   - logger: The logger.
-    public init(
-        jobs: [Configuration.Job],
-        clock: any WallClock,
-        sink: any RunSink,
-        publisher: StatusPublisher?,
-        ledger: SchedulerState? = nil,
-        doorbell: Doorbell? = nil,
-        logger: Logger
-    ) {
+    public init(jobs: [Configuration.Job], clock: any WallClock, dispatcher: Dispatcher, control: JobControl, logger: Logger) {
         self.jobs = jobs
         self.clock = clock
-        self.sink = sink
-        self.publisher = publisher
-        self.ledger = ledger
-        self.doorbell = doorbell
+        self.dispatcher = dispatcher
+        self.control = control
         self.logger = logger
     }
 
@@ -59,68 +47,100 @@ public struct JobScheduler: Service {
     }
 
     private func fireForever(_ job: Configuration.Job) async {
-        let schedule = IntervalSchedule(every: job.every, anchor: job.anchor)
-        var start = clock.now()
-        // Never fire a slot again that was fired before a restart.
-        if let ledger, let last = try? await ledger.lastSlot(job: job.name), last > start { start = last }
-        var next = schedule.slot(after: start)
-        logger.info(
-            "scheduled",
-            metadata: ["job": "\(job.name)", "every": "\(DurationText.format(job.every))", "next": "\(Timestamp.format(next))"]
-        )
-        while !Task.isCancelled {
-            do {
-                try await clock.sleep(until: next)
-            } catch {
-                return
-            }
-            let firedAt = clock.now()
-            let request = RunRequest(
-                runID: RunID.make(job: job.name, logicalTime: next),
-                job: job.name,
-                logicalTime: next,
-                firedAt: firedAt,
-                trigger: .schedule
+        let schedule = job.schedule
+        let wake = await control.doorbell(job.name)
+        // Where we left off: the last slot handled before a restart, so that none is fired twice.
+        var last = await dispatcher.lastSlot(job: job.name)
+        if let previous = last {
+            await handleMissed(job, after: previous, cause: "the scheduler was not running", applyPolicy: true)
+            last = max(previous, clock.now())
+        }
+        var next = schedule.next(after: last ?? clock.now())
+        if let next {
+            logger.info(
+                "scheduled",
+                metadata: ["job": "\(job.name)", "trigger": "\(job.trigger)", "next": "\(Timestamp.format(next))"]
             )
-            let lateness = firedAt.timeIntervalSince(next) * 1000
-            await fire(request, lateness: lateness)
-            // The next slot after the one just fired, or after now if the wake was later than a whole interval.
-            next = schedule.slot(after: max(next, firedAt))
+        }
+        while !Task.isCancelled, let slot = next {
+            if let resume = await control.takeResume(job.name) {
+                // Resumed (perhaps before this loop even saw the pause): the slots since the last one handled.
+                let from = await dispatcher.lastSlot(job: job.name) ?? slot.addingTimeInterval(-0.001)
+                await handleMissed(job, after: from, cause: "the job was paused", applyPolicy: resume.catchUp)
+                next = schedule.next(after: max(clock.now(), from))
+                continue
+            }
+            if await control.isPaused(job.name) {
+                guard await wake.wait() else { return }
+                continue
+            }
+            let jitter = job.jitter > .zero ? Double.random(in: 0...(job.jitter / .seconds(1))) : 0
+            // Returns early when the job is paused or resumed.
+            await sleep(until: slot.addingTimeInterval(jitter), orWake: wake)
+            if Task.isCancelled { return }
+            let now = clock.now()
+            if now < slot.addingTimeInterval(jitter) { continue }
+            // Paused or resumed while waiting: the top of the loop decides.
+            if await control.isPaused(job.name) || control.hasResume(job.name) { continue }
+            let firedAt = now
+            let lateness = firedAt.timeIntervalSince(slot) * 1000
+            // A wake later than the next slot (suspend, clock jump): the slots in between are missed.
+            let later = MissedSlots.slots(of: schedule, after: slot, until: now)
+            if later.isEmpty {
+                await dispatcher.dispatch(
+                    RunRequest(
+                        runID: RunID.make(job: job.name, logicalTime: slot),
+                        job: job.name,
+                        logicalTime: slot,
+                        firedAt: firedAt,
+                        trigger: .schedule
+                    ),
+                    job: job,
+                    lateness: lateness
+                )
+            } else {
+                await handleMissed(job, after: slot.addingTimeInterval(-0.001), cause: "the timer woke late", applyPolicy: true)
+            }
+            next = schedule.next(after: max(later.last ?? slot, slot))
         }
     }
-}
 
-extension JobScheduler {
-    /// Records the fire durably (when there is a ledger), then queues the request.
-    func fire(_ request: RunRequest, lateness: Double) async {
-        if let ledger {
-            do {
-                guard try await ledger.recordFire(request) else {
-                    logger.notice("slot already fired before a restart; not fired again", metadata: ["run": "\(request.runID)"])
-                    return
-                }
-            } catch {
-                // Without a record the request could be lost silently; fire it anyway and say so.
-                logger.error("cannot record the fire; sending it unrecorded", metadata: ["run": "\(request.runID)", "error": "\(error)"])
-            }
+    /// Sleeps until `deadline` on the clock, or until the doorbell rings.
+    private func sleep(until deadline: Date, orWake wake: Doorbell) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(until: deadline) }
+            group.addTask { _ = await wake.wait() }
+            await group.next()
+            group.cancelAll()
         }
-        if sink.submit(request) {
-            publisher?.publish(
-                EventType.runScheduled,
-                job: request.job,
-                run: request.runID,
-                attributes: [
-                    "logical_time": Timestamp.format(request.logicalTime), "lateness_ms": String(format: "%.3f", lateness),
-                    "trigger": request.trigger.rawValue,
-                ]
-            )
-        } else {
-            logger.error(
-                "run request queue full: the algorithm is not taking runs; it will be sent again",
-                metadata: ["job": "\(request.job)", "run": "\(request.runID)"]
-            )
+    }
+
+    /// Applies the misfire policy (or skips all, when not `applyPolicy`) to the slots after `after` up to now.
+    private func handleMissed(_ job: Configuration.Job, after: Date, cause: String, applyPolicy: Bool) async {
+        let now = clock.now()
+        let slots = MissedSlots.slots(of: job.schedule, after: after, until: now)
+        guard !slots.isEmpty else { return }
+        let decision =
+            applyPolicy
+            ? MissedSlots.decide(slots, policy: job.misfire, grace: job.grace, now: now, cause: cause)
+            : MissedSlots.Decision(fire: [], skip: slots.map { ($0, "missed (\(cause)); resumed without catching up") })
+        logger.notice(
+            "missed slots",
+            metadata: ["job": "\(job.name)", "missed": "\(slots.count)", "firing": "\(decision.fire.count)", "cause": "\(cause)"]
+        )
+        for (slot, reason) in decision.skip {
+            await dispatcher.skip(job: job.name, slot: slot, reason: reason)
         }
-        doorbell?.ring()
+        for slot in decision.fire {
+            let request = RunRequest(
+                runID: RunID.make(job: job.name, logicalTime: slot),
+                job: job.name,
+                logicalTime: slot,
+                firedAt: now,
+                trigger: .schedule
+            )
+            await dispatcher.dispatch(request, job: job, lateness: now.timeIntervalSince(slot) * 1000)
+        }
     }
 }
 
@@ -128,6 +148,12 @@ extension JobScheduler {
 public protocol RunSink: Sendable {
     /// Queues a run request without waiting; false if it could not be queued.
     func submit(_ request: RunRequest) -> Bool
+    /// Asks the algorithm to stop a run; false if it could not be queued.
+    func cancel(_ cancel: RunCancel) -> Bool
+}
+
+extension RunSink {
+    public func cancel(_ cancel: RunCancel) -> Bool { false }
 }
 
 /// The `runs` PUSH socket as a ``RunSink``.
@@ -141,5 +167,9 @@ public struct SocketRunSink: RunSink {
 
     public func submit(_ request: RunRequest) -> Bool {
         socket.post(Wire.encode(request))
+    }
+
+    public func cancel(_ cancel: RunCancel) -> Bool {
+        socket.post(Wire.encode(cancel))
     }
 }

@@ -54,33 +54,3 @@ public struct RunResender: Service {
         }
     }
 }
-
-/// Receives the algorithm's run reports on the `reports` PULL socket and records them.
-public struct ReportReceiver: Service {
-    private let ledger: SchedulerState
-    private let reports: AsyncSocket
-    private let logger: Logger
-
-    /// Creates the receiver.
-    public init(ledger: SchedulerState, reports: AsyncSocket, logger: Logger) {
-        self.ledger = ledger
-        self.reports = reports
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                guard let frames = try? await reports.receive() else { return }
-                do {
-                    let report = try Wire.decode(RunReport.self, from: frames).message
-                    try await ledger.apply(report)
-                } catch let error as ProtocolError {
-                    logger.warning("rejected a malformed run report", metadata: ["error": "\(error)"])
-                } catch {
-                    logger.error("cannot record a run report", metadata: ["error": "\(error)"])
-                }
-            }
-        }
-    }
-}

@@ -31,18 +31,44 @@ public enum SchedulerService {
         )
         let sink = SocketRunSink(socket: runs)
         let doorbell = Doorbell()
+        let dispatcher = Dispatcher(
+            sink: sink,
+            ledger: ledger,
+            publisher: environment.publisher,
+            resend: doorbell,
+            logger: environment.logger
+        )
+        let control = JobControl(ledger: ledger)
+        let controlSocket = try await AsyncSocket(
+            context: environment.context,
+            configuration: .init(type: .reply, options: [.maxMessageSize(1 << 20)], bind: [configuration.endpoints.control])
+        )
         return [
             SocketCloser(socket: runs),
             SocketCloser(socket: reports),
-            ReportReceiver(ledger: ledger, reports: reports, logger: environment.logger),
+            SocketCloser(socket: controlSocket),
+            ReportReceiver(
+                jobs: configuration.jobs,
+                ledger: ledger,
+                reports: reports,
+                dispatcher: dispatcher,
+                publisher: environment.publisher,
+                logger: environment.logger
+            ),
             RunResender(ledger: ledger, sink: sink, doorbell: doorbell, logger: environment.logger),
+            ControlServer(
+                jobs: configuration.jobs,
+                socket: controlSocket,
+                ledger: ledger,
+                dispatcher: dispatcher,
+                control: control,
+                logger: environment.logger
+            ),
             JobScheduler(
                 jobs: configuration.jobs,
                 clock: SystemWallClock(),
-                sink: sink,
-                publisher: environment.publisher,
-                ledger: ledger,
-                doorbell: doorbell,
+                dispatcher: dispatcher,
+                control: control,
                 logger: environment.logger
             ),
         ]

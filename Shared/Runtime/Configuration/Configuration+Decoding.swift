@@ -1,5 +1,6 @@
 import Foundation
 import Messaging
+import Scheduling
 
 /// A coding key for any string, so that unknown keys can be found and reported.
 struct AnyKey: CodingKey {
@@ -210,17 +211,44 @@ extension Configuration.Job: Decodable {
         let reader = try MappingReader(
             decoder,
             allowed: [
-                "name", "every", "anchor", "command", "workdir", "env", "builtin", "duration", "result_size", "timeout", "retries",
+                "name", "every", "anchor", "cron", "at", "timezone", "jitter", "misfire", "grace", "overlap", "command", "workdir",
+                "env", "builtin", "duration", "result_size", "timeout", "retries",
             ]
         )
         guard reader.has("name") else {
             throw ConfigurationError(source: "", field: reader.field("name"), problem: "every job needs a name")
         }
-        guard reader.has("every") else {
-            throw ConfigurationError(source: "", field: reader.field("every"), problem: "every job needs a schedule, e.g. every: 1h")
-        }
         let name = try reader.value("name", "")
-        let every = try reader.duration("every", .zero)
+        let triggers = ["every", "cron", "at"].filter(reader.has)
+        guard triggers.count == 1 else {
+            throw ConfigurationError(
+                source: "",
+                field: reader.field(triggers.last ?? "every"),
+                problem: triggers.isEmpty
+                    ? "every job needs a schedule: every: 1h, cron: \"0 * * * *\", or at: 2026-01-01T00:00:00Z"
+                    : "a job has one schedule: every, cron or at, not \(triggers.joined(separator: " and "))"
+            )
+        }
+        let trigger: Configuration.Trigger
+        switch triggers[0] {
+        case "every":
+            trigger = .interval(
+                every: try reader.duration("every", .zero),
+                anchor: try reader.date("anchor", Date(timeIntervalSince1970: 0))
+            )
+        case "cron":
+            let text = try reader.value("cron", "")
+            do {
+                trigger = .cron(try CronExpression(text))
+            } catch {
+                throw ConfigurationError(source: "", field: reader.field("cron"), problem: "\(error)")
+            }
+        default:
+            trigger = .once(try reader.date("at", Date()))
+        }
+        if reader.has("anchor"), triggers[0] != "every" {
+            throw ConfigurationError(source: "", field: reader.field("anchor"), problem: "anchor goes with every")
+        }
         let algorithm: Configuration.AlgorithmSpec
         switch (reader.has("command"), reader.has("builtin")) {
         case (true, true):
@@ -258,9 +286,39 @@ extension Configuration.Job: Decodable {
                 problem: "every job needs an algorithm: command: [program, args...] or builtin: demo"
             )
         }
-        self.init(name: name, every: every, algorithm: algorithm)
-        anchor = try reader.date("anchor", anchor)
+        self.init(name: name, trigger: trigger, algorithm: algorithm)
+        if reader.has("timezone") {
+            let zone = try reader.value("timezone", "")
+            guard let timeZone = TimeZone(identifier: zone) else {
+                throw ConfigurationError(
+                    source: "",
+                    field: reader.field("timezone"),
+                    problem: "unknown IANA time zone \"\(zone)\", e.g. Europe/Berlin"
+                )
+            }
+            self.timeZone = timeZone
+        }
+        jitter = try reader.duration("jitter", jitter)
+        misfire = try reader.choice("misfire", misfire)
+        if reader.has("grace") { grace = try reader.duration("grace", .zero) }
+        overlap = try reader.choice("overlap", overlap)
         timeout = try reader.duration("timeout", timeout)
         retries = try reader.value("retries", retries)
+    }
+}
+
+extension MappingReader {
+    /// A value from a closed set of words.
+    func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ fallback: T) throws -> T where T.RawValue == String {
+        guard has(key) else { return fallback }
+        let text = try value(key, "")
+        guard let choice = T(rawValue: text) else {
+            throw ConfigurationError(
+                source: "",
+                field: field(key),
+                problem: "must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")) (got \"\(text)\")"
+            )
+        }
+        return choice
     }
 }

@@ -166,7 +166,9 @@ extension Configuration {
                 throw fail("\(field).name", error.reason.replacingOccurrences(of: "field \"name\" ", with: ""))
             }
             guard names.insert(job.name).inserted else { throw fail("\(field).name", "another job is already named \"\(job.name)\"") }
-            guard job.every >= .milliseconds(10) else { throw fail("\(field).every", "must be at least 10ms") }
+            if case .interval(let every, _) = job.trigger, every < .milliseconds(10) {
+                throw fail("\(field).every", "must be at least 10ms")
+            }
             guard job.timeout > .zero else { throw fail("\(field).timeout", "must be more than 0") }
             guard (0...100).contains(job.retries) else { throw fail("\(field).retries", "must be from 0 to 100 (got \(job.retries))") }
             if case .demo(_, let size) = job.algorithm, !(0...(1 << 30)).contains(size) {

@@ -1,4 +1,6 @@
 public import Foundation
+public import Messaging
+public import Scheduling
 
 /// Everything a Baton deployment is configured with: one YAML file, overridable by environment variables.
 ///
@@ -116,10 +118,18 @@ public struct Configuration: Sendable, Equatable {
     public struct Job: Sendable, Equatable {
         /// Unique name; letters, digits, `-`, `_`, `.`.
         public var name: String
-        /// Fire every this long.
-        public var every: Duration
-        /// Slots are `anchor + n × every`; default 1970-01-01T00:00:00Z, so `every: 1h` fires on the hour.
-        public var anchor: Date = Date(timeIntervalSince1970: 0)
+        /// When it fires.
+        public var trigger: Trigger
+        /// The IANA time zone cron fields are read in (default UTC).
+        public var timeZone: TimeZone = TimeZone(identifier: "UTC")!
+        /// A random delay from 0 to this added to each fire (the logical time stays the slot).
+        public var jitter: Duration = .zero
+        /// What to do with slots missed while the scheduler was down or the job paused.
+        public var misfire: MisfirePolicy = .latest
+        /// Missed slots older than this are skipped whatever the policy; `nil` keeps all.
+        public var grace: Duration?
+        /// What to do when the previous run is still running at the next fire.
+        public var overlap: OverlapPolicy = .forbid
         /// What computes the result.
         public var algorithm: AlgorithmSpec
         /// Longest a run may take.
@@ -128,11 +138,65 @@ public struct Configuration: Sendable, Equatable {
         public var retries = 0
 
         /// Creates a job.
-        public init(name: String, every: Duration, algorithm: AlgorithmSpec) {
+        public init(name: String, trigger: Trigger, algorithm: AlgorithmSpec) {
             self.name = name
-            self.every = every
+            self.trigger = trigger
             self.algorithm = algorithm
         }
+
+        /// Creates an interval job.
+        public init(name: String, every: Duration, algorithm: AlgorithmSpec) {
+            self.init(name: name, trigger: .interval(every: every, anchor: Date(timeIntervalSince1970: 0)), algorithm: algorithm)
+        }
+
+        /// The job's fire times.
+        public var schedule: any Schedule {
+            switch trigger {
+            case .interval(let every, let anchor): IntervalSchedule(every: every, anchor: anchor)
+            case .cron(let expression): CronSchedule(expression, timeZone: timeZone)
+            case .once(let date): OnceSchedule(at: date)
+            }
+        }
+    }
+
+    /// When a job fires.
+    public enum Trigger: Sendable, Equatable, CustomStringConvertible {
+        /// Every `every`, on the grid `anchor + n × every`.
+        case interval(every: Duration, anchor: Date)
+        /// On a cron expression, in the job's time zone.
+        case cron(CronExpression)
+        /// Once, at a time.
+        case once(Date)
+
+        public var description: String {
+            switch self {
+            case .interval(let every, _): "every \(DurationText.format(every))"
+            case .cron(let expression): "cron \(expression.text)"
+            case .once(let date): "once at \(Timestamp.format(date))"
+            }
+        }
+    }
+
+    /// What to do with slots missed while the scheduler was down or the job paused.
+    public enum MisfirePolicy: String, Sendable, Equatable, CaseIterable {
+        /// Run every missed slot, oldest first.
+        case all
+        /// Run only the newest missed slot; record the others as skipped.
+        case latest
+        /// Run none; record them all as skipped.
+        case skip
+    }
+
+    /// What to do when a job's previous run is still running at its next fire.
+    public enum OverlapPolicy: String, Sendable, Equatable, CaseIterable {
+        /// Run both.
+        case allow
+        /// Skip the new one and record it.
+        case forbid
+        /// Run the new one as soon as the previous one ends.
+        case queue
+        /// Stop the running one and run the new one.
+        case replace
     }
 
     /// A job's algorithm: an external command or a built-in one.

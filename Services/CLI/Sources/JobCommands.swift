@@ -1,0 +1,185 @@
+import Scheduling
+import ArgumentParser
+import Foundation
+import Messaging
+import Runtime
+
+extension Baton {
+    /// `baton jobs`.
+    struct Jobs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the scheduler's jobs: schedule, time zone, next fire, last run and its outcome, paused or not."
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Flag(help: "Print the scheduler's answer as JSON.")
+        var json = false
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "jobs")
+            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(.init(command: .jobs), command: "jobs")
+            if json {
+                Console.line(String(decoding: try Timestamp.encoder().encode(reply.jobs ?? []), as: UTF8.self))
+                return
+            }
+            for job in reply.jobs ?? [] {
+                var line = "\(job.name)  \(job.schedule) (\(job.timeZone))  \(job.policies)"
+                line += job.paused ? "  PAUSED" : "  next \(job.next.map(Timestamp.format) ?? "never")"
+                if !job.running.isEmpty { line += "  running \(job.running.joined(separator: ", "))" }
+                if let last = job.lastRun {
+                    line += "  last \(last) \(job.lastOutcome ?? "")"
+                    if let duration = job.lastDuration { line += String(format: " in %.1fs", duration) }
+                }
+                Console.line(line)
+            }
+        }
+    }
+
+    /// `baton trigger`.
+    struct Trigger: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a job now (its run id ends in ~manual).")
+
+        @OptionGroup var options: ServiceOptions
+
+        @Argument(help: "The job.")
+        var job: String
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "trigger")
+            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
+                .init(command: .trigger, job: job),
+                command: "trigger"
+            )
+            Console.line(reply.message ?? "triggered")
+            for run in reply.runs ?? [] { Console.line(run) }
+        }
+    }
+
+    /// `baton pause`.
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop firing a job until it is resumed (kept across scheduler restarts).")
+
+        @OptionGroup var options: ServiceOptions
+
+        @Argument(help: "The job.")
+        var job: String
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "pause")
+            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
+                .init(command: .pause, job: job),
+                command: "pause"
+            )
+            Console.line(reply.message ?? "paused")
+        }
+    }
+
+    /// `baton resume`.
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fire a paused job again. Slots missed while paused are recorded as skipped, unless --catch-up."
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Argument(help: "The job.")
+        var job: String
+
+        @Flag(help: "Apply the job's misfire policy to the slots missed while it was paused instead of skipping them.")
+        var catchUp = false
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "resume")
+            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
+                .init(command: .resume, job: job, catchUp: catchUp),
+                command: "resume"
+            )
+            Console.line(reply.message ?? "resumed")
+        }
+    }
+
+    /// `baton backfill`.
+    struct Backfill: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a job for each of its slots from --from to --to, each with that slot's logical time.",
+            discussion:
+                "Slots that already ran are skipped unless --rerun. The fired runs are recorded, so a backfill continues after a scheduler restart."
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Argument(help: "The job.")
+        var job: String
+
+        @Option(help: ArgumentHelp("The first logical time (ISO 8601).", valueName: "time"))
+        var from: TimeArgument
+
+        @Option(help: ArgumentHelp("The last logical time (ISO 8601).", valueName: "time"))
+        var to: TimeArgument
+
+        @Flag(help: "Run slots again that already ran (with new run ids, e.g. job@time~2).")
+        var rerun = false
+
+        func validate() throws {
+            if from.date > to.date { throw ValidationError("--from must not be after --to") }
+        }
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "backfill")
+            let reply = try await ControlClient(endpoint: configuration.endpoints.control, timeout: .seconds(60)).send(
+                .init(command: .backfill, job: job, from: from.date, to: to.date, rerun: rerun),
+                command: "backfill"
+            )
+            Console.line(reply.message ?? "backfill started")
+            for run in reply.runs ?? [] { Console.line(run) }
+        }
+    }
+
+    /// `baton schedule`.
+    struct ScheduleCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "schedule",
+            abstract: "Print the next fire times of a cron expression, to check it before deploying it.",
+            discussion: """
+                Times are ISO 8601 with the zone's UTC offset. A local time skipped by a daylight-saving change fires \
+                shifted by the gap (02:30 → 03:30); a local time that happens twice fires once, at its first occurrence.
+                """
+        )
+
+        @Argument(help: "A cron expression (5 fields, or 6 with seconds first) or @hourly, @daily, @weekly, @monthly, @yearly.")
+        var expression: String
+
+        @Option(help: ArgumentHelp("IANA time zone the fields are read in.", valueName: "zone"))
+        var tz = "UTC"
+
+        @Option(help: ArgumentHelp("Start after this time (default: now).", valueName: "time"))
+        var from: TimeArgument?
+
+        @Option(help: ArgumentHelp("How many fire times to print.", valueName: "n"))
+        var count = 5
+
+        func run() async throws {
+            guard let zone = TimeZone(identifier: tz) else {
+                Console.error("baton schedule: unknown time zone \"\(tz)\" (use an IANA name such as Europe/Berlin)")
+                throw ExitCode(2)
+            }
+            let expression: CronExpression
+            do {
+                expression = try CronExpression(self.expression)
+            } catch {
+                Console.error("baton schedule: \(error)")
+                throw ExitCode(2)
+            }
+            let schedule = CronSchedule(expression, timeZone: zone)
+            var date = from?.date ?? Date()
+            let style = Date.ISO8601FormatStyle(timeZone: zone).year().month().day().time(includingFractionalSeconds: false)
+                .timeZone(separator: .colon)
+            for _ in 0..<max(count, 0) {
+                guard let next = schedule.next(after: date) else { break }
+                Console.line(next.formatted(style))
+                date = next
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+public import Logging
+import Messaging
+public import Runtime
+import Scheduling
+public import ServiceLifecycle
+public import Storage
+public import ZMQ
+
+/// Answers `baton jobs`, `trigger`, `pause`, `resume` and `backfill` on the `control` REP socket.
+public struct ControlServer: Service {
+    private let jobs: [Configuration.Job]
+    private let socket: AsyncSocket
+    private let ledger: SchedulerState
+    private let dispatcher: Dispatcher
+    private let control: JobControl
+    private let logger: Logger
+
+    /// The most slots one backfill may fire.
+    public static let maxBackfill = 10_000
+
+    /// Creates the server.
+    public init(
+        jobs: [Configuration.Job],
+        socket: AsyncSocket,
+        ledger: SchedulerState,
+        dispatcher: Dispatcher,
+        control: JobControl,
+        logger: Logger
+    ) {
+        self.jobs = jobs
+        self.socket = socket
+        self.ledger = ledger
+        self.dispatcher = dispatcher
+        self.control = control
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                guard let frames = try? await socket.receive() else { return }
+                let reply: ControlReply
+                do {
+                    let request = try Wire.decode(ControlRequest.self, from: frames).message
+                    reply = try await handle(request)
+                } catch let error as ProtocolError {
+                    reply = ControlReply(ok: false, error: "\(error)")
+                } catch {
+                    reply = ControlReply(ok: false, error: "the scheduler could not do it: \(error)")
+                }
+                // REP must answer every request before it can receive the next.
+                do { try await socket.send(Wire.encode(reply)) } catch { return }
+            }
+        }
+    }
+
+    func handle(_ request: ControlRequest) async throws -> ControlReply {
+        if request.command == .jobs { return ControlReply(ok: true, jobs: try await describeJobs()) }
+        guard let name = request.job, let job = jobs.first(where: { $0.name == name }) else {
+            let known = jobs.map(\.name).joined(separator: ", ")
+            return ControlReply(
+                ok: false,
+                error: "unknown job \"\(request.job ?? "")\"; configured jobs: \(known.isEmpty ? "none" : known)"
+            )
+        }
+        switch request.command {
+        case .jobs:
+            return ControlReply(ok: true)
+        case .pause:
+            try await control.pause(name)
+            logger.notice("job paused", metadata: ["job": "\(name)"])
+            return ControlReply(ok: true, message: "\(name) paused")
+        case .resume:
+            let catchUp = request.catchUp ?? false
+            try await control.resume(name, catchUp: catchUp)
+            logger.notice("job resumed", metadata: ["job": "\(name)", "catch_up": "\(catchUp)"])
+            return ControlReply(
+                ok: true,
+                message: "\(name) resumed"
+                    + (catchUp ? ", missed slots handled by misfire policy \(job.misfire.rawValue)" : "; missed slots recorded as skipped")
+            )
+        case .trigger:
+            let now = Date()
+            let runID = RunID.make(job: name, logicalTime: now) + "~manual"
+            await dispatcher.dispatch(
+                RunRequest(runID: runID, job: name, logicalTime: now, firedAt: now, trigger: .manual),
+                job: job,
+                lateness: 0
+            )
+            return ControlReply(ok: true, message: "\(name) triggered", runs: [runID])
+        case .backfill:
+            return try await backfill(job, from: request.from ?? Date(), to: request.to ?? Date(), rerun: request.rerun ?? false)
+        }
+    }
+
+    private func backfill(_ job: Configuration.Job, from: Date, to: Date, rerun: Bool) async throws -> ControlReply {
+        let slots = MissedSlots.slots(of: job.schedule, after: from.addingTimeInterval(-0.001), until: to, limit: Self.maxBackfill + 1)
+        guard slots.count <= Self.maxBackfill else {
+            return ControlReply(ok: false, error: "the range has more than \(Self.maxBackfill) slots; split it")
+        }
+        var fired: [String] = []
+        var done = 0
+        for slot in slots {
+            let base = RunID.make(job: job.name, logicalTime: slot)
+            var runID = base
+            if let state = try await ledger.state(runID: base) {
+                let ran = ["fired", "accepted", "finished", "queued"].contains(state)
+                if ran && !rerun {
+                    done += 1
+                    continue
+                }
+                var attempt = 2
+                while try await ledger.contains(runID: "\(base)~\(attempt)") { attempt += 1 }
+                runID = "\(base)~\(attempt)"
+            }
+            let request = RunRequest(runID: runID, job: job.name, logicalTime: slot, firedAt: Date(), trigger: .backfill)
+            await dispatcher.dispatch(request, job: job, lateness: 0)
+            fired.append(runID)
+        }
+        logger.notice("backfill", metadata: ["job": "\(job.name)", "fired": "\(fired.count)", "already_done": "\(done)"])
+        return ControlReply(
+            ok: true,
+            message:
+                "\(job.name): \(fired.count) slot(s) fired, \(done) already done\(done > 0 && !rerun ? " (use --rerun to run them again)" : "")",
+            runs: fired
+        )
+    }
+
+    private func describeJobs() async throws -> [ControlReply.Job] {
+        var result: [ControlReply.Job] = []
+        let now = Date()
+        for job in jobs {
+            let last = try await ledger.lastSlot(job: job.name)
+            let ended = try await ledger.lastEnded(job: job.name)
+            result.append(
+                ControlReply.Job(
+                    name: job.name,
+                    schedule: "\(job.trigger)",
+                    timeZone: job.timeZone.identifier,
+                    next: job.schedule.next(after: max(now, last ?? now)),
+                    paused: await control.isPaused(job.name),
+                    running: try await ledger.inFlight(job: job.name).map(\.request.runID),
+                    lastRun: ended?.request.runID,
+                    lastOutcome: ended?.state,
+                    lastDuration: ended?.duration,
+                    policies: "misfire=\(job.misfire.rawValue) overlap=\(job.overlap.rawValue)"
+                )
+            )
+        }
+        return result
+    }
+}

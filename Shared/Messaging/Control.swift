@@ -1,0 +1,130 @@
+public import Foundation
+
+/// `baton` → scheduler, on the `control` REQ/REP socket: a command.
+public struct ControlRequest: WireMessage, Equatable {
+    public static let kind = "control"
+
+    /// The commands the scheduler answers.
+    public enum Command: String, Codable, Sendable {
+        /// List the jobs.
+        case jobs
+        /// Run a job now.
+        case trigger
+        /// Stop firing a job.
+        case pause
+        /// Fire a job again.
+        case resume
+        /// Run a job for each of its slots in a time range.
+        case backfill
+    }
+
+    /// The command.
+    public var command: Command
+    /// The job it applies to (all but `jobs`).
+    public var job: String?
+    /// `resume`: apply the misfire policy to the slots missed while paused.
+    public var catchUp: Bool?
+    /// `backfill`: the first logical time.
+    public var from: Date?
+    /// `backfill`: the last logical time.
+    public var to: Date?
+    /// `backfill`: run slots again that already ran.
+    public var rerun: Bool?
+
+    /// Creates a request.
+    public init(command: Command, job: String? = nil, catchUp: Bool? = nil, from: Date? = nil, to: Date? = nil, rerun: Bool? = nil) {
+        self.command = command
+        self.job = job
+        self.catchUp = catchUp
+        self.from = from
+        self.to = to
+        self.rerun = rerun
+    }
+
+    public func validate() throws(ProtocolError) {
+        if command != .jobs {
+            guard let job else { throw ProtocolError(.field, "field \"job\" is required for \(command.rawValue)") }
+            try JobName.validate(job, field: "job")
+        }
+        if command == .backfill {
+            guard let from, let to else { throw ProtocolError(.field, "fields \"from\" and \"to\" are required for backfill") }
+            guard from <= to else { throw ProtocolError(.field, "field \"from\" must not be after \"to\"") }
+        }
+    }
+}
+
+/// Scheduler → `baton`: the answer to a ``ControlRequest``.
+public struct ControlReply: WireMessage, Equatable {
+    public static let kind = "control.reply"
+
+    /// One job, as `baton jobs` shows it.
+    public struct Job: Codable, Sendable, Equatable {
+        /// The name.
+        public var name: String
+        /// The schedule, e.g. `cron 0 * * * *` or `every 10s`.
+        public var schedule: String
+        /// The IANA time zone.
+        public var timeZone: String
+        /// The next fire, if any.
+        public var next: Date?
+        /// Whether it is paused.
+        public var paused: Bool
+        /// Runs in flight.
+        public var running: [String]
+        /// The last run that ended.
+        public var lastRun: String?
+        /// `finished` or `failed`.
+        public var lastOutcome: String?
+        /// Its duration in seconds.
+        public var lastDuration: Double?
+        /// Misfire and overlap policies, e.g. `misfire=latest overlap=forbid`.
+        public var policies: String
+
+        /// Creates a job entry.
+        public init(
+            name: String,
+            schedule: String,
+            timeZone: String,
+            next: Date?,
+            paused: Bool,
+            running: [String],
+            lastRun: String?,
+            lastOutcome: String?,
+            lastDuration: Double?,
+            policies: String
+        ) {
+            self.name = name
+            self.schedule = schedule
+            self.timeZone = timeZone
+            self.next = next
+            self.paused = paused
+            self.running = running
+            self.lastRun = lastRun
+            self.lastOutcome = lastOutcome
+            self.lastDuration = lastDuration
+            self.policies = policies
+        }
+    }
+
+    /// Whether the command was done.
+    public var ok: Bool
+    /// Why not.
+    public var error: String?
+    /// What happened, in words.
+    public var message: String?
+    /// `jobs`: the jobs.
+    public var jobs: [Job]?
+    /// `trigger`, `backfill`: the runs fired.
+    public var runs: [String]?
+
+    /// Creates a reply.
+    public init(ok: Bool, error: String? = nil, message: String? = nil, jobs: [Job]? = nil, runs: [String]? = nil) {
+        self.ok = ok
+        self.error = error
+        self.message = message
+        self.jobs = jobs
+        self.runs = runs
+    }
+
+    public func validate() throws(ProtocolError) {}
+}
