@@ -81,7 +81,8 @@ public struct JobScheduler: Service {
             let now = clock.now()
             if now < slot.addingTimeInterval(jitter) { continue }
             // Paused or resumed while waiting: the top of the loop decides.
-            if await control.isPaused(job.name) || control.hasResume(job.name) { continue }
+            if await control.isPaused(job.name) { continue }
+            if await control.hasResume(job.name) { continue }
             let firedAt = now
             let lateness = firedAt.timeIntervalSince(slot) * 1000
             // A wake later than the next slot (suspend, clock jump): the slots in between are missed.
