@@ -9,7 +9,7 @@ size=${1:-1048576}
 runs=${2:-10}
 bin=${3:-.build/debug}
 dir=$(mktemp -d /tmp/bt-handoff-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 cat > "$dir/baton.yaml" <<YAML
 data_dir: $dir/data
 endpoints:
@@ -30,8 +30,8 @@ for service in logger scheduler algorithm; do
   "$bin/baton-$service" --config "$dir/baton.yaml" 2>"$dir/$service.err" &
 done
 log="$dir/data/logs/events.jsonl"
-until [ -f "$log" ] && [ "$(grep -c '"run.finished"' "$log")" -ge "$runs" ]; do sleep 0.5; done
-grep '"run.finished"' "$log" | head -n "$runs" | sed 's/.*"handoff_ms":"\([0-9.]*\)".*/\1/' | sort -n | awk -v size="$size" '
+until [ -f "$log" ] && [ "$(grep -cF '"type":"run.finished"' "$log")" -ge "$runs" ]; do sleep 0.5; done
+grep -F '"type":"run.finished"' "$log" | head -n "$runs" | sed 's/.*"handoff_ms":"\([0-9.]*\)".*/\1/' | sort -n | awk -v size="$size" '
   { v[NR] = $1 } END {
     printf "hand-off for %d-byte results over %d runs: min %.3f ms, median %.3f ms, max %.3f ms\n", size, NR, v[1], v[int((NR + 1) / 2)], v[NR]
   }'
