@@ -72,7 +72,9 @@ struct ChaosTests {
             kill(again.processIdentifier, SIGTERM)
             _ = try await stack.waitUntil(timeout: .seconds(40)) { !again.isRunning }
             let states = try stack.read(stack.schedulerPath) { db in
-                try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM fires GROUP BY state").map { "\($0["state"] as String)=\($0["n"] as Int)" }
+                try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM fires GROUP BY state").map {
+                    "\($0["state"] as String)=\($0["n"] as Int)"
+                }
             }
             #expect(settled, "fired \(fired.count) (\(states)), stored \(stack.storedCount()), outbox \(stack.outboxCounts())")
             #expect(fired.count >= target)

@@ -30,7 +30,10 @@ struct CommandLineTests {
         }
     }
 
-    @Test(arguments: [["--help"], ["up", "--help"], ["watch", "--help"]])
+    @Test(arguments: [
+        ["--help"], ["up", "--help"], ["watch", "--help"], ["jobs", "--help"], ["trigger", "--help"], ["pause", "--help"],
+        ["resume", "--help"], ["backfill", "--help"], ["schedule", "--help"], ["results", "--help"], ["replay", "--help"],
+    ])
     func batonHelp(arguments: [String]) throws {
         let outcome = try Self.run("baton", arguments)
         #expect(outcome.status == 0)
@@ -57,5 +60,22 @@ struct CommandLineTests {
         let outcome = try Self.run("baton", ["up", "--config", "/no/such/file.yaml"])
         #expect(outcome.status == 2)
         #expect(outcome.output.contains("cannot read the file"))
+    }
+
+    /// `baton schedule` prints fire times across the spring-forward night following the documented rule.
+    @Test func scheduleCommandAcrossSpringForward() throws {
+        let out = try Self.run(
+            "baton",
+            ["schedule", "30 2 * * *", "--tz", "Europe/Berlin", "--from", "2026-03-27T00:00:00Z", "--count", "4"]
+        )
+        #expect(out.status == 0)
+        #expect(
+            out.output.split(separator: "\n").map(String.init) == [
+                "2026-03-27T02:30:00+01:00", "2026-03-28T02:30:00+01:00", "2026-03-29T03:30:00+02:00", "2026-03-30T02:30:00+02:00",
+            ]
+        )
+        let bad = try Self.run("baton", ["schedule", "0 25 * * *"])
+        #expect(bad.status == 2)
+        #expect(bad.output.contains("hour field \"25\""))
     }
 }

@@ -87,6 +87,11 @@ final class TestStack: @unchecked Sendable {
         return process
     }
 
+    /// A process started under this name.
+    func process(_ name: String) -> Process? {
+        lock.withLock { processes[name] }
+    }
+
     /// Starts the four services, logger first.
     func startServices(processors: Int = 1) throws {
         try start("logger", "baton-logger")

@@ -1,0 +1,135 @@
+import Foundation
+import GRDB
+import Glibc
+import Messaging
+import Testing
+
+@Suite(.serialized)
+struct SchedulerTests {
+    static func job(_ name: String, _ extra: String) -> String {
+        """
+          - name: \(name)
+            \(extra)
+            builtin: demo
+            duration: 1ms
+            result_size: 64
+        """
+    }
+
+    /// Stop the scheduler for three intervals and restart it: each misfire policy does what the docs say,
+    /// and every slot not run is recorded as skipped with its reason.
+    @Test(.timeLimit(.minutes(2)))
+    func misfirePoliciesAfterDowntime() async throws {
+        let yaml =
+            "jobs:\n"
+            + [
+                Self.job("all", "every: 1s\n    misfire: all\n    overlap: allow"),
+                Self.job("latest", "every: 1s\n    misfire: latest\n    overlap: allow"),
+                Self.job("skip", "every: 1s\n    misfire: skip\n    overlap: allow"),
+            ].joined(separator: "\n")
+        try await TestStack.with("misfire", yaml: yaml) { stack in
+            try stack.startServices(processors: 1)
+            let running = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 6 }
+            #expect(running)
+            let scheduler = try #require(stack.process("scheduler"))
+            kill(scheduler.processIdentifier, SIGTERM)
+            scheduler.waitUntilExit()
+            let stoppedAt = Date()
+            try await Task.sleep(for: .milliseconds(3_500))
+            let restartedAt = Date()
+            try stack.start("scheduler-2", "baton-scheduler")
+            try await Task.sleep(for: .milliseconds(1_500))
+
+            for (job, policy) in [("all", "all"), ("latest", "latest"), ("skip", "skip")] {
+                let rows = try stack.read(stack.schedulerPath) { db in
+                    try Row.fetchAll(
+                        db,
+                        sql:
+                            "SELECT logical_time, state, detail FROM fires WHERE job = ? AND logical_time > ? AND logical_time <= ? ORDER BY logical_time",
+                        arguments: [job, Timestamp.format(stoppedAt), Timestamp.format(restartedAt)]
+                    )
+                }
+                // Whole seconds between the stop and the restart: three or four slots.
+                #expect((3...4).contains(rows.count), "\(job): \(rows)")
+                let skipped = rows.filter { ($0["state"] as String) == "skipped" }
+                let ran = rows.filter { ($0["state"] as String) != "skipped" }
+                switch policy {
+                case "all":
+                    #expect(skipped.isEmpty, "\(job): \(rows)")
+                case "latest":
+                    let newest: String? = rows.last?["logical_time"]
+                    #expect(ran.count == 1 && (ran.first?["logical_time"] as String?) == newest, "\(job): \(rows)")
+                    #expect(skipped.count == rows.count - 1)
+                    #expect(skipped.allSatisfy { ($0["detail"] as String?)?.contains("latest") == true })
+                default:
+                    #expect(ran.isEmpty, "\(job): \(rows)")
+                    #expect(skipped.allSatisfy { ($0["detail"] as String?)?.contains("misfire policy skip") == true })
+                }
+            }
+        }
+    }
+
+    /// `baton jobs`, `trigger`, `pause`, `resume` and `backfill` against a running scheduler; clear errors for
+    /// an unknown job and a dead scheduler.
+    @Test(.timeLimit(.minutes(2)))
+    func controlCommands() async throws {
+        let yaml = "jobs:\n" + Self.job("hourly", "cron: \"0 * * * *\"\n    timezone: Europe/Berlin")
+        try await TestStack.with("control", yaml: yaml) { stack in
+            try stack.startServices(processors: 1)
+            var listed = try stack.baton(["jobs"])
+            for _ in 0..<50 where listed.status != 0 {
+                try await Task.sleep(for: .milliseconds(100))
+                listed = try stack.baton(["jobs"])
+            }
+            #expect(listed.status == 0, "\(listed.output)")
+            #expect(listed.output.contains("hourly  cron 0 * * * * (Europe/Berlin)"), "\(listed.output)")
+            #expect(listed.output.contains("next 20"))
+
+            let triggered = try stack.baton(["trigger", "hourly"])
+            #expect(triggered.status == 0, "\(triggered.output)")
+            #expect(triggered.output.contains("~manual"))
+            #expect(try await stack.waitUntil(timeout: .seconds(20)) { stack.storedCount() == 1 })
+
+            #expect(try stack.baton(["pause", "hourly"]).status == 0)
+            #expect(try stack.baton(["jobs"]).output.contains("PAUSED"))
+            // Paused survives a scheduler restart.
+            let scheduler = try #require(stack.process("scheduler"))
+            kill(scheduler.processIdentifier, SIGTERM)
+            scheduler.waitUntilExit()
+            try stack.start("scheduler-2", "baton-scheduler")
+            var paused = try stack.baton(["jobs"])
+            for _ in 0..<50 where paused.status != 0 {
+                try await Task.sleep(for: .milliseconds(100))
+                paused = try stack.baton(["jobs"])
+            }
+            #expect(paused.output.contains("PAUSED"), "\(paused.output)")
+            #expect(try stack.baton(["resume", "hourly"]).status == 0)
+            #expect(!(try stack.baton(["jobs"]).output.contains("PAUSED")))
+
+            let range = ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T02:00:00Z"]
+            let backfill = try stack.baton(["backfill", "hourly"] + range)
+            #expect(backfill.output.contains("3 slot(s) fired, 0 already done"), "\(backfill.output)")
+            #expect(try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() == 4 })
+            let times = try stack.read { db in
+                try String.fetchAll(db, sql: "SELECT logical_time FROM results WHERE run_id NOT LIKE '%~manual' ORDER BY logical_time")
+            }
+            #expect(times == ["2026-01-01T00:00:00.000Z", "2026-01-01T01:00:00.000Z", "2026-01-01T02:00:00.000Z"])
+            #expect(try stack.baton(["backfill", "hourly"] + range).output.contains("0 slot(s) fired, 3 already done"))
+            let rerun = try stack.baton(["backfill", "hourly", "--rerun"] + range)
+            #expect(rerun.output.contains("3 slot(s) fired"), "\(rerun.output)")
+            #expect(rerun.output.contains("hourly@2026-01-01T00:00:00.000Z~2"))
+            #expect(try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() == 7 })
+
+            let unknown = try stack.baton(["trigger", "nope"])
+            #expect(unknown.status == 1)
+            #expect(unknown.output.contains("unknown job \"nope\"; configured jobs: hourly"))
+
+            let restarted = try #require(stack.process("scheduler-2"))
+            kill(restarted.processIdentifier, SIGTERM)
+            restarted.waitUntilExit()
+            let dead = try stack.baton(["jobs"])
+            #expect(dead.status == 3)
+            #expect(dead.output.contains("did not answer"), "\(dead.output)")
+        }
+    }
+}
