@@ -106,6 +106,9 @@ public final class AsyncSocket: Sendable {
         core.enqueuePost(parts: parts)
     }
 
+    /// Messages queued here that libzmq has not taken yet (e.g. a PUSH with no peer connected).
+    public var backlog: Int { core.backlog }
+
     /// Waits for the next message. Cancelling the calling task ends the wait with `CancellationError`.
     public func receive() async throws -> [Data] {
         let id = core.makeID()
@@ -193,6 +196,8 @@ private final class Core: @unchecked Sendable {
         Glibc.close(wakeRead)
         Glibc.close(wakeWrite)
     }
+
+    var backlog: Int { state.withLock { $0.sends.count } }
 
     func makeID() -> UInt64 {
         state.withLock { state in

@@ -111,22 +111,21 @@ public struct Dispatcher: Sendable {
 
     /// Sends a request already recorded (a released queued run, a backfill slot).
     public func send(_ request: RunRequest, lateness: Double) {
-        if sink.submit(request) {
-            publisher?.publish(
-                EventType.runScheduled,
-                job: request.job,
-                run: request.runID,
-                attributes: [
-                    "logical_time": Timestamp.format(request.logicalTime), "lateness_ms": String(format: "%.3f", lateness),
-                    "trigger": request.trigger.rawValue,
-                ]
-            )
-        } else {
-            logger.error(
-                "run request queue full: the algorithm is not taking runs; it will be sent again",
+        if !sink.submit(request) {
+            logger.warning(
+                "run request queue full: the algorithm is not taking runs; the recorded request will be sent again",
                 metadata: ["job": "\(request.job)", "run": "\(request.runID)"]
             )
         }
+        publisher?.publish(
+            EventType.runScheduled,
+            job: request.job,
+            run: request.runID,
+            attributes: [
+                "logical_time": Timestamp.format(request.logicalTime), "lateness_ms": String(format: "%.3f", lateness),
+                "trigger": request.trigger.rawValue,
+            ]
+        )
         resend?.ring()
     }
 }

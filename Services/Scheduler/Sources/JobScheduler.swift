@@ -151,10 +151,13 @@ public protocol RunSink: Sendable {
     func submit(_ request: RunRequest) -> Bool
     /// Asks the algorithm to stop a run; false if it could not be queued.
     func cancel(_ cancel: RunCancel) -> Bool
+    /// Requests waiting for the algorithm to take them (none connected, or it is slow).
+    var backlog: Int { get }
 }
 
 extension RunSink {
     public func cancel(_ cancel: RunCancel) -> Bool { false }
+    public var backlog: Int { 0 }
 }
 
 /// The `runs` PUSH socket as a ``RunSink``.
@@ -173,4 +176,6 @@ public struct SocketRunSink: RunSink {
     public func cancel(_ cancel: RunCancel) -> Bool {
         socket.post(Wire.encode(cancel))
     }
+
+    public var backlog: Int { socket.backlog }
 }

@@ -35,7 +35,10 @@ public struct RunResender: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    for request in try await ledger.unaccepted(sentBefore: Date().addingTimeInterval(-seconds)) {
+                    // Requests still waiting in the socket were never delivered: sending them again would only
+                    // pile up copies. Re-send only once the socket has handed everything to an algorithm.
+                    let backedUp = sink.backlog > 0
+                    for request in backedUp ? [] : try await ledger.unaccepted(sentBefore: Date().addingTimeInterval(-seconds)) {
                         guard sink.submit(request) else { break }
                         try await ledger.markResent(request.runID)
                         logger.info(

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Timer accuracy: fire lateness (actual fire minus scheduled slot) over N fires at an interval, and the
+# cumulative drift (lateness of the last fire minus the first; slots come from an anchor grid, so it is 0
+# unless the timer itself drifts).
+#   scripts/timer-lateness.sh [interval] [fires] [build-dir]     (defaults: 100ms, 300, .build/debug)
+set -euo pipefail
+interval=${1:-100ms}
+fires=${2:-300}
+bin=${3:-.build/debug}
+dir=$(mktemp -d /tmp/bt-timer-XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+cat > "$dir/baton.yaml" <<YAML
+data_dir: $dir/data
+endpoints:
+  runs: ipc://$dir/runs
+  control: ipc://$dir/control
+  results: ipc://$dir/results
+  acks: ipc://$dir/acks
+  status_in: ipc://$dir/status-in
+  status_out: ipc://$dir/status-out
+  query: ipc://$dir/query
+  reports: ipc://$dir/reports
+jobs:
+  - name: timer
+    every: $interval
+    overlap: allow
+    builtin: demo
+    duration: 0s
+YAML
+# Only the logger and the scheduler: nothing takes the runs, so the timer is measured alone.
+for service in logger scheduler; do
+  "$bin/baton-$service" --config "$dir/baton.yaml" 2>"$dir/$service.err" &
+done
+log="$dir/data/logs/events.jsonl"
+until [ -f "$log" ] && [ "$(grep -cF '"type":"run.scheduled"' "$log")" -ge "$fires" ]; do sleep 0.5; done
+values=$(grep -F '"type":"run.scheduled"' "$log" | head -n "$fires" | sed 's/.*"lateness_ms":"\([0-9.-]*\)".*/\1/')
+first=$(echo "$values" | head -n 1)
+last=$(echo "$values" | tail -n 1)
+echo "$values" | sort -g | awk -v first="$first" -v last="$last" '
+  { v[NR] = $1 }
+  END {
+    printf "fires %d: lateness p50 %.3f ms, p99 %.3f ms, max %.3f ms; drift (last - first) %.3f ms\n",
+      NR, v[int(NR * 0.50 + 0.5)], v[int(NR * 0.99 + 0.5)], v[NR], last - first
+  }'
