@@ -107,7 +107,7 @@ let package = Package(
             .testTarget(
                 name: "SchedulerServiceTests",
                 dependencies: [
-                    "SchedulerService", "Scheduling", "Messaging", "Runtime", logging,
+                    "SchedulerService", "Scheduling", "Messaging", "Runtime", "Storage", logging,
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 ],
                 swiftSettings: swiftSettings

@@ -139,6 +139,23 @@ struct JobSchedulerTests {
         _ = try? await task.value
     }
 
+    /// Jitter delays a fire by up to its amount; the logical time stays the slot.
+    @Test func jitterDelaysTheFireButNotTheLogicalTime() async throws {
+        let clock = ManualClock(now: Date(timeIntervalSince1970: 1_000.5))
+        let sink = RecordingSink()
+        var job = Configuration.Job(name: "j", every: .seconds(10), algorithm: .demo(duration: .zero, resultSize: 0))
+        job.jitter = .seconds(5)
+        let task = Task { try await Self.scheduler([job], clock: clock, sink: sink).run() }
+        var iterator = sink.requests.makeAsyncIterator()
+        await clock.waitForSleeper()
+        clock.advance(to: Date(timeIntervalSince1970: 1_015.001))
+        let request = try #require(await iterator.next())
+        #expect(request.logicalTime == Date(timeIntervalSince1970: 1_010))
+        #expect(request.firedAt >= Date(timeIntervalSince1970: 1_010))
+        task.cancel()
+        _ = try? await task.value
+    }
+
     /// A paused job does not fire; resumed without catch-up it continues with the next slot.
     @Test func pausedJobDoesNotFire() async throws {
         let clock = ManualClock(now: Date(timeIntervalSince1970: 1_000.5))
