@@ -8,27 +8,15 @@ set -euo pipefail
 size=${1:-1048576}
 runs=${2:-10}
 bin=${3:-.build/debug}
-dir=$(mktemp -d /tmp/bt-handoff-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
-cat > "$dir/baton.yaml" <<YAML
-data_dir: $dir/data
-endpoints:
-  runs: ipc://$dir/runs
-  control: ipc://$dir/control
-  results: ipc://$dir/results
-  acks: ipc://$dir/acks
-  status_in: ipc://$dir/status-in
-  status_out: ipc://$dir/status-out
-  query: ipc://$dir/query
-  reports: ipc://$dir/reports
+source "$(dirname "$0")/stack.sh"
+stack_init handoff
+stack_config <<YAML
 jobs:
   - name: handoff
     every: 500ms
     command: [sh, -c, 'head -c $size /dev/urandom > "\$BATON_OUTPUT"']
 YAML
-for service in logger scheduler algorithm; do
-  "$bin/baton-$service" --config "$dir/baton.yaml" 2>"$dir/$service.err" &
-done
+stack_start logger scheduler algorithm
 log="$dir/data/logs/events.jsonl"
 until [ -f "$log" ] && [ "$(grep -cF '"type":"run.finished"' "$log")" -ge "$runs" ]; do sleep 0.5; done
 grep -F '"type":"run.finished"' "$log" | head -n "$runs" | sed 's/.*"handoff_ms":"\([0-9.]*\)".*/\1/' | sort -n | awk -v size="$size" '

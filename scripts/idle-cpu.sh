@@ -8,29 +8,15 @@
 set -euo pipefail
 window=${1:-10}
 bin=${2:-.build/debug}
-dir=$(mktemp -d /tmp/bt-idle-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-cat > "$dir/baton.yaml" <<YAML
-data_dir: $dir/data
-endpoints:
-  runs: ipc://$dir/runs
-  control: ipc://$dir/control
-  results: ipc://$dir/results
-  acks: ipc://$dir/acks
-  status_in: ipc://$dir/status-in
-  status_out: ipc://$dir/status-out
-  query: ipc://$dir/query
-  reports: ipc://$dir/reports
+source "$(dirname "$0")/stack.sh"
+stack_init idle
+stack_config <<YAML
 jobs:
   - name: idle
     every: 1d
     builtin: demo
 YAML
-declare -A pids
-for service in logger scheduler algorithm processor; do
-  "$bin/baton-$service" --config "$dir/baton.yaml" 2>"$dir/$service.err" &
-  pids[$service]=$!
-done
+stack_start logger scheduler algorithm processor
 sleep 3
 ticks=$(getconf CLK_TCK)
 # Fields 14 and 15 of /proc/<pid>/stat, counted after the ')' that ends the command name; in nanoseconds.

@@ -7,19 +7,9 @@ set -euo pipefail
 interval=${1:-100ms}
 fires=${2:-300}
 bin=${3:-.build/debug}
-dir=$(mktemp -d /tmp/bt-timer-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-cat > "$dir/baton.yaml" <<YAML
-data_dir: $dir/data
-endpoints:
-  runs: ipc://$dir/runs
-  control: ipc://$dir/control
-  results: ipc://$dir/results
-  acks: ipc://$dir/acks
-  status_in: ipc://$dir/status-in
-  status_out: ipc://$dir/status-out
-  query: ipc://$dir/query
-  reports: ipc://$dir/reports
+source "$(dirname "$0")/stack.sh"
+stack_init timer
+stack_config <<YAML
 jobs:
   - name: timer
     every: $interval
@@ -28,9 +18,7 @@ jobs:
     duration: 0s
 YAML
 # Only the logger and the scheduler: nothing takes the runs, so the timer is measured alone.
-for service in logger scheduler; do
-  "$bin/baton-$service" --config "$dir/baton.yaml" 2>"$dir/$service.err" &
-done
+stack_start logger scheduler
 log="$dir/data/logs/events.jsonl"
 until [ -f "$log" ] && [ "$(grep -cF '"type":"run.scheduled"' "$log")" -ge "$fires" ]; do sleep 0.5; done
 values=$(grep -F '"type":"run.scheduled"' "$log" | head -n "$fires" | sed 's/.*"lateness_ms":"\([0-9.-]*\)".*/\1/')

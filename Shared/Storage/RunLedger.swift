@@ -116,20 +116,22 @@ public final class RunLedger: Sendable {
     }
 
     private static func run(_ row: Row) -> Run {
+        Run(request: RunRequest(row: row), state: row["state"], attempts: row["attempts"], error: row["error"])
+    }
+}
+
+extension RunRequest {
+    /// The request stored in a row with `run_id`, `job`, `logical_time`, `fired_at` and `trigger` columns.
+    init(row: Row) {
         let logical: String = row["logical_time"]
         let fired: String = row["fired_at"]
         let trigger: String = row["trigger"]
-        return Run(
-            request: RunRequest(
-                runID: row["run_id"],
-                job: row["job"],
-                logicalTime: Timestamp.parse(logical) ?? Date(timeIntervalSince1970: 0),
-                firedAt: Timestamp.parse(fired) ?? Date(timeIntervalSince1970: 0),
-                trigger: RunRequest.Trigger(rawValue: trigger) ?? .schedule
-            ),
-            state: row["state"],
-            attempts: row["attempts"],
-            error: row["error"]
+        self.init(
+            runID: row["run_id"],
+            job: row["job"],
+            logicalTime: Timestamp.parse(logical) ?? Date(timeIntervalSince1970: 0),
+            firedAt: Timestamp.parse(fired) ?? Date(timeIntervalSince1970: 0),
+            trigger: RunRequest.Trigger(rawValue: trigger) ?? .schedule
         )
     }
 }

@@ -260,17 +260,8 @@ public final class SchedulerState: Sendable {
     }
 
     private static func fire(_ row: Row) -> Fire {
-        let logical: String = row["logical_time"]
-        let fired: String = row["fired_at"]
-        let trigger: String = row["trigger"]
-        return Fire(
-            request: RunRequest(
-                runID: row["run_id"],
-                job: row["job"],
-                logicalTime: Timestamp.parse(logical) ?? Date(timeIntervalSince1970: 0),
-                firedAt: Timestamp.parse(fired) ?? Date(timeIntervalSince1970: 0),
-                trigger: RunRequest.Trigger(rawValue: trigger) ?? .schedule
-            ),
+        Fire(
+            request: RunRequest(row: row),
             state: row["state"],
             sends: row["sends"],
             detail: row["detail"],

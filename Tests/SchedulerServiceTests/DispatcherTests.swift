@@ -33,60 +33,71 @@ struct DispatcherTests {
         return RunRequest(runID: RunID.make(job: "j", logicalTime: slot), job: "j", logicalTime: slot, firedAt: slot, trigger: .schedule)
     }
 
-    static func setUp(_ overlap: Configuration.OverlapPolicy) throws -> (Dispatcher, SchedulerState, CollectingSink, Configuration.Job) {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bt-dispatch-\(UUID().uuidString)/state.sqlite").path
-        let ledger = try SchedulerState(path: path)
+    /// Runs `body` with a dispatcher over a fresh ledger whose directory is removed afterwards.
+    static func withDispatcher(
+        _ overlap: Configuration.OverlapPolicy,
+        _ body: (Dispatcher, SchedulerState, CollectingSink, Configuration.Job) async throws -> Void
+    ) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bt-dispatch-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ledger = try SchedulerState(path: directory.appendingPathComponent("state.sqlite").path)
         let sink = CollectingSink()
         var job = Configuration.Job(name: "j", every: .seconds(60), algorithm: .demo(duration: .zero, resultSize: 0))
         job.overlap = overlap
         let dispatcher = Dispatcher(sink: sink, ledger: ledger, publisher: nil, resend: nil, logger: Logger(label: "test"))
-        return (dispatcher, ledger, sink, job)
+        try await body(dispatcher, ledger, sink, job)
     }
 
     @Test func forbidSkipsAndRecordsWhileThePreviousRunRuns() async throws {
-        let (dispatcher, ledger, sink, job) = try Self.setUp(.forbid)
-        await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-        try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .accepted))
-        await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
-        #expect(sink.requests.map(\.runID) == [Self.request(60).runID])
-        let fires = try await ledger.fires(job: "j")
-        #expect(fires.map(\.state) == ["accepted", "skipped"])
-        #expect(fires[1].detail?.contains("overlap: forbid") == true)
-        // Once the first run finished, the next slot fires.
-        try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .finished))
-        await dispatcher.dispatch(Self.request(180), job: job, lateness: 0)
-        #expect(sink.requests.count == 2)
+        try await Self.withDispatcher(.forbid) { dispatcher, ledger, sink, job in
+            await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .accepted))
+            await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
+            #expect(sink.requests.map(\.runID) == [Self.request(60).runID])
+            let fires = try await ledger.fires(job: "j")
+            #expect(fires.map(\.state) == ["accepted", "skipped"])
+            #expect(fires[1].detail?.contains("overlap: forbid") == true)
+            // Once the first run finished, the next slot fires.
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .finished))
+            await dispatcher.dispatch(Self.request(180), job: job, lateness: 0)
+            #expect(sink.requests.count == 2)
+        }
     }
 
     @Test func queueHoldsTheFireUntilReleased() async throws {
-        let (dispatcher, ledger, sink, job) = try Self.setUp(.queue)
-        await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-        await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
-        #expect(sink.requests.count == 1)
-        let queued = try #require(try await ledger.oldestQueued(job: "j"))
-        #expect(queued.request.runID == Self.request(120).runID)
+        try await Self.withDispatcher(.queue) { dispatcher, ledger, sink, job in
+            await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
+            #expect(sink.requests.count == 1)
+            let queued = try #require(try await ledger.oldestQueued(job: "j"))
+            #expect(queued.request.runID == Self.request(120).runID)
+        }
     }
 
     @Test func replaceCancelsTheRunningRunAndFires() async throws {
-        let (dispatcher, ledger, sink, job) = try Self.setUp(.replace)
-        await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-        await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
-        #expect(sink.cancels.map(\.runID) == [Self.request(60).runID])
-        #expect(sink.requests.map(\.runID) == [Self.request(60).runID, Self.request(120).runID])
-        #expect(try await ledger.fires(job: "j").map(\.state) == ["failed", "fired"])
+        try await Self.withDispatcher(.replace) { dispatcher, ledger, sink, job in
+            await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
+            #expect(sink.cancels.map(\.runID) == [Self.request(60).runID])
+            #expect(sink.requests.map(\.runID) == [Self.request(60).runID, Self.request(120).runID])
+            let states = try await ledger.fires(job: "j").map(\.state)
+            #expect(states == ["failed", "fired"])
+        }
     }
 
     @Test func allowRunsBoth() async throws {
-        let (dispatcher, _, sink, job) = try Self.setUp(.allow)
-        await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-        await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
-        #expect(sink.requests.count == 2)
+        try await Self.withDispatcher(.allow) { dispatcher, _, sink, job in
+            await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
+            #expect(sink.requests.count == 2)
+        }
     }
 
     @Test func aSlotIsNeverFiredTwice() async throws {
-        let (dispatcher, _, sink, job) = try Self.setUp(.allow)
-        await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-        await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-        #expect(sink.requests.count == 1)
+        try await Self.withDispatcher(.allow) { dispatcher, _, sink, job in
+            await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            #expect(sink.requests.count == 1)
+        }
     }
 }
