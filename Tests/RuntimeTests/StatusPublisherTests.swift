@@ -9,7 +9,9 @@ struct StatusPublisherTests {
     @Test(.timeLimit(.minutes(1)))
     func eventsPublishedBeforeTheBusExistsAreDeliveredInOrder() async throws {
         let context = Context()
-        let endpoint = "ipc:///tmp/bt-pub-\(UUID().uuidString.prefix(8))"
+        let path = "/tmp/bt-pub-\(UUID().uuidString.prefix(8))"
+        let endpoint = "ipc://\(path)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let publisher = try await StatusPublisher(context: context, endpoint: endpoint, source: "test", instance: "t:1")
         let running = Task { try await publisher.run() }
         for index in 0..<5 { publisher.publish(EventType.runProgress, run: "r", attributes: ["i": "\(index)"]) }

@@ -35,6 +35,9 @@ struct AsyncSocketTests {
         }
         await push.close()
         await pull.close()
+        if transport == "ipc", let path = pull.boundEndpoints.first?.dropFirst("ipc://".count) {
+            try? FileManager.default.removeItem(atPath: String(path))
+        }
     }
 
     @Test func requestReply() async throws {
