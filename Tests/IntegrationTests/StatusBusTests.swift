@@ -1,0 +1,45 @@
+import Foundation
+import Messaging
+import Testing
+import ZMQ
+
+struct StatusBusTests {
+    /// A publisher whose events 4–8 and 11–19 never arrive: the logger reports exactly 5 and then 9 lost events.
+    @Test(.timeLimit(.minutes(1)))
+    func loggerReportsExactlyTheEventsLost() async throws {
+        try await TestStack.with("gaps", yaml: "") { stack in
+            try stack.start("logger", "baton-logger")
+            let context = Context()
+            let watcher = try await AsyncSocket(
+                context: context,
+                configuration: .init(
+                    type: .subscribe,
+                    options: [.subscribe(Array("log.warning".utf8))],
+                    connect: ["ipc://\(stack.directory)/status-out"]
+                )
+            )
+            let publisher = try await AsyncSocket(
+                context: context,
+                configuration: .init(type: .xpublish, connect: ["ipc://\(stack.directory)/status-in"])
+            )
+            // The logger subscribes to everything once connected.
+            let subscribed = try await publisher.receive(timeout: .seconds(20))
+            #expect(subscribed == [Data([1])])
+            // Let the watcher's subscription reach the logger's XPUB before anything is sent.
+            try await Task.sleep(for: .milliseconds(300))
+            for seq: UInt64 in [1, 2, 3, 9, 10, 20] {
+                let event = StatusEvent(type: EventType.runProgress, source: "test", instance: "gap:1", seq: seq, run: "j@x")
+                try await publisher.send(event.frames)
+            }
+            var lost: [String] = []
+            while lost.count < 2, let frames = try await watcher.receive(timeout: .seconds(10)) {
+                let event = try StatusEvent(frames: frames)
+                guard event.message == "lost status events", event.attributes?["from"] == "test/gap:1" else { continue }
+                lost.append("\(event.attributes?["lost"] ?? "?")/\(event.attributes?["total_lost"] ?? "?")")
+            }
+            #expect(lost == ["5/5", "9/14"])
+            await publisher.close()
+            await watcher.close()
+        }
+    }
+}
