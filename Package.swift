@@ -91,7 +91,7 @@ let package = Package(
         + service(
             "CLI",
             folder: "CLI",
-            dependencies: serviceBase + ["Storage", "ProcessorService", "AlgorithmService", subprocess, system, signals]
+            dependencies: serviceBase + ["Storage", "ProcessorService", "AlgorithmService", "LoggerService", subprocess, system, signals]
         )
         + [
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),

@@ -33,6 +33,7 @@ struct CommandLineTests {
     @Test(arguments: [
         ["--help"], ["up", "--help"], ["watch", "--help"], ["jobs", "--help"], ["trigger", "--help"], ["pause", "--help"],
         ["resume", "--help"], ["backfill", "--help"], ["schedule", "--help"], ["results", "--help"], ["replay", "--help"],
+        ["logs", "--help"],
     ])
     func batonHelp(arguments: [String]) throws {
         let outcome = try Self.run("baton", arguments)

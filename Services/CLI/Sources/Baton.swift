@@ -11,7 +11,8 @@ public struct Baton: AsyncParsableCommand {
             Each service can also be run alone: baton-logger, baton-scheduler, baton-algorithm, baton-processor.
             """,
         subcommands: [
-            Up.self, Watch.self, Jobs.self, Trigger.self, Pause.self, Resume.self, Backfill.self, ScheduleCommand.self, Results.self,
+            Up.self, Watch.self, Logs.self, Jobs.self, Trigger.self, Pause.self, Resume.self, Backfill.self, ScheduleCommand.self,
+            Results.self,
             Replay.self,
         ]
     )

@@ -62,7 +62,11 @@ public struct LoggerService: Service {
             "status bus up",
             metadata: ["status_in": "\(configuration.endpoints.statusIn)", "status_out": "\(configuration.endpoints.statusOut)"]
         )
-        let writer = try EventLogWriter(path: Self.logPath(configuration))
+        let writer = try EventLogWriter(
+            path: Self.logPath(configuration),
+            maxBytes: configuration.log.maxBytes,
+            keep: configuration.log.keep
+        )
         var gaps = GapTracker()
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully {

@@ -200,9 +200,21 @@ extension Configuration.Algorithm: Decodable {
 
 extension Configuration.Log: Decodable {
     public init(from decoder: any Decoder) throws {
-        let reader = try MappingReader(decoder, allowed: ["level"])
+        let reader = try MappingReader(decoder, allowed: ["level", "max_size", "keep"])
         self.init()
         level = try reader.value("level", level)
+        if reader.has("max_size") {
+            let text = try reader.value("max_size", "")
+            guard let bytes = ByteCount.parse(text), bytes >= 1024 else {
+                throw ConfigurationError(
+                    source: "",
+                    field: reader.field("max_size"),
+                    problem: "expected a size of at least 1KiB, e.g. 64MiB (got \"\(text)\")"
+                )
+            }
+            maxBytes = bytes
+        }
+        keep = try reader.value("keep", keep)
     }
 }
 

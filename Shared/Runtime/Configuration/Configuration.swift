@@ -110,6 +110,10 @@ public struct Configuration: Sendable, Equatable {
     public struct Log: Sendable, Equatable {
         /// Lowest level logged: trace, debug, info, notice, warning, error or critical.
         public var level = "info"
+        /// The logger rotates `<data_dir>/logs/events.jsonl` at this size.
+        public var maxBytes: Int64 = 64 << 20
+        /// How many rotated event logs the logger keeps.
+        public var keep = 5
         /// Creates the default log settings.
         public init() {}
     }
