@@ -4,10 +4,7 @@ import Storage
 import Testing
 
 struct StorageTests {
-    static func temporaryPath(_ name: String) -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("baton-storage-\(UUID().uuidString)")
-        return directory.appendingPathComponent(name).path
-    }
+    let scratch = Scratch()
 
     static func header(_ payload: Data, run: String = "j@1", part: Int = 0) -> ResultHeader {
         ResultHeader(
@@ -22,14 +19,14 @@ struct StorageTests {
     }
 
     @Test func jsonLinesAreStoredOneRowPerLineExactly() async throws {
-        let store = try ResultStore(path: Self.temporaryPath("r.sqlite"))
+        let store = try ResultStore(path: scratch.path("r.sqlite"))
         let payload = Data("{\"a\": 1}\n[1,2]\n\"text\"\n".utf8)
         #expect(try await store.store(Self.header(payload), payload: payload, processor: "p") == .stored(records: 3))
         #expect(try await store.records(runID: "j@1") == ["{\"a\": 1}", "[1,2]", "\"text\""])
     }
 
     @Test func storingTheSamePartTwiceKeepsOneCopy() async throws {
-        let store = try ResultStore(path: Self.temporaryPath("r.sqlite"))
+        let store = try ResultStore(path: scratch.path("r.sqlite"))
         let payload = Data("{\"a\":1}\n".utf8)
         #expect(try await store.store(Self.header(payload), payload: payload, processor: "p1") == .stored(records: 1))
         #expect(try await store.store(Self.header(payload), payload: payload, processor: "p2") == .duplicate)
@@ -38,7 +35,7 @@ struct StorageTests {
     }
 
     @Test func nonJsonPayloadIsABlob() async throws {
-        let store = try ResultStore(path: Self.temporaryPath("r.sqlite"))
+        let store = try ResultStore(path: scratch.path("r.sqlite"))
         let payload = Data([0xff, 0x00, 0x01])
         #expect(try await store.store(Self.header(payload), payload: payload, processor: "p") == .stored(records: 0))
         #expect(try await store.contains(runID: "j@1", part: 0))
@@ -56,11 +53,12 @@ struct StorageTests {
 }
 
 struct OutboxTests {
+    let scratch = Scratch()
     let t0 = Date(timeIntervalSince1970: 1_000_000)
 
     func outbox(maxAttempts: Int = 3) throws -> Outbox {
         try Outbox(
-            path: StorageTests.temporaryPath("o.sqlite"),
+            path: scratch.path("o.sqlite"),
             policy: .init(maxAttempts: maxAttempts, initialBackoff: .seconds(2), maxBackoff: .seconds(10))
         )
     }
@@ -174,8 +172,9 @@ struct OutboxTests {
 }
 
 struct SchedulerStateTests {
+    let scratch = Scratch()
     @Test func aSlotIsFiredOnceAndResentUntilAccepted() async throws {
-        let state = try SchedulerState(path: StorageTests.temporaryPath("s.sqlite"))
+        let state = try SchedulerState(path: scratch.path("s.sqlite"))
         let t0 = Date(timeIntervalSince1970: 1_000)
         #expect(try await state.recordFire(StorageTests.request("j@1", at: 60), now: t0))
         #expect(try await state.recordFire(StorageTests.request("j@1", at: 60), now: t0) == false)
@@ -188,4 +187,14 @@ struct SchedulerStateTests {
         #expect(try await state.apply(RunReport(runID: "j@1", job: "j", state: .accepted)) == false)
         #expect(try await state.fires(job: "j").map(\.state) == ["finished"])
     }
+}
+
+/// A directory for one test's files, removed when the test's suite instance goes away.
+final class Scratch: Sendable {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("baton-storage-\(UUID().uuidString)").path
+
+    /// A path inside the directory.
+    func path(_ name: String) -> String { directory + "/" + name }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
 }
