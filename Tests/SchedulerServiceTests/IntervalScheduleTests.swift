@@ -197,6 +197,34 @@ struct JobSchedulerTests {
 }
 
 struct JobSchedulerShutdownTests {
+    /// With no job left to fire (none configured, or a one-shot job done), the scheduler keeps running until
+    /// it is stopped: a service that returned would take the whole process down.
+    @Test(.timeLimit(.minutes(1)))
+    func runsUntilStoppedWhenNoJobIsLeft() async throws {
+        let clock = ManualClock(now: Date(timeIntervalSince1970: 2_000))
+        let done = Configuration.Job(
+            name: "once",
+            trigger: .once(Date(timeIntervalSince1970: 1_000)),
+            algorithm: .demo(duration: .zero, resultSize: 0)
+        )
+        for jobs in [[], [done]] {
+            let scheduler = JobSchedulerTests.scheduler(jobs, clock: clock, sink: RecordingSink())
+            let stopped = Flag()
+            try await testGracefulShutdown { trigger in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await scheduler.run()
+                        #expect(stopped.isSet, "the scheduler returned before it was stopped")
+                    }
+                    for _ in 0..<200 { await Task.yield() }
+                    stopped.set()
+                    trigger.triggerGracefulShutdown()
+                    try await group.waitForAll()
+                }
+            }
+        }
+    }
+
     /// A scheduler waiting for a far-off slot stops at once on graceful shutdown (SIGTERM).
     @Test(.timeLimit(.minutes(1)))
     func gracefulShutdownEndsTheWait() async throws {
@@ -213,4 +241,11 @@ struct JobSchedulerShutdownTests {
         }
         #expect(clock.sleeperCount == 0)
     }
+}
+
+/// A flag one task sets and another reads.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

@@ -22,7 +22,11 @@ public struct RetentionSweeper: Service {
     }
 
     public func run() async throws {
-        guard retention.maxAge != nil || retention.maxBytes != nil else { return }
+        guard retention.maxAge != nil || retention.maxBytes != nil else {
+            // Nothing to sweep; a service that returns would stop the whole group.
+            try? await gracefulShutdown()
+            return
+        }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {

@@ -43,6 +43,8 @@ public struct JobScheduler: Service {
                     group.addTask { await self.fireForever(job) }
                 }
             }
+            // One-shot jobs end, and a scheduler may have no jobs: keep serving control commands until stopped.
+            try? await gracefulShutdown()
         }
     }
 
