@@ -6,6 +6,8 @@ stack_init() {
   dir=$(mktemp -d "/tmp/bt-$1-XXXXXX")
   config="$dir/baton.yaml"
   trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+  # Run the EXIT trap on Ctrl-C and kill too.
+  trap 'exit 130' INT TERM
 }
 
 # Writes $config: the data directory and ipc:// endpoints under $dir, then the YAML read from stdin.
@@ -23,7 +25,8 @@ stack_config() {
 # Starts services from $bin in the background: stack_start logger scheduler ...
 stack_start() {
   for service in "$@"; do
-    "$bin/baton-$service" --config "$config" 2>"$dir/$service.err" &
+    # BATON_SUPERVISOR_PID: the service exits if this script dies, however it dies.
+    BATON_SUPERVISOR_PID=$$ "$bin/baton-$service" --config "$config" 2>"$dir/$service.err" &
     pids[$service]=$!
   done
 }
