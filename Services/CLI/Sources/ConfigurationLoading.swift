@@ -32,3 +32,18 @@ struct TimeArgument: ExpressibleByArgument {
 
     static var defaultValueDescription: String { "ISO 8601 time" }
 }
+
+/// `--job`, `--from`, `--to`: which results a command works on.
+struct ResultSelection: ParsableArguments {
+    @Option(help: ArgumentHelp("Only results of this job.", valueName: "name"))
+    var job: String?
+
+    @Option(help: ArgumentHelp("Only results with a logical time at or after this (ISO 8601).", valueName: "time"))
+    var from: TimeArgument?
+
+    @Option(help: ArgumentHelp("Only results with a logical time at or before this (ISO 8601).", valueName: "time"))
+    var to: TimeArgument?
+
+    /// True when any of the three was given.
+    var isEmpty: Bool { job == nil && from == nil && to == nil }
+}

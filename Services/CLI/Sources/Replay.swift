@@ -26,14 +26,7 @@ extension Baton {
         @Argument(help: ArgumentHelp("Run ids to replay (all their parts).", valueName: "run-id"))
         var runIDs: [String] = []
 
-        @Option(help: ArgumentHelp("Replay this job's results (with --from/--to for a range).", valueName: "name"))
-        var job: String?
-
-        @Option(help: ArgumentHelp("Only results with a logical time at or after this.", valueName: "time"))
-        var from: TimeArgument?
-
-        @Option(help: ArgumentHelp("Only results with a logical time at or before this.", valueName: "time"))
-        var to: TimeArgument?
+        @OptionGroup var selection: ResultSelection
 
         @Flag(help: "Replay every dead-lettered result.")
         var dead = false
@@ -45,7 +38,7 @@ extension Baton {
         var overwrite = false
 
         func validate() throws {
-            if runIDs.isEmpty && job == nil && !dead && from == nil && to == nil {
+            if runIDs.isEmpty && selection.isEmpty && !dead {
                 throw ValidationError("say what to replay: run ids, --job (with --from/--to), a time range, or --dead")
             }
         }
@@ -54,9 +47,11 @@ extension Baton {
             let configuration = try options.loadConfiguration(command: "replay")
             let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
             var entries: [Outbox.Entry] = []
-            if dead { entries += try await outbox.entries(state: "dead", job: job, from: from?.date, to: to?.date) }
-            if job != nil || from != nil || to != nil, !dead {
-                entries += try await outbox.entries(job: job, from: from?.date, to: to?.date)
+            if dead {
+                entries += try await outbox.entries(state: "dead", job: selection.job, from: selection.from?.date, to: selection.to?.date)
+            }
+            if !selection.isEmpty, !dead {
+                entries += try await outbox.entries(job: selection.job, from: selection.from?.date, to: selection.to?.date)
             }
             for runID in runIDs {
                 let parts = try await outbox.entries().filter { $0.header.runID == runID }

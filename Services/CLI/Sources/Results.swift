@@ -21,14 +21,7 @@ extension Baton {
         @Option(help: ArgumentHelp("Only results in this state: pending, sent, acked or dead.", valueName: "state"))
         var state: String?
 
-        @Option(help: ArgumentHelp("Only results of this job.", valueName: "name"))
-        var job: String?
-
-        @Option(help: ArgumentHelp("Only results with a logical time at or after this.", valueName: "time"))
-        var from: TimeArgument?
-
-        @Option(help: ArgumentHelp("Only results with a logical time at or before this.", valueName: "time"))
-        var to: TimeArgument?
+        @OptionGroup var selection: ResultSelection
 
         @Flag(help: "One JSON object per line.")
         var json = false
@@ -42,7 +35,7 @@ extension Baton {
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "results")
             let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
-            let entries = try await outbox.entries(state: state, job: job, from: from?.date, to: to?.date)
+            let entries = try await outbox.entries(state: state, job: selection.job, from: selection.from?.date, to: selection.to?.date)
             for entry in entries {
                 if json {
                     var object: [String: Any] = [
