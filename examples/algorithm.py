@@ -3,7 +3,7 @@
 
 Baton sets BATON_RUN_ID, BATON_JOB, BATON_LOGICAL_TIME (ISO 8601, UTC) and BATON_OUTPUT (the file to write).
 Exit 0 when the result is complete; any other status marks the run failed. Standard output and standard
-error go to Baton's log.
+error go to Baton's log, except lines `baton:progress <percent>% [message]`, which report progress.
 
 The computation is deterministic for a given run: a seeded random walk over the logical hour.
 """
@@ -32,6 +32,8 @@ def main() -> int:
         position += rng.gauss(0.0, 1.0)
         rows.append({"run": run_id, "logical_time": logical_time, "step": step, "position": round(position, 6)})
         time.sleep(seconds / steps)
+        # Progress: a line of this form on standard output becomes a run.progress event on the status bus.
+        print(f"baton:progress {100 * (step + 1) / steps:.0f}% step {step + 1} of {steps}", flush=True)
 
     with open(output, "w", encoding="utf-8") as handle:
         for row in rows:

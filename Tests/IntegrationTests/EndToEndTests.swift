@@ -44,6 +44,11 @@ struct EndToEndTests {
                 #expect(raw == expected)
                 #expect(SHA256.hex(of: Data(raw.utf8)) == result["sha256"])
             }
+            // The script's `baton:progress` lines became progress events, not log lines.
+            let events = try String(contentsOfFile: stack.dataDirectory + "/logs/events.jsonl", encoding: .utf8)
+            #expect(events.contains("\"message\":\"step 7 of 7\""))
+            #expect(events.contains("\"percent\":\"100.0\""))
+            #expect(!events.contains("baton:progress"))
         }
     }
 

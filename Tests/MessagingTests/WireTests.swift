@@ -87,4 +87,22 @@ struct WireTests {
         wrongTopic[0] = Data("run.finished".utf8)
         #expect(throws: ProtocolError.self) { try StatusEvent(frames: wrongTopic) }
     }
+
+    @Test(
+        arguments: [
+            ("baton:progress 42", 42.0, nil),
+            ("baton:progress 42.5% fitting the model", 42.5, "fitting the model"),
+            ("baton:progress   100%", 100.0, nil),
+        ] as [(String, Double, String?)]
+    )
+    func progressLinesParse(line: String, percent: Double, message: String?) throws {
+        let progress = try #require(ProgressLine(line))
+        #expect(progress.percent == percent)
+        #expect(progress.message == message)
+    }
+
+    @Test(arguments: ["progress 42", "baton:progress", "baton:progress lots", "baton:progress 101%", "baton:progress -1"])
+    func otherLinesAreNotProgress(line: String) {
+        #expect(ProgressLine(line) == nil)
+    }
 }

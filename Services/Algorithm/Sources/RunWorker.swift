@@ -293,7 +293,19 @@ public struct RunWorker: Service {
             )
             do {
                 let outcome = try await runner.run(
-                    onOutput: { line in logger.info("\(line)", metadata: ["stream": "stdout"]) },
+                    onOutput: { line in
+                        if let progress = ProgressLine(line) {
+                            publisher.publish(
+                                EventType.runProgress,
+                                job: job.name,
+                                run: request.runID,
+                                message: progress.message,
+                                attributes: ["percent": String(format: "%.1f", progress.percent)]
+                            )
+                        } else {
+                            logger.info("\(line)", metadata: ["stream": "stdout"])
+                        }
+                    },
                     onError: { line in logger.warning("\(line)", metadata: ["stream": "stderr"]) }
                 )
                 return outcome.succeeded ? nil : "the command \(outcome)"
