@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import Messaging
 import Runtime
 import UnixSignals
@@ -42,14 +43,30 @@ extension Baton {
             let context = Context()
             let stream = try await EventStream(context: context, endpoint: configuration.endpoints.statusOut, prefixes: types)
             let formatter = EventFormatter()
+            // On a terminal, progress is a live line of bars at the bottom; piped, every event is a plain line.
+            let live = !json && isatty(STDOUT_FILENO) == 1
             // Stop cleanly on Ctrl-C or SIGTERM.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
+                    var board = ProgressBoard()
                     while true {
                         let event = try await stream.next()
                         if let job, event.job != job { continue }
                         if json {
                             Console.line(String(decoding: event.jsonLine, as: UTF8.self))
+                            continue
+                        }
+                        if live {
+                            let changed = board.apply(event)
+                            if event.type == EventType.runProgress && !verbose {
+                                if changed { Console.write("\r\u{1B}[K" + board.line) }
+                                continue
+                            }
+                            if verbose || Up.isInteresting(event) {
+                                Console.write("\r\u{1B}[K" + formatter.line(event) + "\n" + board.line)
+                            } else if changed {
+                                Console.write("\r\u{1B}[K" + board.line)
+                            }
                         } else if verbose || Up.isInteresting(event) {
                             Console.line(formatter.line(event))
                         }
@@ -61,6 +78,7 @@ extension Baton {
                 _ = try await group.next()
                 group.cancelAll()
             }
+            if live { Console.write("\n") }
             await stream.close()
         }
     }
