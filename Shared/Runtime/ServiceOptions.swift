@@ -1,5 +1,5 @@
 public import ArgumentParser
-import Foundation
+public import Foundation
 
 /// The options every Baton service takes.
 public struct ServiceOptions: ParsableArguments, Sendable {
@@ -29,6 +29,28 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     /// The configuration file to read: `--config`, else `$BATON_CONFIG`, else none.
     public func configPath(environment: [String: String]) -> String? {
         config ?? environment["BATON_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Loads the configuration these options name (`--config`, else `$BATON_CONFIG`), applies the environment's
+    /// overrides and `--log-level`, and validates it; exits with status 2 and the reason when it is unusable.
+    /// - Parameters:
+    ///   - program: How the program names itself in the message, e.g. `baton-processor` or `baton watch`.
+    ///   - environment: The process environment.
+    public func loadConfiguration(
+        program: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> Configuration {
+        do {
+            var configuration = try Configuration.load(path: configPath(environment: environment), environment: environment)
+            if let logLevel {
+                configuration.log.level = logLevel
+                try configuration.validate(source: "--log-level")
+            }
+            return configuration
+        } catch {
+            FileHandle.standardError.write(Data("\(program): configuration error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
     }
 
     /// Help text that every service shows after its options: where settings come from.

@@ -40,17 +40,7 @@ public enum ServiceRunner {
         // the write fails with EPIPE instead, and the command's exit status tells what happened.
         signal(SIGPIPE, SIG_IGN)
         let environment = ProcessInfo.processInfo.environment
-        var configuration: Configuration
-        do {
-            configuration = try Configuration.load(path: options.configPath(environment: environment), environment: environment)
-            if let level = options.logLevel {
-                configuration.log.level = level
-                try configuration.validate(source: "--log-level")
-            }
-        } catch {
-            FileHandle.standardError.write(Data("baton-\(name): configuration error: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let configuration = try options.loadConfiguration(program: "baton-\(name)", environment: environment)
         watchParent(environment: environment)
 
         let instance = instance ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"

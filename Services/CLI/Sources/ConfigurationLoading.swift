@@ -6,18 +6,7 @@ import Runtime
 extension ServiceOptions {
     /// Loads the configuration for a `baton` subcommand, or exits with status 2 and the reason.
     func loadConfiguration(command: String) throws -> Configuration {
-        let environment = ProcessInfo.processInfo.environment
-        do {
-            var configuration = try Configuration.load(path: configPath(environment: environment), environment: environment)
-            if let logLevel {
-                configuration.log.level = logLevel
-                try configuration.validate(source: "--log-level")
-            }
-            return configuration
-        } catch {
-            Console.error("baton \(command): configuration error: \(error)")
-            throw ExitCode(2)
-        }
+        try loadConfiguration(program: "baton \(command)")
     }
 }
 

@@ -32,14 +32,7 @@ extension Baton {
         var verbose = false
 
         func run() async throws {
-            let environment = ProcessInfo.processInfo.environment
-            let configuration: Configuration
-            do {
-                configuration = try Configuration.load(path: options.configPath(environment: environment), environment: environment)
-            } catch {
-                Console.error("baton watch: configuration error: \(error)")
-                throw ExitCode(2)
-            }
+            let configuration = try options.loadConfiguration(command: "watch")
             let context = Context()
             let stream = try await EventStream(context: context, endpoint: configuration.endpoints.statusOut, prefixes: types)
             let formatter = EventFormatter()
