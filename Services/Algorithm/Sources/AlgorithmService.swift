@@ -78,7 +78,6 @@ public enum AlgorithmService {
                 runs: runs,
                 reports: reports,
                 ledger: RunLedger(outbox: outbox),
-                outbox: outbox,
                 doorbell: doorbell,
                 publisher: environment.publisher,
                 logger: environment.logger

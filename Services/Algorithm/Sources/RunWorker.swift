@@ -15,7 +15,6 @@ public struct RunWorker: Service {
     private let running = RunningRuns()
     private let reports: AsyncSocket
     private let ledger: RunLedger
-    private let outbox: Outbox
     private let doorbell: Doorbell
     private let publisher: StatusPublisher
     private let logger: Logger
@@ -26,7 +25,6 @@ public struct RunWorker: Service {
     ///   - runs: The PULL socket connected to the scheduler.
     ///   - reports: The PUSH socket for run reports to the scheduler.
     ///   - ledger: The record of accepted runs.
-    ///   - outbox: Where results are handed off.
     ///   - doorbell: Rung after each hand-off.
     ///   - publisher: The status bus.
     ///   - logger: The logger.
@@ -35,7 +33,6 @@ public struct RunWorker: Service {
         runs: AsyncSocket,
         reports: AsyncSocket,
         ledger: RunLedger,
-        outbox: Outbox,
         doorbell: Doorbell,
         publisher: StatusPublisher,
         logger: Logger
@@ -44,7 +41,6 @@ public struct RunWorker: Service {
         self.runs = runs
         self.reports = reports
         self.ledger = ledger
-        self.outbox = outbox
         self.doorbell = doorbell
         self.publisher = publisher
         self.logger = logger
