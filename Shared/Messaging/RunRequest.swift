@@ -40,6 +40,11 @@ public struct RunRequest: WireMessage, Equatable {
         self.trigger = trigger
     }
 
+    /// The request for a job's scheduled slot: its run id is the slot's (see ``RunID``).
+    public static func scheduled(job: String, slot: Date, firedAt: Date) -> RunRequest {
+        RunRequest(runID: RunID.make(job: job, logicalTime: slot), job: job, logicalTime: slot, firedAt: firedAt, trigger: .schedule)
+    }
+
     enum CodingKeys: String, CodingKey {
         case runID = "runId", job, logicalTime, firedAt, trigger
     }

@@ -37,13 +37,7 @@ public struct Dispatcher: Sendable {
 
     /// Records a slot that is not run, with the reason.
     public func skip(job: String, slot: Date, reason: String) async {
-        let request = RunRequest(
-            runID: RunID.make(job: job, logicalTime: slot),
-            job: job,
-            logicalTime: slot,
-            firedAt: Date(),
-            trigger: .schedule
-        )
+        let request = RunRequest.scheduled(job: job, slot: slot, firedAt: Date())
         do {
             try await ledger?.recordFire(request, state: "skipped", detail: reason)
         } catch {

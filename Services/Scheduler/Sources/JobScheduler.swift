@@ -2,9 +2,9 @@ import Foundation
 public import Logging
 public import Messaging
 public import Runtime
-public import Scheduling
+import Scheduling
 public import ServiceLifecycle
-public import Storage
+import Storage
 public import ZMQ
 
 /// Fires each job's runs on time and hands the run requests to the algorithm.
@@ -91,13 +91,7 @@ public struct JobScheduler: Service {
             let later = MissedSlots.slots(of: schedule, after: slot, until: now)
             if later.isEmpty {
                 await dispatcher.dispatch(
-                    RunRequest(
-                        runID: RunID.make(job: job.name, logicalTime: slot),
-                        job: job.name,
-                        logicalTime: slot,
-                        firedAt: firedAt,
-                        trigger: .schedule
-                    ),
+                    .scheduled(job: job.name, slot: slot, firedAt: firedAt),
                     job: job,
                     lateness: lateness
                 )
@@ -135,14 +129,11 @@ public struct JobScheduler: Service {
             await dispatcher.skip(job: job.name, slot: slot, reason: reason)
         }
         for slot in decision.fire {
-            let request = RunRequest(
-                runID: RunID.make(job: job.name, logicalTime: slot),
-                job: job.name,
-                logicalTime: slot,
-                firedAt: now,
-                trigger: .schedule
+            await dispatcher.dispatch(
+                .scheduled(job: job.name, slot: slot, firedAt: now),
+                job: job,
+                lateness: now.timeIntervalSince(slot) * 1000
             )
-            await dispatcher.dispatch(request, job: job, lateness: now.timeIntervalSince(slot) * 1000)
         }
     }
 }

@@ -4,7 +4,7 @@ import Messaging
 public import Runtime
 public import ServiceLifecycle
 public import Storage
-public import ZMQ
+import ZMQ
 
 /// Sends run requests again until the algorithm reports it accepted them: a request can be lost in a
 /// dead algorithm's queue, or in the scheduler's own socket if the scheduler died, but never in the ledger.
