@@ -172,14 +172,14 @@ private final class Core: @unchecked Sendable {
         var maxPosted = 10_000
         var nextID: UInt64 = 0
         var closing = false
-        var closed = false
-        var closeWaiters: [CheckedContinuation<Void, Never>] = []
         var wakePending = false
     }
 
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let state = Mutex(State())
+    /// Opened when the socket's thread has closed the socket and failed every waiter.
+    private let closed = Latch()
 
     init() throws {
         var fds: [Int32] = [0, 0]
@@ -305,14 +305,8 @@ private final class Core: @unchecked Sendable {
     }
 
     func close() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { state in
-                if state.closed { return true }
-                state.closeWaiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() } else { requestClose() }
-        }
+        requestClose()
+        await closed.wait()
     }
 
     // MARK: - The socket's thread
@@ -400,19 +394,17 @@ private final class Core: @unchecked Sendable {
     }
 
     private func finish(error: any Error) {
-        let (sends, receivers, closeWaiters) = state.withLock { state in
+        let (sends, receivers) = state.withLock { state in
             state.closing = true
-            state.closed = true
             defer {
                 state.sends.removeAll()
                 state.receivers.removeAll()
-                state.closeWaiters.removeAll()
                 state.posted = 0
             }
-            return (state.sends, state.receivers, state.closeWaiters)
+            return (state.sends, state.receivers)
         }
         for send in sends { send.continuation?.resume(throwing: error) }
         for receiver in receivers { receiver.continuation.resume(throwing: error) }
-        for waiter in closeWaiters { waiter.resume() }
+        closed.open()
     }
 }
