@@ -17,6 +17,9 @@ let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-s
 let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
 let system = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let flyingFox = Target.Dependency.product(name: "FlyingFox", package: "FlyingFox")
 
 /// A service: a library target holding the logic, and a thin executable over it.
 func service(_ name: String, folder: String, dependencies: [Target.Dependency]) -> [Target] {
@@ -36,7 +39,7 @@ func service(_ name: String, folder: String, dependencies: [Target.Dependency]) 
     ]
 }
 
-let serviceBase: [Target.Dependency] = ["ZMQ", "Messaging", "Scheduling", "Runtime", logging, lifecycle, argumentParser]
+let serviceBase: [Target.Dependency] = ["ZMQ", "Messaging", "Scheduling", "Runtime", logging, lifecycle, argumentParser, metrics]
 
 let package = Package(
     name: "Baton",
@@ -57,6 +60,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         .systemLibrary(
@@ -78,6 +84,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "ZMQ", "Messaging", "Scheduling", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, system, deque,
+                metrics, prometheus, flyingFox,
             ],
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
@@ -102,7 +109,7 @@ let package = Package(
                 dependencies: ["AlgorithmService", "Storage", "Messaging", "Runtime", logging],
                 swiftSettings: swiftSettings
             ),
-            .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging"], swiftSettings: swiftSettings),
+            .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging", logging], swiftSettings: swiftSettings),
             .testTarget(name: "StorageTests", dependencies: ["Storage", "Messaging", logging], swiftSettings: swiftSettings),
             .testTarget(
                 name: "SchedulerServiceTests",

@@ -23,6 +23,9 @@ public struct ResultHeader: WireMessage, Equatable {
     /// The lease in milliseconds: the processor must report it started (a ``LeaseRenewal``) within this
     /// time, and renew it at least this often while it works, or the result is sent to another processor.
     public var leaseMs: Int
+    /// When the result became durable on the algorithm's host (its outbox row committed), in microseconds
+    /// since 1970; processors measure the hand-off latency from it. Optional.
+    public var durableAtUs: Int64?
 
     /// Creates a result header.
     /// - Parameters:
@@ -35,6 +38,7 @@ public struct ResultHeader: WireMessage, Equatable {
     ///   - sha256: Payload checksum.
     ///   - attempt: Delivery attempt, from 1.
     ///   - leaseMs: The lease, in milliseconds.
+    ///   - durableAtUs: When it became durable, in microseconds since 1970.
     public init(
         runID: String,
         job: String,
@@ -44,7 +48,8 @@ public struct ResultHeader: WireMessage, Equatable {
         size: Int,
         sha256: String,
         attempt: Int = 1,
-        leaseMs: Int = 30_000
+        leaseMs: Int = 30_000,
+        durableAtUs: Int64? = nil
     ) {
         self.runID = runID
         self.job = job
@@ -55,10 +60,11 @@ public struct ResultHeader: WireMessage, Equatable {
         self.sha256 = sha256
         self.attempt = attempt
         self.leaseMs = leaseMs
+        self.durableAtUs = durableAtUs
     }
 
     enum CodingKeys: String, CodingKey {
-        case runID = "runId", job, logicalTime, part, parts, size, sha256, attempt, leaseMs
+        case runID = "runId", job, logicalTime, part, parts, size, sha256, attempt, leaseMs, durableAtUs
     }
 
     public func validate() throws(ProtocolError) {

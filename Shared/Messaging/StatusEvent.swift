@@ -106,6 +106,7 @@ public enum EventType {
     public static let resultDead = "result.dead"
     public static let resultRedelivered = "result.redelivered"
     public static let resultReplayed = "result.replayed"
+    public static let resultBacklog = "result.backlog"
     public static let runAccepted = "run.accepted"
     public static let runSkipped = "run.skipped"
     public static let runQueued = "run.queued"

@@ -68,3 +68,19 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         return text
     }()
 }
+
+/// The option every service executable takes for its HTTP port.
+public struct MetricsOptions: ParsableArguments, Sendable {
+    /// Overrides the service's `metrics` port.
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Port for this service's /metrics and /healthz (overrides metrics.<service> and $BATON_METRICS_PORT; 0 turns it off).",
+            valueName: "port"
+        )
+    )
+    public var metricsPort: Int?
+
+    /// Creates options with no values.
+    public init() {}
+}

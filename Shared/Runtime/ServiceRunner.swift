@@ -19,6 +19,8 @@ public struct ServiceEnvironment: Sendable {
     public let logger: Logger
     /// This instance's name, e.g. `host:1234`.
     public let instance: String
+    /// Where the service's metrics go (served on `/metrics` when it has a metrics port).
+    public let metrics: ServiceMetrics
 }
 
 /// Starts a Baton service process: configuration, parent watch, status publisher, logging, and a
@@ -28,28 +30,42 @@ public enum ServiceRunner {
     /// - Parameters:
     ///   - name: The service's name on the bus, e.g. `processor`.
     ///   - options: The parsed common options.
-    ///   - instance: This instance's name; defaults to `host:pid`.
+    ///   - instance: This instance's name; defaults to `$BATON_INSTANCE` (set by `baton up`), else `host:pid`.
+    ///   - metricsPort: The `--metrics-port` option, if given.
     ///   - makeServices: Builds the service's parts, in dependency order.
     public static func run(
         name: String,
         options: ServiceOptions,
         instance: String? = nil,
+        metricsPort: Int? = nil,
         makeServices: (ServiceEnvironment) async throws -> [any Service]
     ) async throws {
         // A child command that exits without reading its input must not kill the service with SIGPIPE:
         // the write fails with EPIPE instead, and the command's exit status tells what happened.
         signal(SIGPIPE, SIG_IGN)
         let environment = ProcessInfo.processInfo.environment
-        let configuration = try options.loadConfiguration(program: "baton-\(name)", environment: environment)
+        var configuration = try options.loadConfiguration(program: "baton-\(name)", environment: environment)
+        if let metricsPort {
+            guard (0...65535).contains(metricsPort) else {
+                FileHandle.standardError.write(Data("baton-\(name): --metrics-port must be from 0 to 65535 (got \(metricsPort))\n".utf8))
+                throw ExitCode(2)
+            }
+            configuration.metrics.ownPort = metricsPort
+        }
+        let port = configuration.metrics.port(for: name)
+        let metrics = port > 0 ? ServiceMetrics.prometheus() : .disabled
         watchParent(environment: environment)
 
-        let instance = instance ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
+        let instance =
+            instance ?? environment["BATON_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
         let context = Context()
         let publisher = try await StatusPublisher(
             context: context,
             endpoint: configuration.endpoints.statusIn,
             source: name,
-            instance: instance
+            instance: instance,
+            heartbeatInterval: configuration.log.heartbeat
         )
         let level = Logger.Level(rawValue: configuration.log.level) ?? .info
         LoggingSystem.bootstrap { label in
@@ -66,7 +82,8 @@ public enum ServiceRunner {
             context: context,
             publisher: publisher,
             logger: logger,
-            instance: instance
+            instance: instance,
+            metrics: metrics
         )
         let services: [any Service]
         do {
@@ -81,9 +98,15 @@ public enum ServiceRunner {
             }
             throw ExitCode(1)
         }
+        var parts: [any Service] = [publisher]
+        if port > 0 {
+            parts.append(
+                MetricsServer(host: configuration.metrics.host, port: port, metrics: metrics, service: name, instance: instance)
+            )
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: ([publisher] + services).map { .init(service: $0) },
+                services: (parts + services).map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -113,7 +113,10 @@ public final class StatusPublisher: Service, Sendable {
 
     /// Follows subscriptions and sends heartbeats until graceful shutdown, then publishes `service.stopped`.
     public func run() async throws {
-        publish(EventType.serviceStarted, attributes: ["pid": "\(getpid())", "host": ProcessInfo.processInfo.hostName])
+        publish(
+            EventType.serviceStarted,
+            attributes: ["pid": "\(getpid())", "host": ProcessInfo.processInfo.hostName, "version": BatonVersion.current]
+        )
         await withDiscardingTaskGroup { group in
             group.addTask { await self.followSubscriptions() }
             group.addTask { await self.sendHeartbeats() }
@@ -151,7 +154,8 @@ public final class StatusPublisher: Service, Sendable {
             publish(
                 EventType.serviceHeartbeat,
                 attributes: [
-                    "uptime_s": "\(uptime)", "pid": "\(getpid())", "interval_ms": "\(heartbeatInterval.components.seconds * 1000)",
+                    "uptime_s": "\(uptime)", "pid": "\(getpid())", "host": ProcessInfo.processInfo.hostName,
+                    "version": BatonVersion.current, "interval_ms": "\(Int(heartbeatInterval / .milliseconds(1)))",
                 ]
             )
         }

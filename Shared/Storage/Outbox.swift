@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import Synchronization
 public import Messaging
 
 /// The algorithm's durable hand-off queue: a result part is recorded here (after its raw file is on disk)
@@ -72,6 +73,7 @@ public final class Outbox: Sendable {
     }
 
     let pool: DatabasePool
+    private let changes = Atomic<Int>(0)
     /// The retry policy applied to failures.
     public let policy: RetryPolicy
 
@@ -116,13 +118,26 @@ public final class Outbox: Sendable {
             )
         }
         RunLedger.migrate(&migrator)
+        migrator.registerMigration("v2 durable_at") { db in
+            // When each part became durable (seconds since 1970, sub-millisecond), for hand-off latency.
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN durable_at REAL")
+        }
         pool = try ResultStore.open(path: path) { try migrator.migrate($0) }
         self.policy = policy
     }
 
+    /// How many write transactions ran so far; a reader that saw the same number saw the same outbox.
+    public var changeCount: Int { changes.load(ordering: .acquiring) }
+
+    /// One write transaction on the outbox's database (also the run ledger's), counted in ``changeCount``.
+    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        defer { changes.add(1, ordering: .releasing) }
+        return try await pool.write(body)
+    }
+
     /// Records a result part for delivery (committed when this returns). Adding the same part again does nothing.
     public func add(_ entry: Entry, now: Date = Date()) async throws {
-        try await pool.write { db in try Self.insert(entry, in: db, now: now) }
+        try await write { db in try Self.insert(entry, in: db, now: now) }
     }
 
     /// Inserts a part inside a caller's transaction (see ``RunLedger/finish(_:outbox:now:)``).
@@ -130,13 +145,13 @@ public final class Outbox: Sendable {
         try db.execute(
             sql: """
                 INSERT OR IGNORE INTO outbox
-                    (run_id, part, parts, job, logical_time, path, size, sha256, state, due_at, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+                    (run_id, part, parts, job, logical_time, path, size, sha256, state, due_at, created_at, durable_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
                 """,
             arguments: [
                 entry.header.runID, entry.header.part, entry.header.parts, entry.header.job,
                 Timestamp.format(entry.header.logicalTime), entry.path, entry.header.size, entry.header.sha256,
-                now.timeIntervalSince1970, Timestamp.format(now),
+                now.timeIntervalSince1970, Timestamp.format(now), now.timeIntervalSince1970,
             ]
         )
     }
@@ -146,7 +161,7 @@ public final class Outbox: Sendable {
     /// may dead-letter the part; those parts are returned in `dead`.
     public func nextDue(now: Date = Date()) async throws -> (entry: Entry?, dead: [Entry]) {
         let policy = policy
-        return try await pool.write { db in
+        return try await write { db in
             let seconds = now.timeIntervalSince1970
             // Processors that died while working: one failed attempt each.
             let expired = try Row.fetchAll(
@@ -197,7 +212,7 @@ public final class Outbox: Sendable {
 
     /// Marks a part as handed to a processor, which must start on it before `leaseDeadline`.
     public func markSent(runID: String, part: Int, leaseDeadline: Date, now: Date = Date()) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     UPDATE outbox SET state = 'sent', deliveries = deliveries + 1, started = 0, due_at = ?, sent_at = ?
@@ -211,7 +226,7 @@ public final class Outbox: Sendable {
     /// A processor is working on a part: extend its lease. Returns false if the part is not in flight.
     @discardableResult
     public func renewLease(runID: String, part: Int, processor: String, until deadline: Date) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     UPDATE outbox SET started = 1, processor = ?, due_at = MAX(due_at, ?)
@@ -226,7 +241,7 @@ public final class Outbox: Sendable {
     /// Marks a part as stored by a processor. Returns false if it was unknown or already acknowledged.
     @discardableResult
     public func markAcked(runID: String, part: Int, processor: String? = nil, now: Date = Date()) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     UPDATE outbox SET state = 'acked', acked_at = ?, started = 0, processor = COALESCE(?, processor)
@@ -248,7 +263,7 @@ public final class Outbox: Sendable {
         now: Date = Date()
     ) async throws -> FailureOutcome {
         let policy = policy
-        return try await pool.write { db in
+        return try await write { db in
             guard
                 let row = try Row.fetchOne(
                     db,
@@ -286,7 +301,7 @@ public final class Outbox: Sendable {
 
     /// Dead-letters a part at once (its raw file is unusable, so retrying cannot help).
     public func markDead(runID: String, part: Int, reason: String) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "UPDATE outbox SET state = 'dead', started = 0, last_error = ? WHERE run_id = ? AND part = ? AND state != 'acked'",
                 arguments: [reason, runID, part]
@@ -298,7 +313,7 @@ public final class Outbox: Sendable {
     /// - Returns: How many parts were requeued.
     @discardableResult
     public func requeue(runID: String, part: Int? = nil, now: Date = Date()) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     UPDATE outbox SET state = 'pending', failures = 0, started = 0, last_error = NULL, due_at = ?
@@ -358,6 +373,17 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// The parts not yet stored, by state: `pending` (waiting to be sent or retried), `sent` (with a processor)
+    /// and `dead`. Counted on the state index, so it costs nothing for the acknowledged parts.
+    public func backlog() async throws -> (pending: Int, sent: Int, dead: Int) {
+        try await pool.read { db in
+            func count(_ state: String) throws -> Int {
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = ?", arguments: [state]) ?? 0
+            }
+            return (try count("pending"), try count("sent"), try count("dead"))
+        }
+    }
+
     /// Acknowledged parts whose raw files may be deleted by retention, oldest first: (run, part, path, size, acked).
     public func acknowledgedFiles() async throws -> [(runID: String, part: Int, path: String, size: Int, ackedAt: Date)] {
         try await pool.read { db in
@@ -380,7 +406,8 @@ public final class Outbox: Sendable {
                 parts: row["parts"],
                 size: row["size"],
                 sha256: row["sha256"],
-                attempt: (row["deliveries"] as Int) + 1
+                attempt: (row["deliveries"] as Int) + 1,
+                durableAtUs: (row["durable_at"] as Double?).map { Int64(($0 * 1_000_000).rounded()) }
             ),
             path: row["path"],
             state: row["state"],

@@ -21,9 +21,11 @@ public final class RunLedger: Sendable {
     }
 
     private let pool: DatabasePool
+    private let outbox: Outbox
 
     /// The ledger in the outbox's database file.
     public init(outbox: Outbox) {
+        self.outbox = outbox
         pool = outbox.pool
     }
 
@@ -50,7 +52,7 @@ public final class RunLedger: Sendable {
 
     /// Records a request. Returns nil if it is new (now `accepted`), else the run as already recorded.
     public func accept(_ request: RunRequest, now: Date = Date()) async throws -> Run? {
-        try await pool.write { db in
+        try await outbox.write { db in
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [request.runID]) {
                 return Self.run(row)
             }
@@ -70,7 +72,7 @@ public final class RunLedger: Sendable {
 
     /// Marks a run as started (one more attempt).
     public func markRunning(_ runID: String, now: Date = Date()) async throws {
-        try await pool.write { db in
+        try await outbox.write { db in
             try db.execute(
                 sql: "UPDATE runs SET state = 'running', attempts = attempts + 1, updated_at = ? WHERE run_id = ?",
                 arguments: [Timestamp.format(now), runID]
@@ -80,7 +82,7 @@ public final class RunLedger: Sendable {
 
     /// Marks a run finished and hands off its result parts, in one transaction.
     public func finish(_ runID: String, outbox entries: [Outbox.Entry], now: Date = Date()) async throws {
-        try await pool.write { db in
+        try await outbox.write { db in
             for entry in entries {
                 try Outbox.insert(entry, in: db, now: now)
             }
@@ -93,7 +95,7 @@ public final class RunLedger: Sendable {
 
     /// Marks a run failed.
     public func fail(_ runID: String, reason: String, now: Date = Date()) async throws {
-        try await pool.write { db in
+        try await outbox.write { db in
             try db.execute(
                 sql: "UPDATE runs SET state = 'failed', error = ?, updated_at = ? WHERE run_id = ?",
                 arguments: [reason, Timestamp.format(now), runID]

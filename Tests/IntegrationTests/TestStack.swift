@@ -41,7 +41,9 @@ final class TestStack: @unchecked Sendable {
     /// - Parameters:
     ///   - name: A label for the directory.
     ///   - body: YAML added after the data directory and endpoints (jobs, processor settings).
-    init(_ name: String, yaml body: String) throws {
+    ///   - metricsPorts: The first of four consecutive HTTP ports for the logger, scheduler, algorithm and
+    ///     processor `/metrics`; without it no service serves metrics (so parallel stacks never collide).
+    init(_ name: String, yaml body: String, metricsPorts: Int? = nil) throws {
         // ipc paths must stay under ~100 bytes, so keep the directory short.
         directory = "/tmp/bt-\(name.prefix(12))-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -57,6 +59,11 @@ final class TestStack: @unchecked Sendable {
               status_out: ipc://\(directory)/status-out
               query: ipc://\(directory)/query
               reports: ipc://\(directory)/reports
+            metrics:
+              logger: \(metricsPorts ?? 0)
+              scheduler: \(metricsPorts.map { $0 + 1 } ?? 0)
+              algorithm: \(metricsPorts.map { $0 + 2 } ?? 0)
+              processor: \(metricsPorts.map { $0 + 3 } ?? 0)
 
             """
         try (head + body).write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -118,8 +125,13 @@ final class TestStack: @unchecked Sendable {
     }
 
     /// Runs `body` with a new stack and always stops its processes and removes its directory afterwards.
-    static func with<T>(_ name: String, yaml: String, _ body: (TestStack) async throws -> T) async throws -> T {
-        let stack = try TestStack(name, yaml: yaml)
+    static func with<T>(
+        _ name: String,
+        yaml: String,
+        metricsPorts: Int? = nil,
+        _ body: (TestStack) async throws -> T
+    ) async throws -> T {
+        let stack = try TestStack(name, yaml: yaml, metricsPorts: metricsPorts)
         do {
             let value = try await body(stack)
             await stack.tearDown()

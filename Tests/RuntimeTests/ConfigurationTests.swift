@@ -76,6 +76,10 @@ struct ConfigurationTests {
         ("jobs: [\n", "", "not valid YAML"),
         ("retention:\n  max_size: lots\n", "retention.max_size", "expected a size"),
         ("processor:\n  retries: 0\n", "processor.retries", "from 1 to 1000"),
+        ("metrics:\n  host: localhost\n", "metrics.host", "IPv4"),
+        ("metrics:\n  processor: 70000\n", "metrics.processor", "TCP port"),
+        ("metrics:\n  prometheus: 1\n", "metrics.prometheus", "unknown option"),
+        ("log:\n  heartbeat: 10ms\n", "log.heartbeat", "from 100ms"),
     ])
     func badValuesNameTheirField(yaml: String, field: String, problem: String) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID().uuidString).yaml").path
@@ -94,6 +98,22 @@ struct ConfigurationTests {
         #expect(config.processor.count == 4)
         #expect(config.endpoints.runs == "ipc:///x")
         #expect(throws: ConfigurationError.self) { try config.applyOverrides(from: ["BATON_PROCESSOR_COUNT": "x"]) }
+    }
+
+    @Test func metricsPortsAndHeartbeat() throws {
+        var config = try Configuration.parse(
+            yaml: "metrics:\n  host: 0.0.0.0\n  processor: 9100\n  logger: 0\nlog:\n  heartbeat: 2s\n",
+            source: "t"
+        )
+        #expect(config.metrics.host == "0.0.0.0")
+        #expect(config.metrics.port(for: "processor") == 9100)
+        #expect(config.metrics.port(for: "logger") == 0)
+        #expect(config.metrics.port(for: "scheduler") == 7611)
+        #expect(config.log.heartbeat == .seconds(2))
+        try config.applyOverrides(from: ["BATON_METRICS_PORT": "9200", "BATON_METRICS_HOST": "10.0.0.1"])
+        #expect(config.metrics.port(for: "scheduler") == 9200)
+        #expect(config.metrics.host == "10.0.0.1")
+        #expect(throws: ConfigurationError.self) { try config.applyOverrides(from: ["BATON_METRICS_PORT": "x"]) }
     }
 
     @Test func missingFileIsReported() {

@@ -15,9 +15,10 @@ struct AlgorithmCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServiceOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     func run() async throws {
-        try await ServiceRunner.run(name: "algorithm", options: options) { environment in
+        try await ServiceRunner.run(name: "algorithm", options: options, metricsPort: metricsOptions.metricsPort) { environment in
             try await AlgorithmService.make(environment: environment)
         }
     }

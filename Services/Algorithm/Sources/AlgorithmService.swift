@@ -73,6 +73,7 @@ public enum AlgorithmService {
                 logger: environment.logger
             ),
             RetentionSweeper(configuration: configuration, outbox: outbox, logger: environment.logger),
+            BacklogMonitor(outbox: outbox, publisher: environment.publisher, metrics: environment.metrics, logger: environment.logger),
             RunWorker(
                 configuration: configuration,
                 runs: runs,
@@ -80,7 +81,8 @@ public enum AlgorithmService {
                 ledger: RunLedger(outbox: outbox),
                 doorbell: doorbell,
                 publisher: environment.publisher,
-                logger: environment.logger
+                logger: environment.logger,
+                metrics: environment.metrics
             ),
         ]
     }

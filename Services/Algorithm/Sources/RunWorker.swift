@@ -1,3 +1,4 @@
+import Metrics
 import Foundation
 public import Logging
 import Messaging
@@ -18,6 +19,7 @@ public struct RunWorker: Service {
     private let doorbell: Doorbell
     private let publisher: StatusPublisher
     private let logger: Logger
+    private let metrics: ServiceMetrics
 
     /// Creates the worker.
     /// - Parameters:
@@ -28,6 +30,7 @@ public struct RunWorker: Service {
     ///   - doorbell: Rung after each hand-off.
     ///   - publisher: The status bus.
     ///   - logger: The logger.
+    ///   - metrics: Runs started, succeeded and failed, run duration and hand-off cost, per job.
     public init(
         configuration: Configuration,
         runs: AsyncSocket,
@@ -35,7 +38,8 @@ public struct RunWorker: Service {
         ledger: RunLedger,
         doorbell: Doorbell,
         publisher: StatusPublisher,
-        logger: Logger
+        logger: Logger,
+        metrics: ServiceMetrics = .disabled
     ) {
         self.configuration = configuration
         self.runs = runs
@@ -44,6 +48,7 @@ public struct RunWorker: Service {
         self.doorbell = doorbell
         self.publisher = publisher
         self.logger = logger
+        self.metrics = metrics
     }
 
     public func run() async throws {
@@ -152,6 +157,7 @@ public struct RunWorker: Service {
             attempt += 1
             try? await ledger.markRunning(request.runID)
             let start = clock.now
+            metrics.counter("baton_runs_started_total", job: job.name).increment()
             publisher.publish(
                 EventType.runStarted,
                 job: job.name,
@@ -239,6 +245,9 @@ public struct RunWorker: Service {
             try await ledger.finish(request.runID, outbox: [.init(header: header, path: final)])
             doorbell.ring()
             let handoff = clock.now - handoffStart
+            metrics.counter("baton_runs_succeeded_total", job: job.name).increment()
+            metrics.timer("baton_run_duration_seconds", job: job.name).record(duration: elapsed)
+            metrics.timer("baton_handoff_cost_seconds", job: job.name).record(duration: handoff)
             report(RunReport(runID: request.runID, job: job.name, state: .finished))
             publisher.publish(
                 EventType.runFinished,
@@ -313,6 +322,7 @@ public struct RunWorker: Service {
 
     private func fail(_ request: RunRequest, reason: String, logger: Logger, duration: Duration? = nil) async {
         logger.error("run failed: \(reason)")
+        metrics.counter("baton_runs_failed_total", job: request.job).increment()
         try? await ledger.fail(request.runID, reason: reason)
         report(RunReport(runID: request.runID, job: request.job, state: .failed, detail: reason))
         var attributes = ["reason": reason]

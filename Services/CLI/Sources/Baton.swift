@@ -1,4 +1,5 @@
 public import ArgumentParser
+import Messaging
 
 /// `baton`: the command line for a Baton deployment.
 public struct Baton: AsyncParsableCommand {
@@ -10,8 +11,10 @@ public struct Baton: AsyncParsableCommand {
             baton results and baton replay work on the algorithm host's data directory. \
             Each service can also be run alone: baton-logger, baton-scheduler, baton-algorithm, baton-processor.
             """,
+        version: BatonVersion.current,
         subcommands: [
-            Up.self, Watch.self, Logs.self, Jobs.self, Trigger.self, Pause.self, Resume.self, Backfill.self, ScheduleCommand.self,
+            Up.self, Status.self, Watch.self, Logs.self, Jobs.self, Trigger.self, Pause.self, Resume.self, Backfill.self,
+            ScheduleCommand.self,
             Results.self,
             Replay.self,
         ]

@@ -12,8 +12,10 @@ import SystemPackage
 struct Supervisor: Sendable {
     /// One supervised process.
     struct Child: Sendable {
-        /// Display name, e.g. `processor-2`.
+        /// Display name, e.g. `processor-2`; also its instance name on the bus (`BATON_INSTANCE`).
         var name: String
+        /// The service it runs, e.g. `processor`.
+        var service: String
         /// The executable.
         var path: String
         /// Its arguments.
@@ -23,7 +25,7 @@ struct Supervisor: Sendable {
     /// What happened to a child, for display.
     enum Report: Sendable {
         case started(String)
-        case exited(String, status: String, restartIn: Duration, lastError: String?)
+        case exited(Child, status: String, restartIn: Duration, lastError: String?)
         case failedToStart(String, error: String, restartIn: Duration)
     }
 
@@ -52,7 +54,7 @@ struct Supervisor: Sendable {
             if let launchError {
                 report(.failedToStart(child.name, error: launchError, restartIn: backoff))
             } else {
-                report(.exited(child.name, status: status, restartIn: backoff, lastError: Self.lastLine(of: stderrPath)))
+                report(.exited(child, status: status, restartIn: backoff, lastError: Self.lastLine(of: stderrPath)))
             }
             do { try await Task.sleep(for: backoff) } catch { return }
             backoff = min(backoff * 2, .seconds(30))
@@ -69,6 +71,7 @@ struct Supervisor: Sendable {
         var updates: [Environment.Key: String?] = [:]
         for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
         updates["BATON_SUPERVISOR_PID"] = "\(getpid())"
+        updates["BATON_INSTANCE"] = child.name
         report(.started(child.name))
         // Returns when the child ends; cancelling this task tears the child down (SIGTERM, then SIGKILL).
         let result = try await Subprocess.run(

@@ -40,16 +40,44 @@ extension Baton {
 
             var childEnvironment = ["BATON_CONFIG": configPath]
             if let level = options.logLevel { childEnvironment["BATON_LOG_LEVEL"] = level }
+            let context = Context()
+            // The supervisor is on the bus too: it announces each child's death at once, so `baton status`
+            // shows the service down before its heartbeats would have.
+            let publisher = try await StatusPublisher(
+                context: context,
+                endpoint: configuration.endpoints.statusIn,
+                source: "supervisor",
+                instance: "\(ProcessInfo.processInfo.hostName):\(getpid())",
+                heartbeatInterval: configuration.log.heartbeat
+            )
             let supervisor = Supervisor(logDirectory: logDirectory, environment: childEnvironment) { report in
                 Self.say(report)
+                if case .exited(let child, let status, let delay, let lastError) = report {
+                    publisher.publish(
+                        EventType.supervisorExited,
+                        level: "error",
+                        message: "\(child.name) \(status); restarting in \(DurationText.format(delay))",
+                        attributes: ["service": child.service, "instance": child.name, "status": status, "last_error": lastError ?? ""]
+                    )
+                }
             }
             func child(_ name: String, _ executable: String, _ arguments: [String] = []) -> Supervisor.Child {
-                Supervisor.Child(name: name, path: (binaries as NSString).appendingPathComponent(executable), arguments: arguments)
+                Supervisor.Child(
+                    name: name,
+                    service: String(executable.dropFirst("baton-".count)),
+                    path: (binaries as NSString).appendingPathComponent(executable),
+                    arguments: arguments
+                )
             }
             let count = processors ?? configuration.processor.count
             let workers =
                 [child("scheduler", "baton-scheduler"), child("algorithm", "baton-algorithm")]
-                + (0..<count).map { child("processor-\($0 + 1)", "baton-processor", ["--name", "processor-\($0 + 1)"]) }
+                + (0..<count).map { index in
+                    // Processors on one host need a metrics port each: processor N gets `metrics.processor + N - 1`.
+                    let base = configuration.metrics.processor
+                    let port = base > 0 ? ["--metrics-port", "\(min(base + index, 65535))"] : []
+                    return child("processor-\(index + 1)", "baton-processor", ["--name", "processor-\(index + 1)"] + port)
+                }
             for path in ([child("logger", "baton-logger")] + workers).map(\.path) where !FileManager.default.isExecutableFile(atPath: path)
             {
                 Console.error("baton up: \(path) is missing; build with `swift build` first")
@@ -57,11 +85,11 @@ extension Baton {
             }
 
             let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
-            let context = Context()
             let events = try await EventStream(context: context, endpoint: configuration.endpoints.statusOut, prefixes: [])
             Console.line("baton up: config \(configPath), data in \(configuration.dataDirectory), \(count) processor(s); Ctrl-C stops")
             await withDiscardingTaskGroup { outer in
                 outer.addTask { await printEvents(events) }
+                outer.addTask { try? await publisher.run() }
                 outer.addTask { await supervisor.supervise(child("logger", "baton-logger")) }
                 // The logger binds the bus first, so the other services' first events have somewhere to go.
                 try? await Task.sleep(for: .milliseconds(300))
@@ -123,8 +151,8 @@ extension Baton {
             switch report {
             case .started(let name):
                 Console.line("baton up: starting \(name)")
-            case .exited(let name, let status, let delay, let lastError):
-                var line = "baton up: \(name) \(status); restarting in \(DurationText.format(delay))"
+            case .exited(let child, let status, let delay, let lastError):
+                var line = "baton up: \(child.name) \(status); restarting in \(DurationText.format(delay))"
                 if let lastError { line += "\n    last error: \(lastError)" }
                 Console.line(line)
             case .failedToStart(let name, let error, let delay):

@@ -12,10 +12,18 @@ struct LoggerCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServiceOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     func run() async throws {
-        try await ServiceRunner.run(name: "logger", options: options) { environment in
-            [LoggerService(context: environment.context, configuration: environment.configuration, logger: environment.logger)]
+        try await ServiceRunner.run(name: "logger", options: options, metricsPort: metricsOptions.metricsPort) { environment in
+            [
+                LoggerService(
+                    context: environment.context,
+                    configuration: environment.configuration,
+                    logger: environment.logger,
+                    metrics: environment.metrics
+                )
+            ]
         }
     }
 }

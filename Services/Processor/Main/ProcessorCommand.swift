@@ -15,12 +15,14 @@ struct ProcessorCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServiceOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     @Option(help: ArgumentHelp("This processor's name in events and stored rows (default: host:pid).", valueName: "name"))
     var name: String?
 
     func run() async throws {
-        try await ServiceRunner.run(name: "processor", options: options, instance: name) { environment in
+        try await ServiceRunner.run(name: "processor", options: options, instance: name, metricsPort: metricsOptions.metricsPort) {
+            environment in
             try await ProcessorService.make(environment: environment)
         }
     }

@@ -37,7 +37,8 @@ public enum ProcessorService {
                 acks: acks,
                 instance: environment.instance,
                 publisher: environment.publisher,
-                logger: environment.logger
+                logger: environment.logger,
+                metrics: environment.metrics
             ),
         ]
     }

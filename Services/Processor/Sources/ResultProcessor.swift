@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 public import Logging
 import Messaging
 public import Runtime
@@ -19,6 +20,7 @@ public struct ResultProcessor: Service {
     private let instance: String
     private let publisher: StatusPublisher
     private let logger: Logger
+    private let metrics: ServiceMetrics
 
     /// Creates the processor.
     /// - Parameters:
@@ -28,13 +30,16 @@ public struct ResultProcessor: Service {
     ///   - instance: This processor's name.
     ///   - publisher: The status bus.
     ///   - logger: The logger.
+    ///   - metrics: Hand-off latency (result durable → this processor starts on it), processing duration,
+    ///     and results processed by outcome, per job.
     public init(
         handler: ResultHandler,
         results: AsyncSocket,
         acks: AsyncSocket,
         instance: String,
         publisher: StatusPublisher,
-        logger: Logger
+        logger: Logger,
+        metrics: ServiceMetrics = .disabled
     ) {
         self.handler = handler
         self.results = results
@@ -42,6 +47,7 @@ public struct ResultProcessor: Service {
         self.instance = instance
         self.publisher = publisher
         self.logger = logger
+        self.metrics = metrics
     }
 
     public func run() async throws {
@@ -63,6 +69,11 @@ public struct ResultProcessor: Service {
 
     private func handle(_ message: ResultMessage) async {
         let header = message.header
+        if let durable = header.durableAtUs, header.attempt == 1 {
+            // Only first deliveries: a re-sent result's age is its retry history, not the hand-off.
+            let now = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+            metrics.timer("baton_handoff_latency_seconds").recordNanoseconds(max(now - durable, 0) * 1000)
+        }
         var logger = logger
         logger[metadataKey: "job"] = "\(header.job)"
         logger[metadataKey: "run"] = "\(header.runID)"
@@ -98,6 +109,12 @@ public struct ResultProcessor: Service {
         switch result {
         case .success(let outcome):
             let elapsed = clock.now - start
+            metrics.timer("baton_processing_duration_seconds", job: header.job).record(duration: elapsed)
+            metrics.counter(
+                "baton_results_processed_total",
+                job: header.job,
+                [("outcome", outcome == .duplicate ? "duplicate" : "stored")]
+            ).increment()
             if outcome == .duplicate {
                 publisher.publish(EventType.resultDuplicate, job: header.job, run: header.runID, part: header.part)
             } else if case .stored(let records) = outcome {
@@ -117,6 +134,7 @@ public struct ResultProcessor: Service {
             if stopping {
                 logger.notice("handing the result back: stopping")
             } else {
+                metrics.counter("baton_results_processed_total", job: header.job, [("outcome", "failed")]).increment()
                 logger.error("processing failed: \(error)")
                 publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: reason)
             }

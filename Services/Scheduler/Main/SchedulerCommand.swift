@@ -12,9 +12,10 @@ struct SchedulerCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServiceOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     func run() async throws {
-        try await ServiceRunner.run(name: "scheduler", options: options) { environment in
+        try await ServiceRunner.run(name: "scheduler", options: options, metricsPort: metricsOptions.metricsPort) { environment in
             try await SchedulerService.make(environment: environment)
         }
     }

@@ -1,3 +1,4 @@
+import Metrics
 public import Foundation
 public import Logging
 public import Messaging
@@ -14,6 +15,7 @@ public struct Dispatcher: Sendable {
     private let publisher: StatusPublisher?
     private let resend: Doorbell?
     private let logger: Logger
+    private let metrics: ServiceMetrics
 
     /// Creates a dispatcher.
     /// - Parameters:
@@ -22,7 +24,17 @@ public struct Dispatcher: Sendable {
     ///   - publisher: The status bus, if any.
     ///   - resend: Rung after each fire, for the ``RunResender``.
     ///   - logger: The logger.
-    public init(sink: any RunSink, ledger: SchedulerState?, publisher: StatusPublisher?, resend: Doorbell?, logger: Logger) {
+    ///   - metrics: Fires (`baton_runs_fired_total`, `baton_runs_skipped_total`) and their lateness
+    ///     (`baton_fire_lateness_seconds`) per job.
+    public init(
+        sink: any RunSink,
+        ledger: SchedulerState?,
+        publisher: StatusPublisher?,
+        resend: Doorbell?,
+        logger: Logger,
+        metrics: ServiceMetrics = .disabled
+    ) {
+        self.metrics = metrics
         self.sink = sink
         self.ledger = ledger
         self.publisher = publisher
@@ -43,6 +55,7 @@ public struct Dispatcher: Sendable {
         } catch {
             logger.error("cannot record a skipped slot", metadata: ["run": "\(request.runID)", "error": "\(error)"])
         }
+        metrics.counter("baton_runs_skipped_total", job: job).increment()
         publisher?.publish(
             EventType.runSkipped,
             job: job,
@@ -110,6 +123,10 @@ public struct Dispatcher: Sendable {
                 "run request queue full: the algorithm is not taking runs; the recorded request will be sent again",
                 metadata: ["job": "\(request.job)", "run": "\(request.runID)"]
             )
+        }
+        metrics.counter("baton_runs_fired_total", job: request.job, [("trigger", request.trigger.rawValue)]).increment()
+        if request.trigger == .schedule {
+            metrics.timer("baton_fire_lateness_seconds", job: request.job).recordNanoseconds(Int64(max(lateness, 0) * 1_000_000))
         }
         publisher?.publish(
             EventType.runScheduled,

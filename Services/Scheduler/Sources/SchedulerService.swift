@@ -36,7 +36,8 @@ public enum SchedulerService {
             ledger: ledger,
             publisher: environment.publisher,
             resend: doorbell,
-            logger: environment.logger
+            logger: environment.logger,
+            metrics: environment.metrics
         )
         let control = JobControl(ledger: ledger)
         let controlSocket = try await AsyncSocket(

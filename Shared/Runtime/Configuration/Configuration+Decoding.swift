@@ -85,7 +85,7 @@ extension Configuration: Decodable {
     public init(from decoder: any Decoder) throws {
         let reader = try MappingReader(
             decoder,
-            allowed: ["data_dir", "endpoints", "store", "processor", "algorithm", "log", "retention", "jobs"]
+            allowed: ["data_dir", "endpoints", "store", "processor", "algorithm", "log", "retention", "metrics", "jobs"]
         )
         self.init()
         dataDirectory = try reader.value("data_dir", dataDirectory)
@@ -95,6 +95,7 @@ extension Configuration: Decodable {
         algorithm = try reader.value("algorithm", algorithm)
         log = try reader.value("log", log)
         retention = try reader.value("retention", retention)
+        metrics = try reader.value("metrics", metrics)
         jobs = try reader.value("jobs", jobs)
     }
 }
@@ -200,7 +201,7 @@ extension Configuration.Algorithm: Decodable {
 
 extension Configuration.Log: Decodable {
     public init(from decoder: any Decoder) throws {
-        let reader = try MappingReader(decoder, allowed: ["level", "max_size", "keep"])
+        let reader = try MappingReader(decoder, allowed: ["level", "max_size", "keep", "heartbeat"])
         self.init()
         level = try reader.value("level", level)
         if reader.has("max_size") {
@@ -215,6 +216,19 @@ extension Configuration.Log: Decodable {
             maxBytes = bytes
         }
         keep = try reader.value("keep", keep)
+        heartbeat = try reader.duration("heartbeat", heartbeat)
+    }
+}
+
+extension Configuration.Metrics: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let reader = try MappingReader(decoder, allowed: ["host", "logger", "scheduler", "algorithm", "processor"])
+        self.init()
+        host = try reader.value("host", host)
+        logger = try reader.value("logger", logger)
+        scheduler = try reader.value("scheduler", scheduler)
+        algorithm = try reader.value("algorithm", algorithm)
+        processor = try reader.value("processor", processor)
     }
 }
 

@@ -108,6 +108,14 @@ extension Configuration {
         Override(variable: "BATON_LOG_LEVEL", key: "log.level") {
             $0.log.level = $1; return true
         },
+        Override(variable: "BATON_METRICS_HOST", key: "metrics.host") {
+            $0.metrics.host = $1; return true
+        },
+        Override(variable: "BATON_METRICS_PORT", key: "metrics.<this service>") {
+            guard let port = Int($1) else { return false }
+            $0.metrics.ownPort = port
+            return true
+        },
     ]
 
     /// Applies the environment variables in ``overrides`` that are set.
@@ -118,6 +126,11 @@ extension Configuration {
                 throw ConfigurationError(source: "environment", field: override.variable, problem: "invalid value \"\(value)\"")
             }
         }
+    }
+
+    static func isIPv4(_ text: String) -> Bool {
+        var address = in_addr()
+        return inet_pton(AF_INET, text, &address) == 1
     }
 
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -156,6 +169,21 @@ extension Configuration {
         }
         guard Self.logLevels.contains(log.level) else {
             throw fail("log.level", "must be one of \(Self.logLevels.joined(separator: ", ")) (got \"\(log.level)\")")
+        }
+        guard log.heartbeat >= .milliseconds(100), log.heartbeat <= .seconds(3600) else {
+            throw fail("log.heartbeat", "must be from 100ms to 1h (got \(DurationText.format(log.heartbeat)))")
+        }
+        guard Self.isIPv4(metrics.host) else {
+            throw fail("metrics.host", "expected an IPv4 address such as 127.0.0.1 or 0.0.0.0 (got \"\(metrics.host)\")")
+        }
+        for (name, port) in [
+            ("logger", metrics.logger), ("scheduler", metrics.scheduler), ("algorithm", metrics.algorithm),
+            ("processor", metrics.processor),
+        ] where !(0...65535).contains(port) {
+            throw fail("metrics.\(name)", "must be a TCP port from 1 to 65535, or 0 for none (got \(port))")
+        }
+        if let port = metrics.ownPort, !(0...65535).contains(port) {
+            throw fail("metrics", "the service's own port must be from 1 to 65535, or 0 for none (got \(port))")
         }
         var names: Set<String> = []
         for (index, job) in jobs.enumerated() {

@@ -20,6 +20,8 @@ public struct Configuration: Sendable, Equatable {
     public var log = Log()
     /// How long raw results are kept.
     public var retention = Retention()
+    /// Where each service serves `/metrics` and `/healthz`.
+    public var metrics = Metrics()
     /// The jobs the scheduler fires.
     public var jobs: [Job] = []
 
@@ -114,8 +116,41 @@ public struct Configuration: Sendable, Equatable {
         public var maxBytes: Int64 = 64 << 20
         /// How many rotated event logs the logger keeps.
         public var keep = 5
+        /// How often every service publishes `service.heartbeat`; one silent for three of these is shown down.
+        public var heartbeat: Duration = .seconds(5)
         /// Creates the default log settings.
         public init() {}
+    }
+
+    /// The HTTP endpoint of each service: Prometheus `/metrics` and `/healthz`. Port 0 turns it off.
+    public struct Metrics: Sendable, Equatable {
+        /// The IPv4 address listened on; `0.0.0.0` for every interface (in containers).
+        public var host = "127.0.0.1"
+        /// The logger's port.
+        public var logger = 7610
+        /// The scheduler's port.
+        public var scheduler = 7611
+        /// The algorithm service's port.
+        public var algorithm = 7612
+        /// A processor's port; `baton up` gives its processor N the port `processor + N - 1`.
+        public var processor = 7613
+        /// This process's own port, whatever its service (`--metrics-port`, `BATON_METRICS_PORT`); not in the file.
+        public var ownPort: Int?
+        /// Creates the default metrics settings.
+        public init() {}
+
+        /// The port a service listens on: its own port if one was given, else the one named after it (`logger`,
+        /// `scheduler`, `algorithm`, `processor`); 0 (none) for any other name.
+        public func port(for service: String) -> Int {
+            if let ownPort { return ownPort }
+            return switch service {
+            case "logger": logger
+            case "scheduler": scheduler
+            case "algorithm": algorithm
+            case "processor": processor
+            default: 0
+            }
+        }
     }
 
     /// One scheduled job.

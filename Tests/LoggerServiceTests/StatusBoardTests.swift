@@ -1,0 +1,186 @@
+import Foundation
+import Logging
+import LoggerService
+import Messaging
+import Testing
+
+struct StatusBoardTests {
+    let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func event(
+        _ type: String,
+        _ source: String = "processor",
+        _ instance: String = "processor-1",
+        at offset: Double = 0,
+        job: String? = nil,
+        run: String? = nil,
+        level: String? = nil,
+        message: String? = nil,
+        _ attributes: [String: String]? = nil
+    ) -> StatusEvent {
+        StatusEvent(
+            type: type,
+            source: source,
+            instance: instance,
+            seq: 1,
+            time: start.addingTimeInterval(offset),
+            job: job,
+            run: run,
+            level: level,
+            message: message,
+            attributes: attributes
+        )
+    }
+
+    func heartbeat(at offset: Double, pid: String = "42") -> StatusEvent {
+        event(
+            EventType.serviceHeartbeat,
+            at: offset,
+            ["pid": pid, "host": "h1", "version": "9.9", "interval_ms": "1000", "uptime_s": "\(Int(offset))"]
+        )
+    }
+
+    func service(_ board: StatusBoard, at offset: Double) -> StatusReport.Service? {
+        board.report(now: start.addingTimeInterval(offset)).services.first { $0.instance == "processor-1" }
+    }
+
+    @Test func aServiceIsDownAfterThreeMissedHeartbeats() {
+        var board = StatusBoard()
+        board.apply(event(EventType.serviceStarted, at: 0, ["pid": "42", "host": "h1", "version": "9.9"]), received: start)
+        board.apply(heartbeat(at: 1), received: start.addingTimeInterval(1))
+        let up = service(board, at: 2)
+        #expect(up?.state == "up")
+        #expect(up?.host == "h1")
+        #expect(up?.pid == 42)
+        #expect(up?.version == "9.9")
+        #expect(up?.uptimeSeconds == 2)
+        #expect(up?.heartbeatMs == 1000)
+        // Three 1-s heartbeats (plus a second of slack) after the last one it is still up, then down.
+        #expect(service(board, at: 5)?.state == "up")
+        #expect(service(board, at: 5.5)?.state == "down")
+        #expect(service(board, at: 5.5)?.uptimeSeconds == nil)
+        board.apply(heartbeat(at: 6), received: start.addingTimeInterval(6))
+        #expect(service(board, at: 6)?.state == "up")
+    }
+
+    @Test func aGoodbyeIsStoppedNotDown() {
+        var board = StatusBoard()
+        board.apply(event(EventType.serviceStarted), received: start)
+        board.apply(event(EventType.serviceStopped, at: 1), received: start.addingTimeInterval(1))
+        #expect(service(board, at: 100)?.state == "stopped")
+        #expect(service(board, at: 100)?.restarts == 0)
+    }
+
+    @Test func theSupervisorsExitReportIsDownAtOnceAndTheRestartIsCounted() {
+        var board = StatusBoard()
+        board.apply(event(EventType.serviceStarted, at: 0, ["pid": "42"]), received: start)
+        let exit = event(
+            EventType.supervisorExited,
+            "supervisor",
+            "h1:7",
+            at: 1,
+            level: "error",
+            message: "processor-1 killed by signal 9",
+            ["service": "processor", "instance": "processor-1", "status": "killed by signal 9"]
+        )
+        board.apply(exit, received: start.addingTimeInterval(1))
+        let down = service(board, at: 1.1)
+        #expect(down?.state == "down")
+        #expect(down?.lastExit == "killed by signal 9")
+        // The new process logs before it announces itself; only its service.started counts as the restart.
+        board.apply(event("log.info", at: 1.5, level: "info", message: "started"), received: start.addingTimeInterval(1.5))
+        board.apply(event(EventType.serviceStarted, at: 1.5, ["pid": "43"]), received: start.addingTimeInterval(1.5))
+        let again = service(board, at: 2)
+        #expect(again?.state == "up")
+        #expect(again?.pid == 43)
+        #expect(again?.restarts == 1)
+        #expect(again?.lastExit == "killed by signal 9")
+        #expect(board.report(now: start).errors.first?.message == "processor-1 killed by signal 9")
+    }
+
+    @Test func aRestartWithoutGoodbyeIsCountedEvenWithoutASupervisor() {
+        var board = StatusBoard()
+        board.apply(event("log.info", level: "info", message: "started"), received: start)
+        board.apply(event(EventType.serviceStarted), received: start)
+        #expect(service(board, at: 0)?.restarts == 0)
+        board.apply(event(EventType.serviceStarted, at: 30), received: start.addingTimeInterval(30))
+        #expect(service(board, at: 30)?.restarts == 1)
+        #expect(service(board, at: 30)?.lastExit == "ended without stopping")
+    }
+
+    @Test func runsGoFromFiredThroughProgressToHistory() {
+        var board = StatusBoard()
+        let run = "hourly@2027-01-15T08:00:00.000Z"
+        func apply(_ type: String, at offset: Double, message: String? = nil, _ attributes: [String: String]? = nil) {
+            board.apply(
+                event(type, "algorithm", "algorithm", at: offset, job: "hourly", run: run, message: message, attributes),
+                received: start.addingTimeInterval(offset)
+            )
+        }
+        apply(EventType.runScheduled, at: 0)
+        #expect(board.report(now: start).runs.map(\.state) == ["scheduled"])
+        apply(EventType.runAccepted, at: 0.1)
+        apply(EventType.runStarted, at: 0.2, ["attempt": "1"])
+        apply(EventType.runProgress, at: 10, message: "halfway", ["percent": "50.0"])
+        var runs = board.report(now: start).runs
+        #expect(runs.count == 1)
+        #expect(runs.first?.state == "running")
+        #expect(runs.first?.percent == 50)
+        #expect(runs.first?.message == "halfway")
+        #expect(runs.first?.startedAt == start.addingTimeInterval(0.2))
+        apply(EventType.runFailed, at: 11, message: "exit 1", ["retry": "true", "attempt": "1"])
+        #expect(board.report(now: start).runs.first?.state == "retrying")
+        apply(EventType.runStarted, at: 12, ["attempt": "2"])
+        apply(EventType.runFinished, at: 20, ["duration_ms": "8000"])
+        let report = board.report(now: start)
+        runs = report.runs
+        #expect(runs.isEmpty)
+        #expect(report.recent.first?.run == run)
+        #expect(report.recent.first?.state == "succeeded")
+        #expect(report.recent.first?.attempt == 2)
+        #expect(report.jobs.first?.name == "hourly")
+        #expect(report.jobs.first?.lastOutcome == "succeeded")
+        #expect(report.jobs.first?.lastDurationMs == 8000)
+        #expect(report.jobs.first?.succeeded == 1)
+    }
+
+    @Test func backlogErrorsAndLossesAreKept() {
+        var board = StatusBoard()
+        board.apply(
+            event(EventType.resultBacklog, "algorithm", "algorithm", ["pending": "3", "sent": "1", "dead": "2"]),
+            received: start
+        )
+        board.apply(event("log.error", level: "error", message: "processing failed: disk full"), received: start)
+        board.apply(event("log.warning", level: "warning", message: "slow"), received: start)
+        board.apply(event(EventType.messageRejected, message: "bad frame"), received: start)
+        board.recordLoss(publisher: "processor/processor-1", lost: 5)
+        board.recordLoss(publisher: "processor/processor-1", lost: 9)
+        let report = board.report(now: start)
+        #expect(report.backlog == .init(pending: 3, sent: 1, dead: 2, time: start))
+        #expect(report.errors.map(\.message) == ["bad frame", "processing failed: disk full"])
+        #expect(report.eventsLost == ["processor/processor-1": 14])
+    }
+
+    @Test func keeperSavesAndReloadsTheHistory() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("board-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/logger/status.json"
+        let logger = Logger(label: "test")
+        let keeper = StatusKeeper(path: path, logger: logger)
+        keeper.apply(event(EventType.serviceStarted), received: start)
+        keeper.apply(
+            event(EventType.runFinished, "algorithm", "algorithm", job: "j", run: "j@2027-01-15T08:00:00.000Z", ["duration_ms": "5"]),
+            received: start
+        )
+        keeper.saveIfChanged(now: start)
+        let reloaded = StatusKeeper(path: path, logger: logger)
+        #expect(reloaded.report(now: start) == keeper.report(now: start))
+        #expect(reloaded.report(now: start).recent.count == 1)
+
+        // A damaged file is set aside, and the logger starts a new history instead of failing.
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: path))
+        let fresh = StatusKeeper(path: path, logger: logger)
+        #expect(fresh.report(now: start).recent.isEmpty)
+        #expect(FileManager.default.fileExists(atPath: path + ".corrupt"))
+    }
+}
