@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and a few more.
-.PHONY: demo test build release format clean
+.PHONY: demo test bench build release format clean
 
 # Build and run the demo stack (Ctrl-C stops it). Results land in ./data/results.sqlite.
 demo:
@@ -13,6 +13,13 @@ test:
 	swift build --build-tests
 	swift test --skip-build
 
+# The benchmark suite (docs/PERFORMANCE.md): a static release build, then every measurement with its
+# raw libzmq / SQLite baseline; prints a table and writes bench.json. About 8 minutes.
+bench:
+	scripts/install-deps.sh --static
+	swift build -c release --static-swift-stdlib
+	.build/release/baton-bench --output bench.json
+
 build:
 	scripts/install-deps.sh
 	swift build
@@ -25,4 +32,4 @@ format:
 	swift format --in-place --recursive Package.swift Shared Services Tests
 
 clean:
-	rm -rf .build data
+	rm -rf .build data .bench bench.json

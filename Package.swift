@@ -50,6 +50,7 @@ let package = Package(
         .executable(name: "baton-algorithm", targets: ["AlgorithmServiceMain"]),
         .executable(name: "baton-processor", targets: ["ProcessorServiceMain"]),
         .executable(name: "baton-logger", targets: ["LoggerServiceMain"]),
+        .executable(name: "baton-bench", targets: ["BatonBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -101,6 +102,12 @@ let package = Package(
             dependencies: serviceBase + ["Storage", "ProcessorService", "AlgorithmService", "LoggerService", subprocess, system, signals]
         )
         + [
+            .executableTarget(
+                name: "BatonBench",
+                dependencies: ["ZMQ", "Messaging", "Runtime", "Storage", "AlgorithmService", grdb, logging, lifecycle, argumentParser],
+                path: "Benchmarks/BatonBench",
+                swiftSettings: swiftSettings
+            ),
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
             .testTarget(name: "MessagingTests", dependencies: ["Messaging"], swiftSettings: swiftSettings),
             .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging], swiftSettings: swiftSettings),

@@ -27,6 +27,8 @@ public final class StatusPublisher: Service, Sendable {
     private let capacity: Int
     private let state = Mutex(State())
     private let started = Date()
+    /// This host's name, looked up once (Foundation's lookup is not free, and heartbeats repeat it).
+    static let host = ProcessInfo.processInfo.hostName
 
     private struct State {
         var seq: UInt64 = 0
@@ -62,7 +64,7 @@ public final class StatusPublisher: Service, Sendable {
                 options: [
                     .sendHighWaterMark(100_000),
                     .reconnectInterval(.milliseconds(100), max: .seconds(2)),
-                    .heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6)),
+                    .peerHeartbeat,
                 ],
                 connect: [endpoint],
                 lingerOnClose: .milliseconds(500),
@@ -115,7 +117,7 @@ public final class StatusPublisher: Service, Sendable {
     public func run() async throws {
         publish(
             EventType.serviceStarted,
-            attributes: ["pid": "\(getpid())", "host": ProcessInfo.processInfo.hostName, "version": BatonVersion.current]
+            attributes: ["pid": "\(getpid())", "host": Self.host, "version": BatonVersion.current]
         )
         await withDiscardingTaskGroup { group in
             group.addTask { await self.followSubscriptions() }
@@ -154,7 +156,7 @@ public final class StatusPublisher: Service, Sendable {
             publish(
                 EventType.serviceHeartbeat,
                 attributes: [
-                    "uptime_s": "\(uptime)", "pid": "\(getpid())", "host": ProcessInfo.processInfo.hostName,
+                    "uptime_s": "\(uptime)", "pid": "\(getpid())", "host": Self.host,
                     "version": BatonVersion.current, "interval_ms": "\(Int(heartbeatInterval / .milliseconds(1)))",
                 ]
             )

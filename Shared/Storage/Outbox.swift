@@ -126,6 +126,26 @@ public final class Outbox: Sendable {
         self.policy = policy
     }
 
+    /// When parts handed off by this process became durable: the moment their transaction's commit returned,
+    /// which `durable_at` (written inside the transaction) cannot know. Taken once, by the first send.
+    private let commitTimes = Mutex<[String: Int64]>([:])
+
+    /// Notes that these parts' transaction committed at `micros` (µs since 1970).
+    func noteCommitted(_ entries: [Entry], micros: Int64) {
+        commitTimes.withLock { times in
+            if times.count > 100_000 { times.removeAll() }  // parts never sent here (e.g. a stopping sender)
+            for entry in entries { times["\(entry.header.runID)#\(entry.header.part)"] = micros }
+        }
+    }
+
+    private func withCommitTime(_ entry: Entry) -> Entry {
+        var entry = entry
+        if let micros = commitTimes.withLock({ $0.removeValue(forKey: "\(entry.header.runID)#\(entry.header.part)") }) {
+            entry.header.durableAtUs = micros
+        }
+        return entry
+    }
+
     /// How many write transactions ran so far; a reader that saw the same number saw the same outbox.
     public var changeCount: Int { changes.load(ordering: .acquiring) }
 
@@ -161,45 +181,66 @@ public final class Outbox: Sendable {
     /// may dead-letter the part; those parts are returned in `dead`.
     public func nextDue(now: Date = Date()) async throws -> (entry: Entry?, dead: [Entry]) {
         let policy = policy
-        return try await write { db in
-            let seconds = now.timeIntervalSince1970
-            // Processors that died while working: one failed attempt each.
-            let expired = try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM outbox WHERE state = 'sent' AND started = 1 AND due_at <= ?",
-                arguments: [seconds]
-            )
-            var dead: [Entry] = []
-            for row in expired {
-                let failures = (row["failures"] as Int) + 1
-                let reason = "lease expired: processor \(row["processor"] as String? ?? "?") stopped renewing it"
-                if failures >= policy.maxAttempts {
-                    try db.execute(
-                        sql: "UPDATE outbox SET state = 'dead', failures = ?, started = 0, last_error = ? WHERE seq = ?",
-                        arguments: [failures, reason, row["seq"] as Int64]
-                    )
-                    var entry = Self.entry(row)
-                    entry.state = "dead"
-                    entry.failures = failures
-                    entry.lastError = reason
-                    dead.append(entry)
-                } else {
-                    try db.execute(
-                        sql: "UPDATE outbox SET failures = ?, started = 0, last_error = ? WHERE seq = ?",
-                        arguments: [failures, reason, row["seq"] as Int64]
-                    )
-                }
-            }
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT * FROM outbox WHERE state IN ('pending', 'sent') AND due_at <= ?
-                    ORDER BY due_at, seq LIMIT 1
-                    """,
-                arguments: [seconds]
-            )
-            return (row.map(Self.entry), dead)
+        let found = try await write { db in try Self.due(in: db, now: now, policy: policy) }
+        return (found.entry.map(withCommitTime), found.dead)
+    }
+
+    /// Marks a part sent (see ``markSent(runID:part:leaseDeadline:now:)``) and finds the next due part (see
+    /// ``nextDue(now:)``), in one transaction: the sender's loop, at one commit per result.
+    public func markSentAndNextDue(
+        runID: String,
+        part: Int,
+        leaseDeadline: Date,
+        now: Date = Date()
+    ) async throws -> (
+        entry: Entry?, dead: [Entry]
+    ) {
+        let policy = policy
+        let found = try await write { db in
+            try Self.markSent(runID: runID, part: part, leaseDeadline: leaseDeadline, now: now, in: db)
+            return try Self.due(in: db, now: now, policy: policy)
         }
+        return (found.entry.map(withCommitTime), found.dead)
+    }
+
+    private static func due(in db: Database, now: Date, policy: RetryPolicy) throws -> (entry: Entry?, dead: [Entry]) {
+        let seconds = now.timeIntervalSince1970
+        // Processors that died while working: one failed attempt each.
+        let expired = try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM outbox WHERE state = 'sent' AND started = 1 AND due_at <= ?",
+            arguments: [seconds]
+        )
+        var dead: [Entry] = []
+        for row in expired {
+            let failures = (row["failures"] as Int) + 1
+            let reason = "lease expired: processor \(row["processor"] as String? ?? "?") stopped renewing it"
+            if failures >= policy.maxAttempts {
+                try db.execute(
+                    sql: "UPDATE outbox SET state = 'dead', failures = ?, started = 0, last_error = ? WHERE seq = ?",
+                    arguments: [failures, reason, row["seq"] as Int64]
+                )
+                var entry = Self.entry(row)
+                entry.state = "dead"
+                entry.failures = failures
+                entry.lastError = reason
+                dead.append(entry)
+            } else {
+                try db.execute(
+                    sql: "UPDATE outbox SET failures = ?, started = 0, last_error = ? WHERE seq = ?",
+                    arguments: [failures, reason, row["seq"] as Int64]
+                )
+            }
+        }
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT * FROM outbox WHERE state IN ('pending', 'sent') AND due_at <= ?
+                ORDER BY due_at, seq LIMIT 1
+                """,
+            arguments: [seconds]
+        )
+        return (row.map(Self.entry), dead)
     }
 
     /// When the next part becomes due (a retry or a lease deadline), if any part is waiting at all.
@@ -212,45 +253,75 @@ public final class Outbox: Sendable {
 
     /// Marks a part as handed to a processor, which must start on it before `leaseDeadline`.
     public func markSent(runID: String, part: Int, leaseDeadline: Date, now: Date = Date()) async throws {
-        try await write { db in
-            try db.execute(
-                sql: """
-                    UPDATE outbox SET state = 'sent', deliveries = deliveries + 1, started = 0, due_at = ?, sent_at = ?
-                    WHERE run_id = ? AND part = ? AND state IN ('pending', 'sent')
-                    """,
-                arguments: [leaseDeadline.timeIntervalSince1970, Timestamp.format(now), runID, part]
-            )
-        }
+        try await write { db in try Self.markSent(runID: runID, part: part, leaseDeadline: leaseDeadline, now: now, in: db) }
+    }
+
+    private static func markSent(runID: String, part: Int, leaseDeadline: Date, now: Date, in db: Database) throws {
+        try db.execute(
+            sql: """
+                UPDATE outbox SET state = 'sent', deliveries = deliveries + 1, started = 0, due_at = ?, sent_at = ?
+                WHERE run_id = ? AND part = ? AND state IN ('pending', 'sent')
+                """,
+            arguments: [leaseDeadline.timeIntervalSince1970, Timestamp.format(now), runID, part]
+        )
     }
 
     /// A processor is working on a part: extend its lease. Returns false if the part is not in flight.
     @discardableResult
     public func renewLease(runID: String, part: Int, processor: String, until deadline: Date) async throws -> Bool {
+        try await write { db in try Self.renew(runID: runID, part: part, processor: processor, until: deadline, in: db) }
+    }
+
+    private static func renew(runID: String, part: Int, processor: String, until deadline: Date, in db: Database) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE outbox SET started = 1, processor = ?, due_at = MAX(due_at, ?)
+                WHERE run_id = ? AND part = ? AND state = 'sent'
+                """,
+            arguments: [processor, deadline.timeIntervalSince1970, runID, part]
+        )
+        return db.changesCount > 0
+    }
+
+    /// What a processor said about a part it holds, applied in a batch by ``settle(_:now:)``.
+    public enum Settlement: Sendable, Equatable {
+        /// It is working on the part: extend the lease to `until`.
+        case renew(runID: String, part: Int, processor: String, until: Date)
+        /// It stored the part.
+        case ack(runID: String, part: Int, processor: String)
+    }
+
+    /// Applies lease renewals and acknowledgements in order, in one transaction (the ack receiver batches
+    /// whatever arrived while the previous batch committed). Returns, for each, whether it changed the part
+    /// (an ack of a part already acknowledged, or a renewal of a part not in flight, changes nothing).
+    public func settle(_ settlements: [Settlement], now: Date = Date()) async throws -> [Bool] {
         try await write { db in
-            try db.execute(
-                sql: """
-                    UPDATE outbox SET started = 1, processor = ?, due_at = MAX(due_at, ?)
-                    WHERE run_id = ? AND part = ? AND state = 'sent'
-                    """,
-                arguments: [processor, deadline.timeIntervalSince1970, runID, part]
-            )
-            return db.changesCount > 0
+            try settlements.map { settlement in
+                switch settlement {
+                case .renew(let runID, let part, let processor, let until):
+                    try Self.renew(runID: runID, part: part, processor: processor, until: until, in: db)
+                case .ack(let runID, let part, let processor):
+                    try Self.ack(runID: runID, part: part, processor: processor, now: now, in: db)
+                }
+            }
         }
     }
 
     /// Marks a part as stored by a processor. Returns false if it was unknown or already acknowledged.
     @discardableResult
     public func markAcked(runID: String, part: Int, processor: String? = nil, now: Date = Date()) async throws -> Bool {
-        try await write { db in
-            try db.execute(
-                sql: """
-                    UPDATE outbox SET state = 'acked', acked_at = ?, started = 0, processor = COALESCE(?, processor)
-                    WHERE run_id = ? AND part = ? AND state != 'acked'
-                    """,
-                arguments: [Timestamp.format(now), processor, runID, part]
-            )
-            return db.changesCount > 0
-        }
+        try await write { db in try Self.ack(runID: runID, part: part, processor: processor, now: now, in: db) }
+    }
+
+    private static func ack(runID: String, part: Int, processor: String?, now: Date, in db: Database) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE outbox SET state = 'acked', acked_at = ?, started = 0, processor = COALESCE(?, processor)
+                WHERE run_id = ? AND part = ? AND state != 'acked'
+                """,
+            arguments: [Timestamp.format(now), processor, runID, part]
+        )
+        return db.changesCount > 0
     }
 
     /// A processor failed on a part (or handed it back). A failure counts towards dead-lettering and delays

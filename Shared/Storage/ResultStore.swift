@@ -40,6 +40,10 @@ public final class ResultStore: Sendable {
         while true {
             do {
                 let pool = try DatabasePool(path: path, configuration: configuration)
+                // GRDB sets WAL databases to synchronous=NORMAL, which survives a killed process but not a power
+                // loss or kernel crash: the last commits can roll back. Baton acknowledges and reports what it
+                // committed, so every commit must be on disk: FULL syncs the WAL at each commit.
+                try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
                 try migrate(pool)
                 return pool
             } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < 50 {

@@ -81,8 +81,10 @@ public final class RunLedger: Sendable {
     }
 
     /// Marks a run finished and hands off its result parts, in one transaction.
-    public func finish(_ runID: String, outbox entries: [Outbox.Entry], now: Date = Date()) async throws {
+    public func finish(_ runID: String, outbox entries: [Outbox.Entry], now: Date? = nil) async throws {
         try await outbox.write { db in
+            // Stamped inside the transaction, just before it commits: the parts' `durable_at`.
+            let now = now ?? Date()
             for entry in entries {
                 try Outbox.insert(entry, in: db, now: now)
             }
@@ -91,6 +93,7 @@ public final class RunLedger: Sendable {
                 arguments: [Timestamp.format(now), runID]
             )
         }
+        outbox.noteCommitted(entries, micros: Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()))
     }
 
     /// Marks a run failed.

@@ -2,13 +2,40 @@ import Foundation
 public import Runtime
 public import ServiceLifecycle
 import Storage
-import ZMQ
+public import ZMQ
 
 /// Builds the algorithm service's parts: sockets, outbox, run workers, result sender and ack receiver.
 public enum AlgorithmService {
     /// The outbox database for a configuration.
     public static func outboxPath(_ configuration: Configuration) -> String {
         (configuration.dataDirectory as NSString).appendingPathComponent("algorithm/outbox.sqlite")
+    }
+
+    /// The sockets processors connect to: PUSH `results` (HWM 1, immediate: a result goes only to a
+    /// processor ready for it) and PULL `acks`, both bound.
+    public static func resultSockets(
+        configuration: Configuration,
+        context: Context
+    ) async throws -> (results: AsyncSocket, acks: AsyncSocket) {
+        let heartbeat = SocketOption.peerHeartbeat
+        let results = try await AsyncSocket(
+            context: context,
+            configuration: .init(
+                type: .push,
+                options: [.sendHighWaterMark(1), .immediate(true), heartbeat],
+                bind: [configuration.endpoints.results]
+            )
+        )
+        do {
+            let acks = try await AsyncSocket(
+                context: context,
+                configuration: .init(type: .pull, options: [heartbeat], bind: [configuration.endpoints.acks])
+            )
+            return (results, acks)
+        } catch {
+            await results.close()
+            throw error
+        }
     }
 
     /// The services that make up `baton-algorithm`, in start order.
@@ -19,19 +46,8 @@ public enum AlgorithmService {
             path: outboxPath(configuration),
             policy: .init(maxAttempts: processor.retries, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
         )
-        let heartbeat = SocketOption.heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6))
-        let results = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(
-                type: .push,
-                options: [.sendHighWaterMark(1), .immediate(true), heartbeat],
-                bind: [configuration.endpoints.results]
-            )
-        )
-        let acks = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(type: .pull, options: [heartbeat], bind: [configuration.endpoints.acks])
-        )
+        let heartbeat = SocketOption.peerHeartbeat
+        let (results, acks) = try await resultSockets(configuration: configuration, context: environment.context)
         let runs = try await AsyncSocket(
             context: environment.context,
             configuration: .init(

@@ -32,7 +32,7 @@ public struct BacklogMonitor: Service {
         publisher: StatusPublisher,
         metrics: ServiceMetrics,
         logger: Logger,
-        interval: Duration = .seconds(2)
+        interval: Duration = .seconds(5)
     ) {
         self.outbox = outbox
         self.publisher = publisher

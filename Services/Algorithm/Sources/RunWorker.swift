@@ -195,6 +195,11 @@ public struct RunWorker: Service {
             if let failure {
                 reason = failure
             } else if let problem = await handOff(request, job: job, partial: partial, final: final, elapsed: elapsed, logger: logger) {
+                if Task.isCancelled {
+                    // Stopped during the hand-off: not a failure; the run is still `running` and runs again on restart.
+                    logger.notice("hand-off interrupted by shutdown; the run will run again on restart")
+                    return
+                }
                 reason = problem
             } else {
                 return
@@ -228,23 +233,14 @@ public struct RunWorker: Service {
         elapsed: Duration,
         logger: Logger
     ) async -> String? {
-        let clock = ContinuousClock()
         do {
-            guard FileManager.default.fileExists(atPath: partial) else {
-                throw StorageError("the algorithm succeeded but wrote no result to $BATON_OUTPUT (\(partial))")
-            }
-            let handoffStart = clock.now
-            let seal = try RawResults.seal(partial: partial, final: final)
-            let header = ResultHeader(
+            let (seal, handoff) = try await ResultHandOff(ledger: ledger, doorbell: doorbell).handOff(
                 runID: request.runID,
                 job: job.name,
                 logicalTime: request.logicalTime,
-                size: seal.size,
-                sha256: seal.sha256
+                partial: partial,
+                final: final
             )
-            try await ledger.finish(request.runID, outbox: [.init(header: header, path: final)])
-            doorbell.ring()
-            let handoff = clock.now - handoffStart
             metrics.counter("baton_runs_succeeded_total", job: job.name).increment()
             metrics.timer("baton_run_duration_seconds", job: job.name).record(duration: elapsed)
             metrics.timer("baton_handoff_cost_seconds", job: job.name).record(duration: handoff)

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Messaging
 
 /// Appends status events to a JSON-lines file, one event per line, exactly as they were published, and
@@ -55,7 +55,13 @@ public final class EventLogWriter {
 
     /// Appends one event as a line of JSON, rotating first if the file is full.
     public func append(_ event: StatusEvent) throws {
-        var line = event.jsonLine
+        try append(json: event.jsonLine)
+    }
+
+    /// Appends an event's JSON as it came off the bus (its third frame, already checked to decode as an
+    /// event), without encoding it again.
+    public func append(json: Data) throws {
+        var line = json
         line.append(0x0A)
         if size > 0 && size + Int64(line.count) > maxBytes { try rotate() }
         try handle.write(contentsOf: line)

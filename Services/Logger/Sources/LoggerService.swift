@@ -96,7 +96,11 @@ public struct LoggerService: Service {
             await withDiscardingTaskGroup { group in
                 group.addTask { await Self.answerQueries(on: query, keeper: keeper, logger: logger) }
                 group.addTask {
-                    while (try? await Task.sleep(for: .seconds(1))) != nil { keeper.saveIfChanged() }
+                    // Save at most once a second, and only after a change.
+                    while await keeper.changed.wait() {
+                        guard (try? await Task.sleep(for: .seconds(1))) != nil else { return }
+                        keeper.saveIfChanged()
+                    }
                 }
                 while !Task.isShuttingDownGracefully {
                     guard let frames = try? await capture.receive() else { break }
@@ -125,7 +129,12 @@ public struct LoggerService: Service {
                     }
                     keeper.apply(event)
                     do {
-                        try writer.append(event)
+                        // As published, unless a foreign publisher spread its JSON over several lines.
+                        if frames[2].contains(0x0A) || frames[2].contains(0x0D) {
+                            try writer.append(event)
+                        } else {
+                            try writer.append(json: frames[2])
+                        }
                     } catch {
                         logger.error("cannot write the event log", metadata: ["path": "\(writer.path)", "error": "\(error)"])
                     }

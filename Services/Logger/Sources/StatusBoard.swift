@@ -47,11 +47,13 @@ public struct StatusBoard: Codable, Sendable, Equatable {
     /// An empty board.
     public init() {}
 
-    /// Folds one event in.
+    /// Folds one event in; returns whether it changed more than a service's last-seen time (a heartbeat
+    /// from a service already up changes nothing worth saving).
     /// - Parameters:
     ///   - event: The event.
     ///   - received: When the logger received it (liveness uses the logger's clock, not the publisher's).
-    public mutating func apply(_ event: StatusEvent, received: Date) {
+    @discardableResult
+    public mutating func apply(_ event: StatusEvent, received: Date) -> Bool {
         let attributes = event.attributes ?? [:]
         if event.type == EventType.supervisorExited, let source = attributes["service"], let instance = attributes["instance"],
             var child = services["\(source)/\(instance)"]
@@ -104,7 +106,12 @@ public struct StatusBoard: Codable, Sendable, Equatable {
         default:
             break
         }
+        let known = services[key]
         services[key] = service
+        if event.type == EventType.serviceHeartbeat, var unchanged = known, !unchanged.stopped, !unchanged.exited {
+            unchanged.lastSeen = service.lastSeen
+            if unchanged == service { return false }
+        }
         applyRun(event, attributes: attributes)
         if event.type == EventType.resultBacklog,
             let pending = attributes["pending"].flatMap(Int.init),
@@ -129,6 +136,7 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             )
             if errors.count > Self.errorLimit { errors.removeLast(errors.count - Self.errorLimit) }
         }
+        return true
     }
 
     private mutating func applyRun(_ event: StatusEvent, attributes: [String: String]) {

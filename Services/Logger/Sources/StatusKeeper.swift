@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 public import Messaging
+public import Runtime
 import Synchronization
 
 /// The logger's ``StatusBoard``, shared between the event loop that updates it and the query socket that
@@ -9,12 +10,15 @@ import Synchronization
 ///
 /// Saving writes a new file and renames it over the old one, so a crash leaves the previous or the new
 /// board, never a torn one. The board is saved at most once a second while events arrive, and on stop;
-/// a `kill -9` loses at most the last second, which the next heartbeats and run events make good.
+/// a `kill -9` loses at most the last second, which the next heartbeats and run events make good. Heartbeats
+/// that change nothing but a service's last-seen time do not make it save (an idle deployment writes nothing).
 public final class StatusKeeper: Sendable {
     /// The file the board is saved in.
     public let path: String
     private let state: Mutex<(board: StatusBoard, dirty: Bool)>
     private let logger: Logger
+    /// Rung when the board changes; the saver sleeps on it, so an idle logger does not wake to save.
+    public let changed = Doorbell()
 
     /// Loads the saved board, if there is a usable one; an unreadable file is set aside as `.corrupt`.
     public init(path: String, logger: Logger) {
@@ -38,10 +42,12 @@ public final class StatusKeeper: Sendable {
 
     /// Folds an event into the board.
     public func apply(_ event: StatusEvent, received: Date = Date()) {
-        state.withLock {
-            $0.board.apply(event, received: received)
-            $0.dirty = true
+        let significant = state.withLock { state -> Bool in
+            guard state.board.apply(event, received: received) else { return false }
+            state.dirty = true
+            return true
         }
+        if significant { changed.ring() }
     }
 
     /// Counts lost events from a publisher.
@@ -50,6 +56,7 @@ public final class StatusKeeper: Sendable {
             $0.board.recordLoss(publisher: publisher, lost: lost)
             $0.dirty = true
         }
+        changed.ring()
     }
 
     /// The current report.

@@ -9,7 +9,7 @@ public enum ProcessorService {
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
         let configuration = environment.configuration
         let store = try ResultStore(path: configuration.storePath)
-        let heartbeat = SocketOption.heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6))
+        let heartbeat = SocketOption.peerHeartbeat
         let reconnect = SocketOption.reconnectInterval(.milliseconds(100), max: .seconds(2))
         let results = try await AsyncSocket(
             context: environment.context,

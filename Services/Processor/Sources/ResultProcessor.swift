@@ -69,22 +69,19 @@ public struct ResultProcessor: Service {
 
     private func handle(_ message: ResultMessage) async {
         let header = message.header
+        var received = ["size": "\(header.size)", "attempt": "\(header.attempt)"]
         if let durable = header.durableAtUs, header.attempt == 1 {
             // Only first deliveries: a re-sent result's age is its retry history, not the hand-off.
             let now = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
-            metrics.timer("baton_handoff_latency_seconds").recordNanoseconds(max(now - durable, 0) * 1000)
+            let latency = max(now - durable, 0)
+            metrics.timer("baton_handoff_latency_seconds").recordNanoseconds(latency * 1000)
+            received["handoff_us"] = "\(latency)"
         }
         var logger = logger
         logger[metadataKey: "job"] = "\(header.job)"
         logger[metadataKey: "run"] = "\(header.runID)"
         logger[metadataKey: "part"] = "\(header.part)"
-        publisher.publish(
-            EventType.resultReceived,
-            job: header.job,
-            run: header.runID,
-            part: header.part,
-            attributes: ["size": "\(header.size)", "attempt": "\(header.attempt)"]
-        )
+        publisher.publish(EventType.resultReceived, job: header.job, run: header.runID, part: header.part, attributes: received)
         let processLogger = logger
         let renewal = Wire.encode(LeaseRenewal(runID: header.runID, part: header.part, processor: instance))
         acks.post(renewal)

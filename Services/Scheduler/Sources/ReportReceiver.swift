@@ -88,7 +88,9 @@ public struct ReportReceiver: Service {
                 return
             }
         }
-        let margin = min(max(left * 0.1, 0.05), 60)
+        // Check a tenth of the time left before the slot (at least 50 ms, but never earlier than halfway, so a
+        // job every 10 ms is not warned about at once).
+        let margin = min(max(left * 0.1, min(0.05, left / 2)), 60)
         try? await Task.sleep(for: .milliseconds(Int64((left - margin) * 1000)))
         if Task.isCancelled { return }
         if let state = try? await ledger.state(runID: runID), state == "accepted" || state == "fired" {

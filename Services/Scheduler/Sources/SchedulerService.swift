@@ -15,7 +15,7 @@ public enum SchedulerService {
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
         let configuration = environment.configuration
         let ledger = try SchedulerState(path: statePath(configuration))
-        let heartbeat = SocketOption.heartbeat(interval: .seconds(2), timeout: .seconds(6), ttl: .seconds(6))
+        let heartbeat = SocketOption.peerHeartbeat
         let runs = try await AsyncSocket(
             context: environment.context,
             configuration: .init(

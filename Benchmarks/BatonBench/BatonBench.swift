@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+
+/// `baton-bench`: Baton's benchmark suite. Every figure is measured next to a raw libzmq or SQLite baseline
+/// in the same run, so ratios hold on a noisy machine. Targets are checked here, never in tests.
+@main
+struct BatonBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baton-bench",
+        abstract: "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost and recovery.",
+        discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+300 on 127.0."
+            + "0.1 and the folder --dir on the disk being measured."
+    )
+
+    @Option(help: "Where the scenarios' data goes (deleted first).")
+    var dir = ".bench"
+
+    @Option(help: "The JSON report.")
+    var output = "bench.json"
+
+    @Option(help: "First TCP port used.")
+    var port = 27600
+
+    @Flag(help: "Shorter runs (a smoke test of the suite; the figures are not the reference ones).")
+    var quick = false
+
+    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery.")
+    var only: String?
+
+    @Flag(help: "Keep the scenarios' folders (logs, databases) for a look afterwards.")
+    var keep = false
+
+    func wanted(_ part: String) -> Bool { only.map { $0.split(separator: ",").contains(Substring(part)) } ?? true }
+
+    func run() async throws {
+        let root = URL(fileURLWithPath: dir).standardizedFileURL.path
+        try? FileManager.default.removeItem(atPath: root)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let scenarios = Scenarios(root: root, quick: quick) { print($0) }
+        var report = Report(machine: .current(disk: root), quick: quick)
+        let started = Date()
+        let latencyCount = quick ? 100 : 500
+
+        // A processor stores a 1 MiB demo result (about 8,000 JSON lines) in about 150 ms, so 1 MiB results come
+        // every 250 ms: the processor must be idle when the next one arrives. The baseline uses the same pace.
+        for (index, (label, size, pace)) in [("64B", 64, 10), ("1MiB", 1 << 20, 250)].enumerated() where wanted("latency") {
+            let count = size > 1024 ? latencyCount / 5 : latencyCount
+            print("hand-off latency, \(label) every \(pace) ms: raw libzmq baseline")
+            let baseline = try Baselines.pushPullLatency(size: size, messages: count, pace: .milliseconds(pace), port: port + 2 + index)
+            print("hand-off latency, \(label) every \(pace) ms: Baton")
+            let baton = try scenarios.handoffLatency(size: size, every: pace, count: count, port: port + 100 + 20 * index)
+            report.handoff[label] = .init(baton: Sample(baton), baseline: Sample(baseline))
+        }
+
+        if wanted("throughput") {
+            print("throughput: raw libzmq PUSH→PULL, 64-byte messages")
+            report.throughput.zmqMessagesPerSecond = try Baselines.pushPullThroughput(size: 64, seconds: quick ? 1 : 3, port: port + 1)
+            print("throughput: SQLite inserts, batches of 1000 and single-row transactions")
+            report.throughput.sqliteBatchedRowsPerSecond = try Baselines.sqliteInserts(
+                directory: root,
+                batch: 1000,
+                size: 64,
+                seconds: quick ? 1 : 3
+            )
+            report.throughput.sqliteSingleRowsPerSecond = try Baselines.sqliteInserts(
+                directory: root,
+                batch: 1,
+                size: 64,
+                seconds: quick ? 1 : 3
+            )
+            let seconds = quick ? 5.0 : 20.0
+            print("throughput: Baton, \(Int(seconds)) s of 64-byte results, 2 processors")
+            report.throughput.baton = try await scenarios.throughput(seconds: seconds, processors: 2, producers: 4, port: port + 200)
+        }
+
+        for (label, size, count) in [("1KiB", 1024, 50), ("1MiB", 1 << 20, 20), ("64MiB", 64 << 20, quick ? 2 : 5)] where wanted("cost") {
+            print("algorithm hand-off cost, \(label)")
+            report.handoffCost[label] = Sample(
+                try await scenarios.handoffCost(size: size, count: quick ? min(count, 10) : count, port: port + 220)
+            )
+        }
+
+        if wanted("timer") {
+            let fires = quick ? 50 : 300
+            print("timer: \(fires) fires at 100 ms")
+            report.timer = try scenarios.timer(fires: fires, port: port + 240)
+        }
+        if wanted("idle") {
+            print("idle cost: \(quick ? 5 : 20) s")
+            report.idle = try scenarios.idle(seconds: quick ? 5 : 20, port: port + 260)
+        }
+        if wanted("recovery") {
+            let results = quick ? 2000 : 10_000
+            print("recovery: kill -9 of a processor with \(results) results in flight")
+            report.recovery = try await scenarios.recovery(results: results, port: port + 280)
+        }
+
+        report.seconds = Date().timeIntervalSince(started)
+        report.evaluate()
+        print("")
+        print(report.table())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        try encoder.encode(report).write(to: URL(fileURLWithPath: output))
+        print("JSON: \(output)")
+        if !keep { try? FileManager.default.removeItem(atPath: root) }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Glibc
+import Messaging
+
+/// Real Baton service processes for one scenario: a directory under the bench folder, a configuration on
+/// its own TCP ports, processes started from the build directory and killed at the end.
+final class BenchStack {
+    let directory: String
+    let configPath: String
+    let basePort: Int
+    private var processes: [String: Process] = [:]
+
+    /// The directory holding `baton-bench` and the service executables.
+    static let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+
+    init(root: String, name: String, basePort: Int, yaml body: String) throws {
+        directory = "\(root)/\(name)"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        configPath = directory + "/baton.yaml"
+        self.basePort = basePort
+        let yaml = """
+            data_dir: \(directory)/data
+            endpoints:
+              runs: tcp://127.0.0.1:\(basePort + 1)
+              control: tcp://127.0.0.1:\(basePort + 2)
+              results: tcp://127.0.0.1:\(basePort + 3)
+              acks: tcp://127.0.0.1:\(basePort + 4)
+              status_in: tcp://127.0.0.1:\(basePort + 5)
+              status_out: tcp://127.0.0.1:\(basePort + 6)
+              query: tcp://127.0.0.1:\(basePort + 7)
+              reports: tcp://127.0.0.1:\(basePort + 8)
+            metrics:
+              logger: \(basePort + 10)
+              scheduler: \(basePort + 11)
+              algorithm: \(basePort + 12)
+              processor: \(basePort + 13)
+
+            """
+        try (yaml + body).write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    var dataDirectory: String { directory + "/data" }
+    var eventLog: String { dataDirectory + "/logs/events.jsonl" }
+
+    @discardableResult
+    func start(_ name: String, _ executable: String, _ arguments: [String] = []) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaries + "/" + executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["BATON_CONFIG"] = configPath
+        environment["BATON_SUPERVISOR_PID"] = "\(getpid())"
+        environment["BATON_INSTANCE"] = name
+        process.environment = environment
+        let log = "\(directory)/\(name).err"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        processes[name] = process
+        return process
+    }
+
+    func pid(_ name: String) -> Int32? { processes[name]?.processIdentifier }
+
+    func kill(_ name: String, signal: Int32 = SIGKILL) {
+        guard let process = processes[name] else { return }
+        Glibc.kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM to all (workers first, the logger last), SIGKILL after 10 s.
+    func stop() {
+        let order = processes.keys.sorted { ($0 == "logger" ? 1 : 0, $0) < ($1 == "logger" ? 1 : 0, $1) }
+        for name in order {
+            guard let process = processes[name], process.isRunning else { continue }
+            Glibc.kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        processes = [:]
+    }
+
+    /// The status events of a type in the logger's event log, in order.
+    func events(_ type: String) -> [StatusEvent] {
+        guard let text = try? String(contentsOfFile: eventLog, encoding: .utf8) else { return [] }
+        let decoder = Timestamp.decoder()
+        let needle = "\"type\":\"\(type)\""
+        return text.split(separator: "\n").compactMap { line in
+            guard line.contains(needle) else { return nil }
+            return try? decoder.decode(StatusEvent.self, from: Data(line.utf8))
+        }
+    }
+
+    /// Waits until `condition` holds, checking every 200 ms; false on timeout.
+    func wait(timeout: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(200_000)
+        }
+        return condition()
+    }
+
+    /// CPU time of each thread of a process, in nanoseconds (from /proc/<pid>/task/<tid>/schedstat).
+    static func threadCPU(_ pid: Int32) -> [String: UInt64] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var result: [String: UInt64] = [:]
+        for task in tasks {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/schedstat", encoding: .utf8),
+                let first = text.split(separator: " ").first, let value = UInt64(first)
+            else { continue }
+            result[task] = value
+        }
+        return result
+    }
+
+    /// CPU nanoseconds a process used during `seconds`, all threads, sampled every 0.25 s so that threads
+    /// ending in between (libdispatch retires idle workers) keep what they had used.
+    static func cpuNanos(of pids: [Int32], during seconds: Double) -> [UInt64] {
+        var first = pids.map { threadCPU($0) }
+        var last = first
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            usleep(250_000)
+            for (index, pid) in pids.enumerated() {
+                for (tid, value) in threadCPU(pid) {
+                    if first[index][tid] == nil { first[index][tid] = 0 }  // a thread born during the window
+                    last[index][tid] = value
+                }
+            }
+        }
+        return pids.indices.map { index in
+            last[index].reduce(0) { total, entry in total + (entry.value - min(first[index][entry.key] ?? 0, entry.value)) }
+        }
+    }
+
+    /// Private (anonymous) resident memory of a process in KiB: heap and stacks, without the mapped code and
+    /// libraries that RSS also counts (from /proc/<pid>/smaps_rollup).
+    static func anonymousKiB(_ pid: Int32) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("Anonymous:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+
+    /// Resident memory of a process in KiB (VmRSS).
+    static func rssKiB(_ pid: Int32) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+}

@@ -1,0 +1,73 @@
+import AlgorithmService
+import Foundation
+import Logging
+import Messaging
+import Runtime
+import ServiceLifecycle
+import Storage
+import ZMQ
+
+/// The algorithm's side of the result pipeline, in this process, built from the algorithm service's own
+/// parts: the outbox, the hand-off (seal + commit + doorbell), the sender and the ack receiver, bound on the
+/// stack's endpoints, so real `baton-processor` processes take the results. Only the scheduler and the run
+/// itself are left out: producers hand off as fast as they can, which is what result throughput measures.
+final class Pipeline: @unchecked Sendable {
+    let stack: BenchStack
+    let outbox: Outbox
+    let handOff: ResultHandOff
+    private let context = Context()
+    private var tasks: Task<Void, Never>?
+    private var sockets: (results: AsyncSocket, acks: AsyncSocket)?
+    private var publisher: StatusPublisher?
+
+    init(stack: BenchStack, lease: Duration) async throws {
+        self.stack = stack
+        let configuration = try Configuration.load(path: stack.configPath, environment: [:])
+        outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
+        let doorbell = Doorbell()
+        handOff = ResultHandOff(ledger: RunLedger(outbox: outbox), doorbell: doorbell)
+        let sockets = try await AlgorithmService.resultSockets(configuration: configuration, context: context)
+        let publisher = try await StatusPublisher(
+            context: context,
+            endpoint: configuration.endpoints.statusIn,
+            source: "algorithm",
+            instance: "bench"
+        )
+        var logger = Logger(label: "bench")
+        logger.logLevel = .warning
+        let parts: [any Service] = [
+            publisher,
+            ResultSender(outbox: outbox, results: sockets.results, doorbell: doorbell, lease: lease, publisher: publisher, logger: logger),
+            AckReceiver(outbox: outbox, acks: sockets.acks, doorbell: doorbell, lease: lease, publisher: publisher, logger: logger),
+        ]
+        tasks = Task {
+            await withDiscardingTaskGroup { group in
+                for part in parts { group.addTask { try? await part.run() } }
+            }
+        }
+        self.sockets = sockets
+        self.publisher = publisher
+    }
+
+    /// Hands off one small result (one JSON line) as run `bench@<base>~<index + 2>`; returns when it is durable.
+    func produce(index: Int, base: Date, payload: Data) async throws {
+        // One logical time, told apart by the rerun suffix (`~N`): formatted times could collide.
+        let time = base
+        let runID = "bench@\(Timestamp.format(time))~\(index + 2)"
+        let directory = RawResults.directory(dataDirectory: stack.dataDirectory, job: "bench")
+        let partial = RawResults.partialPath(dataDirectory: stack.dataDirectory, job: "bench", runID: runID)
+        let final = RawResults.resultPath(dataDirectory: stack.dataDirectory, job: "bench", runID: runID)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try payload.write(to: URL(fileURLWithPath: partial))
+        _ = try await handOff.handOff(runID: runID, job: "bench", logicalTime: time, partial: partial, final: final)
+    }
+
+    func stop() async {
+        tasks?.cancel()
+        await tasks?.value
+        if let sockets {
+            await sockets.results.close()
+            await sockets.acks.close()
+        }
+    }
+}

@@ -1,0 +1,342 @@
+import AlgorithmService
+import Foundation
+import Glibc
+import Messaging
+import Storage
+
+/// Each measurement of the suite, against real processes (or Baton's own parts in process), on loopback TCP.
+struct Scenarios {
+    let root: String
+    let quick: Bool
+    let say: (String) -> Void
+
+    // MARK: 1. Hand-off latency
+
+    /// Result durable on the algorithm side → processor starts on it, in ms, with the processor idle in
+    /// between: a job every `every` ms, the built-in algorithm with no computation, one processor. Read from
+    /// the processor's `result.received` events (`handoff_us`: from the outbox commit's return to the processor
+    /// starting on the result, both on this host's clock).
+    func handoffLatency(size: Int, every: Int, count: Int, port: Int) throws -> [Double] {
+        let stack = try BenchStack(
+            root: root,
+            name: "handoff-\(size)",
+            basePort: port,
+            yaml: """
+                jobs:
+                  - name: handoff
+                    every: \(every)ms
+                    builtin: demo
+                    duration: 0s
+                    result_size: \(size)
+
+                """
+        )
+        defer { stack.stop() }
+        try stack.start("logger", "baton-logger")
+        usleep(300_000)
+        try stack.start("processor-1", "baton-processor", ["--name", "processor-1"])
+        try stack.start("algorithm", "baton-algorithm")
+        try stack.start("scheduler", "baton-scheduler")
+        let warmup = 20
+        var samples: [Double] = []
+        _ = stack.wait(timeout: 120) {
+            samples = stack.events(EventType.resultReceived).compactMap { $0.attributes?["handoff_us"].flatMap(Double.init) }
+            return samples.count >= warmup + count
+        }
+        return samples.dropFirst(warmup).prefix(count).map { $0 / 1000 }
+    }
+
+    // MARK: 2. Durable throughput
+
+    struct Throughput: Codable {
+        var resultsPerSecond: Double
+        var handedOffPerSecond: Double
+        var seconds: Double
+        var processors: Int
+        var producers: Int
+    }
+
+    /// Small results through the pipeline into SQLite: producers hand off 64-byte results as fast as they can
+    /// (seal + outbox commit, as the algorithm does), the sender and ack receiver drain the outbox, real
+    /// processors store into `results.sqlite`. Stored results/s over the measured window.
+    func throughput(seconds: Double, processors: Int, producers: Int, port: Int) async throws -> Throughput {
+        let stack = try BenchStack(root: root, name: "throughput", basePort: port, yaml: "")
+        defer { stack.stop() }
+        try stack.start("logger", "baton-logger")
+        usleep(300_000)
+        let pipeline = try await Pipeline(stack: stack, lease: .seconds(30))
+        for index in 1...processors { try stack.start("processor-\(index)", "baton-processor", ["--name", "processor-\(index)"]) }
+        let store = StoreCounter(path: stack.dataDirectory + "/results.sqlite")
+        let produced = Counter()
+        let stopAt = Date().addingTimeInterval(seconds + 4)
+        let base = Date(timeIntervalSince1970: 1_900_000_000)
+        let payload = Data(#"{"value":42,"text":"a small result of 64 bytes......"}"#.utf8 + [0x0A])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for producer in 0..<producers {
+                group.addTask {
+                    var index = producer
+                    while Date() < stopAt {
+                        try await pipeline.produce(index: index, base: base, payload: payload)
+                        produced.add()
+                        index += producers
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(3))  // warm-up
+                let stored0 = await store.count(), produced0 = produced.value, start = Date()
+                try await Task.sleep(for: .seconds(seconds))
+                let elapsed = Date().timeIntervalSince(start)
+                let stored1 = await store.count(), produced1 = produced.value
+                produced.result = (Double(stored1 - stored0) / elapsed, Double(produced1 - produced0) / elapsed, elapsed)
+            }
+            try await group.waitForAll()
+        }
+        await pipeline.stop()
+        let (stored, handed, elapsed) = produced.result
+        return Throughput(
+            resultsPerSecond: stored,
+            handedOffPerSecond: handed,
+            seconds: elapsed,
+            processors: processors,
+            producers: producers
+        )
+    }
+
+    // MARK: 3. Algorithm-side hand-off cost
+
+    /// Result file closed → algorithm free for its next run (checksum, fsync file and directory, rename, the
+    /// outbox transaction), in ms, with Baton's own hand-off, for a file of `size` random bytes.
+    func handoffCost(size: Int, count: Int, port: Int) async throws -> [Double] {
+        let stack = try BenchStack(root: root, name: "cost-\(size)", basePort: port, yaml: "")
+        defer { stack.stop() }
+        let pipeline = try await Pipeline(stack: stack, lease: .seconds(30))
+        var random = SystemRandomNumberGenerator()
+        let payload = Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &random) })
+        var samples: [Double] = []
+        let directory = RawResults.directory(dataDirectory: stack.dataDirectory, job: "cost")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for index in 0..<count {
+            let time = Date(timeIntervalSince1970: 1_900_000_000)
+            let runID = "cost@\(Timestamp.format(time))~\(index + 2)"
+            let partial = RawResults.partialPath(dataDirectory: stack.dataDirectory, job: "cost", runID: runID)
+            let final = RawResults.resultPath(dataDirectory: stack.dataDirectory, job: "cost", runID: runID)
+            try payload.write(to: URL(fileURLWithPath: partial))  // written and closed: the algorithm is done
+            let (_, duration) = try await pipeline.handOff.handOff(
+                runID: runID,
+                job: "cost",
+                logicalTime: time,
+                partial: partial,
+                final: final
+            )
+            samples.append(duration / .milliseconds(1))
+            try? FileManager.default.removeItem(atPath: final)
+        }
+        await pipeline.stop()
+        return samples
+    }
+
+    // MARK: 4. Timer
+
+    struct Timer: Codable {
+        var fires: Int
+        var latenessMs: Sample?
+        var driftMs: Double
+    }
+
+    /// Fire lateness at a 100 ms interval over `fires` fires (scheduler and logger only), from `run.scheduled`;
+    /// drift is the mean lateness of the last 10 fires minus that of the first 10.
+    func timer(fires: Int, port: Int) throws -> Timer {
+        let stack = try BenchStack(
+            root: root,
+            name: "timer",
+            basePort: port,
+            yaml: """
+                jobs:
+                  - name: timer
+                    every: 100ms
+                    overlap: allow
+                    builtin: demo
+                    duration: 0s
+
+                """
+        )
+        defer { stack.stop() }
+        try stack.start("logger", "baton-logger")
+        usleep(300_000)
+        try stack.start("scheduler", "baton-scheduler")
+        var lateness: [Double] = []
+        _ = stack.wait(timeout: Double(fires) / 10 + 30) {
+            lateness = stack.events(EventType.runScheduled).compactMap { $0.attributes?["lateness_ms"].flatMap(Double.init) }
+            return lateness.count >= fires + 1
+        }
+        // The first fire after start-up is not timed by the grid; drop it.
+        let values = Array(lateness.dropFirst().prefix(fires))
+        let head = values.prefix(10), tail = values.suffix(10)
+        let drift = tail.reduce(0, +) / Double(max(tail.count, 1)) - head.reduce(0, +) / Double(max(head.count, 1))
+        return Timer(fires: values.count, latenessMs: Sample(values), driftMs: drift)
+    }
+
+    // MARK: 5. Idle cost
+
+    struct Idle: Codable {
+        var cpuMsPer10s: Double
+        var rssMiB: Double
+        /// Heap and stacks only (RSS also counts the executable's and libraries' mapped pages).
+        var anonymousMiB: Double
+    }
+
+    /// CPU time per 10 s (all threads, from schedstat, nanosecond resolution) and resident memory of each
+    /// service of an idle stack (a job that fires in 2100), metrics endpoints on.
+    func idle(seconds: Double, port: Int) throws -> [String: Idle] {
+        let stack = try BenchStack(
+            root: root,
+            name: "idle",
+            basePort: port,
+            yaml: """
+                jobs:
+                  - name: later
+                    at: 2100-01-01T00:00:00Z
+                    builtin: demo
+                    duration: 1s
+
+                """
+        )
+        defer { stack.stop() }
+        try stack.start("logger", "baton-logger")
+        usleep(300_000)
+        for (name, executable) in [("scheduler", "baton-scheduler"), ("algorithm", "baton-algorithm"), ("processor", "baton-processor")] {
+            try stack.start(name, executable)
+        }
+        sleep(5)  // start-up done, connections made
+        let names = ["logger", "scheduler", "algorithm", "processor"]
+        let pids = names.map { stack.pid($0)! }
+        let used = BenchStack.cpuNanos(of: pids, during: seconds)
+        var result: [String: Idle] = [:]
+        for (index, name) in names.enumerated() {
+            result[name] = Idle(
+                cpuMsPer10s: Double(used[index]) / 1e6 / seconds * 10,
+                rssMiB: Double(BenchStack.rssKiB(pids[index])) / 1024,
+                anonymousMiB: Double(BenchStack.anonymousKiB(pids[index])) / 1024
+            )
+        }
+        return result
+    }
+
+    // MARK: 6. Recovery
+
+    struct Recovery: Codable {
+        var results: Int
+        var storedAtKill: Int
+        var lease: Double
+        var secondsToAllStored: Double
+        var storedRows: Int
+        var missing: Int
+        var duplicateDeliveries: Int
+        var redeliveries: Int
+        var ratePerSecondBeforeKill: Double
+        var secondsToFullRateAfterRestart: Double?
+    }
+
+    /// 10,000 results handed off, two processors storing them; `kill -9` of one at 2,000 stored, restarted
+    /// 0.5 s later (as `baton up` does). Time from the kill until every result is stored, results missing
+    /// (must be 0), duplicates (deliveries of results already stored, which the store recognises), and how
+    /// soon the rate is back.
+    func recovery(results: Int, port: Int) async throws -> Recovery {
+        let lease = 2.0
+        let stack = try BenchStack(root: root, name: "recovery", basePort: port, yaml: "processor:\n  lease: 2s\n")
+        defer { stack.stop() }
+        try stack.start("logger", "baton-logger")
+        usleep(300_000)
+        let pipeline = try await Pipeline(stack: stack, lease: .seconds(lease))
+        let base = Date(timeIntervalSince1970: 1_900_000_000)
+        let payload = Data(#"{"value":42}"#.utf8 + [0x0A])
+        say("  recovery: handing off \(results) results")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for producer in 0..<4 {
+                group.addTask {
+                    for index in stride(from: producer, to: results, by: 4) {
+                        try await pipeline.produce(index: index, base: base, payload: payload)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let store = StoreCounter(path: stack.dataDirectory + "/results.sqlite")
+        try stack.start("processor-1", "baton-processor", ["--name", "processor-1"])
+        try stack.start("processor-2", "baton-processor", ["--name", "processor-2"])
+        var samples: [(time: Double, stored: Int)] = []
+        let clock = Date()
+        func sample() async -> Int {
+            let stored = await store.count()
+            samples.append((Date().timeIntervalSince(clock), stored))
+            return stored
+        }
+        let killAt = min(2000, results / 5)
+        while await sample() < killAt { try await Task.sleep(for: .milliseconds(50)) }
+        let killTime = Date().timeIntervalSince(clock)
+        let storedAtKill = samples.last!.stored
+        stack.kill("processor-1")
+        try await Task.sleep(for: .milliseconds(500))
+        try stack.start("processor-1", "baton-processor", ["--name", "processor-1"])
+        let restartTime = Date().timeIntervalSince(clock)
+        let deadline = Date().addingTimeInterval(300)
+        while await sample() < results && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let doneTime = Date().timeIntervalSince(clock)
+        // Rate before the kill: over the last second of samples before it.
+        let before = samples.filter { $0.time <= killTime && $0.time >= killTime - 1 }
+        let rateBefore =
+            before.count >= 2 ? Double(before.last!.stored - before.first!.stored) / (before.last!.time - before.first!.time) : 0
+        // Back to full rate: the first 500 ms window after the restart storing at ≥ 90% of that rate.
+        var fullRate: Double?
+        for (index, start) in samples.enumerated() where start.time >= restartTime {
+            guard let end = samples[index...].first(where: { $0.time >= start.time + 0.5 }) else { break }
+            if end.stored >= results { break }
+            if Double(end.stored - start.stored) / (end.time - start.time) >= 0.9 * rateBefore {
+                fullRate = start.time - restartTime
+                break
+            }
+        }
+        try await Task.sleep(for: .seconds(1))  // let the last events reach the log
+        await pipeline.stop()
+        let rows = await store.count()
+        return Recovery(
+            results: results,
+            storedAtKill: storedAtKill,
+            lease: lease,
+            secondsToAllStored: doneTime - killTime,
+            storedRows: rows,
+            missing: results - rows,
+            duplicateDeliveries: stack.events(EventType.resultDuplicate).count,
+            redeliveries: stack.events(EventType.resultRedelivered).count,
+            ratePerSecondBeforeKill: rateBefore,
+            secondsToFullRateAfterRestart: fullRate
+        )
+    }
+}
+
+/// A counter shared by producer tasks.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private var stored: (Double, Double, Double) = (0, 0, 0)
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+    var result: (Double, Double, Double) {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
+
+/// Counts stored results, opening the store once it exists.
+actor StoreCounter {
+    let path: String
+    private var store: ResultStore?
+
+    init(path: String) { self.path = path }
+
+    func count() async -> Int {
+        if store == nil, FileManager.default.fileExists(atPath: path) { store = try? ResultStore(path: path) }
+        return (try? await store?.resultCount()) ?? 0
+    }
+}
