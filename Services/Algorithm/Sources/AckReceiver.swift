@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import Logging
 import Messaging
 public import Runtime
@@ -34,45 +35,80 @@ public struct AckReceiver: Service {
     }
 
     public func run() async throws {
+        // Messages are taken off the socket as they come and applied in batches: whatever arrived while one
+        // batch committed goes into the next transaction together (group commit), so under load the outbox
+        // does one commit for many acknowledgements and renewals.
+        let inbox = Inbox()
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                guard let frames = try? await acks.receive() else { return }
-                do {
-                    switch try Wire.kind(of: frames) {
-                    case Acknowledgement.kind:
-                        try await handle(Wire.decode(Acknowledgement.self, from: frames).message)
-                    case LeaseRenewal.kind:
-                        let renewal = try Wire.decode(LeaseRenewal.self, from: frames).message
-                        try await outbox.renewLease(
-                            runID: renewal.runID,
-                            part: renewal.part,
-                            processor: renewal.processor,
-                            until: Date().addingTimeInterval(lease / .seconds(1))
-                        )
-                    case FailureReport.kind:
-                        try await handle(Wire.decode(FailureReport.self, from: frames).message)
-                    case let kind:
-                        throw ProtocolError(.kind, "expected ack, lease or nack on the acks socket, got \"\(kind)\"")
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        guard let frames = try? await acks.receive() else { break }
+                        do {
+                            inbox.put(try decode(frames))
+                        } catch {
+                            logger.warning("rejected a malformed message", metadata: ["socket": "acks", "error": "\(error)"])
+                            publisher.publish(EventType.messageRejected, message: "\(error)", attributes: ["socket": "acks"])
+                        }
                     }
-                } catch let error as ProtocolError {
-                    logger.warning("rejected a malformed message", metadata: ["socket": "acks", "error": "\(error)"])
-                    publisher.publish(EventType.messageRejected, message: "\(error)", attributes: ["socket": "acks"])
-                } catch {
-                    logger.error("cannot update the outbox", metadata: ["error": "\(error)"])
+                    inbox.close()
+                }
+                group.addTask {
+                    while let batch = await inbox.take() { await apply(batch) }
                 }
             }
         }
     }
 
-    private func handle(_ ack: Acknowledgement) async throws {
-        if try await outbox.markAcked(runID: ack.runID, part: ack.part, processor: ack.processor) {
-            publisher.publish(
-                EventType.resultAcknowledged,
-                run: ack.runID,
-                part: ack.part,
-                attributes: ["processor": ack.processor, "duplicate": "\(ack.duplicate)"]
-            )
+    private func decode(_ frames: [Data]) throws -> Message {
+        switch try Wire.kind(of: frames) {
+        case Acknowledgement.kind: .ack(try Wire.decode(Acknowledgement.self, from: frames).message)
+        case LeaseRenewal.kind: .renewal(try Wire.decode(LeaseRenewal.self, from: frames).message)
+        case FailureReport.kind: .failure(try Wire.decode(FailureReport.self, from: frames).message)
+        case let kind: throw ProtocolError(.kind, "expected ack, lease or nack on the acks socket, got \"\(kind)\"")
         }
+    }
+
+    /// Applies a batch in order: runs of acknowledgements and renewals in one transaction each, failure
+    /// reports one by one.
+    private func apply(_ batch: [Message]) async {
+        var pending: [(settlement: Outbox.Settlement, ack: Acknowledgement?)] = []
+        func flush() async {
+            guard !pending.isEmpty else { return }
+            do {
+                let changed = try await outbox.settle(pending.map(\.settlement))
+                for (entry, changed) in zip(pending, changed) where changed {
+                    guard let ack = entry.ack else { continue }
+                    publisher.publish(
+                        EventType.resultAcknowledged,
+                        run: ack.runID,
+                        part: ack.part,
+                        attributes: ["processor": ack.processor, "duplicate": "\(ack.duplicate)"]
+                    )
+                }
+            } catch {
+                // Not recorded: the leases run out and the results are sent again, which is safe.
+                logger.error("cannot update the outbox", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
+            }
+            pending.removeAll()
+        }
+        let deadline = Date().addingTimeInterval(lease / .seconds(1))
+        for message in batch {
+            switch message {
+            case .ack(let ack):
+                pending.append((.ack(runID: ack.runID, part: ack.part, processor: ack.processor), ack))
+            case .renewal(let renewal):
+                pending.append((.renew(runID: renewal.runID, part: renewal.part, processor: renewal.processor, until: deadline), nil))
+            case .failure(let report):
+                await flush()
+                do {
+                    try await handle(report)
+                } catch {
+                    logger.error("cannot update the outbox", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        await flush()
     }
 
     private func handle(_ report: FailureReport) async throws {
@@ -106,5 +142,40 @@ public struct AckReceiver: Service {
             break
         }
         doorbell.ring()
+    }
+
+    enum Message: Sendable {
+        case ack(Acknowledgement)
+        case renewal(LeaseRenewal)
+        case failure(FailureReport)
+    }
+
+    /// Messages received and not yet applied; `take` waits for some and returns them all.
+    final class Inbox: Sendable {
+        private let state = Mutex<(messages: [Message], closed: Bool)>(([], false))
+        private let bell = Doorbell()
+
+        func put(_ message: Message) {
+            state.withLock { $0.messages.append(message) }
+            bell.ring()
+        }
+
+        func close() {
+            state.withLock { $0.closed = true }
+            bell.ring()
+        }
+
+        /// Everything received so far (waiting for the first message); nil once closed and empty, or cancelled.
+        func take() async -> [Message]? {
+            while true {
+                let (batch, closed) = state.withLock { state -> ([Message], Bool) in
+                    defer { state.messages.removeAll() }
+                    return (state.messages, state.closed)
+                }
+                if !batch.isEmpty { return batch }
+                if closed { return nil }
+                guard await bell.wait() else { return nil }
+            }
+        }
     }
 }

@@ -43,11 +43,21 @@ public struct ResultSender: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
+                    // Marking a part sent and finding the next one share a transaction: one commit per result.
+                    var (next, dead) = try await outbox.nextDue()
                     while !Task.isCancelled {
-                        let (entry, dead) = try await outbox.nextDue()
                         for part in dead { announceDead(part) }
-                        guard let entry else { break }
-                        try await send(entry)
+                        guard let entry = next else { break }
+                        guard let leaseDeadline = try await send(entry) else {
+                            (next, dead) = try await outbox.nextDue()
+                            continue
+                        }
+                        (next, dead) = try await outbox.markSentAndNextDue(
+                            runID: entry.header.runID,
+                            part: entry.header.part,
+                            leaseDeadline: leaseDeadline
+                        )
+                        announceSent(entry)
                     }
                     guard await doorbell.wait(until: try await outbox.nextDeadline()) else { return }
                 } catch is CancellationError {
@@ -78,7 +88,8 @@ public struct ResultSender: Service {
         )
     }
 
-    private func send(_ entry: Outbox.Entry) async throws {
+    /// Sends a part; returns its lease deadline, or nil if it could not be sent (it was dead-lettered).
+    private func send(_ entry: Outbox.Entry) async throws -> Date? {
         var header = entry.header
         header.leaseMs = Int(lease / .milliseconds(1))
         let payload: Data
@@ -94,16 +105,14 @@ public struct ResultSender: Service {
             var dead = entry
             dead.lastError = reason
             announceDead(dead)
-            return
+            return nil
         }
         try await results.send(ResultMessage(header: header, payload: payload).frames)
-        let now = Date()
-        try await outbox.markSent(
-            runID: header.runID,
-            part: header.part,
-            leaseDeadline: now.addingTimeInterval(lease / .seconds(1)),
-            now: now
-        )
+        return Date().addingTimeInterval(lease / .seconds(1))
+    }
+
+    private func announceSent(_ entry: Outbox.Entry) {
+        let header = entry.header
         publisher.publish(
             header.attempt > 1 ? EventType.resultRedelivered : EventType.resultSent,
             job: header.job,
