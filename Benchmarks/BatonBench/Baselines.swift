@@ -90,13 +90,14 @@ enum Baselines {
         return rate
     }
 
-    /// Rows per second inserted into SQLite (WAL, GRDB, the same settings as Baton's stores) in transactions
+    /// Rows per second inserted into SQLite (WAL, synchronous=FULL, GRDB: Baton's stores' settings) in transactions
     /// of `batch` rows, each row `size` bytes, for `seconds`, in `directory`.
     static func sqliteInserts(directory: String, batch: Int, size: Int, seconds: Double) throws -> Double {
         let path = directory + "/baseline-\(batch).sqlite"
         var configuration = GRDB.Configuration()
         configuration.busyMode = .timeout(30)
         let pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }  // as Baton's stores
         try pool.write { db in
             try db.execute(sql: "CREATE TABLE rows (run_id TEXT NOT NULL, part INTEGER NOT NULL, data BLOB, PRIMARY KEY (run_id, part))")
         }

@@ -70,7 +70,7 @@ struct BatonBench: AsyncParsableCommand {
             )
             let seconds = quick ? 5.0 : 20.0
             print("throughput: Baton, \(Int(seconds)) s of 64-byte results, 2 processors")
-            report.throughput.baton = try await scenarios.throughput(seconds: seconds, processors: 2, producers: 4, port: port + 200)
+            report.throughput.baton = try await scenarios.throughput(seconds: seconds, processors: 2, producers: 2, port: port + 200)
         }
 
         for (label, size, count) in [("1KiB", 1024, 50), ("1MiB", 1 << 20, 20), ("64MiB", 64 << 20, quick ? 2 : 5)] where wanted("cost") {

@@ -170,6 +170,8 @@ struct Report: Codable {
                 "\(Int(throughput.sqliteBatchedRowsPerSecond))",
                 "\(Int(throughput.sqliteSingleRowsPerSecond))"
             )
+            let cpu = baton.cpuMsPerResult.sorted { $0.key < $1.key }.map { "\($0.key) \(formatted($0.value))" }
+            lines.append("CPU ms per stored result: " + cpu.joined(separator: ", "))
             lines.append("")
         }
         row("algorithm hand-off cost (ms)", "p50", "p99", "max")

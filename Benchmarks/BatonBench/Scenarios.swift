@@ -49,6 +49,9 @@ struct Scenarios {
     // MARK: 2. Durable throughput
 
     struct Throughput: Codable {
+        /// CPU milliseconds per stored result: the algorithm side (this process: producers, sender, acks),
+        /// all processors together, and the logger.
+        var cpuMsPerResult: [String: Double] = [:]
         var resultsPerSecond: Double
         var handedOffPerSecond: Double
         var seconds: Double
@@ -71,6 +74,8 @@ struct Scenarios {
         let stopAt = Date().addingTimeInterval(seconds + 4)
         let base = Date(timeIntervalSince1970: 1_900_000_000)
         let payload = Data(#"{"value":42,"text":"a small result of 64 bytes......"}"#.utf8 + [0x0A])
+        let processorPids = (1...processors).compactMap { stack.pid("processor-\($0)") }
+        let loggerPid = stack.pid("logger") ?? 0
         try await withThrowingTaskGroup(of: Void.self) { group in
             for producer in 0..<producers {
                 group.addTask {
@@ -84,10 +89,20 @@ struct Scenarios {
             }
             group.addTask {
                 try await Task.sleep(for: .seconds(3))  // warm-up
+                func cpu() -> [String: Double] {
+                    [
+                        "algorithm": BenchStack.cpuSeconds(getpid()),
+                        "processors": processorPids.map(BenchStack.cpuSeconds).reduce(0, +),
+                        "logger": BenchStack.cpuSeconds(loggerPid),
+                    ]
+                }
+                let cpu0 = cpu()
                 let stored0 = await store.count(), produced0 = produced.value, start = Date()
                 try await Task.sleep(for: .seconds(seconds))
                 let elapsed = Date().timeIntervalSince(start)
                 let stored1 = await store.count(), produced1 = produced.value
+                let cpu1 = cpu()
+                produced.cpu = cpu1.merging(cpu0) { after, before in (after - before) * 1000 / Double(max(stored1 - stored0, 1)) }
                 produced.result = (Double(stored1 - stored0) / elapsed, Double(produced1 - produced0) / elapsed, elapsed)
             }
             try await group.waitForAll()
@@ -95,6 +110,7 @@ struct Scenarios {
         await pipeline.stop()
         let (stored, handed, elapsed) = produced.result
         return Throughput(
+            cpuMsPerResult: produced.cpu,
             resultsPerSecond: stored,
             handedOffPerSecond: handed,
             seconds: elapsed,
@@ -320,6 +336,11 @@ final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
     private var stored: (Double, Double, Double) = (0, 0, 0)
+    private var cpuFigures: [String: Double] = [:]
+    var cpu: [String: Double] {
+        get { lock.withLock { cpuFigures } }
+        set { lock.withLock { cpuFigures = newValue } }
+    }
     func add() { lock.withLock { count += 1 } }
     var value: Int { lock.withLock { count } }
     var result: (Double, Double, Double) {

@@ -101,7 +101,16 @@ public enum ServiceRunner {
         var parts: [any Service] = [publisher]
         if port > 0 {
             parts.append(
-                MetricsServer(host: configuration.metrics.host, port: port, metrics: metrics, service: name, instance: instance)
+                MetricsServer(
+                    host: configuration.metrics.host,
+                    port: port,
+                    metrics: metrics,
+                    service: name,
+                    instance: instance,
+                    // Several processors may run on one host with one configuration: each takes the next free port.
+                    search: name == "processor" && configuration.metrics.ownPort == nil ? 64 : 0,
+                    logger: logger
+                )
             )
         }
         let group = ServiceGroup(

@@ -350,8 +350,12 @@ private final class Core: @unchecked Sendable {
 
     private func drainWakePipe() {
         var buffer = [UInt8](repeating: 0, count: 64)
-        state.withLock { $0.wakePending = false }
+        // Empty the pipe first, then allow the next wake to write. The other order loses wake-ups: a wake
+        // between clearing the flag and reading would have its byte read here, leaving the flag set over an
+        // empty pipe, and every later wake() would skip writing while this thread sleeps in poll.
         while read(wakeRead, &buffer, buffer.count) > 0 {}
+        state.withLock { $0.wakePending = false }
+        // Work queued before the flag cleared is picked up by the loop, which reads the state before polling.
     }
 
     private func flushSends(_ socket: borrowing Socket) throws(ZMQError) {

@@ -40,6 +40,38 @@ struct AsyncSocketTests {
         }
     }
 
+    /// Many posts from several tasks while the socket's thread also waits to receive: every message goes out.
+    /// (A wake-up lost between draining the wake pipe and clearing its flag once stalled a status publisher
+    /// for good: posts queued up unseen while the thread slept in poll.)
+    @Test(.timeLimit(.minutes(1)))
+    func concurrentPostsWhileAReceiveWaitsAllArrive() async throws {
+        let context = Context()
+        let sink = try await AsyncSocket(context: context, configuration: .init(type: .pair, bind: [Self.endpoint("inproc")]))
+        let source = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .pair, connect: sink.boundEndpoints, maxPosted: 1_000_000)
+        )
+        // A receive that never completes keeps the source's thread polling for input as well.
+        let waiting = Task { try? await source.receive() }
+        let tasks = 4, each = 5_000
+        await withDiscardingTaskGroup { group in
+            for task in 0..<tasks {
+                group.addTask {
+                    for index in 0..<each {
+                        #expect(source.post([Data("\(task):\(index)".utf8)]))
+                        if index % 64 == 0 { await Task.yield() }
+                    }
+                }
+            }
+        }
+        var received = 0
+        while received < tasks * each, try await sink.receive(timeout: .seconds(5)) != nil { received += 1 }
+        #expect(received == tasks * each)
+        waiting.cancel()
+        await source.close()
+        await sink.close()
+    }
+
     @Test func requestReply() async throws {
         let context = Context()
         let rep = try await AsyncSocket(context: context, configuration: .init(type: .reply, bind: ["tcp://127.0.0.1:*"]))

@@ -1,6 +1,8 @@
 import FlyingFox
 import FlyingSocks
 import Foundation
+import Glibc
+public import Logging
 import Messaging
 public import ServiceLifecycle
 import Synchronization
@@ -12,8 +14,11 @@ import Synchronization
 public final class MetricsServer: Service, Sendable {
     /// The address listened on.
     public let host: String
-    /// The TCP port listened on.
+    /// The TCP port asked for.
     public let port: Int
+    /// How many ports above `port` may be tried when it is taken (processors on one host share a setting).
+    public let search: Int
+    private let logger: Logger
     private let metrics: ServiceMetrics
     private let service: String
     private let instance: String
@@ -27,21 +32,33 @@ public final class MetricsServer: Service, Sendable {
     ///   - metrics: What `/metrics` shows.
     ///   - service: The service's name, shown by `/healthz`.
     ///   - instance: The instance's name, shown by `/healthz`.
-    public init(host: String, port: Int, metrics: ServiceMetrics, service: String, instance: String) {
+    ///   - search: How many ports above `port` to try if it is taken.
+    ///   - logger: Where the port used is logged.
+    public init(host: String, port: Int, metrics: ServiceMetrics, service: String, instance: String, search: Int = 0, logger: Logger) {
         self.host = host
         self.port = port
+        self.search = search
+        self.logger = logger
         self.metrics = metrics
         self.service = service
         self.instance = instance
     }
 
     public func run() async throws {
+        let candidates = port...min(port + search, 65535)
+        guard let chosen = candidates.first(where: { Self.isFree(host: host, port: $0) }) else {
+            let range = search > 0 ? "ports \(port)–\(candidates.upperBound) are" : "port \(port) is"
+            throw MetricsServerError("cannot serve metrics on \(host): \(range) in use (set metrics.* or --metrics-port, 0 for none)")
+        }
         let address: sockaddr_in
         do {
-            address = try .inet(ip4: host, port: UInt16(port))
+            address = try .inet(ip4: host, port: UInt16(chosen))
         } catch {
             throw MetricsServerError("metrics.host \"\(host)\" is not an IPv4 address")
         }
+        var metadata: Logger.Metadata = ["address": "http://\(host):\(chosen)"]
+        if chosen != port { metadata["note"] = "port \(port) was in use" }
+        logger.info("serving /metrics and /healthz", metadata: metadata)
         let server = HTTPServer(address: address, timeout: 10, logger: .disabled)
         await server.appendRoute("GET /metrics") { [metrics] _ in
             HTTPResponse(
@@ -75,11 +92,29 @@ public final class MetricsServer: Service, Sendable {
             } catch  where stopping.load(ordering: .relaxed) || Task.isCancelled {
                 // Stopped on purpose.
             } catch {
-                throw MetricsServerError("cannot serve metrics on \(host):\(port): \(error)")
+                throw MetricsServerError("cannot serve metrics on \(host):\(chosen): \(error)")
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
             Task { await server.stop(timeout: 1) }
+        }
+    }
+}
+
+extension MetricsServer {
+    /// Whether a TCP port can be bound on `host` now (with SO_REUSEADDR, as the server binds).
+    static func isFree(host: String, port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 }
