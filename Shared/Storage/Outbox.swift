@@ -155,6 +155,25 @@ public final class Outbox: Sendable {
         return try await pool.write(body)
     }
 
+    /// A write transaction whose loss in a power failure is harmless: delivery bookkeeping (sent, lease
+    /// renewed, acknowledged). If it rolls back, the part is simply sent again and the processor, which stores
+    /// idempotently, acknowledges it again. It commits without syncing the WAL (synchronous=NORMAL; the next
+    /// durable commit syncs it too), which saves an fsync per result. Hand-offs, failures and dead letters
+    /// stay durable (`write`).
+    func writeBookkeeping<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        defer { changes.add(1, ordering: .releasing) }
+        return try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
     /// Records a result part for delivery (committed when this returns). Adding the same part again does nothing.
     public func add(_ entry: Entry, now: Date = Date()) async throws {
         try await write { db in try Self.insert(entry, in: db, now: now) }
@@ -196,14 +215,23 @@ public final class Outbox: Sendable {
         entry: Entry?, dead: [Entry]
     ) {
         let policy = policy
-        let found = try await write { db in
+        // Bookkeeping only, unless an expired lease counted a failure (which must not be forgotten).
+        let found = try await writeBookkeeping { db in
             try Self.markSent(runID: runID, part: part, leaseDeadline: leaseDeadline, now: now, in: db)
-            return try Self.due(in: db, now: now, policy: policy)
+            return try Self.due(in: db, now: now, policy: policy, countFailures: false)
         }
+        if found.expired { return try await nextDue(now: now) }
         return (found.entry.map(withCommitTime), found.dead)
     }
 
-    private static func due(in db: Database, now: Date, policy: RetryPolicy) throws -> (entry: Entry?, dead: [Entry]) {
+    /// The next due part. With `countFailures` false, expired leases of started parts are not counted but
+    /// reported (`expired`), for the caller to count them in a durable transaction.
+    private static func due(
+        in db: Database,
+        now: Date,
+        policy: RetryPolicy,
+        countFailures: Bool = true
+    ) throws -> (entry: Entry?, dead: [Entry], expired: Bool) {
         let seconds = now.timeIntervalSince1970
         // Processors that died while working: one failed attempt each.
         let expired = try Row.fetchAll(
@@ -211,6 +239,7 @@ public final class Outbox: Sendable {
             sql: "SELECT * FROM outbox WHERE state = 'sent' AND started = 1 AND due_at <= ?",
             arguments: [seconds]
         )
+        if !countFailures && !expired.isEmpty { return (nil, [], true) }
         var dead: [Entry] = []
         for row in expired {
             let failures = (row["failures"] as Int) + 1
@@ -240,7 +269,7 @@ public final class Outbox: Sendable {
                 """,
             arguments: [seconds]
         )
-        return (row.map(Self.entry), dead)
+        return (row.map(Self.entry), dead, false)
     }
 
     /// When the next part becomes due (a retry or a lease deadline), if any part is waiting at all.
@@ -295,7 +324,7 @@ public final class Outbox: Sendable {
     /// whatever arrived while the previous batch committed). Returns, for each, whether it changed the part
     /// (an ack of a part already acknowledged, or a renewal of a part not in flight, changes nothing).
     public func settle(_ settlements: [Settlement], now: Date = Date()) async throws -> [Bool] {
-        try await write { db in
+        try await writeBookkeeping { db in
             try settlements.map { settlement in
                 switch settlement {
                 case .renew(let runID, let part, let processor, let until):
