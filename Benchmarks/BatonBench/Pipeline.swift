@@ -20,7 +20,11 @@ final class Pipeline: @unchecked Sendable {
     private var sockets: (results: AsyncSocket, acks: AsyncSocket)?
     private var publisher: StatusPublisher?
 
-    init(stack: BenchStack, lease: Duration) async throws {
+    /// - Parameters:
+    ///   - stack: Where the endpoints and data directory are.
+    ///   - lease: The processors' lease.
+    ///   - deliver: Run the sender and ack receiver (false: hand-offs only, nothing read back).
+    init(stack: BenchStack, lease: Duration, deliver: Bool = true) async throws {
         self.stack = stack
         let configuration = try Configuration.load(path: stack.configPath, environment: [:])
         outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
@@ -35,11 +39,21 @@ final class Pipeline: @unchecked Sendable {
         )
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
-        let parts: [any Service] = [
-            publisher,
-            ResultSender(outbox: outbox, results: sockets.results, doorbell: doorbell, lease: lease, publisher: publisher, logger: logger),
-            AckReceiver(outbox: outbox, acks: sockets.acks, doorbell: doorbell, lease: lease, publisher: publisher, logger: logger),
-        ]
+        let parts: [any Service] =
+            deliver
+            ? [
+                publisher,
+                ResultSender(
+                    outbox: outbox,
+                    results: sockets.results,
+                    doorbell: doorbell,
+                    lease: lease,
+                    publisher: publisher,
+                    logger: logger
+                ),
+                AckReceiver(outbox: outbox, acks: sockets.acks, doorbell: doorbell, lease: lease, publisher: publisher, logger: logger),
+            ]
+            : [publisher]
         tasks = Task {
             await withDiscardingTaskGroup { group in
                 for part in parts { group.addTask { try? await part.run() } }

@@ -126,7 +126,8 @@ struct Scenarios {
     func handoffCost(size: Int, count: Int, port: Int) async throws -> [Double] {
         let stack = try BenchStack(root: root, name: "cost-\(size)", basePort: port, yaml: "")
         defer { stack.stop() }
-        let pipeline = try await Pipeline(stack: stack, lease: .seconds(30))
+        // Hand-offs only: no sender reading the files back while the next hand-off is timed.
+        let pipeline = try await Pipeline(stack: stack, lease: .seconds(30), deliver: false)
         var random = SystemRandomNumberGenerator()
         let payload = Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &random) })
         var samples: [Double] = []

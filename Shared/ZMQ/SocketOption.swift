@@ -26,6 +26,8 @@ public enum SocketOption: Sendable {
     case requestRelaxed(Bool)
     /// REQ: match replies to requests, dropping stale ones.
     case requestCorrelate(Bool)
+    /// `ZMQ_SNDBUF` and `ZMQ_RCVBUF`: the kernel's TCP buffer sizes in bytes (0 keeps the OS default).
+    case tcpBuffers(send: Int32, receive: Int32)
 
     func apply(to handle: UnsafeMutableRawPointer) -> ZMQError? {
         switch self {
@@ -57,6 +59,8 @@ public enum SocketOption: Sendable {
             return setInt(handle, ZMQ_REQ_RELAXED, on ? 1 : 0, "ZMQ_REQ_RELAXED")
         case .requestCorrelate(let on):
             return setInt(handle, ZMQ_REQ_CORRELATE, on ? 1 : 0, "ZMQ_REQ_CORRELATE")
+        case .tcpBuffers(let send, let receive):
+            return setInt(handle, ZMQ_SNDBUF, send, "ZMQ_SNDBUF") ?? setInt(handle, ZMQ_RCVBUF, receive, "ZMQ_RCVBUF")
         }
     }
 
