@@ -24,8 +24,8 @@ public enum AlgorithmService {
                 type: .push,
                 // HWM 1 bounds the messages queued in libzmq, but small results also pile up in the kernel's TCP
                 // buffers (megabytes on loopback): thousands a processor has not started on, and whose leases run
-                // out. Small buffers keep what a processor holds unstarted to about 64 KiB.
-                options: [.sendHighWaterMark(1), .immediate(true), .tcpBuffers(send: 65536, receive: 0), heartbeat],
+                // out. Small buffers (the kernel doubles them) keep that to about 64 KiB: some 100 small results.
+                options: [.sendHighWaterMark(1), .immediate(true), .tcpBuffers(send: 16384, receive: 0), heartbeat],
                 bind: [configuration.endpoints.results]
             )
         )

@@ -15,7 +15,7 @@ public enum ProcessorService {
             context: environment.context,
             configuration: .init(
                 type: .pull,
-                options: [.receiveHighWaterMark(1), .tcpBuffers(send: 0, receive: 65536), .maxMessageSize(1 << 31), heartbeat, reconnect],
+                options: [.receiveHighWaterMark(1), .tcpBuffers(send: 0, receive: 16384), .maxMessageSize(1 << 31), heartbeat, reconnect],
                 connect: [configuration.endpoints.results]
             )
         )
