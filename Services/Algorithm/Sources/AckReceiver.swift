@@ -86,6 +86,8 @@ public struct AckReceiver: Service {
                         attributes: ["processor": ack.processor, "duplicate": "\(ack.duplicate)"]
                     )
                 }
+            } catch is CancellationError {
+                // Stopping: not recorded, so the leases run out and the results are sent again, which is safe.
             } catch {
                 // Not recorded: the leases run out and the results are sent again, which is safe.
                 logger.error("cannot update the outbox", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
