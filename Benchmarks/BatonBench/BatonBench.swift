@@ -49,7 +49,7 @@ struct BatonBench: AsyncParsableCommand {
             let baseline = try Baselines.pushPullLatency(size: size, messages: count, pace: .milliseconds(pace), port: port + 2 + index)
             print("hand-off latency, \(label) every \(pace) ms: Baton")
             let baton = try scenarios.handoffLatency(size: size, every: pace, count: count, port: port + 100 + 20 * index)
-            report.handoff[label] = .init(baton: Sample(baton), baseline: Sample(baseline))
+            report.handoff[label] = .init(baton: Sample(baton.total), transit: Sample(baton.transit), baseline: Sample(baseline))
         }
 
         if wanted("throughput") {

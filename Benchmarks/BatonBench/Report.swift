@@ -35,24 +35,29 @@ struct Report: Codable {
 
     struct Handoff: Codable {
         var baton: Sample?
+        /// The part of Baton's latency after the sender handed the result to its socket.
+        var transit: Sample?
         var baseline: Sample?
         var ratioP50: Double? {
             guard let baton, let baseline, baseline.p50 > 0 else { return nil }
             return baton.p50 / baseline.p50
         }
-        enum CodingKeys: String, CodingKey { case baton, baseline, ratioP50 }
-        init(baton: Sample?, baseline: Sample?) {
+        enum CodingKeys: String, CodingKey { case baton, transit, baseline, ratioP50 }
+        init(baton: Sample?, transit: Sample?, baseline: Sample?) {
             self.baton = baton
+            self.transit = transit
             self.baseline = baseline
         }
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             baton = try container.decodeIfPresent(Sample.self, forKey: .baton)
+            transit = try container.decodeIfPresent(Sample.self, forKey: .transit)
             baseline = try container.decodeIfPresent(Sample.self, forKey: .baseline)
         }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encodeIfPresent(baton, forKey: .baton)
+            try container.encodeIfPresent(transit, forKey: .transit)
             try container.encodeIfPresent(baseline, forKey: .baseline)
             try container.encodeIfPresent(ratioP50, forKey: .ratioP50)
         }
@@ -147,13 +152,14 @@ struct Report: Codable {
         func row(_ cells: String...) { lines.append(cells.joined(separator: " | ")) }
         lines.append("Baton \(version) benchmark, \(machine.cpu), \(machine.cores) cores, \(machine.disk)\(quick ? " (QUICK)" : "")")
         lines.append("")
-        row("hand-off latency (ms)", "Baton p50", "Baton p99", "libzmq p50", "libzmq p99", "ratio p50")
+        row("hand-off latency (ms)", "Baton p50", "Baton p99", "of it in transit p50", "libzmq p50", "libzmq p99", "ratio p50")
         for label in ["64B", "1MiB"] {
             guard let entry = handoff[label] else { continue }
             row(
                 label,
                 entry.baton.map { formatted($0.p50) } ?? "-",
                 entry.baton.map { formatted($0.p99) } ?? "-",
+                entry.transit.map { formatted($0.p50) } ?? "-",
                 entry.baseline.map { formatted($0.p50) } ?? "-",
                 entry.baseline.map { formatted($0.p99) } ?? "-",
                 entry.ratioP50.map { formatted($0, 1) } ?? "-"

@@ -16,7 +16,9 @@ struct Scenarios {
     /// between: a job every `every` ms, the built-in algorithm with no computation, one processor. Read from
     /// the processor's `result.received` events (`handoff_us`: from the outbox commit's return to the processor
     /// starting on the result, both on this host's clock).
-    func handoffLatency(size: Int, every: Int, count: Int, port: Int) throws -> [Double] {
+    /// Returns the latencies and, for each, the part after the sender handed the result to its socket
+    /// (`transit_us`: socket threads, libzmq, TCP, the processor's receive and checks), both in ms.
+    func handoffLatency(size: Int, every: Int, count: Int, port: Int) throws -> (total: [Double], transit: [Double]) {
         let stack = try BenchStack(
             root: root,
             name: "handoff-\(size)",
@@ -38,12 +40,16 @@ struct Scenarios {
         try stack.start("algorithm", "baton-algorithm")
         try stack.start("scheduler", "baton-scheduler")
         let warmup = 20
-        var samples: [Double] = []
+        var samples: [(Double, Double)] = []
         _ = stack.wait(timeout: 120) {
-            samples = stack.events(EventType.resultReceived).compactMap { $0.attributes?["handoff_us"].flatMap(Double.init) }
+            samples = stack.events(EventType.resultReceived).compactMap { event in
+                guard let total = event.attributes?["handoff_us"].flatMap(Double.init) else { return nil }
+                return (total, event.attributes?["transit_us"].flatMap(Double.init) ?? .nan)
+            }
             return samples.count >= warmup + count
         }
-        return samples.dropFirst(warmup).prefix(count).map { $0 / 1000 }
+        let kept = samples.dropFirst(warmup).prefix(count)
+        return (kept.map { $0.0 / 1000 }, kept.map { $0.1 / 1000 }.filter { !$0.isNaN })
     }
 
     // MARK: 2. Durable throughput

@@ -26,6 +26,8 @@ public struct ResultHeader: WireMessage, Equatable {
     /// When the result became durable on the algorithm's host (its outbox row committed), in microseconds
     /// since 1970; processors measure the hand-off latency from it. Optional.
     public var durableAtUs: Int64?
+    /// When the algorithm handed this delivery to its socket, in microseconds since 1970. Optional.
+    public var sentAtUs: Int64?
 
     /// Creates a result header.
     /// - Parameters:
@@ -64,7 +66,7 @@ public struct ResultHeader: WireMessage, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case runID = "runId", job, logicalTime, part, parts, size, sha256, attempt, leaseMs, durableAtUs
+        case runID = "runId", job, logicalTime, part, parts, size, sha256, attempt, leaseMs, durableAtUs, sentAtUs
     }
 
     public func validate() throws(ProtocolError) {

@@ -76,6 +76,7 @@ public struct ResultProcessor: Service {
             let latency = max(now - durable, 0)
             metrics.timer("baton_handoff_latency_seconds").recordNanoseconds(latency * 1000)
             received["handoff_us"] = "\(latency)"
+            if let sent = header.sentAtUs { received["transit_us"] = "\(max(now - sent, 0))" }
         }
         var logger = logger
         logger[metadataKey: "job"] = "\(header.job)"
