@@ -10,6 +10,9 @@ import Synchronization
 /// The HTTP endpoint orchestrators and Prometheus talk to: `GET /metrics` (Prometheus text format) and
 /// `GET /healthz` (200 with a small JSON body while the service runs, 503 once it is stopping).
 ///
+/// A port that is taken is an error in the log, not a reason to stop the service: it keeps doing its work
+/// without the endpoint.
+///
 /// FlyingFox serves it without SwiftNIO: an epoll loop that blocks in the kernel while idle.
 public final class MetricsServer: Service, Sendable {
     /// The address listened on.
@@ -47,8 +50,13 @@ public final class MetricsServer: Service, Sendable {
     public func run() async throws {
         let candidates = port...min(port + search, 65535)
         guard let chosen = candidates.first(where: { Self.isFree(host: host, port: $0) }) else {
+            // The service's own work matters more than its metrics: say so loudly, and keep running without them.
             let range = search > 0 ? "ports \(port)–\(candidates.upperBound) are" : "port \(port) is"
-            throw MetricsServerError("cannot serve metrics on \(host): \(range) in use (set metrics.* or --metrics-port, 0 for none)")
+            logger.error(
+                "no /metrics or /healthz: \(range) in use on \(host) (set metrics.* or --metrics-port; 0 turns it off)"
+            )
+            try? await gracefulShutdown()
+            return
         }
         let address: sockaddr_in
         do {
@@ -92,7 +100,9 @@ public final class MetricsServer: Service, Sendable {
             } catch  where stopping.load(ordering: .relaxed) || Task.isCancelled {
                 // Stopped on purpose.
             } catch {
-                throw MetricsServerError("cannot serve metrics on \(host):\(chosen): \(error)")
+                // Taken between the check and the bind, or failed later: keep the service running without it.
+                logger.error("no /metrics or /healthz on \(host):\(chosen): \(error)")
+                try? await gracefulShutdown()
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
