@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Messaging
 import Testing
+import ZMQ
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -90,6 +91,32 @@ struct StatusTests {
             report = try Self.status(stack)
             #expect(report.recent == history)
             #expect(report.jobs.first?.lastOutcome == "succeeded")
+        }
+    }
+
+    /// Malformed queries get an error reply naming the problem, and the logger goes on answering.
+    @Test(.timeLimit(.minutes(1)))
+    func malformedQueriesAreAnsweredWithAnError() async throws {
+        try await TestStack.with("query", yaml: "") { stack in
+            try stack.start("logger", "baton-logger")
+            let context = Context()
+            func ask(_ frames: [Data]) async throws -> StatusReport? {
+                let socket = try await AsyncSocket(
+                    context: context,
+                    configuration: .init(type: .request, connect: ["ipc://\(stack.directory)/query"])
+                )
+                try await socket.send(frames)
+                let reply = try await socket.receive(timeout: .seconds(10))
+                await socket.close()
+                return try reply.map { try Wire.decode(StatusReport.self, from: $0).message }
+            }
+            let unknown = try await ask(Wire.encode(StatusQuery(what: "everything")))
+            #expect(unknown?.error?.contains("what") == true, "\(String(describing: unknown))")
+            let garbage = try await ask([Data("not baton".utf8)])
+            #expect(garbage?.error != nil)
+            let good = try await ask(Wire.encode(StatusQuery()))
+            #expect(good?.error == nil)
+            #expect(good?.version == 1)
         }
     }
 
