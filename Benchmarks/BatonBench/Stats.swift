@@ -23,7 +23,4 @@ struct Sample: Codable {
 /// Monotonic nanoseconds.
 func monotonicNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-/// Wall-clock microseconds since 1970 (what `durableAtUs` uses).
-func wallMicros() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
-
 func formatted(_ value: Double, _ decimals: Int = 3) -> String { String(format: "%.\(decimals)f", value) }

@@ -11,6 +11,16 @@ public enum Timestamp {
         date.formatted(withFraction)
     }
 
+    /// A time as whole microseconds since 1970, as `durableAtUs` and `sentAtUs` carry it.
+    public static func microseconds(_ date: Date = Date()) -> Int64 {
+        microseconds(since1970: date.timeIntervalSince1970)
+    }
+
+    /// Seconds since 1970 as whole microseconds.
+    public static func microseconds(since1970 seconds: Double) -> Int64 {
+        Int64((seconds * 1_000_000).rounded())
+    }
+
     /// Parses an ISO 8601 time with or without fractional seconds, with `Z` or a numeric offset.
     public static func parse(_ text: String) -> Date? {
         if let date = try? withFraction.parse(text) { return date }

@@ -507,7 +507,7 @@ public final class Outbox: Sendable {
                 size: row["size"],
                 sha256: row["sha256"],
                 attempt: (row["deliveries"] as Int) + 1,
-                durableAtUs: (row["durable_at"] as Double?).map { Int64(($0 * 1_000_000).rounded()) }
+                durableAtUs: (row["durable_at"] as Double?).map(Timestamp.microseconds(since1970:))
             ),
             path: row["path"],
             state: row["state"],

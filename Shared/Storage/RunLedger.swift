@@ -93,7 +93,7 @@ public final class RunLedger: Sendable {
                 arguments: [Timestamp.format(now), runID]
             )
         }
-        outbox.noteCommitted(entries, micros: Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()))
+        outbox.noteCommitted(entries, micros: Timestamp.microseconds())
     }
 
     /// Marks a run failed.

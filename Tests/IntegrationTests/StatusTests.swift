@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Messaging
+import Runtime
 import Testing
 import ZMQ
 
@@ -196,22 +197,9 @@ struct StatusTests {
     static func freePortRange(_ count: Int) throws -> Int {
         for _ in 0..<50 {
             let base = Int.random(in: 20_000...60_000)
-            if (base..<(base + count)).allSatisfy(isFree) { return base }
+            if (base..<(base + count)).allSatisfy({ MetricsServer.isFree(host: "127.0.0.1", port: $0) }) { return base }
         }
         throw StatusTestError("no free port range")
-    }
-
-    static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 }
 

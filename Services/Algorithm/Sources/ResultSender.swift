@@ -107,7 +107,7 @@ public struct ResultSender: Service {
             announceDead(dead)
             return nil
         }
-        header.sentAtUs = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+        header.sentAtUs = Timestamp.microseconds()
         try await results.send(ResultMessage(header: header, payload: payload).frames)
         return Date().addingTimeInterval(lease / .seconds(1))
     }

@@ -72,7 +72,7 @@ public struct ResultProcessor: Service {
         var received = ["size": "\(header.size)", "attempt": "\(header.attempt)"]
         if let durable = header.durableAtUs, header.attempt == 1 {
             // Only first deliveries: a re-sent result's age is its retry history, not the hand-off.
-            let now = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+            let now = Timestamp.microseconds()
             let latency = max(now - durable, 0)
             metrics.timer("baton_handoff_latency_seconds").recordNanoseconds(latency * 1000)
             received["handoff_us"] = "\(latency)"

@@ -113,7 +113,7 @@ public final class MetricsServer: Service, Sendable {
 
 extension MetricsServer {
     /// Whether a TCP port can be bound on `host` now (with SO_REUSEADDR, as the server binds).
-    static func isFree(host: String, port: Int) -> Bool {
+    public static func isFree(host: String, port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
