@@ -93,13 +93,15 @@ let package = Package(
         .target(name: "Storage", dependencies: ["Messaging", grdb, logging], path: "Shared/Storage", swiftSettings: swiftSettings),
     ]
         + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase + ["Storage"])
-        + service("AlgorithmService", folder: "Algorithm", dependencies: serviceBase + ["Storage", subprocess])
+        + service("AlgorithmService", folder: "Algorithm", dependencies: serviceBase + ["Storage", subprocess, signals])
         + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
         + service(
             "CLI",
             folder: "CLI",
-            dependencies: serviceBase + ["Storage", "ProcessorService", "AlgorithmService", "LoggerService", subprocess, system, signals]
+            dependencies: serviceBase + [
+                "Storage", "ProcessorService", "AlgorithmService", "LoggerService", "SchedulerService", subprocess, system, signals,
+            ]
         )
         + [
             .executableTarget(

@@ -16,6 +16,8 @@ public struct ControlRequest: WireMessage, Equatable {
         case resume
         /// Run a job for each of its slots in a time range.
         case backfill
+        /// End a run (`run`), or every run of a job not started yet (`job` with `queued`).
+        case cancel
     }
 
     /// The command.
@@ -30,19 +32,43 @@ public struct ControlRequest: WireMessage, Equatable {
     public var to: Date?
     /// `backfill`: run slots again that already ran.
     public var rerun: Bool?
+    /// `cancel`: the run to end.
+    public var run: String?
+    /// `cancel` with `job`: every run of the job that has not started.
+    public var queued: Bool?
 
     /// Creates a request.
-    public init(command: Command, job: String? = nil, catchUp: Bool? = nil, from: Date? = nil, to: Date? = nil, rerun: Bool? = nil) {
+    public init(
+        command: Command,
+        job: String? = nil,
+        catchUp: Bool? = nil,
+        from: Date? = nil,
+        to: Date? = nil,
+        rerun: Bool? = nil,
+        run: String? = nil,
+        queued: Bool? = nil
+    ) {
         self.command = command
         self.job = job
         self.catchUp = catchUp
         self.from = from
         self.to = to
         self.rerun = rerun
+        self.run = run
+        self.queued = queued
     }
 
     public func validate() throws(ProtocolError) {
-        if command != .jobs {
+        if command == .cancel {
+            if let run {
+                try RunID.validate(run, field: "run")
+            } else {
+                guard let job, queued == true else {
+                    throw ProtocolError(.field, "cancel needs field \"run\", or \"job\" with \"queued\": true")
+                }
+                try JobName.validate(job, field: "job")
+            }
+        } else if command != .jobs {
             guard let job else { throw ProtocolError(.field, "field \"job\" is required for \(command.rawValue)") }
             try JobName.validate(job, field: "job")
         }

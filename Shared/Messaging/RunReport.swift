@@ -3,19 +3,14 @@ public import Foundation
 /// Algorithm → scheduler, on the reliable `reports` channel: what became of a run request.
 ///
 /// The scheduler re-sends a run request until it hears `accepted`, and learns of completion from
-/// `finished` or `failed` (never from the lossy status bus).
+/// `finished`, `failed` or `cancelled` (never from the lossy status bus). A request the algorithm already
+/// has is answered with a report of its current state, which is how the scheduler reconciles runs whose
+/// reports it missed.
 public struct RunReport: WireMessage, Equatable {
     public static let kind = "report"
 
-    /// What happened.
-    public enum State: String, Codable, Sendable {
-        /// The algorithm has recorded the request durably and will run it (or is running it).
-        case accepted
-        /// The run succeeded and its result is handed off.
-        case finished
-        /// The run failed after its retries.
-        case failed
-    }
+    /// What the algorithm's run ledger says of the run (see ``RunState``).
+    public typealias State = RunState
 
     /// The run.
     public var runID: String

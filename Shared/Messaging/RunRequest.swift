@@ -90,7 +90,9 @@ public enum JobName {
     }
 }
 
-/// Scheduler → algorithm, on the `runs` channel: stop a run (overlap policy `replace`).
+/// Scheduler → algorithm, on the `runs` channel: stop a run, or drop it if it has not started (`baton cancel`,
+/// overlap policy `replace`). The algorithm reports the run's end (`cancelled`, or the outcome it already
+/// had); a cancel for a run it does not know yet is remembered, so the request, if it comes, never runs.
 public struct RunCancel: WireMessage, Equatable {
     public static let kind = "cancel"
 
@@ -98,15 +100,18 @@ public struct RunCancel: WireMessage, Equatable {
     public var runID: String
     /// Why.
     public var reason: String
+    /// Only if it has not started yet (`baton cancel --queued`); a running run is left to finish.
+    public var queuedOnly: Bool?
 
     /// Creates a cancel request.
-    public init(runID: String, reason: String) {
+    public init(runID: String, reason: String, queuedOnly: Bool? = nil) {
         self.runID = runID
         self.reason = reason
+        self.queuedOnly = queuedOnly == true ? true : nil
     }
 
     enum CodingKeys: String, CodingKey {
-        case runID = "runId", reason
+        case runID = "runId", reason, queuedOnly
     }
 
     public func validate() throws(ProtocolError) {

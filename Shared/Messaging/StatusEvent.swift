@@ -117,6 +117,10 @@ public enum EventType {
     public static let messageRejected = "message.rejected"
     public static let supervisorStarted = "supervisor.started"
     public static let supervisorExited = "supervisor.exited"
+    /// A service cannot write its state (disk full): it holds what it cannot record and retries.
+    public static let diskFull = "disk.full"
+    /// The service can write its state again.
+    public static let diskOK = "disk.ok"
     /// Log records: `log.<level>`.
     public static func log(_ level: String) -> String { "log.\(level)" }
 }

@@ -6,9 +6,53 @@ public enum Timestamp {
     private static let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
     private static let withoutFraction = Date.ISO8601FormatStyle()
 
-    /// Formats a date in UTC with milliseconds.
+    /// Formats a date in UTC with milliseconds, rounded to the nearest millisecond.
+    ///
+    /// Slots are whole milliseconds, but a `Date` holds them as binary seconds: `…:06.800` is stored as
+    /// `…:06.79999…`, which Foundation's formatter truncates to `.799`. Rounding here, from the integer
+    /// millisecond, makes a slot's text (its run id, `BATON_LOGICAL_TIME`, stored times) the slot itself.
     public static func format(_ date: Date) -> String {
-        date.formatted(withFraction)
+        format(milliseconds: milliseconds(date))
+    }
+
+    /// Formats whole milliseconds since 1970 as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian, UTC).
+    public static func format(milliseconds: Int64) -> String {
+        let (days, msOfDay) = milliseconds.floorDivided(by: 86_400_000)
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let hour = msOfDay / 3_600_000
+        let minute = msOfDay / 60_000 % 60
+        let second = msOfDay / 1000 % 60
+        let millisecond = msOfDay % 1000
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millisecond, 3))Z"
+    }
+
+    /// A time as whole milliseconds since 1970, rounded to the nearest: the integer every slot is.
+    public static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
+    /// The date of whole milliseconds since 1970.
+    public static func date(milliseconds: Int64) -> Date {
+        Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+    }
+
+    /// A date rounded to the nearest whole millisecond (a manual run's logical time, so that its id and
+    /// `BATON_LOGICAL_TIME` name the same instant).
+    public static func wholeMilliseconds(_ date: Date) -> Date {
+        self.date(milliseconds: milliseconds(date))
     }
 
     /// A time as whole microseconds since 1970, as `durableAtUs` and `sentAtUs` carry it.
@@ -54,5 +98,14 @@ public enum Timestamp {
             return date
         }
         return decoder
+    }
+}
+
+extension Int64 {
+    /// Division rounding towards negative infinity, with a non-negative remainder.
+    fileprivate func floorDivided(by divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+        let quotient = self / divisor
+        let remainder = self % divisor
+        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
     }
 }

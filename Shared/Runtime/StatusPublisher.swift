@@ -134,8 +134,13 @@ public final class StatusPublisher: Service, Sendable {
 
     private func followSubscriptions() async {
         while !Task.isCancelled {
-            guard let message = try? await socket.receive(), let first = message.first?.first else { return }
-            // XPUB delivers subscriptions as 0x01+prefix and unsubscriptions as 0x00+prefix.
+            guard let message = try? await socket.receive(), let frame = message.first, let first = frame.first else { return }
+            // XPUB delivers subscriptions as 0x01+prefix and unsubscriptions as 0x00+prefix. The logger
+            // subscribes to everything (the empty prefix); its proxy also forwards the prefixes its own
+            // subscribers ask for, and their unsubscriptions when they leave. Only the empty prefix says
+            // whether the logger is there: a `baton watch --type run.` that exits must not silence us.
+            // (The XPUB reports the empty prefix's unsubscription only when no connected logger holds it.)
+            guard frame.count == 1 else { continue }
             state.withLock { state in
                 if first == 1 {
                     state.connected = true

@@ -139,6 +139,15 @@ public final class ResultStore: Sendable {
     }
 
     /// Number of stored parts.
+    /// Every stored part's key and checksum, for `baton audit`.
+    public func storedParts() async throws -> [(runID: String, part: Int, size: Int, sha256: String)] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT run_id, part, size, sha256 FROM results").map {
+                (runID: $0["run_id"], part: $0["part"], size: $0["size"], sha256: $0["sha256"])
+            }
+        }
+    }
+
     public func resultCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0 }
     }

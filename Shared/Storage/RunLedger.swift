@@ -8,12 +8,12 @@ public import Messaging
 /// It lives in the same SQLite file as the ``Outbox``: a run's result and its `finished` state are
 /// committed in one transaction.
 public final class RunLedger: Sendable {
-    /// A run's state: `accepted` (recorded, not started), `running`, `finished` or `failed`.
+    /// A run as recorded.
     public struct Run: Sendable, Equatable {
         /// The request as received.
         public var request: RunRequest
-        /// The state.
-        public var state: String
+        /// Where it is in its lifecycle (``RunState``).
+        public var state: RunState
         /// Execution attempts so far.
         public var attempts: Int
         /// The last failure's reason.
@@ -48,6 +48,28 @@ public final class RunLedger: Sendable {
                     """
             )
         }
+        migrator.registerMigration("runs-v2") { db in
+            // The `cancelled` state (`baton cancel`, overlap policy `replace`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE runs_v2 (
+                        run_id TEXT PRIMARY KEY,
+                        job TEXT NOT NULL,
+                        logical_time TEXT NOT NULL,
+                        fired_at TEXT NOT NULL,
+                        trigger TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN (\(RunState.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")))),
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        error TEXT,
+                        updated_at TEXT NOT NULL
+                    );
+                    INSERT INTO runs_v2 SELECT run_id, job, logical_time, fired_at, trigger, state, attempts, error, updated_at FROM runs;
+                    DROP TABLE runs;
+                    ALTER TABLE runs_v2 RENAME TO runs;
+                    CREATE INDEX runs_state ON runs (state);
+                    """
+            )
+        }
     }
 
     /// Records a request. Returns nil if it is new (now `accepted`), else the run as already recorded.
@@ -71,27 +93,25 @@ public final class RunLedger: Sendable {
     }
 
     /// Marks a run as started (one more attempt).
-    public func markRunning(_ runID: String, now: Date = Date()) async throws {
-        try await outbox.write { db in
-            try db.execute(
-                sql: "UPDATE runs SET state = 'running', attempts = attempts + 1, updated_at = ? WHERE run_id = ?",
-                arguments: [Timestamp.format(now), runID]
-            )
+    /// - Returns: false if the run cannot start (it was cancelled, or has ended).
+    @discardableResult
+    public func markRunning(_ runID: String, now: Date = Date()) async throws -> Bool {
+        try await transition(runID, .start, now: now) { db in
+            try db.execute(sql: "UPDATE runs SET attempts = attempts + 1 WHERE run_id = ?", arguments: [runID])
         }
     }
 
     /// Marks a run finished and hands off its result parts, in one transaction.
+    /// - Throws: ``RunLedgerError/notRunning`` if the run is no longer running (cancelled meanwhile): then
+    ///   nothing is handed off.
     public func finish(_ runID: String, outbox entries: [Outbox.Entry], now: Date? = nil) async throws {
         try await outbox.write { db in
             // Stamped inside the transaction, just before it commits: the parts' `durable_at`.
             let now = now ?? Date()
+            guard try Self.apply(.succeed, to: runID, in: db, now: now, error: nil) else { throw RunLedgerError.notRunning(runID) }
             for entry in entries {
                 try Outbox.insert(entry, in: db, now: now)
             }
-            try db.execute(
-                sql: "UPDATE runs SET state = 'finished', error = NULL, updated_at = ? WHERE run_id = ?",
-                arguments: [Timestamp.format(now), runID]
-            )
         }
         outbox.noteCommitted(entries, micros: Timestamp.microseconds())
     }
@@ -99,17 +119,65 @@ public final class RunLedger: Sendable {
     /// Marks a run failed.
     public func fail(_ runID: String, reason: String, now: Date = Date()) async throws {
         try await outbox.write { db in
-            try db.execute(
-                sql: "UPDATE runs SET state = 'failed', error = ?, updated_at = ? WHERE run_id = ?",
-                arguments: [reason, Timestamp.format(now), runID]
-            )
+            _ = try Self.apply(.fail, to: runID, in: db, now: now, error: reason)
         }
+    }
+
+    /// Cancels a run: one not yet recorded is recorded `cancelled`, so its request, should it come, never
+    /// runs; one that has ended keeps its outcome.
+    /// - Returns: the run after the cancel.
+    public func cancel(_ runID: String, reason: String, now: Date = Date()) async throws -> Run {
+        try await outbox.write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM runs WHERE run_id = ?", arguments: [runID]) == nil {
+                let job = runID.split(separator: "@", maxSplits: 1).first.map(String.init) ?? runID
+                try db.execute(
+                    sql: """
+                        INSERT INTO runs (run_id, job, logical_time, fired_at, trigger, state, error, updated_at)
+                        VALUES (?, ?, ?, ?, 'schedule', 'cancelled', ?, ?)
+                        """,
+                    arguments: [runID, job, "", Timestamp.format(now), reason, Timestamp.format(now)]
+                )
+            } else {
+                _ = try Self.apply(.cancel, to: runID, in: db, now: now, error: reason)
+            }
+            return try Self.run(Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [runID])!)
+        }
+    }
+
+    /// Moves a run through ``RunState/applying(_:)`` and runs `also` in the same transaction if it moved.
+    private func transition(_ runID: String, _ event: RunState.Event, now: Date, also: @escaping @Sendable (Database) throws -> Void = { _ in })
+        async throws -> Bool
+    {
+        try await outbox.write { db in
+            guard try Self.apply(event, to: runID, in: db, now: now, error: nil) else { return false }
+            try also(db)
+            return true
+        }
+    }
+
+    /// Applies an event to a run's stored state; returns whether it moved.
+    private static func apply(_ event: RunState.Event, to runID: String, in db: Database, now: Date, error: String?) throws -> Bool {
+        guard let text = try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [runID]),
+            let next = RunState(rawValue: text)?.applying(event)
+        else { return false }
+        try db.execute(
+            sql: "UPDATE runs SET state = ?, error = ?, updated_at = ? WHERE run_id = ?",
+            arguments: [next.rawValue, error, Timestamp.format(now), runID]
+        )
+        return true
     }
 
     /// Runs left `accepted` or `running` (by a crash or a stop), oldest first: to run again.
     public func unfinished() async throws -> [Run] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE state IN ('accepted', 'running') ORDER BY logical_time").map(Self.run)
+        }
+    }
+
+    /// Every run recorded, oldest first (for `baton audit`).
+    public func runs() async throws -> [Run] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY logical_time").map(Self.run)
         }
     }
 
@@ -121,7 +189,20 @@ public final class RunLedger: Sendable {
     }
 
     private static func run(_ row: Row) -> Run {
-        Run(request: RunRequest(row: row), state: row["state"], attempts: row["attempts"], error: row["error"])
+        let state: String = row["state"]
+        return Run(request: RunRequest(row: row), state: RunState(rawValue: state) ?? .failed, attempts: row["attempts"], error: row["error"])
+    }
+}
+
+/// Why the run ledger refused a change.
+public enum RunLedgerError: Error, CustomStringConvertible {
+    /// The run is not running any more (it was cancelled while its result was being sealed).
+    case notRunning(String)
+
+    public var description: String {
+        switch self {
+        case .notRunning(let runID): "\(runID) is no longer running (cancelled?); its result is not handed off"
+        }
     }
 }
 

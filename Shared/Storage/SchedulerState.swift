@@ -10,14 +10,35 @@ public final class SchedulerState: Sendable {
     public struct Fire: Sendable, Equatable {
         /// The request as fired.
         public var request: RunRequest
-        /// `fired` (not yet accepted), `accepted`, `finished`, `failed`, `skipped` or `queued`.
-        public var state: String
+        /// Where it is in its lifecycle.
+        public var state: FireState
         /// How many times the request was sent.
         public var sends: Int
         /// Why it was skipped, or why it failed.
         public var detail: String?
         /// How long the run took, once it ended.
         public var duration: Double?
+        /// Whether a user asked to cancel it (the cancel is sent until the algorithm reports an end).
+        public var cancelRequested: Bool
+        /// Whether the cancel is only for a run that has not started (`baton cancel --queued`).
+        public var cancelQueuedOnly: Bool
+    }
+
+    /// One slot or run to record.
+    public struct Record: Sendable {
+        /// The request.
+        public var request: RunRequest
+        /// `fired`, `queued` or `skipped`.
+        public var state: FireState
+        /// Why it was skipped or queued.
+        public var detail: String?
+
+        /// Creates a record.
+        public init(_ request: RunRequest, state: FireState = .fired, detail: String? = nil) {
+            self.request = request
+            self.state = state
+            self.detail = detail
+        }
     }
 
     private let pool: DatabasePool
@@ -53,14 +74,62 @@ public final class SchedulerState: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2") { db in
+            // Explicit lifecycle (`running`, `cancelled`), cancel requests, when the algorithm last spoke of a
+            // run (reconciliation), and slots as integer milliseconds.
+            try db.execute(
+                sql: """
+                    CREATE TABLE fires_v2 (
+                        run_id TEXT PRIMARY KEY,
+                        job TEXT NOT NULL,
+                        logical_time TEXT NOT NULL,
+                        fired_at TEXT NOT NULL,
+                        trigger TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN (\(FireState.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")))),
+                        sends INTEGER NOT NULL DEFAULT 1,
+                        last_sent REAL NOT NULL,
+                        detail TEXT,
+                        accepted_at REAL,
+                        ended_at REAL,
+                        updated_at TEXT NOT NULL,
+                        cancel_requested INTEGER NOT NULL DEFAULT 0,
+                        last_heard REAL
+                    );
+                    INSERT INTO fires_v2 (run_id, job, logical_time, fired_at, trigger, state, sends, last_sent, detail,
+                        accepted_at, ended_at, updated_at)
+                    SELECT run_id, job, logical_time, fired_at, trigger, state, sends, last_sent, detail, accepted_at, ended_at,
+                        updated_at FROM fires;
+                    DROP TABLE fires;
+                    ALTER TABLE fires_v2 RENAME TO fires;
+                    CREATE INDEX fires_state ON fires (state, last_sent);
+                    CREATE INDEX fires_job_time ON fires (job, logical_time);
+                    ALTER TABLE jobs ADD COLUMN last_slot_ms INTEGER;
+                    UPDATE jobs SET last_slot_ms = CAST(ROUND(last_slot * 1000) AS INTEGER) WHERE last_slot IS NOT NULL;
+                    """
+            )
+        }
         pool = try ResultStore.open(path: path) { try migrator.migrate($0) }
     }
 
-    /// The last slot fired for a job, if any.
+    /// Whether an error means the disk (or the database's size limit) is full.
+    public static func isDiskFull(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        return error.resultCode == .SQLITE_FULL || error.extendedResultCode == .SQLITE_IOERR_WRITE
+    }
+
+    /// Caps the database at `pages` pages (SQLite's `max_page_count`), so tests can fill it like a full disk;
+    /// nil lifts the cap.
+    public func limitSize(pages: Int?) async throws {
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA max_page_count = \(pages ?? 1_073_741_823)")
+        }
+    }
+
+    /// The last slot handled for a job (fired or skipped), if any: where its timer resumes.
     public func lastSlot(job: String) async throws -> Date? {
         try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT last_slot FROM jobs WHERE name = ?", arguments: [job]).map {
-                Date(timeIntervalSince1970: $0)
+            try Int64.fetchOne(db, sql: "SELECT last_slot_ms FROM jobs WHERE name = ?", arguments: [job]).map {
+                Timestamp.date(milliseconds: $0)
             }
         }
     }
@@ -69,26 +138,44 @@ public final class SchedulerState: Sendable {
     /// one waiting for the previous run (`queued`); scheduled slots also advance the job's last slot.
     /// - Returns: false if this run was already recorded (the slot was handled before).
     @discardableResult
-    public func recordFire(_ request: RunRequest, state: String = "fired", detail: String? = nil, now: Date = Date()) async throws -> Bool {
-        try await pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR IGNORE INTO fires (run_id, job, logical_time, fired_at, trigger, state, detail, last_sent, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    request.runID, request.job, Timestamp.format(request.logicalTime), Timestamp.format(request.firedAt),
-                    request.trigger.rawValue, state, detail, now.timeIntervalSince1970, Timestamp.format(now),
-                ]
-            )
-            let isNew = db.changesCount > 0
-            if request.trigger == .schedule {
+    public func recordFire(_ request: RunRequest, state: FireState = .fired, detail: String? = nil, now: Date = Date()) async throws -> Bool {
+        try await record([Record(request, state: state, detail: detail)], now: now)[0]
+    }
+
+    /// Records several slots in one transaction (a catch-up after downtime): all or none.
+    /// - Returns: for each record, whether it was new.
+    public func record(_ records: [Record], now: Date = Date()) async throws -> [Bool] {
+        guard !records.isEmpty else { return [] }
+        return try await pool.write { db in
+            var isNew: [Bool] = []
+            var lastSlots: [String: Int64] = [:]
+            for record in records {
+                let request = record.request
                 try db.execute(
                     sql: """
-                        INSERT INTO jobs (name, last_slot) VALUES (?, ?)
-                        ON CONFLICT (name) DO UPDATE SET last_slot = MAX(COALESCE(last_slot, excluded.last_slot), excluded.last_slot)
+                        INSERT OR IGNORE INTO fires (run_id, job, logical_time, fired_at, trigger, state, detail, last_sent, updated_at,
+                            ended_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [request.job, request.logicalTime.timeIntervalSince1970]
+                    arguments: [
+                        request.runID, request.job, Timestamp.format(request.logicalTime), Timestamp.format(request.firedAt),
+                        request.trigger.rawValue, record.state.rawValue, record.detail, now.timeIntervalSince1970, Timestamp.format(now),
+                        record.state.isTerminal ? now.timeIntervalSince1970 : nil,
+                    ]
+                )
+                isNew.append(db.changesCount > 0)
+                if request.trigger == .schedule {
+                    let slot = Timestamp.milliseconds(request.logicalTime)
+                    lastSlots[request.job] = max(lastSlots[request.job] ?? slot, slot)
+                }
+            }
+            for (job, slot) in lastSlots {
+                try db.execute(
+                    sql: """
+                        INSERT INTO jobs (name, last_slot_ms) VALUES (?, ?)
+                        ON CONFLICT (name) DO UPDATE SET last_slot_ms = MAX(COALESCE(last_slot_ms, excluded.last_slot_ms), excluded.last_slot_ms)
+                        """,
+                    arguments: [job, slot]
                 )
             }
             return isNew
@@ -113,7 +200,32 @@ public final class SchedulerState: Sendable {
         }
     }
 
-    /// Notes that a request was sent again.
+    /// Runs the algorithm has (accepted or running) that it has not spoken of, nor been asked about, since
+    /// `before`: to ask again. A report lost on the way (the scheduler killed as it arrived) is found this way.
+    public func unsettled(quietSince before: Date) async throws -> [Fire] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM fires WHERE state IN ('accepted', 'running')
+                    AND last_sent <= ? AND COALESCE(last_heard, 0) <= ? ORDER BY logical_time
+                    """,
+                arguments: [before.timeIntervalSince1970, before.timeIntervalSince1970]
+            ).map(Self.fire)
+        }
+    }
+
+    /// Runs a user asked to cancel that have not ended yet: the cancel is sent until they do.
+    public func cancelsPending() async throws -> [Fire] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM fires WHERE cancel_requested = 1 AND state IN ('fired', 'accepted', 'running') ORDER BY logical_time"
+            ).map(Self.fire)
+        }
+    }
+
+    /// Notes that a request (or a question about it) was sent again.
     public func markResent(_ runID: String, now: Date = Date()) async throws {
         try await pool.write { db in
             try db.execute(
@@ -123,38 +235,64 @@ public final class SchedulerState: Sendable {
         }
     }
 
-    /// Applies a report from the algorithm. States only move forward (`fired → accepted → finished|failed`).
-    /// - Returns: false if the run is unknown or the report is not news.
+    /// Applies a report from the algorithm through ``FireState/applying(_:)``; terminal states never change.
+    /// - Returns: the new state, or nil if the run is unknown or the report is not news.
     @discardableResult
-    public func apply(_ report: RunReport, now: Date = Date()) async throws -> Bool {
-        let allowed: [String] =
-            switch report.state {
-            case .accepted: ["fired"]
-            case .finished, .failed: ["fired", "accepted", "failed"]
-            }
+    public func apply(_ report: RunReport, now: Date = Date()) async throws -> FireState? {
+        try await transition(report.runID, .reported(report.state), detail: report.detail, now: now)
+    }
+
+    /// Moves a fire through its state machine and persists the result.
+    /// - Returns: the new state, or nil if the run is unknown or the event changes nothing.
+    @discardableResult
+    public func transition(_ runID: String, _ event: FireState.Event, detail: String? = nil, now: Date = Date()) async throws -> FireState? {
         let seconds = now.timeIntervalSince1970
         return try await pool.write { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT state FROM fires WHERE run_id = ?", arguments: [runID]),
+                let current = FireState(rawValue: text)
+            else { return nil }
+            if case .reported = event {
+                try db.execute(sql: "UPDATE fires SET last_heard = ? WHERE run_id = ?", arguments: [seconds, runID])
+            }
+            guard let next = current.applying(event) else { return nil }
+            let sent: Double? = event == .released ? seconds : nil
             try db.execute(
                 sql: """
-                    UPDATE fires SET state = ?, detail = ?, updated_at = ?,
-                        accepted_at = COALESCE(accepted_at, ?),
-                        ended_at = CASE WHEN ? = 'accepted' THEN NULL ELSE ? END
-                    WHERE run_id = ? AND state IN (\(allowed.map { "'\($0)'" }.joined(separator: ",")))
+                    UPDATE fires SET state = ?, detail = COALESCE(?, detail), updated_at = ?,
+                        accepted_at = CASE WHEN ? IN ('accepted', 'running') THEN COALESCE(accepted_at, ?) ELSE accepted_at END,
+                        ended_at = CASE WHEN ? THEN ? ELSE NULL END,
+                        last_sent = COALESCE(?, last_sent)
+                    WHERE run_id = ?
                     """,
                 arguments: [
-                    report.state.rawValue, report.detail, Timestamp.format(now), seconds, report.state.rawValue, seconds, report.runID,
+                    next.rawValue, detail, Timestamp.format(now), next.rawValue, seconds, next.isTerminal, seconds, sent, runID,
                 ]
             )
-            return db.changesCount > 0
+            return next
         }
     }
 
-    /// Runs of a job that were fired and have not ended (sent, or accepted and running).
+    /// Live runs of a job that were fired and have not ended (sent, accepted or running): what the overlap
+    /// policy counts. Backfilled runs have their own lane at the algorithm and are never counted.
     public func inFlight(job: String) async throws -> [Fire] {
         try await pool.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT * FROM fires WHERE job = ? AND state IN ('fired', 'accepted') ORDER BY logical_time",
+                sql: """
+                    SELECT * FROM fires WHERE job = ? AND state IN ('fired', 'accepted', 'running') AND trigger != 'backfill'
+                    ORDER BY logical_time
+                    """,
+                arguments: [job]
+            ).map(Self.fire)
+        }
+    }
+
+    /// Runs of a job not started yet: queued at the scheduler, or sent and waiting at the algorithm.
+    public func waiting(job: String) async throws -> [Fire] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM fires WHERE job = ? AND state IN ('queued', 'fired', 'accepted') ORDER BY logical_time",
                 arguments: [job]
             ).map(Self.fire)
         }
@@ -172,24 +310,28 @@ public final class SchedulerState: Sendable {
     }
 
     /// Moves a queued fire to `fired` (it is being sent now).
-    public func release(_ runID: String, now: Date = Date()) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE fires SET state = 'fired', last_sent = ?, updated_at = ? WHERE run_id = ? AND state = 'queued'",
-                arguments: [now.timeIntervalSince1970, Timestamp.format(now), runID]
-            )
-        }
+    /// - Returns: whether it was queued.
+    @discardableResult
+    public func release(_ runID: String, now: Date = Date()) async throws -> Bool {
+        try await transition(runID, .released, now: now) != nil
     }
 
-    /// Marks a run as stopped by the scheduler (overlap policy `replace`).
-    public func markReplaced(_ runID: String, by newRunID: String, now: Date = Date()) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql:
-                    "UPDATE fires SET state = 'failed', detail = ?, ended_at = ?, updated_at = ? WHERE run_id = ? AND state IN ('fired', 'accepted')",
-                arguments: ["replaced by \(newRunID)", now.timeIntervalSince1970, Timestamp.format(now), runID]
-            )
+    /// Asks for a run to be cancelled: a queued fire ends `cancelled` at once; a run in flight is marked, and
+    /// the cancel goes to the algorithm until it reports the run's end.
+    /// - Returns: the fire after the request, or nil if unknown.
+    public func requestCancel(_ runID: String, reason: String, queuedOnly: Bool = false, now: Date = Date()) async throws -> Fire? {
+        if try await transition(runID, .cancel, detail: reason, now: now) == nil {
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        UPDATE fires SET cancel_requested = ?, detail = ?, updated_at = ?
+                        WHERE run_id = ? AND state IN ('fired', 'accepted', 'running')
+                        """,
+                    arguments: [queuedOnly ? 2 : 1, reason, Timestamp.format(now), runID]
+                )
+            }
         }
+        return try await fire(runID)
     }
 
     /// The durations (seconds) of a job's last `limit` finished runs, newest first.
@@ -206,12 +348,12 @@ public final class SchedulerState: Sendable {
         }
     }
 
-    /// The latest run of a job that ended (finished or failed).
+    /// The latest run of a job that ended (finished, failed or cancelled).
     public func lastEnded(job: String) async throws -> Fire? {
         try await pool.read { db in
             try Row.fetchOne(
                 db,
-                sql: "SELECT * FROM fires WHERE job = ? AND state IN ('finished', 'failed') ORDER BY logical_time DESC LIMIT 1",
+                sql: "SELECT * FROM fires WHERE job = ? AND state IN ('finished', 'failed', 'cancelled') ORDER BY logical_time DESC LIMIT 1",
                 arguments: [job]
             ).map(Self.fire)
         }
@@ -242,9 +384,14 @@ public final class SchedulerState: Sendable {
     }
 
     /// The state of a run id, if recorded.
-    public func state(runID: String) async throws -> String? {
+    public func state(runID: String) async throws -> FireState? {
+        try await fire(runID)?.state
+    }
+
+    /// One fire.
+    public func fire(_ runID: String) async throws -> Fire? {
         try await pool.read { db in
-            try String.fetchOne(db, sql: "SELECT state FROM fires WHERE run_id = ?", arguments: [runID])
+            try Row.fetchOne(db, sql: "SELECT * FROM fires WHERE run_id = ?", arguments: [runID]).map(Self.fire)
         }
     }
 
@@ -260,12 +407,15 @@ public final class SchedulerState: Sendable {
     }
 
     private static func fire(_ row: Row) -> Fire {
-        Fire(
+        let state: String = row["state"]
+        return Fire(
             request: RunRequest(row: row),
-            state: row["state"],
+            state: FireState(rawValue: state) ?? .fired,
             sends: row["sends"],
             detail: row["detail"],
-            duration: (row["ended_at"] as Double?).flatMap { end in (row["accepted_at"] as Double?).map { end - $0 } }
+            duration: (row["ended_at"] as Double?).flatMap { end in (row["accepted_at"] as Double?).map { end - $0 } },
+            cancelRequested: (row["cancel_requested"] as Int) != 0,
+            cancelQueuedOnly: (row["cancel_requested"] as Int) == 2
         )
     }
 }

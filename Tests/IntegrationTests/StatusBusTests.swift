@@ -1,5 +1,6 @@
 import Foundation
 import Messaging
+import Runtime
 import Testing
 import ZMQ
 
@@ -44,6 +45,69 @@ struct StatusBusTests {
             #expect(logs.output.components(separatedBy: "lost status events").count == 3, "\(logs.output)")
             await publisher.close()
             await watcher.close()
+        }
+    }
+    /// Subscribers with a prefix that come and go (`baton watch --type run.`, the doc's pyzmq example) must not
+    /// silence the publishers: the logger's proxy forwards their unsubscriptions, which are not the logger's.
+    @Test(.timeLimit(.minutes(1)))
+    func prefixSubscribersThatLeaveDoNotSilenceThePublishers() async throws {
+        try await TestStack.with("prefix", yaml: "") { stack in
+            try stack.start("logger", "baton-logger")
+            let context = Context()
+            let publisher = try await StatusPublisher(
+                context: context,
+                endpoint: "ipc://\(stack.directory)/status-in",
+                source: "test",
+                instance: "prefix:1",
+                heartbeatInterval: .seconds(60)
+            )
+            let running = Task { try await publisher.run() }
+            let everything = try await AsyncSocket(
+                context: context,
+                configuration: .init(type: .subscribe, options: [.subscribe([])], connect: ["ipc://\(stack.directory)/status-out"])
+            )
+            // Wait until events flow end to end.
+            var seen: Set<UInt64> = []
+            var probe = 0
+            while seen.isEmpty {
+                probe += 1
+                publisher.publish(EventType.runProgress, run: "j@\(probe)")
+                if let frames = try await everything.receive(timeout: .milliseconds(200)) {
+                    let event = try StatusEvent(frames: frames)
+                    if event.source == "test" { seen.insert(event.seq) }
+                }
+            }
+            for round in 0..<20 {
+                let prefixed = try await AsyncSocket(
+                    context: context,
+                    configuration: .init(
+                        type: .subscribe,
+                        options: [.subscribe(Array("run.".utf8))],
+                        connect: ["ipc://\(stack.directory)/status-out"]
+                    )
+                )
+                publisher.publish(EventType.runProgress, run: "j@round-\(round)")
+                _ = try await prefixed.receive(timeout: .seconds(2))
+                await prefixed.close()
+                // Its unsubscription travels logger → publisher; events published after it must still arrive.
+                try await Task.sleep(for: .milliseconds(20))
+                publisher.publish(EventType.runProgress, run: "j@after-\(round)")
+            }
+            publisher.publish(EventType.runProgress, run: "j@last")
+            var last = false
+            while !last, let frames = try await everything.receive(timeout: .seconds(5)) {
+                let event = try StatusEvent(frames: frames)
+                guard event.source == "test" else { continue }
+                seen.insert(event.seq)
+                last = event.run == "j@last"
+            }
+            #expect(last, "the publisher stopped sending after a prefix subscriber left")
+            let first = seen.min() ?? 1
+            let missing = (first...(seen.max() ?? 0)).filter { !seen.contains($0) }
+            #expect(missing.isEmpty, "events lost: \(missing)")
+            await everything.close()
+            running.cancel()
+            _ = try? await running.value
         }
     }
 }

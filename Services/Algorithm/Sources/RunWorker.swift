@@ -5,6 +5,7 @@ import Messaging
 public import Runtime
 public import ServiceLifecycle
 public import Storage
+import UnixSignals
 public import ZMQ
 
 /// Takes run requests from the scheduler and runs them, `concurrency` at a time; hands each successful
@@ -52,23 +53,80 @@ public struct RunWorker: Service {
     }
 
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            // Runs a crash or a stop interrupted come first: they were accepted, so nobody else will ask again.
-            if let unfinished = try? await ledger.unfinished(), !unfinished.isEmpty {
-                logger.notice("resuming interrupted runs", metadata: ["count": "\(unfinished.count)"])
-                for run in unfinished where !Task.isCancelled {
-                    await execute(run.request)
+        let queue = RunQueue()
+        // Runs a crash or a stop interrupted come first: they were accepted, so nobody else will ask again.
+        if let unfinished = try? await ledger.unfinished(), !unfinished.isEmpty {
+            logger.notice("resuming interrupted runs", metadata: ["count": "\(unfinished.count)"])
+            for run in unfinished { await queue.push(run.request) }
+        }
+        let algorithm = configuration.algorithm
+        let workers = algorithm.concurrency + algorithm.backfillConcurrency
+        await withTaskGroup(of: Role.self) { group in
+            // Reads the `runs` socket until shutdown begins: requests into the queue, cancels at once.
+            group.addTask {
+                await cancelWhenGracefulShutdown { await self.receive(into: queue) }
+                return .receiver
+            }
+            for _ in 0..<algorithm.concurrency {
+                group.addTask {
+                    await self.work(.live, from: queue)
+                    return .worker
                 }
             }
-            await withDiscardingTaskGroup { group in
-                for _ in 0..<configuration.algorithm.concurrency {
-                    group.addTask { await self.work() }
+            for _ in 0..<algorithm.backfillConcurrency {
+                group.addTask {
+                    await self.work(.backfill, from: queue)
+                    return .worker
                 }
+            }
+            // The drain: on SIGTERM no new run starts; running ones get `algorithm.drain` to finish (a second
+            // SIGTERM or SIGINT ends the wait), then they are stopped and run again at the next start.
+            group.addTask {
+                do { try await gracefulShutdown() } catch {
+                    await queue.close()
+                    return .drain
+                }
+                await queue.close()
+                let count = await running.count
+                if count > 0 {
+                    logger.notice(
+                        "stopping: waiting for running runs to finish",
+                        metadata: ["runs": "\(count)", "drain": "\(DurationText.format(algorithm.drain))"]
+                    )
+                }
+                await withTaskGroup(of: Void.self) { wait in
+                    wait.addTask { try? await Task.sleep(for: algorithm.drain) }
+                    wait.addTask { await Self.nextStopSignal() }
+                    await wait.next()
+                    wait.cancelAll()
+                }
+                if Task.isCancelled { return .drain }
+                let stopped = await running.stopAll()
+                if stopped > 0 { logger.notice("stopped running runs; they run again at the next start", metadata: ["runs": "\(stopped)"]) }
+                return .drain
+            }
+            var finished = 0
+            while let role = await group.next() {
+                if role == .worker { finished += 1 }
+                // Every worker has drained, or the drain is over: stop the rest.
+                if finished == workers || role == .drain { group.cancelAll() }
             }
         }
     }
 
-    private func work() async {
+    /// The parts of the worker's task group.
+    private enum Role { case receiver, worker, drain }
+
+    /// Waits for a second SIGTERM or SIGINT (the first began the shutdown).
+    private static func nextStopSignal() async {
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        for await _ in signals { return }
+    }
+
+    /// Takes every message from the scheduler at once: a request is recorded and queued in its lane (a run
+    /// waiting for a worker is `accepted`, and the scheduler hears so), a cancel is applied, a request
+    /// already known is answered with its state. So the algorithm answers even while all workers are busy.
+    private func receive(into queue: RunQueue) async {
         while !Task.isCancelled {
             let frames: [Data]
             do {
@@ -78,13 +136,11 @@ public struct RunWorker: Service {
             }
             do {
                 if try Wire.kind(of: frames) == RunCancel.kind {
-                    let cancel = try Wire.decode(RunCancel.self, from: frames).message
-                    if await running.cancel(cancel.runID) {
-                        logger.notice("stopping run at the scheduler's request: \(cancel.reason)", metadata: ["run": "\(cancel.runID)"])
-                    }
+                    await cancel(try Wire.decode(RunCancel.self, from: frames).message, queue: queue)
                     continue
                 }
-                await accept(try Wire.decode(RunRequest.self, from: frames).message)
+                let request = try Wire.decode(RunRequest.self, from: frames).message
+                if await accept(request) { await queue.push(request) }
             } catch {
                 logger.warning("rejected a malformed message", metadata: ["socket": "runs", "error": "\(error)"])
                 publisher.publish(EventType.messageRejected, message: "\(error)", attributes: ["socket": "runs"])
@@ -92,9 +148,40 @@ public struct RunWorker: Service {
         }
     }
 
-    /// Records a request in the ledger and runs it, unless it was seen before: then the scheduler is told
-    /// again what became of it (its earlier report may have been lost), and nothing runs twice.
-    private func accept(_ request: RunRequest) async {
+    /// A worker of one lane: runs queued requests one at a time until the queue is closed.
+    private func work(_ lane: RunQueue.Lane, from queue: RunQueue) async {
+        while let request = await queue.next(lane) {
+            await execute(request)
+        }
+    }
+
+    /// Applies a cancel: a queued run is dropped, a running one stopped (its command's whole process group),
+    /// an ended one keeps its outcome; each is reported to the scheduler.
+    private func cancel(_ cancel: RunCancel, queue: RunQueue) async {
+        if cancel.queuedOnly == true, await running.contains(cancel.runID) {
+            return
+        }
+        if await running.cancel(cancel.runID, reason: cancel.reason) {
+            // `execute` records and reports the end once the run has stopped.
+            logger.notice("stopping run at the scheduler's request: \(cancel.reason)", metadata: ["run": "\(cancel.runID)"])
+            return
+        }
+        await queue.remove(cancel.runID)
+        do {
+            let run = try await ledger.cancel(cancel.runID, reason: cancel.reason)
+            report(RunReport(runID: cancel.runID, job: run.request.job, state: run.state, detail: run.error))
+            if run.state == .cancelled {
+                publisher.publish(EventType.runCancelled, job: run.request.job, run: cancel.runID, message: cancel.reason)
+            }
+        } catch {
+            logger.error("cannot record a cancel; the scheduler sends it again", metadata: ["run": "\(cancel.runID)", "error": "\(error)"])
+        }
+    }
+
+    /// Records a request in the ledger, unless it was seen before: then the scheduler is told again what
+    /// became of it (its earlier report may have been lost, or it is asking), and nothing runs twice.
+    /// - Returns: whether the request is new and should run.
+    private func accept(_ request: RunRequest) async -> Bool {
         let known: RunLedger.Run?
         do {
             known = try await ledger.accept(request)
@@ -104,22 +191,16 @@ public struct RunWorker: Service {
                 "cannot record a run request; it will be taken when sent again",
                 metadata: ["run": "\(request.runID)", "error": "\(error)"]
             )
-            return
+            return false
         }
         if let known {
-            let state: RunReport.State =
-                switch known.state {
-                case "finished": .finished
-                case "failed": .failed
-                default: .accepted
-                }
-            report(RunReport(runID: request.runID, job: request.job, state: state, detail: known.error))
-            publisher.publish(EventType.runDuplicate, job: request.job, run: request.runID, attributes: ["state": known.state])
-            return
+            report(RunReport(runID: request.runID, job: request.job, state: known.state, detail: known.error))
+            publisher.publish(EventType.runDuplicate, job: request.job, run: request.runID, attributes: ["state": known.state.rawValue])
+            return false
         }
         report(RunReport(runID: request.runID, job: request.job, state: .accepted))
         publisher.publish(EventType.runAccepted, job: request.job, run: request.runID)
-        await execute(request)
+        return true
     }
 
     private func report(_ report: RunReport) {
@@ -155,7 +236,6 @@ public struct RunWorker: Service {
         var attempt = 0
         while true {
             attempt += 1
-            try? await ledger.markRunning(request.runID)
             let start = clock.now
             metrics.counter("baton_runs_started_total", job: job.name).increment()
             publisher.publish(
@@ -166,24 +246,37 @@ public struct RunWorker: Service {
                     "logical_time": Timestamp.format(request.logicalTime), "trigger": request.trigger.rawValue, "attempt": "\(attempt)",
                 ]
             )
+            if (try? await ledger.markRunning(request.runID)) == false {
+                // Cancelled while waiting for its retry (or ended otherwise): nothing more to run.
+                logger.notice("run no longer runnable (cancelled); not started")
+                return
+            }
             let stop = await running.begin(request.runID)
+            report(RunReport(runID: request.runID, job: job.name, state: .running))
             let runLogger = logger
-            // The run races the scheduler's stop request (overlap policy `replace`).
+            // The run races a stop: the scheduler's cancel (`baton cancel`, overlap policy `replace`) or the
+            // end of the drain at shutdown.
             let ending: Ending = await withTaskGroup(of: Ending?.self) { group in
                 group.addTask { .ran(failure: await self.runAlgorithm(job, request: request, output: partial, logger: runLogger)) }
-                group.addTask { await stop.wait() ? .stopped : nil }
+                group.addTask { await stop.doorbell.wait() ? .stopped : nil }
                 var first: Ending?
                 while first == nil, let next = await group.next() { first = next }
                 group.cancelAll()
                 return first ?? .ran(failure: "interrupted")
             }
-            await running.end(request.runID)
-            guard case .ran(let failure) = ending else {
+            let stopReason = await running.end(request.runID)
+            if case .stopped = ending, stopReason == nil || Task.isCancelled {
+                // Stopping the service: the run stays `running` in the ledger and is run again on restart.
                 try? FileManager.default.removeItem(atPath: partial)
-                await fail(request, reason: "stopped by the scheduler (overlap: replace)", logger: logger, duration: clock.now - start)
-                publisher.publish(EventType.runCancelled, job: job.name, run: request.runID)
+                logger.notice("run stopped by shutdown; it will run again on restart")
                 return
             }
+            if case .stopped = ending, let stopReason {
+                try? FileManager.default.removeItem(atPath: partial)
+                await cancelled(request, reason: stopReason, logger: logger, duration: clock.now - start)
+                return
+            }
+            guard case .ran(let failure) = ending else { return }
             let elapsed = clock.now - start
             if Task.isCancelled {
                 // Stopping: the run stays `running` in the ledger and is run again on restart.
@@ -316,6 +409,19 @@ public struct RunWorker: Service {
         }
     }
 
+    private func cancelled(_ request: RunRequest, reason: String, logger: Logger, duration: Duration) async {
+        logger.notice("run cancelled: \(reason)")
+        let run = try? await ledger.cancel(request.runID, reason: reason)
+        report(RunReport(runID: request.runID, job: request.job, state: run?.state ?? .cancelled, detail: reason))
+        publisher.publish(
+            EventType.runCancelled,
+            job: request.job,
+            run: request.runID,
+            message: reason,
+            attributes: ["duration_ms": Self.milliseconds(duration)]
+        )
+    }
+
     private func fail(_ request: RunRequest, reason: String, logger: Logger, duration: Duration? = nil) async {
         logger.error("run failed: \(reason)")
         metrics.counter("baton_runs_failed_total", job: request.job).increment()
@@ -341,22 +447,89 @@ extension RunWorker {
     }
 }
 
-/// The runs executing now, each with a doorbell that stops it.
+/// The runs executing now, each with a doorbell that stops it and the reason it was stopped for.
 actor RunningRuns {
-    private var runs: [String: Doorbell] = [:]
-
-    func begin(_ runID: String) -> Doorbell {
-        let doorbell = Doorbell()
-        runs[runID] = doorbell
-        return doorbell
+    struct Stop: Sendable {
+        let doorbell: Doorbell
     }
 
-    func end(_ runID: String) { runs[runID] = nil }
+    private var runs: [String: (doorbell: Doorbell, reason: String?)] = [:]
+
+    var count: Int { runs.count }
+
+    func begin(_ runID: String) -> Stop {
+        let doorbell = Doorbell()
+        runs[runID] = (doorbell, nil)
+        return Stop(doorbell: doorbell)
+    }
+
+    /// Ends a run's entry; returns the cancel reason if it was cancelled (nil if stopped by shutdown).
+    func end(_ runID: String) -> String? { runs.removeValue(forKey: runID)?.reason }
+
+    func contains(_ runID: String) -> Bool { runs[runID] != nil }
 
     /// Stops a run if it is executing here; returns whether it was.
-    func cancel(_ runID: String) -> Bool {
-        guard let doorbell = runs[runID] else { return false }
-        doorbell.ring()
+    func cancel(_ runID: String, reason: String) -> Bool {
+        guard let run = runs[runID] else { return false }
+        runs[runID]?.reason = reason
+        run.doorbell.ring()
         return true
+    }
+
+    /// Stops every run for shutdown (they stay `running` and run again at the next start); returns how many.
+    func stopAll() -> Int {
+        for run in runs.values { run.doorbell.ring() }
+        return runs.count
+    }
+}
+
+/// Runs accepted and waiting for a worker, in two lanes: live runs (scheduled and manual) and backfills,
+/// so a backfill never delays a live slot. Oldest logical time first within a lane.
+actor RunQueue {
+    enum Lane: Sendable { case live, backfill }
+
+    private var waiting: [Lane: [RunRequest]] = [.live: [], .backfill: []]
+    private var waiters: [Lane: [CheckedContinuation<RunRequest?, Never>]] = [.live: [], .backfill: []]
+    private var closed = false
+
+    static func lane(of request: RunRequest) -> Lane { request.trigger == .backfill ? .backfill : .live }
+
+    func push(_ request: RunRequest) {
+        let lane = Self.lane(of: request)
+        if !waiters[lane, default: []].isEmpty {
+            waiters[lane]!.removeFirst().resume(returning: request)
+            return
+        }
+        waiting[lane, default: []].append(request)
+    }
+
+    /// The next run of a lane, waiting for one; nil once the queue is closed (or the task cancelled).
+    func next(_ lane: Lane) async -> RunRequest? {
+        if closed || Task.isCancelled { return nil }
+        if !waiting[lane, default: []].isEmpty { return waiting[lane]!.removeFirst() }
+        return await withCheckedContinuation { continuation in
+            waiters[lane, default: []].append(continuation)
+        }
+    }
+
+    /// Drops a waiting run; returns whether it was waiting.
+    @discardableResult
+    func remove(_ runID: String) -> Bool {
+        for lane in [Lane.live, .backfill] {
+            if let index = waiting[lane]?.firstIndex(where: { $0.runID == runID }) {
+                waiting[lane]!.remove(at: index)
+                return true
+            }
+        }
+        return false
+    }
+
+    /// No more runs start: waiting workers get nil (their runs stay `accepted` and run at the next start).
+    func close() {
+        closed = true
+        for lane in [Lane.live, .backfill] {
+            for waiter in waiters[lane] ?? [] { waiter.resume(returning: nil) }
+            waiters[lane] = []
+        }
     }
 }

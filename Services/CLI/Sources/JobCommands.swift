@@ -56,6 +56,46 @@ extension Baton {
         }
     }
 
+    /// `baton cancel`.
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End a run, or every run of a job that has not started yet.",
+            discussion: """
+                `baton cancel RUN` ends one run: a run waiting (queued at the scheduler or at the algorithm) is                 dropped, a running one is stopped (its command's whole process group: SIGTERM, then SIGKILL).                 `baton cancel --job J --queued` ends every run of J that has not started, e.g. after a large                 backfill. Each is recorded `cancelled` with its slot.
+                """
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Argument(help: "The run id.")
+        var run: String?
+
+        @Option(help: ArgumentHelp("With --queued: the job whose waiting runs to cancel.", valueName: "name"))
+        var job: String?
+
+        @Flag(help: "Cancel every run of --job that has not started.")
+        var queued = false
+
+        func validate() throws {
+            if run == nil, job == nil || !queued {
+                throw ValidationError("give a run id, or --job NAME --queued")
+            }
+            if run != nil, job != nil || queued {
+                throw ValidationError("give either a run id or --job NAME --queued, not both")
+            }
+        }
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "cancel")
+            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
+                .init(command: .cancel, job: job, run: run, queued: queued ? true : nil),
+                command: "cancel"
+            )
+            Console.line(reply.message ?? "cancelled")
+            if run == nil { for id in reply.runs ?? [] { Console.line(id) } }
+        }
+    }
+
     /// `baton pause`.
     struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop firing a job until it is resumed (kept across scheduler restarts).")

@@ -57,6 +57,7 @@ public struct ControlServer: Service {
 
     func handle(_ request: ControlRequest) async throws -> ControlReply {
         if request.command == .jobs { return ControlReply(ok: true, jobs: try await describeJobs()) }
+        if request.command == .cancel, let run = request.run { return try await cancel(run) }
         guard let name = request.job, let job = jobs.first(where: { $0.name == name }) else {
             let known = jobs.map(\.name).joined(separator: ", ")
             return ControlReply(
@@ -80,8 +81,11 @@ public struct ControlServer: Service {
                 message: "\(name) resumed"
                     + (catchUp ? ", missed slots handled by misfire policy \(job.misfire.rawValue)" : "; missed slots recorded as skipped")
             )
+        case .cancel:
+            return try await cancelWaiting(job)
         case .trigger:
-            let now = Date()
+            // Whole milliseconds, so that the run id and `BATON_LOGICAL_TIME` name the same instant.
+            let now = Timestamp.wholeMilliseconds(Date())
             let runID = RunID.make(job: name, logicalTime: now) + "~manual"
             await dispatcher.dispatch(
                 RunRequest(runID: runID, job: name, logicalTime: now, firedAt: now, trigger: .manual),
@@ -105,7 +109,7 @@ public struct ControlServer: Service {
             let base = RunID.make(job: job.name, logicalTime: slot)
             var runID = base
             if let state = try await ledger.state(runID: base) {
-                let ran = ["fired", "accepted", "finished", "queued"].contains(state)
+                let ran = [.fired, .accepted, .running, .finished, .queued].contains(state)
                 if ran && !rerun {
                     done += 1
                     continue
@@ -127,6 +131,30 @@ public struct ControlServer: Service {
         )
     }
 
+    /// Ends one run: a queued fire at once; a run at the algorithm (waiting or running) by a cancel, sent
+    /// until the algorithm reports the run's end.
+    private func cancel(_ runID: String) async throws -> ControlReply {
+        guard let fire = try await ledger.fire(runID) else {
+            return ControlReply(ok: false, error: "unknown run \"\(runID)\"")
+        }
+        if fire.state.isTerminal {
+            return ControlReply(ok: false, error: "\(runID) has already ended: \(fire.state.rawValue)")
+        }
+        let after = try await dispatcher.cancel(fire, reason: "cancelled by a user", queuedOnly: false)
+        return ControlReply(ok: true, message: "\(runID): \(after)", runs: [runID])
+    }
+
+    /// Ends every run of a job that has not started: queued at the scheduler, or waiting at the algorithm.
+    private func cancelWaiting(_ job: Configuration.Job) async throws -> ControlReply {
+        var cancelled: [String] = []
+        for fire in try await ledger.waiting(job: job.name) {
+            _ = try await dispatcher.cancel(fire, reason: "cancelled by a user (queued runs of \(job.name))", queuedOnly: true)
+            cancelled.append(fire.request.runID)
+        }
+        logger.notice("cancelled queued runs", metadata: ["job": "\(job.name)", "runs": "\(cancelled.count)"])
+        return ControlReply(ok: true, message: "\(job.name): cancel sent for \(cancelled.count) run(s) not started", runs: cancelled)
+    }
+
     private func describeJobs() async throws -> [ControlReply.Job] {
         var result: [ControlReply.Job] = []
         let now = Date()
@@ -142,7 +170,7 @@ public struct ControlServer: Service {
                     paused: await control.isPaused(job.name),
                     running: try await ledger.inFlight(job: job.name).map(\.request.runID),
                     lastRun: ended?.request.runID,
-                    lastOutcome: ended?.state,
+                    lastOutcome: ended?.state.rawValue,
                     lastDuration: ended?.duration,
                     policies: "misfire=\(job.misfire.rawValue) overlap=\(job.overlap.rawValue)"
                 )

@@ -48,72 +48,173 @@ public struct Dispatcher: Sendable {
     }
 
     /// Records a slot that is not run, with the reason.
-    public func skip(job: String, slot: Date, reason: String) async {
-        let request = RunRequest.scheduled(job: job, slot: slot, firedAt: Date())
-        do {
-            try await ledger?.recordFire(request, state: "skipped", detail: reason)
-        } catch {
-            logger.error("cannot record a skipped slot", metadata: ["run": "\(request.runID)", "error": "\(error)"])
-        }
-        metrics.counter("baton_runs_skipped_total", job: job).increment()
-        publisher?.publish(
-            EventType.runSkipped,
-            job: job,
-            run: request.runID,
-            message: reason,
-            attributes: ["logical_time": Timestamp.format(slot)]
-        )
+    public func skip(job: Configuration.Job, slot: Date, reason: String) async {
+        await handle(job: job, fire: [], skip: [(slot, reason)], firedAt: Date())
     }
 
     /// Fires a run: applies the overlap policy (for scheduled runs), records it, sends it.
     public func dispatch(_ request: RunRequest, job: Configuration.Job, lateness: Double) async {
-        if request.trigger == .schedule, let ledger {
-            let running = ((try? await ledger.inFlight(job: job.name)) ?? []).filter { $0.request.runID != request.runID }
-            if let previous = running.last {
-                switch job.overlap {
-                case .allow:
-                    break
-                case .forbid:
-                    await skip(
-                        job: job.name,
-                        slot: request.logicalTime,
-                        reason: "previous run \(previous.request.runID) still running (overlap: forbid)"
+        guard request.trigger == .schedule else {
+            // Manual and backfill runs: recorded and sent as they are; backfills run in their own lane.
+            guard await record([SchedulerState.Record(request)], job: job.name) == [true] else {
+                logger.notice("run already recorded; not fired again", metadata: ["run": "\(request.runID)"])
+                return
+            }
+            send(request, lateness: lateness)
+            return
+        }
+        await handle(job: job, fire: [request.logicalTime], skip: [], firedAt: request.firedAt)
+    }
+
+    /// Handles a job's due slots in one step: applies the overlap policy to the slots to fire, in order,
+    /// records them and the skipped ones in one transaction, then sends what fires. Nothing is sent that
+    /// is not recorded: while the state cannot be written (disk full), this waits and retries, so the
+    /// job's timer holds its place and no slot is lost.
+    public func handle(job: Configuration.Job, fire: [Date], skip: [(Date, String)], firedAt: Date) async {
+        let inFlight = ((try? await ledger?.inFlight(job: job.name)) ?? []).map(\.request.runID)
+        let hasQueued = ((try? await ledger?.oldestQueued(job: job.name)) ?? nil) != nil
+        let plan = Self.plan(
+            job: job.name,
+            fire: fire,
+            skip: skip,
+            firedAt: firedAt,
+            overlap: job.overlap,
+            inFlight: inFlight,
+            hasQueued: hasQueued
+        )
+        let isNew = await record(plan.records, job: job.name)
+        guard isNew.count == plan.records.count else { return }
+        for old in plan.cancels {
+            let reason = "replaced by \(plan.records.last { $0.state == .fired }?.request.runID ?? "a newer run")"
+            _ = try? await ledger?.requestCancel(old, reason: reason)
+            _ = sink.cancel(RunCancel(runID: old, reason: reason))
+            publisher?.publish(EventType.runReplaced, job: job.name, run: old, attributes: ["reason": reason])
+        }
+        for (record, new) in zip(plan.records, isNew) {
+            let request = record.request
+            guard new else {
+                logger.notice("slot already handled before a restart; not fired again", metadata: ["run": "\(request.runID)"])
+                continue
+            }
+            switch record.state {
+            case .skipped:
+                metrics.counter("baton_runs_skipped_total", job: job.name).increment()
+                publisher?.publish(
+                    EventType.runSkipped,
+                    job: job.name,
+                    run: request.runID,
+                    message: record.detail,
+                    attributes: ["logical_time": Timestamp.format(request.logicalTime)]
+                )
+            case .queued:
+                publisher?.publish(EventType.runQueued, job: job.name, run: request.runID, attributes: ["after": record.detail ?? ""])
+            default:
+                send(request, lateness: request.firedAt.timeIntervalSince(request.logicalTime) * 1000)
+            }
+        }
+    }
+
+    /// What to record for a job's due slots, as a pure decision: skips as given, and each slot to fire
+    /// through the overlap policy, in order, counting the runs in flight and those fired before it in the
+    /// same step.
+    public static func plan(
+        job: String,
+        fire: [Date],
+        skip: [(Date, String)],
+        firedAt: Date,
+        overlap: Configuration.OverlapPolicy,
+        inFlight: [String],
+        hasQueued: Bool
+    ) -> (records: [SchedulerState.Record], cancels: [String]) {
+        var records = skip.map { slot, reason in
+            SchedulerState.Record(.scheduled(job: job, slot: slot, firedAt: firedAt), state: .skipped, detail: reason)
+        }
+        var running = inFlight
+        var queued = hasQueued
+        var cancels: [String] = []
+        for (index, slot) in fire.enumerated() {
+            let request = RunRequest.scheduled(job: job, slot: slot, firedAt: firedAt)
+            guard let previous = running.last else {
+                records.append(.init(request))
+                running.append(request.runID)
+                continue
+            }
+            switch overlap {
+            case .allow:
+                records.append(.init(request))
+                running.append(request.runID)
+            case .forbid:
+                records.append(.init(request, state: .skipped, detail: "previous run \(previous) still running (overlap: forbid)"))
+            case .queue:
+                records.append(.init(request, state: .queued, detail: "waiting for \(queued ? "the runs queued before it" : previous)"))
+                queued = true
+            case .replace:
+                if index < fire.count - 1 {
+                    // A newer slot in the same step replaces this one before it is ever sent.
+                    records.append(
+                        .init(request, state: .skipped, detail: "replaced by a newer slot before it was sent (overlap: replace)")
                     )
-                    return
-                case .queue:
-                    do {
-                        try await ledger.recordFire(request, state: "queued", detail: "waiting for \(previous.request.runID)")
-                    } catch {
-                        logger.error("cannot record a queued run", metadata: ["run": "\(request.runID)", "error": "\(error)"])
-                    }
-                    publisher?.publish(
-                        EventType.runQueued,
-                        job: job.name,
-                        run: request.runID,
-                        attributes: ["after": previous.request.runID]
-                    )
-                    return
-                case .replace:
-                    for old in running {
-                        _ = sink.cancel(RunCancel(runID: old.request.runID, reason: "replaced by \(request.runID)"))
-                        try? await ledger.markReplaced(old.request.runID, by: request.runID)
-                        publisher?.publish(EventType.runReplaced, job: job.name, run: old.request.runID, attributes: ["by": request.runID])
-                    }
+                } else {
+                    cancels += running.filter { inFlight.contains($0) }
+                    records.append(.init(request))
+                    running = [request.runID]
                 }
             }
         }
-        if let ledger {
+        // Slots are recorded oldest first: a crash between two records would otherwise leave a hole behind
+        // the job's last slot. (They commit in one transaction anyway.)
+        records.sort { $0.request.logicalTime < $1.request.logicalTime }
+        return (records, cancels)
+    }
+
+    /// Records fires, retrying while the state cannot be written; reports a full disk and its end.
+    /// - Returns: for each record, whether it was new; empty if the task was cancelled first.
+    private func record(_ records: [SchedulerState.Record], job: String) async -> [Bool] {
+        guard let ledger else { return records.map { _ in true } }
+        var delay = Duration.milliseconds(200)
+        var failing = false
+        while true {
             do {
-                guard try await ledger.recordFire(request) else {
-                    logger.notice("slot already handled before a restart; not fired again", metadata: ["run": "\(request.runID)"])
-                    return
+                let isNew = try await ledger.record(records)
+                if failing {
+                    logger.notice("the scheduler state is writable again; recorded what was waiting", metadata: ["job": "\(job)"])
+                    publisher?.publish(EventType.diskOK, job: job, level: "notice", message: "scheduler state writable again")
                 }
+                return isNew
             } catch {
-                // Without a record the request could be lost silently; send it anyway and say so.
-                logger.error("cannot record the fire; sending it unrecorded", metadata: ["run": "\(request.runID)", "error": "\(error)"])
+                if !failing {
+                    let full = SchedulerState.isDiskFull(error)
+                    logger.error(
+                        "cannot record fired slots\(full ? " (disk full)" : ""); holding them and retrying: nothing is sent unrecorded",
+                        metadata: ["job": "\(job)", "slots": "\(records.count)", "error": "\(error)"]
+                    )
+                    publisher?.publish(
+                        EventType.diskFull,
+                        job: job,
+                        level: "error",
+                        message: "cannot record fired slots: \(error)",
+                        attributes: ["path": "scheduler/state.sqlite", "full": "\(full)"]
+                    )
+                    failing = true
+                }
+                do { try await Task.sleep(for: delay) } catch { return [] }
+                delay = min(delay * 2, .seconds(5))
             }
         }
-        send(request, lateness: lateness)
+    }
+
+    /// Cancels a fire: a queued one ends at once; one at the algorithm gets a cancel, which the
+    /// ``RunResender`` sends again until the algorithm reports the run's end.
+    /// - Returns: what was done, in words.
+    public func cancel(_ fire: SchedulerState.Fire, reason: String, queuedOnly: Bool) async throws -> String {
+        let runID = fire.request.runID
+        let after = try await ledger?.requestCancel(runID, reason: reason, queuedOnly: queuedOnly)
+        if after?.state == .cancelled {
+            publisher?.publish(EventType.runCancelled, job: fire.request.job, run: runID, message: reason)
+            return "cancelled"
+        }
+        _ = sink.cancel(RunCancel(runID: runID, reason: reason, queuedOnly: queuedOnly))
+        return "cancel sent to the algorithm"
     }
 
     /// Sends a request already recorded (a released queued run, a backfill slot).

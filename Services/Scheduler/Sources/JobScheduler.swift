@@ -48,58 +48,84 @@ public struct JobScheduler: Service {
         }
     }
 
+    /// One job's timer. `cursor` is the last slot handled (fired or recorded skipped), durable in the
+    /// scheduler state: every slot after it is handled, in order, and the cursor moves only past slots that
+    /// were recorded. So a slot that falls due while a catch-up is being recorded and sent, or while the disk
+    /// is full, is handled on the next turn, never dropped.
     private func fireForever(_ job: Configuration.Job) async {
         let schedule = job.schedule
         let wake = await control.doorbell(job.name)
-        // Where we left off: the last slot handled before a restart, so that none is fired twice.
-        var last = await dispatcher.lastSlot(job: job.name)
-        if let previous = last {
-            await handleMissed(job, after: previous, cause: "the scheduler was not running", applyPolicy: true)
-            last = max(previous, clock.now())
+        var cursor: Date
+        if let previous = await dispatcher.lastSlot(job: job.name) {
+            cursor = previous
+            // Slots missed while the scheduler was down (a paused job's wait for its resume).
+            if await !control.isPaused(job.name) {
+                cursor = await handleDue(job, after: cursor, cause: "the scheduler was not running", applyPolicy: true)
+            }
+        } else {
+            // A new job: its schedule starts now.
+            cursor = clock.now()
         }
-        var next = schedule.next(after: last ?? clock.now())
-        if let next {
+        if let next = schedule.next(after: cursor) {
             logger.info(
                 "scheduled",
                 metadata: ["job": "\(job.name)", "trigger": "\(job.trigger)", "next": "\(Timestamp.format(next))"]
             )
         }
-        while !Task.isCancelled, let slot = next {
+        while !Task.isCancelled {
             if let resume = await control.takeResume(job.name) {
                 // Resumed (perhaps before this loop even saw the pause): the slots since the last one handled.
-                let from = await dispatcher.lastSlot(job: job.name) ?? slot.addingTimeInterval(-0.001)
-                await handleMissed(job, after: from, cause: "the job was paused", applyPolicy: resume.catchUp)
-                next = schedule.next(after: max(clock.now(), from))
+                cursor = await handleDue(job, after: cursor, cause: "the job was paused", applyPolicy: resume.catchUp)
                 continue
             }
             if await control.isPaused(job.name) {
                 guard await wake.wait() else { return }
                 continue
             }
+            guard let slot = schedule.next(after: cursor) else {
+                // A one-shot job that has fired: nothing more to do.
+                return
+            }
             let jitter = job.jitter > .zero ? Double.random(in: 0...(job.jitter / .seconds(1))) : 0
             // Returns early when the job is paused or resumed.
             await sleep(until: slot.addingTimeInterval(jitter), orWake: wake)
             if Task.isCancelled { return }
-            let now = clock.now()
-            if now < slot.addingTimeInterval(jitter) { continue }
+            if clock.now() < slot.addingTimeInterval(jitter) { continue }
             // Paused or resumed while waiting: the top of the loop decides.
             if await control.isPaused(job.name) { continue }
             if await control.hasResume(job.name) { continue }
-            let firedAt = now
-            let lateness = firedAt.timeIntervalSince(slot) * 1000
-            // A wake later than the next slot (suspend, clock jump): the slots in between are missed.
-            let later = MissedSlots.slots(of: schedule, after: slot, until: now)
-            if later.isEmpty {
-                await dispatcher.dispatch(
-                    .scheduled(job: job.name, slot: slot, firedAt: firedAt),
-                    job: job,
-                    lateness: lateness
-                )
-            } else {
-                await handleMissed(job, after: slot.addingTimeInterval(-0.001), cause: "the timer woke late", applyPolicy: true)
-            }
-            next = schedule.next(after: max(later.last ?? slot, slot))
+            cursor = await handleDue(job, after: cursor, cause: nil, applyPolicy: true)
         }
+    }
+
+    /// Handles every slot after `cursor` up to now: the one due slot of a timer's wake fires; anything else
+    /// (a restart, a late wake, a resume, with `cause` saying why) goes through the misfire policy, or is all
+    /// skipped when not `applyPolicy`. Returns the new cursor: the last slot handled, or `cursor` if nothing
+    /// could be recorded (the task was cancelled).
+    private func handleDue(_ job: Configuration.Job, after cursor: Date, cause: String?, applyPolicy: Bool) async -> Date {
+        let now = clock.now()
+        let slots = MissedSlots.slots(of: job.schedule, after: cursor, until: now, limit: .max)
+        guard let last = slots.last else { return cursor }
+        let decision: MissedSlots.Decision
+        if slots.count == 1, cause == nil {
+            decision = MissedSlots.Decision(fire: slots, skip: [])
+        } else {
+            let cause = cause ?? "the timer woke late"
+            decision =
+                applyPolicy
+                ? MissedSlots.decide(slots, policy: job.misfire, grace: job.grace, now: now, cause: cause)
+                : MissedSlots.Decision(fire: [], skip: slots.map { ($0, "missed (\(cause)); resumed without catching up") })
+            logger.notice(
+                "missed slots",
+                metadata: ["job": "\(job.name)", "missed": "\(slots.count)", "firing": "\(decision.fire.count)", "cause": "\(cause)"]
+            )
+        }
+        await dispatcher.handle(job: job, fire: decision.fire, skip: decision.skip, firedAt: now)
+        if Task.isCancelled, await dispatcher.lastSlot(job: job.name).map({ $0 < last }) ?? true {
+            // Stopped before the slots were recorded: they are handled again at the next start.
+            return cursor
+        }
+        return last
     }
 
     /// Sleeps until `deadline` on the clock, or until the doorbell rings.
@@ -109,31 +135,6 @@ public struct JobScheduler: Service {
             group.addTask { _ = await wake.wait() }
             await group.next()
             group.cancelAll()
-        }
-    }
-
-    /// Applies the misfire policy (or skips all, when not `applyPolicy`) to the slots after `after` up to now.
-    private func handleMissed(_ job: Configuration.Job, after: Date, cause: String, applyPolicy: Bool) async {
-        let now = clock.now()
-        let slots = MissedSlots.slots(of: job.schedule, after: after, until: now)
-        guard !slots.isEmpty else { return }
-        let decision =
-            applyPolicy
-            ? MissedSlots.decide(slots, policy: job.misfire, grace: job.grace, now: now, cause: cause)
-            : MissedSlots.Decision(fire: [], skip: slots.map { ($0, "missed (\(cause)); resumed without catching up") })
-        logger.notice(
-            "missed slots",
-            metadata: ["job": "\(job.name)", "missed": "\(slots.count)", "firing": "\(decision.fire.count)", "cause": "\(cause)"]
-        )
-        for (slot, reason) in decision.skip {
-            await dispatcher.skip(job: job.name, slot: slot, reason: reason)
-        }
-        for slot in decision.fire {
-            await dispatcher.dispatch(
-                .scheduled(job: job.name, slot: slot, firedAt: now),
-                job: job,
-                lateness: now.timeIntervalSince(slot) * 1000
-            )
         }
     }
 }

@@ -42,13 +42,10 @@ public struct ReportReceiver: Service {
                     guard let frames = try? await reports.receive() else { return }
                     do {
                         let report = try Wire.decode(RunReport.self, from: frames).message
-                        guard try await ledger.apply(report) else { continue }
-                        switch report.state {
-                        case .accepted:
-                            if let job = jobs[report.job] {
-                                group.addTask { await self.watchForOverrun(report.runID, job: job) }
-                            }
-                        case .finished, .failed:
+                        guard let state = try await ledger.apply(report) else { continue }
+                        if state == .accepted, let job = jobs[report.job] {
+                            group.addTask { await self.watchForOverrun(report.runID, job: job) }
+                        } else if state.isTerminal {
                             try await releaseQueued(job: report.job)
                         }
                     } catch let error as ProtocolError {
@@ -63,7 +60,7 @@ public struct ReportReceiver: Service {
 
     private func releaseQueued(job: String) async throws {
         guard try await ledger.inFlight(job: job).isEmpty, let queued = try await ledger.oldestQueued(job: job) else { return }
-        try await ledger.release(queued.request.runID)
+        guard try await ledger.release(queued.request.runID) else { return }
         var request = queued.request
         request.firedAt = Date()
         dispatcher.send(request, lateness: request.firedAt.timeIntervalSince(request.logicalTime) * 1000)
@@ -93,7 +90,7 @@ public struct ReportReceiver: Service {
         let margin = min(max(left * 0.1, min(0.05, left / 2)), 60)
         try? await Task.sleep(for: .milliseconds(Int64((left - margin) * 1000)))
         if Task.isCancelled { return }
-        if let state = try? await ledger.state(runID: runID), state == "accepted" || state == "fired" {
+        if let state = try? await ledger.state(runID: runID), state.isInFlight {
             warn(runID, job: job, next: next, reason: "still running \(String(format: "%.1f", margin)) s before the next slot")
         }
     }

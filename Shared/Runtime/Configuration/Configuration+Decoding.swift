@@ -193,9 +193,11 @@ public enum ByteCount {
 
 extension Configuration.Algorithm: Decodable {
     public init(from decoder: any Decoder) throws {
-        let reader = try MappingReader(decoder, allowed: ["concurrency"])
+        let reader = try MappingReader(decoder, allowed: ["concurrency", "backfill_concurrency", "drain"])
         self.init()
         concurrency = try reader.value("concurrency", concurrency)
+        backfillConcurrency = try reader.value("backfill_concurrency", backfillConcurrency)
+        drain = try reader.duration("drain", drain)
     }
 }
 

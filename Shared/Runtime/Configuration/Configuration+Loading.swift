@@ -167,6 +167,9 @@ extension Configuration {
         guard (1...256).contains(algorithm.concurrency) else {
             throw fail("algorithm.concurrency", "must be from 1 to 256 (got \(algorithm.concurrency))")
         }
+        guard (1...256).contains(algorithm.backfillConcurrency) else {
+            throw fail("algorithm.backfill_concurrency", "must be from 1 to 256 (got \(algorithm.backfillConcurrency))")
+        }
         guard Self.logLevels.contains(log.level) else {
             throw fail("log.level", "must be one of \(Self.logLevels.joined(separator: ", ")) (got \"\(log.level)\")")
         }

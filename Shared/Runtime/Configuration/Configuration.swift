@@ -92,8 +92,13 @@ public struct Configuration: Sendable, Equatable {
 
     /// Algorithm service settings.
     public struct Algorithm: Sendable, Equatable {
-        /// How many runs may execute at once.
+        /// How many live runs (scheduled and manual) may execute at once.
         public var concurrency = 1
+        /// How many backfilled runs may execute at once, in their own lane beside the live runs.
+        public var backfillConcurrency = 1
+        /// On SIGTERM, how long to wait for running runs to finish before stopping them (a second signal
+        /// stops them at once). A run stopped is run again at the next start.
+        public var drain: Duration = .seconds(30)
         /// Creates the default algorithm settings.
         public init() {}
     }

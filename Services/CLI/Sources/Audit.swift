@@ -1,0 +1,212 @@
+import AlgorithmService
+import ArgumentParser
+import Foundation
+import Messaging
+import Runtime
+import SchedulerService
+import Scheduling
+import Storage
+
+extension Baton {
+    /// `baton audit`: checks the accounting invariant on a running or stopped deployment.
+    struct Audit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check that every slot is accounted for, every run ended once, and every result was stored once.",
+            discussion: """
+                Reads the services' own state under data_dir (the scheduler's fires, the algorithm's run ledger and \
+                outbox, the result store), so run it where they keep it. It checks, for each job:
+                  - every slot of its schedule from its first fire to the last slot the scheduler handled is either \
+                fired (one run id) or skipped with a recorded reason;
+                  - every fired run has one outcome, the same at the scheduler and the algorithm (succeeded, failed \
+                or cancelled);
+                  - every result part of a succeeded run is stored exactly once, with its size and sha256.
+                Runs still in flight and slots not yet due are listed, not counted as violations. Exits 1 if there \
+                is any violation, 0 if there is none.
+                """
+        )
+
+        @OptionGroup var options: ServiceOptions
+
+        @Option(help: ArgumentHelp("Only this job.", valueName: "name"))
+        var job: String?
+
+        @Option(help: ArgumentHelp("Only slots and runs with a logical time at or after this (ISO 8601).", valueName: "time"))
+        var from: TimeArgument?
+
+        @Option(help: ArgumentHelp("Only slots and runs with a logical time at or before this (ISO 8601).", valueName: "time"))
+        var to: TimeArgument?
+
+        @Flag(help: "Print the findings as one JSON object.")
+        var json = false
+
+        func run() async throws {
+            let configuration = try options.loadConfiguration(command: "audit")
+            let jobs = configuration.jobs.filter { job == nil || $0.name == job }
+            if let job, jobs.isEmpty {
+                throw ValidationError("unknown job \"\(job)\"; configured jobs: \(configuration.jobs.map(\.name).joined(separator: ", "))")
+            }
+            let data = configuration.dataDirectory
+            let statePath = SchedulerService.statePath(configuration)
+            let outboxPath = AlgorithmService.outboxPath(configuration)
+            var findings = Findings()
+            let state = FileManager.default.fileExists(atPath: statePath) ? try SchedulerState(path: statePath) : nil
+            let outbox = FileManager.default.fileExists(atPath: outboxPath) ? try Outbox(path: outboxPath) : nil
+            let storePath = configuration.store.path ?? (data as NSString).appendingPathComponent("results.sqlite")
+            let store = FileManager.default.fileExists(atPath: storePath) ? try ResultStore(path: storePath) : nil
+            var ledgerRuns: [RunLedger.Run] = []
+            if let outbox { ledgerRuns = try await RunLedger(outbox: outbox).runs() }
+            let runs = Dictionary(ledgerRuns.map { ($0.request.runID, $0) }, uniquingKeysWith: { first, _ in first })
+            let parts = try await outbox?.entries() ?? []
+            var partsByRun: [String: [Outbox.Entry]] = [:]
+            for entry in parts { partsByRun[entry.header.runID, default: []].append(entry) }
+            var stored: [String: (size: Int, sha256: String)] = [:]
+            for row in try await store?.storedParts() ?? [] { stored["\(row.runID)#\(row.part)"] = (row.size, row.sha256) }
+            let now = Date()
+            func inRange(_ date: Date) -> Bool { (from.map { date >= $0.date } ?? true) && (to.map { date <= $0.date } ?? true) }
+
+            for job in jobs {
+                let fires = try await state?.fires(job: job.name) ?? []
+                let byID = Dictionary(fires.map { ($0.request.runID, $0) }, uniquingKeysWith: { first, _ in first })
+                // Slots: from the first scheduled fire to the last slot handled.
+                let scheduled = fires.filter { $0.request.trigger == .schedule }
+                if let first = scheduled.map(\.request.logicalTime).min(), let cursor = try await state?.lastSlot(job: job.name) {
+                    let start = max(first, from?.date ?? first)
+                    let end = min(cursor, to?.date ?? cursor)
+                    if start <= end {
+                        let grid = MissedSlots.slots(of: job.schedule, after: start.addingTimeInterval(-0.0005), until: end, limit: .max)
+                        findings.slots += grid.count
+                        for slot in grid {
+                            let runID = RunID.make(job: job.name, logicalTime: slot)
+                            guard let fire = byID[runID] else {
+                                findings.violation("\(runID): slot neither fired nor skipped")
+                                continue
+                            }
+                            if fire.state == .skipped {
+                                findings.skipped += 1
+                                if (fire.detail ?? "").isEmpty { findings.violation("\(runID): skipped without a reason") }
+                            }
+                        }
+                    }
+                    let paused = try await state?.isPaused(job: job.name) ?? false
+                    let due = MissedSlots.slots(of: job.schedule, after: cursor, until: min(now, to?.date ?? now), limit: 100_000).count
+                    if due > 0 {
+                        findings.note(
+                            "\(job.name): \(due) slot(s) due after the last one handled (\(Timestamp.format(cursor)))"
+                                + (paused ? "; the job is paused: they are decided at its resume" : "; the scheduler handles them when it runs")
+                        )
+                    }
+                }
+                // Outcomes: every fired run ends once, the same at both ends.
+                for fire in fires where fire.state != .skipped && inRange(fire.request.logicalTime) {
+                    findings.fired += 1
+                    let runID = fire.request.runID
+                    let run = runs[runID]
+                    switch (fire.state.isTerminal, run) {
+                    case (true, .some(let run)) where run.state.isTerminal:
+                        if FireState(run.state) != fire.state {
+                            findings.violation("\(runID): the scheduler says \(fire.state.rawValue), the algorithm \(run.state.rawValue)")
+                        }
+                    case (true, .some(let run)):
+                        findings.violation("\(runID): the scheduler says \(fire.state.rawValue), the algorithm still \(run.state.rawValue)")
+                    case (true, nil):
+                        if fire.state != .cancelled { findings.violation("\(runID): \(fire.state.rawValue) but unknown to the algorithm") }
+                    case (false, .some(let run)) where run.state.isTerminal:
+                        findings.lagging += 1
+                        findings.note("\(runID): \(run.state.rawValue) at the algorithm; the scheduler still has it \(fire.state.rawValue) (reconciled while it runs)")
+                    case (false, .some):
+                        findings.inFlight += 1
+                    case (false, nil):
+                        if fire.state == .accepted || fire.state == .running {
+                            findings.violation("\(runID): \(fire.state.rawValue) at the scheduler but unknown to the algorithm")
+                        } else {
+                            findings.inFlight += 1
+                        }
+                    }
+                    if let run, run.state.isTerminal {
+                        switch run.state {
+                        case .finished: findings.succeeded += 1
+                        case .failed: findings.failed += 1
+                        default: findings.cancelled += 1
+                        }
+                    }
+                }
+                // Results: every part of a succeeded run stored exactly once, byte for byte (size and sha256).
+                for run in runs.values where run.request.job == job.name && run.state == .finished && inRange(run.request.logicalTime) {
+                    let runParts = partsByRun[run.request.runID] ?? []
+                    if runParts.isEmpty { findings.violation("\(run.request.runID): succeeded without a result part") }
+                    for entry in runParts {
+                        findings.parts += 1
+                        let key = "\(entry.header.runID)#\(entry.header.part)"
+                        let row = stored[key]
+                        if let row, row.sha256 != entry.header.sha256 || row.size != entry.header.size {
+                            findings.violation(
+                                "\(key): stored with size \(row.size) sha256 \(row.sha256), handed off as \(entry.header.size) \(entry.header.sha256)"
+                            )
+                            continue
+                        }
+                        switch entry.state {
+                        case "acked":
+                            if row == nil {
+                                if store == nil {
+                                    findings.note("\(key): acknowledged; no result store at \(storePath) to check it against")
+                                } else {
+                                    findings.violation("\(key): acknowledged but not in the result store \(storePath)")
+                                }
+                            } else {
+                                findings.stored += 1
+                            }
+                        case "dead":
+                            findings.violation("\(key): dead-lettered (\(entry.lastError ?? "no reason")); `baton replay --dead` after a fix")
+                        default:
+                            if row != nil { findings.stored += 1 } else { findings.undelivered += 1 }
+                        }
+                    }
+                }
+            }
+            findings.print(json: json)
+            if !findings.violations.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+/// What `baton audit` found.
+private struct Findings {
+    var violations: [String] = []
+    var notes: [String] = []
+    var slots = 0
+    var skipped = 0
+    var fired = 0
+    var succeeded = 0
+    var failed = 0
+    var cancelled = 0
+    var inFlight = 0
+    var lagging = 0
+    var parts = 0
+    var stored = 0
+    var undelivered = 0
+
+    mutating func violation(_ text: String) { violations.append(text) }
+    mutating func note(_ text: String) { notes.append(text) }
+
+    func print(json: Bool) {
+        let counts: [String: Int] = [
+            "slots": slots, "skipped": skipped, "fired": fired, "succeeded": succeeded, "failed": failed, "cancelled": cancelled,
+            "inFlight": inFlight, "lagging": lagging, "parts": parts, "stored": stored, "undelivered": undelivered,
+        ]
+        if json {
+            let object: [String: Any] = ["ok": violations.isEmpty, "violations": violations, "notes": notes, "counts": counts]
+            if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
+                Console.line(String(decoding: data, as: UTF8.self))
+            }
+            return
+        }
+        for violation in violations { Console.line("VIOLATION \(violation)") }
+        for note in notes.prefix(50) { Console.line("note: \(note)") }
+        if notes.count > 50 { Console.line("note: … and \(notes.count - 50) more") }
+        Console.line(
+            "slots \(slots) (skipped \(skipped)); runs \(fired): succeeded \(succeeded), failed \(failed), cancelled \(cancelled), "
+                + "in flight \(inFlight + lagging); parts \(parts): stored \(stored), not yet stored \(undelivered); "
+                + "\(violations.count) violation(s)"
+        )
+    }
+}
