@@ -129,12 +129,129 @@ struct CronScheduleTests {
                 "2026-02-06T00:00:00Z", "2026-02-13T00:00:00Z", "2026-02-20T00:00:00Z", "2026-02-27T00:00:00Z",
             ]
         )
-        // A star with a step still counts as a star: every other day of the month, only on Mondays.
+        // A star with a step still counts as a star, and keeps its step: the odd days of the month
+        // (1, 3, 5, …) that are Mondays. February 2026's Mondays are the 2nd, 9th, 16th and 23rd.
         #expect(
-            try Self.fires("0 0 */2 * mon", zone: "UTC", from: "2026-02-01T00:00:00Z", count: 2) == [
-                "2026-02-02T00:00:00Z", "2026-02-09T00:00:00Z",
+            try Self.fires("0 0 */2 * mon", zone: "UTC", from: "2026-02-01T00:00:00Z", count: 3) == [
+                "2026-02-09T00:00:00Z", "2026-02-23T00:00:00Z", "2026-03-09T00:00:00Z",
             ]
         )
+    }
+
+    @Test func starredDayOfWeekKeepsItsStep() throws {
+        // Vixie cron: */3 in day-of-week is 0, 3, 6 (Sunday, Wednesday, Saturday); day-of-month is `*`.
+        // 2026-03-01 is a Sunday.
+        #expect(
+            try Self.fires("0 9 * * */3", zone: "UTC", from: "2026-03-01T00:00:00Z", count: 9) == [
+                "2026-03-01T09:00:00Z", "2026-03-04T09:00:00Z", "2026-03-07T09:00:00Z",
+                "2026-03-08T09:00:00Z", "2026-03-11T09:00:00Z", "2026-03-14T09:00:00Z",
+                "2026-03-15T09:00:00Z", "2026-03-18T09:00:00Z", "2026-03-21T09:00:00Z",
+            ]
+        )
+    }
+
+    @Test func starredDayOfMonthMustMatchTogetherWithTheWeekday() throws {
+        // Vixie cron: */10 in day-of-month is 1, 11, 21, 31, and because it starts with `*` the day must also
+        // be a Monday: no Monday at all in the first four months of 2026.
+        #expect(
+            try Self.fires("0 9 */10 * 1", zone: "UTC", from: "2026-01-01T00:00:00Z", count: 5) == [
+                "2026-05-11T09:00:00Z", "2026-06-01T09:00:00Z", "2026-08-31T09:00:00Z",
+                "2026-09-21T09:00:00Z", "2026-12-21T09:00:00Z",
+            ]
+        )
+        // A list whose first item is starred counts as starred (Vixie looks at the field's first character).
+        #expect(
+            try Self.fires("0 9 */10,5 * mon", zone: "UTC", from: "2026-01-01T00:00:00Z", count: 2) == [
+                "2026-01-05T09:00:00Z", "2026-05-11T09:00:00Z",
+            ]
+        )
+        // One that does not start with `*` is an OR, even if it contains a star later.
+        #expect(
+            try Self.fires("0 9 5,*/10 * sun", zone: "UTC", from: "2026-01-01T00:00:00Z", count: 4) == [
+                "2026-01-01T09:00:00Z", "2026-01-04T09:00:00Z", "2026-01-05T09:00:00Z", "2026-01-11T09:00:00Z",
+            ]
+        )
+    }
+
+    /// A small deterministic generator (SplitMix64), so a failing case can be reproduced.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// A random cron field over `range` and the set of values it stands for, computed here from the item's
+    /// meaning (not by the parser): `*`, `*/n`, `a`, `a-b`, `a-b/n`, `a/n` (a to the end, every n), names, lists.
+    static func randomField(
+        _ range: ClosedRange<Int>,
+        names: [String] = [],
+        nameBase: Int = 0,
+        using rng: inout SplitMix
+    ) -> (text: String, values: Set<Int>) {
+        func name(_ value: Int) -> String {
+            let index = value - nameBase
+            return !names.isEmpty && names.indices.contains(index) && Bool.random(using: &rng) ? names[index] : String(value)
+        }
+        var items: [String] = []
+        var values: Set<Int> = []
+        for _ in 0..<Int.random(in: 1...3, using: &rng) {
+            let a = Int.random(in: range, using: &rng)
+            let b = Int.random(in: a...range.upperBound, using: &rng)
+            let n = Int.random(in: 1...10, using: &rng)
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0: items.append("*"); values.formUnion(range)
+            case 1: items.append("*/\(n)"); values.formUnion(stride(from: range.lowerBound, through: range.upperBound, by: n))
+            case 2: items.append(name(a)); values.insert(a)
+            case 3: items.append("\(name(a))-\(name(b))"); values.formUnion(a...b)
+            case 4: items.append("\(name(a))-\(name(b))/\(n)"); values.formUnion(stride(from: a, through: b, by: n))
+            default: items.append("\(a)/\(n)"); values.formUnion(stride(from: a, through: range.upperBound, by: n))
+            }
+        }
+        return (items.joined(separator: ","), values)
+    }
+
+    @Test func dayFieldsFollowVixieCronOnRandomExpressions() throws {
+        var rng = SplitMix(state: 20_260_329)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = try #require(TimeZone(identifier: "UTC"))
+        let start = try #require(Timestamp.parse("2026-01-01T00:00:00Z"))
+        let days = 2 * 365 + 1
+        let end = start.addingTimeInterval(Double(days) * 86_400)
+        let monthChoices: [(String, Set<Int>)] = [("*", Set(1...12)), ("*/2", [1, 3, 5, 7, 9, 11]), ("jan-jun", Set(1...6)), ("mar,aug,feb", [2, 3, 8])]
+        let weekdayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+        for _ in 0..<150 {
+            let dom = Self.randomField(1...31, using: &rng)
+            var dow = Self.randomField(0...7, names: weekdayNames, using: &rng)
+            if dow.values.remove(7) != nil { dow.values.insert(0) }
+            let month = monthChoices[Int.random(in: 0..<monthChoices.count, using: &rng)]
+            let text = "0 0 \(dom.text) \(month.0) \(dow.text)"
+            // The rule, day by day: a starred field (first character `*`) makes it AND, otherwise OR.
+            let starred = dom.text.hasPrefix("*") || dow.text.hasPrefix("*")
+            var expected: [Date] = []
+            for offset in 0..<days {
+                let day = start.addingTimeInterval(Double(offset) * 86_400)
+                let parts = calendar.dateComponents([.month, .day, .weekday], from: day)
+                guard month.1.contains(parts.month!) else { continue }
+                let inDom = dom.values.contains(parts.day!)
+                let inDow = dow.values.contains(parts.weekday! - 1)
+                if starred ? inDom && inDow : inDom || inDow { expected.append(day) }
+            }
+            let schedule = CronSchedule(try CronExpression(text), timeZone: calendar.timeZone)
+            var actual: [Date] = []
+            var date = start.addingTimeInterval(-1)
+            while let next = schedule.next(after: date), next < end {
+                actual.append(next)
+                date = next
+            }
+            let firstDifference = zip(actual, expected).first { $0 != $1 }.map { "\($0) vs \($1)" } ?? "one is a prefix of the other"
+            let same = actual == expected
+            #expect(same, "\(text): \(actual.count) fire days, expected \(expected.count); first difference \(firstDifference)")
+        }
     }
 
     @Test(arguments: [
