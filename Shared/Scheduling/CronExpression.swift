@@ -4,8 +4,11 @@ import Foundation
 /// day-of-week) or 6 with seconds first; lists, ranges, steps, month and weekday names, `7` for Sunday, and
 /// the `@hourly`/`@daily`/`@midnight`/`@weekly`/`@monthly`/`@yearly`/`@annually` macros.
 ///
-/// Day of month and day of week: when both are restricted (neither starts with `*`), a day matches if
-/// either matches, as in Vixie cron; when one starts with `*`, only the other counts.
+/// Day of month and day of week, exactly as Vixie cron: when neither field starts with `*`, a day matches if
+/// either field matches it (`0 0 13 * fri` is the 13th and every Friday). When either field starts with `*`
+/// (`*`, `*/n`, or a list whose first item is one of those), a day must match both, and a starred field keeps
+/// its step: `0 9 * * */3` fires on Sunday, Wednesday and Saturday (0, 3, 6), and `0 9 */10 * 1` on the
+/// 1st, 11th, 21st and 31st when it is a Monday. `?` is not accepted.
 public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     /// Allowed seconds (0–59); `[0]` for a 5-field expression.
     public let seconds: Set<Int>
@@ -129,12 +132,8 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         guard months.contains(month) else { return false }
         let dom = daysOfMonth.contains(day)
         let dow = daysOfWeek.contains(weekday)
-        switch (dayOfMonthIsStar, dayOfWeekIsStar) {
-        case (false, false): return dom || dow
-        case (true, false): return dow
-        case (false, true): return dom
-        case (true, true): return true
-        }
+        // Vixie cron's rule: a starred field (with its step) must match too; only two unstarred fields are OR-ed.
+        return dayOfMonthIsStar || dayOfWeekIsStar ? dom && dow : dom || dow
     }
 }
 
