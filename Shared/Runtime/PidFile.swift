@@ -37,12 +37,22 @@ public enum PidFile {
     /// - Throws: ``Held`` when a live process holds it; another error when it cannot be created.
     public static func acquire(path: String, program: String, supervisor: Int32?) throws -> Int32 {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw PidFileError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        var fd: Int32 = -1
+        for _ in 0..<10 {
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw PidFileError("cannot open \(path): \(String(cString: strerror(errno)))") }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                close(fd)
+                throw Held(path: path, info: read(path: path))
+            }
+            // `baton up` removes pid files nobody holds: make sure the locked file is still the one named `path`.
+            var locked = stat()
+            var named = stat()
+            if fstat(fd, &locked) == 0, stat(path, &named) == 0, locked.st_ino == named.st_ino, locked.st_dev == named.st_dev { break }
             close(fd)
-            throw Held(path: path, info: read(path: path))
+            fd = -1
         }
+        guard fd >= 0 else { throw PidFileError("cannot hold \(path): it keeps being removed") }
         var text = "pid=\(getpid())\nprogram=\(program)\n"
         if let supervisor { text += "supervisor=\(supervisor)\n" }
         _ = ftruncate(fd, 0)

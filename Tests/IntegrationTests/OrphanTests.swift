@@ -142,7 +142,7 @@ struct OrphanTests {
         try await TestStack.with("upagain", yaml: Self.demo) { stack in
             let first = try stack.start("up", "baton", ["up", "--config", stack.configPath])
             let running = try await stack.waitUntil(timeout: .seconds(20)) {
-                FileManager.default.fileExists(atPath: stack.dataDirectory + "/run/algorithm.pid")
+                PidFileProbe.held(stack.dataDirectory + "/run/algorithm.pid", by: nil)
             }
             #expect(running)
             let second = try stack.baton(["up"])
@@ -168,8 +168,8 @@ struct OrphanTests {
             stray.standardError = FileHandle.nullDevice
             try stray.run()
             defer { if stray.isRunning { kill(stray.processIdentifier, SIGKILL) } }
-            let held = try await stack.waitUntil(timeout: .seconds(10)) {
-                FileManager.default.fileExists(atPath: stack.dataDirectory + "/run/logger.pid")
+            let held = try await stack.waitUntil(timeout: .seconds(15)) {
+                PidFileProbe.held(stack.dataDirectory + "/run/logger.pid", by: stray.processIdentifier)
             }
             #expect(held)
             let again = try stack.start("up-2", "baton", ["up", "--config", stack.configPath])
@@ -186,8 +186,8 @@ struct OrphanTests {
 
             // A service started by hand: refused, naming it.
             let byHand = try stack.start("scheduler", "baton-scheduler")
-            let up = try await stack.waitUntil(timeout: .seconds(10)) {
-                FileManager.default.fileExists(atPath: stack.dataDirectory + "/run/scheduler.pid") && PidFileProbe.held(stack.dataDirectory + "/run/scheduler.pid")
+            let up = try await stack.waitUntil(timeout: .seconds(15)) {
+                PidFileProbe.held(stack.dataDirectory + "/run/scheduler.pid", by: byHand.processIdentifier)
             }
             #expect(up)
             let refused = try stack.baton(["up"])
@@ -203,12 +203,14 @@ struct OrphanTests {
     }
 }
 
-/// Whether a live process holds a pid file's lock.
+/// Whether a live process (`pid`, if given) holds a pid file's lock.
 enum PidFileProbe {
-    static func held(_ path: String) -> Bool {
+    static func held(_ path: String, by pid: Int32?) -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        return flock(fd, LOCK_SH | LOCK_NB) != 0
+        guard flock(fd, LOCK_SH | LOCK_NB) != 0 else { return false }
+        guard let pid else { return true }
+        return ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains("pid=\(pid)\n")
     }
 }
