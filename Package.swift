@@ -51,6 +51,8 @@ let package = Package(
         .executable(name: "baton-processor", targets: ["ProcessorServiceMain"]),
         .executable(name: "baton-logger", targets: ["LoggerServiceMain"]),
         .executable(name: "baton-bench", targets: ["BatonBench"]),
+        // The guard in front of every user command (Shared/Exec/baton-exec.c): plain C, no dependencies.
+        .executable(name: "baton-exec", targets: ["BatonExec"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -78,6 +80,7 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .executableTarget(name: "BatonExec", path: "Shared/Exec"),
         .target(name: "ZMQ", dependencies: ["CZMQ", deque], path: "Shared/ZMQ", swiftSettings: swiftSettings),
         .target(name: "Messaging", dependencies: ["CPlatform"], path: "Shared/Messaging", swiftSettings: swiftSettings),
         .target(name: "Scheduling", path: "Shared/Scheduling", swiftSettings: swiftSettings),

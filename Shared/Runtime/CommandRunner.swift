@@ -5,6 +5,12 @@ import SystemPackage
 
 /// Runs a user's command (an algorithm or a processor) as a child process, streaming its output lines
 /// to callbacks, with a time limit after which it is stopped (SIGTERM, then SIGKILL after a grace period).
+///
+/// Every command runs behind the guard `baton-exec` (built beside the Baton executables), in a process group
+/// of its own: stopping it (time limit, cancellation) signals the whole group; when the command exits,
+/// anything it left running in its group is killed; and when this process dies, however and from whichever
+/// thread, the guard sees its lifeline pipe close and kills the group. When `run` returns, no process of
+/// the command's group is left.
 public struct CommandRunner: Sendable {
     /// How a command ended.
     public enum Outcome: Sendable, Equatable, CustomStringConvertible {
@@ -104,17 +110,28 @@ public struct CommandRunner: Sendable {
         onOutput: @escaping @Sendable (String) -> Void,
         onError: @escaping @Sendable (String) -> Void
     ) async throws -> Outcome {
-        let status =
-            switch input {
-            case .none:
-                try await launch(input: .none, onOutput: onOutput, onError: onError)
-            case .file(let path):
-                try await launch(
-                    input: .fileDescriptor(try Self.openForReading(path), closeAfterSpawningProcess: true),
-                    onOutput: onOutput,
-                    onError: onError
-                )
-            }
+        let guardPath = try Self.guardPath()
+        var inputPath: String?
+        if case .file(let path) = input {
+            close(try Self.openForReading(path).rawValue)
+            inputPath = path
+        }
+        try Self.checkProgram(argv[0], path: environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"])
+        // The lifeline: the guard reads the read end (as its standard input); the write end stays here,
+        // close-on-exec so that no other child inherits it, until the command has ended. If this process
+        // dies first, the kernel closes it, and the guard kills the command's group.
+        let lifeline = try LifelinePipe.make()
+        defer { close(lifeline.write) }
+        var arguments = ["--grace-ms", "\(Self.milliseconds(gracePeriod))"]
+        if let inputPath { arguments += ["--input", inputPath] }
+        arguments += ["--"] + argv
+        let status = try await launch(
+            guardPath: guardPath,
+            arguments: arguments,
+            input: .fileDescriptor(FileDescriptor(rawValue: lifeline.read), closeAfterSpawningProcess: true),
+            onOutput: onOutput,
+            onError: onError
+        )
         switch status {
         case .exited(let code): return .exited(code)
         case .signaled(let signal): return .signaled(signal)
@@ -122,20 +139,26 @@ public struct CommandRunner: Sendable {
     }
 
     private func launch<In: InputProtocol>(
+        guardPath: String,
+        arguments: [String],
         input: In,
         onOutput: @escaping @Sendable (String) -> Void,
         onError: @escaping @Sendable (String) -> Void
     ) async throws -> TerminationStatus {
         var options = PlatformOptions()
-        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: gracePeriod)]
+        // SIGTERM goes to the guard, which passes it on to the command's group and SIGKILLs the group after
+        // the grace period. Only if the guard itself has not ended well after that is it killed.
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: gracePeriod + .seconds(5))]
         // Its own process group, so a terminal's Ctrl-C reaches the supervisor, which then stops it cleanly.
         options.processGroupID = 0
-        let executable: Executable = argv[0].contains("/") ? .path(FilePath(argv[0])) : .name(argv[0])
         var updates: [Environment.Key: String?] = [:]
         for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
+        if let owner = CommandOwner.marker {
+            updates[Environment.Key(stringLiteral: CommandOwner.variable)] = owner
+        }
         let result = try await Subprocess.run(
-            executable,
-            arguments: Arguments(Array(argv.dropFirst())),
+            .path(FilePath(guardPath)),
+            arguments: Arguments(arguments),
             environment: .inherit.updating(updates),
             workingDirectory: workingDirectory.flatMap { $0.isEmpty ? nil : FilePath($0) },
             platformOptions: options,
@@ -164,6 +187,37 @@ public struct CommandRunner: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw CommandError("cannot open \(path) as the command's input: \(String(cString: strerror(errno)))") }
         return FileDescriptor(rawValue: fd)
+    }
+
+    /// The guard, `baton-exec`, beside the running executable (the test binary, too, lives beside it).
+    /// - Throws: When it is not there: commands never run unguarded.
+    public static func guardPath() throws -> String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let path = ((executable as NSString).deletingLastPathComponent as NSString).appendingPathComponent("baton-exec")
+        guard access(path, X_OK) == 0 else {
+            throw CommandError("the command guard \(path) is missing; it is built with the Baton executables (`swift build`) and must be installed beside them")
+        }
+        return path
+    }
+
+    /// Fails early, as a launch would, when the program does not exist or is not executable.
+    private static func checkProgram(_ program: String, path: String?) throws {
+        func runnable(_ candidate: String) -> Bool {
+            var info = stat()
+            return stat(candidate, &info) == 0 && (info.st_mode & S_IFMT) != S_IFDIR && access(candidate, X_OK) == 0
+        }
+        if program.contains("/") {
+            guard runnable(program) else { throw CommandError("cannot run \(program): not an executable file") }
+            return
+        }
+        let directories = (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":", omittingEmptySubsequences: false)
+        guard directories.contains(where: { runnable(($0.isEmpty ? "." : String($0)) + "/" + program) }) else {
+            throw CommandError("cannot run \(program): not found on PATH")
+        }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     private static func chomp(_ line: String) -> String {

@@ -59,6 +59,26 @@ public enum ServiceRunner {
         let instance =
             instance ?? environment["BATON_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 }
             ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
+        // One instance per name and data directory: held (flock) while this process runs, checked by `baton up`.
+        let pidName = name != "processor" ? name : instance.hasPrefix("processor") ? instance : "processor-\(instance)"
+        let pidPath = PidFile.path(dataDirectory: configuration.dataDirectory, name: pidName)
+        let pidFile: Int32
+        do {
+            pidFile = try PidFile.acquire(
+                path: pidPath,
+                program: "baton-\(name)",
+                supervisor: environment["BATON_SUPERVISOR_PID"].flatMap { Int32($0) }
+            )
+        } catch let held as PidFile.Held {
+            let other = held.info.map { "pid \($0.pid)" } ?? "another process"
+            FileHandle.standardError.write(
+                Data("baton-\(name): \(pidName) is already running (\(other)) with data dir \(configuration.dataDirectory); stop it first\n".utf8)
+            )
+            throw ExitCode(1)
+        }
+        defer { close(pidFile) }
+        // Commands started from now on carry this process's marker, so a successor can find what it leaves behind.
+        CommandOwner.register(service: name, dataDirectory: configuration.dataDirectory)
         let context = Context()
         let publisher = try await StatusPublisher(
             context: context,
@@ -124,8 +144,41 @@ public enum ServiceRunner {
         try await group.run()
     }
 
-    /// Under a supervisor (`baton up` sets `BATON_SUPERVISOR_PID`), exit when the supervisor dies, even by SIGKILL.
+    /// Under a supervisor, stop when the supervisor dies, however it dies.
+    ///
+    /// `baton up` passes each child the read end of a pipe whose write end only it holds
+    /// (`BATON_SUPERVISOR_FD`, its standard input). A dedicated thread (a real thread: Swift's pool threads
+    /// come and go) blocks reading it; end-of-file means the supervisor is gone, and the service begins its
+    /// graceful shutdown (SIGTERM to itself), and exits hard if it has not exited 1.5 s later. Nothing is lost
+    /// by that: every service is designed to survive `kill -9`.
+    ///
+    /// Without `BATON_SUPERVISOR_FD` but with `BATON_SUPERVISOR_PID`, the kernel's parent-death signal is the
+    /// fallback (best effort: Linux ties it to the thread that asked, which may exit).
     static func watchParent(environment: [String: String]) {
+        if let text = environment["BATON_SUPERVISOR_FD"], let fd = Int32(text), fd >= 0 {
+            // Off standard input, close-on-exec: no command of ours inherits the lifeline.
+            let lifeline = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+            guard lifeline >= 0 else { exit(1) }
+            let null = open("/dev/null", O_RDONLY)
+            if null >= 0 {
+                dup2(null, fd)
+                if null != fd { close(null) }
+            }
+            let thread = Thread {
+                _ = baton_set_thread_name("baton-lifeline")
+                var byte: UInt8 = 0
+                while true {
+                    let got = read(lifeline, &byte, 1)
+                    if got == 0 || (got < 0 && errno != EINTR) { break }
+                }
+                FileHandle.standardError.write(Data("supervisor gone: stopping\n".utf8))
+                kill(getpid(), SIGTERM)
+                usleep(1_500_000)
+                _exit(1)
+            }
+            thread.start()
+            return
+        }
         guard let text = environment["BATON_SUPERVISOR_PID"], let supervisor = Int32(text) else { return }
         _ = baton_set_parent_death_signal(SIGTERM)
         // The supervisor may have died before the call above took effect.

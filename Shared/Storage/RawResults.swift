@@ -4,8 +4,11 @@ import Messaging
 
 /// The layout and sealing of raw result files under `<data_dir>/raw/<job>/`.
 ///
-/// A run writes to `<run id>.partial`; once it succeeded the file is fsynced, renamed to `<run id>.result`
-/// and the directory fsynced, so a `.result` file is always complete, and its checksum is recorded.
+/// Each attempt of a run writes to a file of its own, `<run id>.<attempt>-<random>.partial`, so that a
+/// leftover of an earlier attempt (or of a killed algorithm) can never write into the file of the one being
+/// sealed; once it succeeded the file is hashed and fsynced through one open descriptor, renamed to
+/// `<run id>.result` and the directory fsynced, so a `.result` file is always complete, and its checksum is
+/// recorded. Partial files are only ever left by dead attempts: the algorithm removes them at start-up.
 public enum RawResults {
     /// The directory of a job's raw results.
     public static func directory(dataDirectory: String, job: String) -> String {
@@ -22,6 +25,28 @@ public enum RawResults {
         (directory(dataDirectory: dataDirectory, job: job) as NSString).appendingPathComponent("\(runID).partial")
     }
 
+    /// The path one attempt of a run writes to before it is sealed: unique per attempt, even across restarts.
+    public static func partialPath(dataDirectory: String, job: String, runID: String, attempt: Int) -> String {
+        let token = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return (directory(dataDirectory: dataDirectory, job: job) as NSString).appendingPathComponent("\(runID).\(attempt)-\(token).partial")
+    }
+
+    /// Removes every `.partial` file under `<data_dir>/raw/`: call it only when no attempt is running (at the
+    /// algorithm's start-up, after leftovers were killed). Returns the removed paths.
+    @discardableResult
+    public static func removePartials(dataDirectory: String) -> [String] {
+        let raw = (dataDirectory as NSString).appendingPathComponent("raw")
+        var removed: [String] = []
+        for job in (try? FileManager.default.contentsOfDirectory(atPath: raw)) ?? [] {
+            let folder = (raw as NSString).appendingPathComponent(job)
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".partial") {
+                let path = (folder as NSString).appendingPathComponent(name)
+                if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
+            }
+        }
+        return removed
+    }
+
     /// Size and checksum of a sealed file.
     public struct Seal: Sendable, Equatable {
         /// Bytes.
@@ -34,14 +59,41 @@ public enum RawResults {
     /// - Parameters:
     ///   - partial: The file the run wrote.
     ///   - final: Its final name.
+    ///
+    /// The checksum is of exactly the bytes renamed into place: the file is hashed and fsynced through one
+    /// descriptor, and after the rename the final name must be that same file, still of the hashed size.
     public static func seal(partial: String, final: String) throws -> Seal {
-        let seal = try checksum(path: partial)
-        try fsync(path: partial)
+        let fd = open(partial, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StorageError("cannot open \(partial)", errno: errno) }
+        defer { close(fd) }
+        var digest = SHA256()
+        var size = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw StorageError("cannot read \(partial)", errno: errno)
+            }
+            if got == 0 { break }
+            buffer.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0.prefix(got))) }
+            size += got
+        }
+        guard Glibc.fsync(fd) == 0 else { throw StorageError("cannot sync \(partial)", errno: errno) }
+        var opened = stat()
+        guard fstat(fd, &opened) == 0 else { throw StorageError("cannot stat \(partial)", errno: errno) }
+        guard Int(opened.st_size) == size else {
+            throw StorageError("\(partial) changed while it was sealed (\(size) bytes hashed, now \(opened.st_size)): is a writer still running?")
+        }
         if rename(partial, final) != 0 {
             throw StorageError("cannot rename \(partial) to \(final)", errno: errno)
         }
+        var placed = stat()
+        guard stat(final, &placed) == 0, placed.st_ino == opened.st_ino, placed.st_dev == opened.st_dev, Int(placed.st_size) == size else {
+            throw StorageError("\(final) is not the file that was hashed, or changed size after sealing")
+        }
         try fsync(path: (final as NSString).deletingLastPathComponent)
-        return seal
+        return Seal(size: size, sha256: digest.hexDigest())
     }
 
     /// Reads a file through SHA-256 in 1 MiB blocks.

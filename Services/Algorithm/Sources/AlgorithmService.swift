@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 public import Runtime
 public import ServiceLifecycle
 import Storage
@@ -45,6 +46,17 @@ public enum AlgorithmService {
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
         let configuration = environment.configuration
         let processor = configuration.processor
+        // Before any run is run again: kill what a dead predecessor left running, then remove the partial
+        // files of its attempts (every attempt writes its own; none is running now).
+        for leftover in CommandOwner.killLeftovers(service: "algorithm", dataDirectory: configuration.dataDirectory) {
+            environment.logger.warning(
+                "killed a command left by a dead algorithm",
+                metadata: ["pid": "\(leftover.pid)", "owner": "\(leftover.owner)", "command": "\(leftover.commandLine)"]
+            )
+        }
+        for path in RawResults.removePartials(dataDirectory: configuration.dataDirectory) {
+            environment.logger.notice("removed the partial result of an interrupted attempt", metadata: ["path": "\(path)"])
+        }
         let outbox = try Outbox(
             path: outboxPath(configuration),
             policy: .init(maxAttempts: processor.retries, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)

@@ -219,7 +219,6 @@ public struct RunWorker: Service {
             return
         }
         let data = configuration.dataDirectory
-        let partial = RawResults.partialPath(dataDirectory: data, job: job.name, runID: request.runID)
         let final = RawResults.resultPath(dataDirectory: data, job: job.name, runID: request.runID)
         do {
             try FileManager.default.createDirectory(
@@ -230,12 +229,13 @@ public struct RunWorker: Service {
             await fail(request, reason: "cannot create the raw result directory: \(error)", logger: logger)
             return
         }
-        try? FileManager.default.removeItem(atPath: partial)
 
         let clock = ContinuousClock()
         var attempt = 0
         while true {
             attempt += 1
+            // A file of its own per attempt: nothing left of an earlier attempt can write into the one sealed.
+            let partial = RawResults.partialPath(dataDirectory: data, job: job.name, runID: request.runID, attempt: attempt)
             let start = clock.now
             metrics.counter("baton_runs_started_total", job: job.name).increment()
             publisher.publish(

@@ -6,9 +6,10 @@ import SystemPackage
 
 /// Runs service processes and restarts any that dies, with exponential backoff.
 ///
-/// Stopping (cancellation) sends each child SIGTERM and, after `gracePeriod`, SIGKILL. Children also get
-/// `BATON_SUPERVISOR_PID`, which makes them ask the kernel for SIGTERM if the supervisor itself dies, so no
-/// child outlives it even when it is killed with SIGKILL.
+/// Stopping (cancellation) sends each child SIGTERM and, after `gracePeriod`, SIGKILL. Each child's standard
+/// input is the read end of the supervisor's lifeline pipe (`BATON_SUPERVISOR_FD=0`, and
+/// `BATON_SUPERVISOR_PID`), whose write end only the supervisor holds: when the supervisor dies, however and
+/// whenever, the pipe reaches end-of-file and every child stops (within 1.5 s, hard if need be).
 struct Supervisor: Sendable {
     /// One supervised process.
     struct Child: Sendable {
@@ -29,6 +30,8 @@ struct Supervisor: Sendable {
         case failedToStart(String, error: String, restartIn: Duration)
     }
 
+    /// The read end of the lifeline pipe, given to every child as its standard input.
+    var lifeline: Int32
     var logDirectory: String
     var gracePeriod: Duration = .seconds(10)
     var environment: [String: String]
@@ -71,6 +74,7 @@ struct Supervisor: Sendable {
         var updates: [Environment.Key: String?] = [:]
         for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
         updates["BATON_SUPERVISOR_PID"] = "\(getpid())"
+        updates["BATON_SUPERVISOR_FD"] = "0"
         updates["BATON_INSTANCE"] = child.name
         report(.started(child.name))
         // Returns when the child ends; cancelling this task tears the child down (SIGTERM, then SIGKILL).
@@ -79,7 +83,7 @@ struct Supervisor: Sendable {
             arguments: Arguments(child.arguments),
             environment: .inherit.updating(updates),
             platformOptions: options,
-            input: .none,
+            input: .fileDescriptor(FileDescriptor(rawValue: lifeline), closeAfterSpawningProcess: false),
             output: .discarded,
             error: .fileDescriptor(FileDescriptor(rawValue: fd), closeAfterSpawningProcess: true)
         )
@@ -103,3 +107,4 @@ struct SupervisorError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import Messaging
 import Runtime
 import UnixSignals
@@ -37,6 +38,14 @@ extension Baton {
             let binaries = try Self.binaryDirectory()
             let logDirectory = (configuration.dataDirectory as NSString).appendingPathComponent("logs")
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+            let upLock = try await Self.claim(dataDirectory: configuration.dataDirectory)
+            defer { close(upLock) }
+            // The lifeline: every child reads its read end; only this process holds the write end.
+            let lifeline = try LifelinePipe.make()
+            defer {
+                close(lifeline.write)
+                close(lifeline.read)
+            }
 
             var childEnvironment = ["BATON_CONFIG": configPath]
             if let level = options.logLevel { childEnvironment["BATON_LOG_LEVEL"] = level }
@@ -50,7 +59,7 @@ extension Baton {
                 instance: "\(ProcessInfo.processInfo.hostName):\(getpid())",
                 heartbeatInterval: configuration.log.heartbeat
             )
-            let supervisor = Supervisor(logDirectory: logDirectory, environment: childEnvironment) { report in
+            let supervisor = Supervisor(lifeline: lifeline.read, logDirectory: logDirectory, environment: childEnvironment) { report in
                 Self.say(report)
                 if case .exited(let child, let status, let delay, let lastError) = report {
                     publisher.publish(
@@ -158,6 +167,62 @@ extension Baton {
             case .failedToStart(let name, let error, let delay):
                 Console.line("baton up: cannot start \(name): \(error); retrying in \(DurationText.format(delay))")
             }
+        }
+
+        /// Makes sure this is the only `baton up` for the data directory and no service of an earlier one runs.
+        ///
+        /// Holds `<data_dir>/run/up.pid` (returned: keep it open). Another live `baton up` holding it → refuse.
+        /// Services still holding their pid files: left by a dead `baton up` (their supervisor is gone) → stopped
+        /// (SIGTERM, SIGKILL after 5 s); started by hand or by another live process → refuse, naming them.
+        static func claim(dataDirectory: String) async throws -> Int32 {
+            let path = PidFile.path(dataDirectory: dataDirectory, name: "up")
+            let lock: Int32
+            do {
+                lock = try PidFile.acquire(path: path, program: "baton up", supervisor: nil)
+            } catch let held as PidFile.Held {
+                let pid = held.info.map { "pid \($0.pid)" } ?? "unknown pid"
+                Console.error("baton up: another baton up (\(pid)) is running with data dir \(dataDirectory); stop it first")
+                throw ExitCode(1)
+            }
+            let directory = PidFile.directory(dataDirectory: dataDirectory)
+            var strays: [(path: String, info: PidFile.Info)] = []
+            var foreign: [PidFile.Info] = []
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".pid") && name != "up.pid" {
+                let file = (directory as NSString).appendingPathComponent(name)
+                guard PidFile.isHeld(path: file), let info = PidFile.read(path: file) else {
+                    try? FileManager.default.removeItem(atPath: file)  // its process is gone
+                    continue
+                }
+                if let supervisor = info.supervisor, kill(supervisor, 0) != 0, errno == ESRCH {
+                    strays.append((file, info))
+                } else {
+                    foreign.append(info)
+                }
+            }
+            if !foreign.isEmpty {
+                let names = foreign.map { info in
+                    "\(info.program) (pid \(info.pid)\(info.supervisor.map { ", started by pid \($0)" } ?? ", started by hand"))"
+                }
+                Console.error("baton up: already running with data dir \(dataDirectory): \(names.joined(separator: ", ")); stop them first")
+                close(lock)
+                throw ExitCode(1)
+            }
+            for stray in strays {
+                Console.line("baton up: stopping \(stray.info.program) (pid \(stray.info.pid)), left running by an earlier baton up (pid \(stray.info.supervisor ?? 0))")
+                kill(stray.info.pid, SIGTERM)
+            }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while strays.contains(where: { PidFile.isHeld(path: $0.path) }), ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            for stray in strays where PidFile.isHeld(path: stray.path) {
+                kill(stray.info.pid, SIGKILL)
+            }
+            let killDeadline = ContinuousClock.now + .seconds(2)
+            while strays.contains(where: { PidFile.isHeld(path: $0.path) }), ContinuousClock.now < killDeadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            return lock
         }
 
         /// The directory holding this `baton` binary and the service binaries built beside it.

@@ -1,3 +1,4 @@
+import Logging
 public import Runtime
 public import ServiceLifecycle
 import Storage
@@ -8,6 +9,14 @@ public enum ProcessorService {
     /// The services that make up one `baton-processor`, in start order.
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
         let configuration = environment.configuration
+        // Commands a dead processor left running (its guard normally kills them); another live processor's
+        // commands sharing the data directory are never touched: only markers of dead owners match.
+        for leftover in CommandOwner.killLeftovers(service: "processor", dataDirectory: configuration.dataDirectory) {
+            environment.logger.warning(
+                "killed a command left by a dead processor",
+                metadata: ["pid": "\(leftover.pid)", "owner": "\(leftover.owner)", "command": "\(leftover.commandLine)"]
+            )
+        }
         let store = try ResultStore(path: configuration.storePath)
         let heartbeat = SocketOption.peerHeartbeat
         let reconnect = SocketOption.reconnectInterval(.milliseconds(100), max: .seconds(2))
