@@ -66,6 +66,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -114,7 +115,11 @@ let package = Package(
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
-            .testTarget(name: "MessagingTests", dependencies: ["Messaging"], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "MessagingTests",
+                dependencies: ["Messaging", .product(name: "PropertyBased", package: "swift-property-based")],
+                swiftSettings: swiftSettings
+            ),
             .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging], swiftSettings: swiftSettings),
             .testTarget(
                 name: "AlgorithmServiceTests",

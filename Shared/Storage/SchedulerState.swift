@@ -246,30 +246,30 @@ public final class SchedulerState: Sendable {
     /// - Returns: the new state, or nil if the run is unknown or the event changes nothing.
     @discardableResult
     public func transition(_ runID: String, _ event: FireState.Event, detail: String? = nil, now: Date = Date()) async throws -> FireState? {
+        try await pool.write { db in try Self.transition(runID, event, detail: detail, now: now, in: db) }
+    }
+
+    private static func transition(_ runID: String, _ event: FireState.Event, detail: String?, now: Date, in db: Database) throws -> FireState? {
         let seconds = now.timeIntervalSince1970
-        return try await pool.write { db in
-            guard let text = try String.fetchOne(db, sql: "SELECT state FROM fires WHERE run_id = ?", arguments: [runID]),
-                let current = FireState(rawValue: text)
-            else { return nil }
-            if case .reported = event {
-                try db.execute(sql: "UPDATE fires SET last_heard = ? WHERE run_id = ?", arguments: [seconds, runID])
-            }
-            guard let next = current.applying(event) else { return nil }
-            let sent: Double? = event == .released ? seconds : nil
-            try db.execute(
-                sql: """
-                    UPDATE fires SET state = ?, detail = COALESCE(?, detail), updated_at = ?,
-                        accepted_at = CASE WHEN ? IN ('accepted', 'running') THEN COALESCE(accepted_at, ?) ELSE accepted_at END,
-                        ended_at = CASE WHEN ? THEN ? ELSE NULL END,
-                        last_sent = COALESCE(?, last_sent)
-                    WHERE run_id = ?
-                    """,
-                arguments: [
-                    next.rawValue, detail, Timestamp.format(now), next.rawValue, seconds, next.isTerminal, seconds, sent, runID,
-                ]
-            )
-            return next
+        guard let text = try String.fetchOne(db, sql: "SELECT state FROM fires WHERE run_id = ?", arguments: [runID]),
+            let current = FireState(rawValue: text)
+        else { return nil }
+        if case .reported = event {
+            try db.execute(sql: "UPDATE fires SET last_heard = ? WHERE run_id = ?", arguments: [seconds, runID])
         }
+        guard let next = current.applying(event) else { return nil }
+        let sent: Double? = event == .released ? seconds : nil
+        try db.execute(
+            sql: """
+                UPDATE fires SET state = ?, detail = COALESCE(?, detail), updated_at = ?,
+                    accepted_at = CASE WHEN ? IN ('accepted', 'running') THEN COALESCE(accepted_at, ?) ELSE accepted_at END,
+                    ended_at = CASE WHEN ? THEN ? ELSE NULL END,
+                    last_sent = COALESCE(?, last_sent)
+                WHERE run_id = ?
+                """,
+            arguments: [next.rawValue, detail, Timestamp.format(now), next.rawValue, seconds, next.isTerminal, seconds, sent, runID]
+        )
+        return next
     }
 
     /// Live runs of a job that were fired and have not ended (sent, accepted or running): what the overlap
@@ -316,22 +316,31 @@ public final class SchedulerState: Sendable {
         try await transition(runID, .released, now: now) != nil
     }
 
-    /// Asks for a run to be cancelled: a queued fire ends `cancelled` at once; a run in flight is marked, and
-    /// the cancel goes to the algorithm until it reports the run's end.
-    /// - Returns: the fire after the request, or nil if unknown.
-    public func requestCancel(_ runID: String, reason: String, queuedOnly: Bool = false, now: Date = Date()) async throws -> Fire? {
-        if try await transition(runID, .cancel, detail: reason, now: now) == nil {
-            try await pool.write { db in
-                try db.execute(
-                    sql: """
-                        UPDATE fires SET cancel_requested = ?, detail = ?, updated_at = ?
-                        WHERE run_id = ? AND state IN ('fired', 'accepted', 'running')
-                        """,
-                    arguments: [queuedOnly ? 2 : 1, reason, Timestamp.format(now), runID]
-                )
+    /// Asks for runs to be cancelled, in one transaction: a queued fire ends `cancelled` at once; a run in
+    /// flight is marked, and the cancel goes to the algorithm until it reports the run's end.
+    /// - Returns: each fire after the request (unknown ones left out).
+    public func requestCancel(_ runIDs: [String], reason: String, queuedOnly: Bool = false, now: Date = Date()) async throws -> [Fire] {
+        try await pool.write { db in
+            var fires: [Fire] = []
+            for runID in runIDs {
+                if try Self.transition(runID, .cancel, detail: reason, now: now, in: db) == nil {
+                    try db.execute(
+                        sql: """
+                            UPDATE fires SET cancel_requested = ?, detail = ?, updated_at = ?
+                            WHERE run_id = ? AND state IN ('fired', 'accepted', 'running')
+                            """,
+                        arguments: [queuedOnly ? 2 : 1, reason, Timestamp.format(now), runID]
+                    )
+                }
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM fires WHERE run_id = ?", arguments: [runID]) { fires.append(Self.fire(row)) }
             }
+            return fires
         }
-        return try await fire(runID)
+    }
+
+    /// Asks for one run to be cancelled (see the list form).
+    public func requestCancel(_ runID: String, reason: String, queuedOnly: Bool = false, now: Date = Date()) async throws -> Fire? {
+        try await requestCancel([runID], reason: reason, queuedOnly: queuedOnly, now: now).first
     }
 
     /// The durations (seconds) of a job's last `limit` finished runs, newest first.

@@ -140,17 +140,15 @@ public struct ControlServer: Service {
         if fire.state.isTerminal {
             return ControlReply(ok: false, error: "\(runID) has already ended: \(fire.state.rawValue)")
         }
-        let after = try await dispatcher.cancel(fire, reason: "cancelled by a user", queuedOnly: false)
-        return ControlReply(ok: true, message: "\(runID): \(after)", runs: [runID])
+        let done = try await dispatcher.cancel([fire], reason: "cancelled by a user", queuedOnly: false)
+        return ControlReply(ok: true, message: "\(runID): \(done.first?.1 ?? "cancelled")", runs: [runID])
     }
 
     /// Ends every run of a job that has not started: queued at the scheduler, or waiting at the algorithm.
     private func cancelWaiting(_ job: Configuration.Job) async throws -> ControlReply {
-        var cancelled: [String] = []
-        for fire in try await ledger.waiting(job: job.name) {
-            _ = try await dispatcher.cancel(fire, reason: "cancelled by a user (queued runs of \(job.name))", queuedOnly: true)
-            cancelled.append(fire.request.runID)
-        }
+        let waiting = try await ledger.waiting(job: job.name)
+        let cancelled = try await dispatcher.cancel(waiting, reason: "cancelled by a user (queued runs of \(job.name))", queuedOnly: true)
+            .map(\.0)
         logger.notice("cancelled queued runs", metadata: ["job": "\(job.name)", "runs": "\(cancelled.count)"])
         return ControlReply(ok: true, message: "\(job.name): cancel sent for \(cancelled.count) run(s) not started", runs: cancelled)
     }

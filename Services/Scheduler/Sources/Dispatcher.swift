@@ -203,18 +203,25 @@ public struct Dispatcher: Sendable {
         }
     }
 
-    /// Cancels a fire: a queued one ends at once; one at the algorithm gets a cancel, which the
+    /// Cancels fires in one step: a queued one ends at once; one at the algorithm gets a cancel, which the
     /// ``RunResender`` sends again until the algorithm reports the run's end.
-    /// - Returns: what was done, in words.
-    public func cancel(_ fire: SchedulerState.Fire, reason: String, queuedOnly: Bool) async throws -> String {
-        let runID = fire.request.runID
-        let after = try await ledger?.requestCancel(runID, reason: reason, queuedOnly: queuedOnly)
-        if after?.state == .cancelled {
-            publisher?.publish(EventType.runCancelled, job: fire.request.job, run: runID, message: reason)
-            return "cancelled"
+    /// - Returns: each fire's run id with what was done, in words.
+    public func cancel(_ fires: [SchedulerState.Fire], reason: String, queuedOnly: Bool) async throws -> [(String, String)] {
+        guard let ledger else { return [] }
+        var done: [(String, String)] = []
+        for after in try await ledger.requestCancel(fires.map(\.request.runID), reason: reason, queuedOnly: queuedOnly) {
+            let runID = after.request.runID
+            if after.state == .cancelled {
+                publisher?.publish(EventType.runCancelled, job: after.request.job, run: runID, message: reason)
+                done.append((runID, "cancelled"))
+            } else if after.state.isTerminal {
+                done.append((runID, "already \(after.state.rawValue)"))
+            } else {
+                _ = sink.cancel(RunCancel(runID: runID, reason: reason, queuedOnly: queuedOnly))
+                done.append((runID, "cancel sent to the algorithm"))
+            }
         }
-        _ = sink.cancel(RunCancel(runID: runID, reason: reason, queuedOnly: queuedOnly))
-        return "cancel sent to the algorithm"
+        return done
     }
 
     /// Sends a request already recorded (a released queued run, a backfill slot).

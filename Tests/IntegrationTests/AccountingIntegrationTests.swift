@@ -1,0 +1,119 @@
+import Foundation
+import GRDB
+import Glibc
+import Messaging
+import Testing
+
+/// The accounting invariant with real processes: runs whose reports were lost end anyway, backfills do not
+/// starve live slots and can be cancelled, and `baton audit` checks it all from the services' state.
+@Suite(.serialized)
+struct AccountingIntegrationTests {
+    /// States of the scheduler's fires, by run id.
+    static func fires(_ stack: TestStack, where condition: String = "1") throws -> [(run: String, trigger: String, state: String, detail: String?)] {
+        // Not there yet while the scheduler creates its state.
+        guard FileManager.default.fileExists(atPath: stack.schedulerPath) else { return [] }
+        guard try stack.read(stack.schedulerPath, { try $0.tableExists("fires") }) else { return [] }
+        return try stack.read(stack.schedulerPath) { db in
+            try Row.fetchAll(db, sql: "SELECT run_id, trigger, state, detail FROM fires WHERE \(condition) ORDER BY logical_time").map {
+                (run: $0["run_id"], trigger: $0["trigger"], state: $0["state"], detail: $0["detail"])
+            }
+        }
+    }
+
+    /// The scheduler killed just as `finished` reports arrive loses them; it then asks the algorithm, which
+    /// answers from its run ledger, and every such run ends. (Simulated exactly: the scheduler is stopped and
+    /// its ended fires are put back to `accepted`, as if their reports never arrived.)
+    @Test(.timeLimit(.minutes(2)))
+    func runsWhoseReportsWereLostAreSettledByAskingTheAlgorithm() async throws {
+        let yaml = """
+            jobs:
+              - name: tick
+                every: 1s
+                overlap: allow
+                builtin: demo
+                duration: 1ms
+                result_size: 64
+            """
+        try await TestStack.with("reconcile", yaml: yaml) { stack in
+            try stack.start("scheduler", "baton-scheduler")
+            try stack.start("algorithm", "baton-algorithm")
+            let ended = try await stack.waitUntil(timeout: .seconds(30)) {
+                try Self.fires(stack, where: "state = 'finished'").count >= 3
+            }
+            #expect(ended, "\(stack.stderr("scheduler"))")
+            let scheduler = try #require(stack.process("scheduler"))
+            kill(scheduler.processIdentifier, SIGTERM)
+            scheduler.waitUntilExit()
+            let lost = try await DatabaseQueue(path: stack.schedulerPath).write { db in
+                try db.execute(sql: "UPDATE fires SET state = 'accepted', ended_at = NULL WHERE state IN ('finished', 'running')")
+                return db.changesCount
+            }
+            #expect(lost >= 3)
+            try stack.start("scheduler-2", "baton-scheduler")
+            let settled = try await stack.waitUntil(timeout: .seconds(30)) {
+                // Every run that had ended before the stop has its outcome again; only the newest may be in flight.
+                try Self.fires(stack, where: "state IN ('accepted', 'running', 'fired')").count <= 2
+                    && Self.fires(stack, where: "state = 'finished'").count >= lost
+            }
+            let open = try Self.fires(stack).filter { $0.state != "finished" }
+            #expect(settled, "\(open)")
+        }
+    }
+
+    /// A backfill of 40 slots takes its own lane: live slots keep firing (`overlap: forbid` skips none of them
+    /// because of a queued backfill), and `baton cancel --job J --queued` ends the backfill runs still waiting,
+    /// each recorded `cancelled`. `baton audit` then finds nothing wrong.
+    @Test(.timeLimit(.minutes(2)))
+    func backfillRunsInItsOwnLaneAndQueuedRunsCanBeCancelled() async throws {
+        let yaml = """
+            algorithm:
+              concurrency: 1
+              backfill_concurrency: 1
+            jobs:
+              - name: live
+                every: 1s
+                overlap: forbid
+                builtin: demo
+                duration: 300ms
+                result_size: 64
+            """
+        try await TestStack.with("backfill", yaml: yaml) { stack in
+            try stack.startServices(processors: 1)
+            let started = try await stack.waitUntil(timeout: .seconds(30)) {
+                try Self.fires(stack, where: "state = 'finished'").count >= 2
+            }
+            #expect(started)
+            let now = Date()
+            let from = Timestamp.format(Timestamp.date(milliseconds: (Timestamp.milliseconds(now) / 1000 - 100) * 1000))
+            let to = Timestamp.format(Timestamp.date(milliseconds: (Timestamp.milliseconds(now) / 1000 - 61) * 1000))
+            let backfill = try stack.baton(["backfill", "live", "--from", from, "--to", to])
+            #expect(backfill.status == 0, "\(backfill.output)")
+            // Several live slots pass while the backfill's 40 runs of 300 ms wait in their lane.
+            try await Task.sleep(for: .seconds(5))
+            let live = try Self.fires(stack, where: "trigger = 'schedule' AND logical_time > '\(Timestamp.format(now.addingTimeInterval(1)))'")
+            #expect(live.count >= 3, "\(live)")
+            let starved = live.filter { $0.state == "skipped" }
+            #expect(starved.isEmpty, "live slots skipped behind the backfill: \(starved)")
+
+            let jobs = try stack.baton(["jobs"])
+            #expect(jobs.status == 0, "\(jobs.output)")
+            let cancel = try stack.baton(["cancel", "--job", "live", "--queued"])
+            #expect(cancel.status == 0, "\(cancel.output)\n\(stack.stderr("scheduler").suffix(3000))")
+            let ended = try await stack.waitUntil(timeout: .seconds(30)) {
+                try Self.fires(stack, where: "trigger = 'backfill' AND state NOT IN ('finished', 'failed', 'cancelled')").isEmpty
+            }
+            let backfills = try Self.fires(stack, where: "trigger = 'backfill'")
+            #expect(ended, "\(backfills.filter { !["finished", "failed", "cancelled"].contains($0.state) })")
+            #expect(backfills.count == 40)
+            #expect(backfills.filter { $0.state == "cancelled" }.count >= 10, "\(backfills.map(\.state))")
+            // The algorithm agrees: each cancelled run is cancelled in its ledger too.
+            let ledger = try stack.read(stack.outboxPath) { db in
+                try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT run_id, state FROM runs").map { ($0["run_id"] as String, $0["state"] as String) })
+            }
+            for fire in backfills where fire.state == "cancelled" { #expect(ledger[fire.run] == "cancelled", "\(fire.run)") }
+
+            let audit = try stack.baton(["audit"])
+            #expect(audit.status == 0, "\(audit.output)")
+        }
+    }
+}
