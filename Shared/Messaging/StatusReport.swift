@@ -43,6 +43,9 @@ public struct StatusReport: WireMessage, Equatable {
     public var eventsLost: [String: UInt64]
     /// Set (and everything else empty) when the query could not be answered, e.g. it was malformed.
     public var error: String?
+    /// Services that cannot write their state (`disk.full` without a `disk.ok` since), by `service/instance`,
+    /// with the message; absent when none.
+    public var diskFull: [String: String]?
 
     /// Creates a report.
     public init(
@@ -55,8 +58,10 @@ public struct StatusReport: WireMessage, Equatable {
         backlog: Backlog? = nil,
         errors: [ErrorRecord] = [],
         eventsLost: [String: UInt64] = [:],
-        error: String? = nil
+        error: String? = nil,
+        diskFull: [String: String]? = nil
     ) {
+        self.diskFull = diskFull
         self.version = version
         self.time = time
         self.services = services

@@ -32,6 +32,15 @@ struct StatusBoardTests {
         )
     }
 
+    /// `disk.full` shows in the report until the same instance says `disk.ok` (or starts again).
+    @Test func diskFullIsShownUntilTheServiceRecovers() {
+        var board = StatusBoard()
+        board.apply(event(EventType.diskFull, "scheduler", "s1", level: "error", message: "cannot record fired slots"), received: start)
+        #expect(board.report(now: start).diskFull == ["scheduler/s1": "cannot record fired slots"])
+        board.apply(event(EventType.diskOK, "scheduler", "s1", at: 5), received: start.addingTimeInterval(5))
+        #expect(board.report(now: start.addingTimeInterval(5)).diskFull == nil)
+    }
+
     func heartbeat(at offset: Double, pid: String = "42") -> StatusEvent {
         event(
             EventType.serviceHeartbeat,

@@ -134,6 +134,10 @@ extension Baton {
             } else {
                 text += "  unknown (no count from the algorithm yet)\n"
             }
+            if let full = report.diskFull, !full.isEmpty {
+                text += "\nDISK FULL (holding what cannot be recorded; resumes by itself when space returns)\n"
+                for (instance, message) in full.sorted(by: { $0.key < $1.key }) { text += "  \(instance)  \(message)\n" }
+            }
             if !report.errors.isEmpty {
                 text += "\nRECENT ERRORS\n"
                 for error in report.errors.prefix(10) {

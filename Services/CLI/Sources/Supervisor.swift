@@ -21,6 +21,9 @@ struct Supervisor: Sendable {
         var path: String
         /// Its arguments.
         var arguments: [String]
+        /// How long it may take to stop before SIGKILL, if not the supervisor's default (the algorithm
+        /// drains its running runs for `algorithm.drain`).
+        var gracePeriod: Duration? = nil
     }
 
     /// What happened to a child, for display.
@@ -68,7 +71,7 @@ struct Supervisor: Sendable {
         let fd = open(stderrPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SupervisorError("cannot open \(stderrPath): \(String(cString: strerror(errno)))") }
         var options = PlatformOptions()
-        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: gracePeriod)]
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: child.gracePeriod ?? gracePeriod)]
         // Its own process group: a terminal's Ctrl-C goes to the supervisor, which stops children in order.
         options.processGroupID = 0
         var updates: [Environment.Key: String?] = [:]

@@ -79,8 +79,11 @@ extension Baton {
                 )
             }
             let count = processors ?? configuration.processor.count
+            // The algorithm drains its running runs for `algorithm.drain` before it stops: give it that and more.
+            var algorithm = child("algorithm", "baton-algorithm")
+            algorithm.gracePeriod = configuration.algorithm.drain + .seconds(10)
             let workers =
-                [child("scheduler", "baton-scheduler"), child("algorithm", "baton-algorithm")]
+                [child("scheduler", "baton-scheduler"), algorithm]
                 + (0..<count).map { index in
                     // Processors on one host need a metrics port each: processor N gets `metrics.processor + N - 1`.
                     let base = configuration.metrics.processor

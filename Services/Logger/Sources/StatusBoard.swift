@@ -43,6 +43,7 @@ public struct StatusBoard: Codable, Sendable, Equatable {
     private var backlog: StatusReport.Backlog?
     private var errors: [StatusReport.ErrorRecord] = []
     private var lost: [String: UInt64] = [:]
+    private var diskFull: [String: String]?
 
     /// An empty board.
     public init() {}
@@ -113,6 +114,12 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             if unchanged == service { return false }
         }
         applyRun(event, attributes: attributes)
+        if event.type == EventType.diskFull {
+            diskFull = (diskFull ?? [:]).merging([key: event.message ?? "cannot write its state"]) { _, new in new }
+        } else if event.type == EventType.diskOK || event.type == EventType.serviceStarted {
+            diskFull?[key] = nil
+            if diskFull?.isEmpty == true { diskFull = nil }
+        }
         if event.type == EventType.resultBacklog,
             let pending = attributes["pending"].flatMap(Int.init),
             let sent = attributes["sent"].flatMap(Int.init),
@@ -249,7 +256,8 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             recent: Array(recent.prefix(20)),
             backlog: backlog,
             errors: Array(errors.prefix(20)),
-            eventsLost: lost
+            eventsLost: lost,
+            diskFull: diskFull
         )
     }
 }
