@@ -116,4 +116,45 @@ struct AccountingIntegrationTests {
             #expect(audit.status == 0, "\(audit.output)")
         }
     }
+    /// SIGTERM lets a running run finish (`algorithm.drain`) and takes no new one; a second SIGTERM stops at
+    /// once, and the run stopped stays `running`, to run again at the next start.
+    @Test(.timeLimit(.minutes(2)))
+    func sigtermDrainsRunningRunsAndASecondSignalStopsAtOnce() async throws {
+        let yaml = """
+            algorithm:
+              drain: 20s
+            jobs:
+              - name: slow
+                every: 1h
+                builtin: demo
+                duration: 3s
+                result_size: 64
+            """
+        try await TestStack.with("drain", yaml: yaml) { stack in
+            try stack.start("scheduler", "baton-scheduler")
+            var algorithm = try stack.start("algorithm", "baton-algorithm")
+            func ledgerState(_ run: String) throws -> String? {
+                guard FileManager.default.fileExists(atPath: stack.outboxPath) else { return nil }
+                return try stack.read(stack.outboxPath) { db in
+                    try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [run])
+                }
+            }
+            for round in 1...2 {
+                let trigger = try stack.baton(["trigger", "slow"])
+                #expect(trigger.status == 0, "\(trigger.output)")
+                let run = try #require(trigger.output.split(separator: "\n").last.map(String.init))
+                let running = try await stack.waitUntil(timeout: .seconds(20)) { try ledgerState(run) == "running" }
+                #expect(running)
+                kill(algorithm.processIdentifier, SIGTERM)
+                if round == 2 {
+                    try await Task.sleep(for: .milliseconds(300))
+                    kill(algorithm.processIdentifier, SIGTERM)
+                }
+                algorithm.waitUntilExit()
+                // Drained: the run finished before the service stopped. Stopped at once: it runs again later.
+                #expect(try ledgerState(run) == (round == 1 ? "finished" : "running"), "round \(round): \(stack.stderr("algorithm").suffix(2000))")
+                algorithm = try stack.start("algorithm-\(round + 1)", "baton-algorithm")
+            }
+        }
+    }
 }
