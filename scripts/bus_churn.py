@@ -244,6 +244,7 @@ def main() -> int:
             ap.error("give --config FILE of a running stack, or --start")
         return churn(args.config, baton, args.rounds, args.prefix, args.settle)
 
+    sys.dont_write_bytecode = True
     sys.path.insert(0, here)
     import chaos  # the same stack as the chaos harness
     import shutil
