@@ -900,12 +900,18 @@ def check_results(stack: Stack, must_until_ms: int, v: Verdict) -> dict:
                 continue
             t_fired = parse_iso_ms(se.get("time", "")) or rms
             t_end = ended.get(run)
-            if t_fired <= t_skip and (t_end is None or t_end >= t_skip - tol):
+            # running when the slot came due, or when the scheduler decided (it learns of ends a little late)
+            if t_fired <= max(t_skip, ms) and (t_end is None or t_end >= ms or t_end >= t_skip - tol):
                 running.append(run)
         if running:
             skipped_ok.append(iso_ms(ms))
         else:
-            skipped_bad.append(f"{iso_ms(ms)}: skipped at {iso_ms(t_skip)} but no earlier run was running")
+            prev = [r for r in scheduled if (slot_of_run(r)[0] or 0) < ms]
+            latest = max(prev, key=lambda r: slot_of_run(r)[0]) if prev else None
+            skipped_bad.append(f"{iso_ms(ms)}: skipped at {iso_ms(t_skip)} ({e.get('message')!r}) but no earlier "
+                               f"run was running then" + (f" (the latest, {latest}, ended at "
+                                                          f"{iso_ms(ended[latest]) if latest in ended else '?'})"
+                                                          if latest else ""))
 
     # forbid: no run may be fired while an earlier one runs (first fire of each run, by event times)
     overlap_violations = []
