@@ -1110,6 +1110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transport", choices=["tcp", "ipc"], default="tcp")
     ap.add_argument("--drain-timeout", type=float, default=180, help="longest wait for the stack to drain")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory even on success")
+    ap.add_argument("--no-chaos", action="store_true",
+                    help="baseline: run for --duration without killing or stopping anything, then check the same")
     args = ap.parse_args(argv)
 
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -1159,7 +1161,10 @@ def main(argv: list[str] | None = None) -> int:
         if stored_count(os.path.join(stack.data_dir, "results.sqlite")) < 3:
             v.fail("fewer than 3 results stored within 30 s of the start: nothing flows")
         log(f"results flow; chaos for {args.duration:.0f}s")
-        run_chaos(stack, args.duration, rng, stats)
+        if args.no_chaos:
+            time.sleep(args.duration)
+        else:
+            run_chaos(stack, args.duration, rng, stats)
         chaos_end = now()
         log("chaos over; waiting for every service to be up")
         if not wait_until_up(stack, 60):
