@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -238,6 +239,12 @@ def main() -> int:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--transport", choices=["tcp", "ipc"], default="tcp")
     args = ap.parse_args()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     baton = os.path.join(os.path.abspath(args.bin), "baton")
     if not args.start:
         if not args.config:
