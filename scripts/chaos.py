@@ -1211,8 +1211,8 @@ def main(argv: list[str] | None = None) -> int:
 
         drained = wait_for_store(stack, now() + args.drain_timeout, needed, 5.0, justified)
         if not drained:
-            v.fail(f"the stack did not drain within {args.drain_timeout:.0f} s (expected slots still missing or "
-                   f"the store still growing)")
+            v.fail(f"the stack did not drain: expected slots still missing after {args.drain_timeout:.0f} s or "
+                   f"after 45 s without a new result, or the store still growing")
         log("drained; stopping the services with SIGTERM")
         st = stack.cli("status", "--json", timeout=15)
         try:
