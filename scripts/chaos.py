@@ -1160,7 +1160,10 @@ def main(argv: list[str] | None = None) -> int:
         while now() < start_deadline and stored_count(os.path.join(stack.data_dir, "results.sqlite")) < 3:
             time.sleep(0.2)
         if stored_count(os.path.join(stack.data_dir, "results.sqlite")) < 3:
-            v.fail("fewer than 3 results stored within 30 s of the start: nothing flows")
+            why = [e.get("message", "") for e in read_events(stack.data_dir)
+                   if e.get("type") in ("run.failed", "result.failed") or e.get("level") in ("error", "critical")]
+            raise RuntimeError("fewer than 3 results stored within 30 s of the start, nothing flows; no chaos run"
+                               + (f"; the last error: {why[-1]}" if why else ""))
         log(f"results flow; chaos for {args.duration:.0f}s")
         if args.no_chaos:
             time.sleep(args.duration)
