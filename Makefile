@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and a few more.
-.PHONY: demo test bench build release format clean
+.PHONY: demo test bench build release format clean chaos
 
 # Build and run the demo stack (Ctrl-C stops it). Results land in ./data/results.sqlite.
 demo:
@@ -19,6 +19,14 @@ bench:
 	scripts/install-deps.sh --static
 	swift build -c release --static-swift-stdlib
 	.build/release/baton-bench --output bench.json
+
+# The black-box chaos harness (scripts/chaos.py): SIGKILLs and SIGSTOPs services for DURATION seconds while a
+# job fires every 150 ms, then checks every slot was stored exactly once, byte for byte, and `baton audit`.
+DURATION ?= 300
+chaos:
+	scripts/install-deps.sh
+	swift build
+	python3 scripts/chaos.py --duration $(DURATION)
 
 build:
 	scripts/install-deps.sh
