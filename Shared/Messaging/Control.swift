@@ -95,7 +95,7 @@ public struct ControlReply: WireMessage, Equatable {
         public var next: Date?
         /// Whether it is paused.
         public var paused: Bool
-        /// Runs in flight.
+        /// Runs not ended: queued, sent, accepted or running (live and backfilled).
         public var running: [String]
         /// The last run that ended.
         public var lastRun: String?

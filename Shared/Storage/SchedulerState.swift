@@ -215,6 +215,17 @@ public final class SchedulerState: Sendable {
         }
     }
 
+    /// How many of a job's runs at the algorithm (accepted or running) it has not spoken of since `since`.
+    public func unheard(job: String, since: Date) async throws -> Int {
+        try await pool.read { db in
+            try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM fires WHERE job = ? AND state IN ('accepted', 'running') AND COALESCE(last_heard, 0) < ?",
+                arguments: [job, since.timeIntervalSince1970]
+            ) ?? 0
+        }
+    }
+
     /// Runs a user asked to cancel that have not ended yet: the cancel is sent until they do.
     public func cancelsPending() async throws -> [Fire] {
         try await pool.read { db in
@@ -282,6 +293,17 @@ public final class SchedulerState: Sendable {
                     SELECT * FROM fires WHERE job = ? AND state IN ('fired', 'accepted', 'running') AND trigger != 'backfill'
                     ORDER BY logical_time
                     """,
+                arguments: [job]
+            ).map(Self.fire)
+        }
+    }
+
+    /// Every run of a job that has not ended (queued, sent, accepted or running), live or backfilled.
+    public func unfinished(job: String) async throws -> [Fire] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM fires WHERE job = ? AND state IN ('queued', 'fired', 'accepted', 'running') ORDER BY logical_time",
                 arguments: [job]
             ).map(Self.fire)
         }

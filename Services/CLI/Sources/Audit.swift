@@ -45,13 +45,12 @@ extension Baton {
             if let job, jobs.isEmpty {
                 throw ValidationError("unknown job \"\(job)\"; configured jobs: \(configuration.jobs.map(\.name).joined(separator: ", "))")
             }
-            let data = configuration.dataDirectory
             let statePath = SchedulerService.statePath(configuration)
             let outboxPath = AlgorithmService.outboxPath(configuration)
             var findings = Findings()
             let state = FileManager.default.fileExists(atPath: statePath) ? try SchedulerState(path: statePath) : nil
             let outbox = FileManager.default.fileExists(atPath: outboxPath) ? try Outbox(path: outboxPath) : nil
-            let storePath = configuration.store.path ?? (data as NSString).appendingPathComponent("results.sqlite")
+            let storePath = configuration.storePath
             let store = FileManager.default.fileExists(atPath: storePath) ? try ResultStore(path: storePath) : nil
             var ledgerRuns: [RunLedger.Run] = []
             if let outbox { ledgerRuns = try await RunLedger(outbox: outbox).runs() }

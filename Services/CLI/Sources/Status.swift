@@ -43,6 +43,12 @@ extension Baton {
             }
             let schedulerJobs = await jobsReply?.jobs
             report.jobs = Self.merge(history: report.jobs, scheduler: schedulerJobs)
+            if let schedulerJobs {
+                // The bus can lose a run's last event (a service killed before it sent it); the scheduler's
+                // ledger cannot. Runs it knows have ended are not shown in flight.
+                let unfinished = Set(schedulerJobs.flatMap(\.running))
+                report.runs = report.runs.filter { unfinished.contains($0.run) }
+            }
             if json {
                 let encoder = Timestamp.encoder()
                 encoder.outputFormatting.insert(.prettyPrinted)

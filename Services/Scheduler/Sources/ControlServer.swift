@@ -166,7 +166,7 @@ public struct ControlServer: Service {
                     timeZone: job.timeZone.identifier,
                     next: job.schedule.next(after: max(now, last ?? now)),
                     paused: await control.isPaused(job.name),
-                    running: try await ledger.inFlight(job: job.name).map(\.request.runID),
+                    running: try await ledger.unfinished(job: job.name).map(\.request.runID),
                     lastRun: ended?.request.runID,
                     lastOutcome: ended?.state.rawValue,
                     lastDuration: ended?.duration,

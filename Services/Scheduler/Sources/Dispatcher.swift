@@ -47,6 +47,22 @@ public struct Dispatcher: Sendable {
         try? await ledger?.lastSlot(job: job)
     }
 
+    /// Waits (at most `timeout`) until the algorithm has spoken of every run of the job it has, since `since`:
+    /// after a restart, the overlap policy then decides on what the algorithm says now, not on outcomes whose
+    /// reports were lost while the scheduler was down (the ``RunResender`` asks at start-up).
+    public func awaitSettled(job: String, since: Date, timeout: Duration) async {
+        guard let ledger else { return }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            guard let unheard = try? await ledger.unheard(job: job, since: since), unheard > 0 else { return }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        logger.notice(
+            "the algorithm has not answered about every run in flight; deciding the missed slots on what is known",
+            metadata: ["job": "\(job)"]
+        )
+    }
+
     /// Records a slot that is not run, with the reason.
     public func skip(job: Configuration.Job, slot: Date, reason: String) async {
         await handle(job: job, fire: [], skip: [(slot, reason)], firedAt: Date())
