@@ -124,3 +124,61 @@ public enum FireState: String, Codable, Sendable, CaseIterable {
         }
     }
 }
+
+/// A result part's delivery at the algorithm's outbox: `pending → sent → acked`, or `dead` after its retries.
+///
+/// ```
+/// pending ──send──▶ sent ──ack──▶ acked
+///    ▲  ◀─fail, hand back─┘  └─lease ran out: sent again, or dead when the retries are used up
+///    └────────requeue (baton replay --dead)──────── dead
+/// ```
+public enum DeliveryState: String, Codable, Sendable, CaseIterable {
+    /// Waiting to be sent (new, or retried after a failure or a hand-back).
+    case pending
+    /// With a processor, under a lease.
+    case sent
+    /// Stored by a processor and acknowledged: done.
+    case acked
+    /// Failed `processor.retries` times (or its raw file is unusable): kept for `baton replay --dead`.
+    case dead
+
+    /// What happens to a part.
+    public enum Event: Sendable, Equatable {
+        /// Handed to a processor (again, after a lease ran out).
+        case send
+        /// The processor renewed its lease.
+        case renew
+        /// The lease ran out after the processor had started; `exhausted` when that used up the retries.
+        case leaseExpired(exhausted: Bool)
+        /// A processor stored it.
+        case ack
+        /// A processor failed on it; `exhausted` when that used up the retries.
+        case fail(exhausted: Bool)
+        /// A stopping processor handed it back unprocessed (not a failure).
+        case handBack
+        /// Its raw file is unusable: dead at once.
+        case kill
+        /// A user brings it back (`baton replay --dead`), as new.
+        case requeue
+    }
+
+    /// The state after `event`, or nil when the event does not apply to this state.
+    public func applying(_ event: Event) -> DeliveryState? {
+        switch (self, event) {
+        case (.pending, .send), (.sent, .send), (.sent, .renew): .sent
+        case (.sent, .leaseExpired(let exhausted)): exhausted ? .dead : .sent
+        case (.pending, .ack), (.sent, .ack), (.dead, .ack): .acked
+        case (.pending, .fail(let exhausted)), (.sent, .fail(let exhausted)): exhausted ? .dead : .pending
+        case (.pending, .handBack), (.sent, .handBack): .pending
+        case (.pending, .kill), (.sent, .kill), (.dead, .kill): .dead
+        case (_, .requeue): .pending
+        default: nil
+        }
+    }
+
+    /// The states `event` applies to, as a SQL list (`'pending', 'sent'`): the outbox's set-based updates
+    /// take their `WHERE state IN (…)` from the machine, so the SQL cannot allow what the machine refuses.
+    public static func sqlStates(accepting event: Event) -> String {
+        allCases.filter { $0.applying(event) != nil }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    }
+}

@@ -15,21 +15,29 @@ public import Messaging
 ///
 /// The file is SQLite in WAL mode; every change is one committed transaction.
 public final class Outbox: Sendable {
+    // The states each kind of update applies to, from the delivery state machine (``DeliveryState``).
+    private static let sendable = DeliveryState.sqlStates(accepting: .send)
+    private static let renewable = DeliveryState.sqlStates(accepting: .renew)
+    private static let leaseHolders = DeliveryState.sqlStates(accepting: .leaseExpired(exhausted: false))
+    private static let acknowledgeable = DeliveryState.sqlStates(accepting: .ack)
+    private static let failable = DeliveryState.sqlStates(accepting: .fail(exhausted: false))
+    private static let killable = DeliveryState.sqlStates(accepting: .kill)
+
     /// One result part and its delivery state.
     public struct Entry: Sendable, Equatable {
         /// The part's header as it will be sent (its `attempt` is the next delivery's number).
         public var header: ResultHeader
         /// The raw result file.
         public var path: String
-        /// `pending`, `sent`, `acked` or `dead`.
-        public var state: String
+        /// Where its delivery is (``DeliveryState``).
+        public var state: DeliveryState
         /// Failed processing attempts so far.
         public var failures: Int
         /// The last failure's reason.
         public var lastError: String?
 
         /// Creates an entry for a new part.
-        public init(header: ResultHeader, path: String, state: String = "pending", failures: Int = 0, lastError: String? = nil) {
+        public init(header: ResultHeader, path: String, state: DeliveryState = .pending, failures: Int = 0, lastError: String? = nil) {
             self.header = header
             self.path = path
             self.state = state
@@ -236,7 +244,7 @@ public final class Outbox: Sendable {
         // Processors that died while working: one failed attempt each.
         let expired = try Row.fetchAll(
             db,
-            sql: "SELECT * FROM outbox WHERE state = 'sent' AND started = 1 AND due_at <= ?",
+            sql: "SELECT * FROM outbox WHERE state IN (\(leaseHolders)) AND started = 1 AND due_at <= ?",
             arguments: [seconds]
         )
         if !countFailures && !expired.isEmpty { return (nil, [], true) }
@@ -250,7 +258,7 @@ public final class Outbox: Sendable {
                     arguments: [failures, reason, row["seq"] as Int64]
                 )
                 var entry = Self.entry(row)
-                entry.state = "dead"
+                entry.state = .dead
                 entry.failures = failures
                 entry.lastError = reason
                 dead.append(entry)
@@ -264,7 +272,7 @@ public final class Outbox: Sendable {
         let row = try Row.fetchOne(
             db,
             sql: """
-                SELECT * FROM outbox WHERE state IN ('pending', 'sent') AND due_at <= ?
+                SELECT * FROM outbox WHERE state IN (\(sendable)) AND due_at <= ?
                 ORDER BY due_at, seq LIMIT 1
                 """,
             arguments: [seconds]
@@ -275,7 +283,7 @@ public final class Outbox: Sendable {
     /// When the next part becomes due (a retry or a lease deadline), if any part is waiting at all.
     public func nextDeadline() async throws -> Date? {
         try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM outbox WHERE state IN ('pending', 'sent')")
+            try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM outbox WHERE state IN (\(Self.sendable))")
                 .map { Date(timeIntervalSince1970: $0) }
         }
     }
@@ -289,7 +297,7 @@ public final class Outbox: Sendable {
         try db.execute(
             sql: """
                 UPDATE outbox SET state = 'sent', deliveries = deliveries + 1, started = 0, due_at = ?, sent_at = ?
-                WHERE run_id = ? AND part = ? AND state IN ('pending', 'sent')
+                WHERE run_id = ? AND part = ? AND state IN (\(sendable))
                 """,
             arguments: [leaseDeadline.timeIntervalSince1970, Timestamp.format(now), runID, part]
         )
@@ -305,7 +313,7 @@ public final class Outbox: Sendable {
         try db.execute(
             sql: """
                 UPDATE outbox SET started = 1, processor = ?, due_at = MAX(due_at, ?)
-                WHERE run_id = ? AND part = ? AND state = 'sent'
+                WHERE run_id = ? AND part = ? AND state IN (\(renewable))
                 """,
             arguments: [processor, deadline.timeIntervalSince1970, runID, part]
         )
@@ -346,7 +354,7 @@ public final class Outbox: Sendable {
         try db.execute(
             sql: """
                 UPDATE outbox SET state = 'acked', acked_at = ?, started = 0, processor = COALESCE(?, processor)
-                WHERE run_id = ? AND part = ? AND state != 'acked'
+                WHERE run_id = ? AND part = ? AND state IN (\(acknowledgeable))
                 """,
             arguments: [Timestamp.format(now), processor, runID, part]
         )
@@ -367,7 +375,7 @@ public final class Outbox: Sendable {
             guard
                 let row = try Row.fetchOne(
                     db,
-                    sql: "SELECT failures FROM outbox WHERE run_id = ? AND part = ? AND state IN ('pending', 'sent')",
+                    sql: "SELECT failures FROM outbox WHERE run_id = ? AND part = ? AND state IN (\(Self.failable))",
                     arguments: [runID, part]
                 )
             else { return .ignored }
@@ -403,7 +411,7 @@ public final class Outbox: Sendable {
     public func markDead(runID: String, part: Int, reason: String) async throws {
         try await write { db in
             try db.execute(
-                sql: "UPDATE outbox SET state = 'dead', started = 0, last_error = ? WHERE run_id = ? AND part = ? AND state != 'acked'",
+                sql: "UPDATE outbox SET state = 'dead', started = 0, last_error = ? WHERE run_id = ? AND part = ? AND state IN (\(Self.killable))",
                 arguments: [reason, runID, part]
             )
         }
@@ -426,13 +434,13 @@ public final class Outbox: Sendable {
     }
 
     /// Parts in a state (or all), oldest first, optionally for one job and a logical-time range.
-    public func entries(state: String? = nil, job: String? = nil, from: Date? = nil, to: Date? = nil) async throws -> [Entry] {
+    public func entries(state: DeliveryState? = nil, job: String? = nil, from: Date? = nil, to: Date? = nil) async throws -> [Entry] {
         try await pool.read { db in
             var conditions: [String] = []
             var arguments: [any DatabaseValueConvertible] = []
             if let state {
                 conditions.append("state = ?")
-                arguments.append(state)
+                arguments.append(state.rawValue)
             }
             if let job {
                 conditions.append("job = ?")
@@ -510,7 +518,7 @@ public final class Outbox: Sendable {
                 durableAtUs: (row["durable_at"] as Double?).map(Timestamp.microseconds(since1970:))
             ),
             path: row["path"],
-            state: row["state"],
+            state: DeliveryState(rawValue: row["state"]) ?? .pending,
             failures: row["failures"],
             lastError: row["last_error"]
         )

@@ -80,6 +80,53 @@ struct FireStateTests {
     }
 }
 
+struct DeliveryStateTests {
+    /// The outbox's SQL takes its state lists from the machine; these are the lists it had when written by hand.
+    @Test func sqlListsFollowTheMachine() {
+        #expect(DeliveryState.sqlStates(accepting: .send) == "'pending', 'sent'")
+        #expect(DeliveryState.sqlStates(accepting: .renew) == "'sent'")
+        #expect(DeliveryState.sqlStates(accepting: .leaseExpired(exhausted: false)) == "'sent'")
+        #expect(DeliveryState.sqlStates(accepting: .ack) == "'pending', 'sent', 'dead'")
+        #expect(DeliveryState.sqlStates(accepting: .fail(exhausted: true)) == "'pending', 'sent'")
+        #expect(DeliveryState.sqlStates(accepting: .kill) == "'pending', 'sent', 'dead'")
+    }
+
+    /// A part through random deliveries, lease expiries, failures, hand-backs and acks, with a retry budget:
+    /// it is acknowledged exactly when a processor stored it, stays acknowledged, and is dead only once its
+    /// retries are used up (or it was killed), never both.
+    @Test func randomDeliveriesEndAckedOrDeadByTheRules() async {
+        await propertyCheck(count: 1000, input: Gen.int(in: 0...5).array(of: 0...60)) { events in
+            let maxAttempts = 3
+            var state = DeliveryState.pending
+            var failures = 0
+            var stored = false
+            var killed = false
+            for code in events {
+                let event: DeliveryState.Event
+                switch code {
+                case 0: event = .send
+                case 1: event = .renew
+                case 2: event = .leaseExpired(exhausted: failures + 1 >= maxAttempts)
+                case 3: event = .fail(exhausted: failures + 1 >= maxAttempts)
+                case 4: event = .handBack
+                default: event = .ack
+                }
+                guard let next = state.applying(event) else { continue }
+                switch event {
+                case .leaseExpired, .fail: failures += 1
+                case .ack: stored = true
+                case .kill: killed = true
+                default: break
+                }
+                if state == .acked { #expect(next == .acked || event == .requeue, "acked left by \(event)") }
+                state = next
+            }
+            #expect((state == .acked) == stored, "\(events)")
+            if state == .dead { #expect(failures >= maxAttempts || killed, "\(events)") }
+        }
+    }
+}
+
 /// A scheduler's fire and the algorithm's run, with the report channel between them.
 private struct World: CustomStringConvertible {
     var fire = FireState.fired

@@ -116,7 +116,7 @@ struct OutboxTests {
                 #expect(dead.map(\.header.runID) == ["j@1"])
             }
         }
-        #expect(try await outbox.entries(state: "dead").first?.lastError?.contains("lease expired") == true)
+        #expect(try await outbox.entries(state: .dead).first?.lastError?.contains("lease expired") == true)
     }
 
     @Test func reportedFailuresBackOffThenDeadLetterAndRequeueBringsBack() async throws {

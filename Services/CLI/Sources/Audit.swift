@@ -144,7 +144,7 @@ extension Baton {
                             continue
                         }
                         switch entry.state {
-                        case "acked":
+                        case .acked:
                             if row == nil {
                                 if store == nil {
                                     findings.note("\(key): acknowledged; no result store at \(storePath) to check it against")
@@ -154,7 +154,7 @@ extension Baton {
                             } else {
                                 findings.stored += 1
                             }
-                        case "dead":
+                        case .dead:
                             findings.violation("\(key): dead-lettered (\(entry.lastError ?? "no reason")); `baton replay --dead` after a fix")
                         default:
                             if row != nil { findings.stored += 1 } else { findings.undelivered += 1 }

@@ -48,7 +48,7 @@ extension Baton {
             let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
             var entries: [Outbox.Entry] = []
             if dead {
-                entries += try await outbox.entries(state: "dead", job: selection.job, from: selection.from?.date, to: selection.to?.date)
+                entries += try await outbox.entries(state: .dead, job: selection.job, from: selection.from?.date, to: selection.to?.date)
             }
             if !selection.isEmpty, !dead {
                 entries += try await outbox.entries(job: selection.job, from: selection.from?.date, to: selection.to?.date)
@@ -73,7 +73,7 @@ extension Baton {
                     }
                     let message = ResultMessage(header: entry.header, payload: payload)
                     let outcome = try await handler.process(message, overwrite: overwrite, logger: logger)
-                    if intoLiveStore, entry.state != "acked" {
+                    if intoLiveStore, entry.state != .acked {
                         try await outbox.markAcked(runID: entry.header.runID, part: entry.header.part, processor: "replay")
                     }
                     switch outcome {

@@ -27,7 +27,7 @@ extension Baton {
         var json = false
 
         func validate() throws {
-            if let state, !["pending", "sent", "acked", "dead"].contains(state) {
+            if let state, DeliveryState(rawValue: state) == nil {
                 throw ValidationError("--state must be pending, sent, acked or dead (got \"\(state)\")")
             }
         }
@@ -35,12 +35,12 @@ extension Baton {
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "results")
             let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
-            let entries = try await outbox.entries(state: state, job: selection.job, from: selection.from?.date, to: selection.to?.date)
+            let entries = try await outbox.entries(state: state.flatMap(DeliveryState.init), job: selection.job, from: selection.from?.date, to: selection.to?.date)
             for entry in entries {
                 if json {
                     var object: [String: Any] = [
                         "runId": entry.header.runID, "part": entry.header.part, "job": entry.header.job,
-                        "logicalTime": Timestamp.format(entry.header.logicalTime), "state": entry.state,
+                        "logicalTime": Timestamp.format(entry.header.logicalTime), "state": entry.state.rawValue,
                         "deliveries": entry.header.attempt - 1, "failures": entry.failures, "size": entry.header.size,
                         "sha256": entry.header.sha256, "path": entry.path,
                     ]
