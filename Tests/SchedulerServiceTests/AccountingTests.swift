@@ -101,6 +101,37 @@ struct AccountingTests {
         }
     }
 
+    /// A long downtime of a fine grid is caught up in bounded chunks: with `misfire: latest` after 12,000
+    /// missed slots, exactly the newest fires and every other is recorded skipped, with no hole.
+    @Test(.timeLimit(.minutes(1)))
+    func aLongDowntimeIsCaughtUpInChunksWithoutAHole() async throws {
+        try await Self.withLedger { ledger in
+            let start = Timestamp.date(milliseconds: 1_800_000_000_000)
+            try await ledger.recordFire(.scheduled(job: "j", slot: start, firedAt: start))
+            let clock = ManualClock(now: start.addingTimeInterval(12_000 * Self.every + 0.01))
+            let sink = CollectingSink()
+            let logger = Logger(label: "test")
+            let dispatcher = Dispatcher(sink: sink, ledger: ledger, publisher: nil, resend: nil, logger: logger)
+            let scheduler = JobScheduler(
+                jobs: [Self.job(misfire: .latest)],
+                clock: clock,
+                dispatcher: dispatcher,
+                control: JobControl(ledger: ledger),
+                logger: logger
+            )
+            let task = Task { try await scheduler.run() }
+            await clock.waitForSleeper()
+            task.cancel()
+            _ = try? await task.value
+            let fires = try await ledger.fires(job: "j")
+            let expected = Self.grid(after: start, through: clock.now())
+            #expect(expected.count == 12_000)
+            #expect(Set(fires.map(\.request.runID)).isSuperset(of: expected))
+            #expect(sink.requests.map(\.runID) == [expected.last])
+            #expect(fires.filter { $0.state == .skipped }.count == 11_999)
+        }
+    }
+
     /// `resume --catch-up` after a pause: the same, the slots due while the catch-up is sent are not lost.
     @Test(.timeLimit(.minutes(1)))
     func resumeWithCatchUpLeavesNoHole() async throws {

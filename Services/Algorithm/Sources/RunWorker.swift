@@ -484,7 +484,7 @@ actor RunningRuns {
 }
 
 /// Runs accepted and waiting for a worker, in two lanes: live runs (scheduled and manual) and backfills,
-/// so a backfill never delays a live slot. Oldest logical time first within a lane.
+/// so a backfill never delays a live slot. First come, first run within a lane.
 actor RunQueue {
     enum Lane: Sendable { case live, backfill }
 

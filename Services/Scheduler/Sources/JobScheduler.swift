@@ -107,11 +107,22 @@ public struct JobScheduler: Service {
     /// skipped when not `applyPolicy`. Returns the new cursor: the last slot handled, or `cursor` if nothing
     /// could be recorded (the task was cancelled).
     private func handleDue(_ job: Configuration.Job, after cursor: Date, cause: String?, applyPolicy: Bool) async -> Date {
+        var cursor = cursor
+        while true {
+            let (next, more) = await handleChunk(job, after: cursor, cause: cause, applyPolicy: applyPolicy)
+            guard more, next > cursor, !Task.isCancelled else { return next }
+            cursor = next
+        }
+    }
+
+    /// One chunk of ``handleDue(_:after:cause:applyPolicy:)``; returns the new cursor and whether more slots are due.
+    private func handleChunk(_ job: Configuration.Job, after cursor: Date, cause: String?, applyPolicy: Bool) async -> (Date, Bool) {
         let now = clock.now()
-        let slots = MissedSlots.slots(of: job.schedule, after: cursor, until: now, limit: .max)
-        guard let last = slots.last else { return cursor }
-        let decision: MissedSlots.Decision
-        if slots.count == 1, cause == nil {
+        // At most 10,000 slots a turn (a long downtime of a fine grid is handled in chunks, oldest first).
+        let (slots, more) = MissedSlots.firstSlots(of: job.schedule, after: cursor, until: now, count: 10_000)
+        guard let last = slots.last else { return (cursor, false) }
+        var decision: MissedSlots.Decision
+        if slots.count == 1, !more, cause == nil {
             decision = MissedSlots.Decision(fire: slots, skip: [])
         } else {
             let cause = cause ?? "the timer woke late"
@@ -119,6 +130,13 @@ public struct JobScheduler: Service {
                 applyPolicy
                 ? MissedSlots.decide(slots, policy: job.misfire, grace: job.grace, now: now, cause: cause)
                 : MissedSlots.Decision(fire: [], skip: slots.map { ($0, "missed (\(cause)); resumed without catching up") })
+            if more, applyPolicy, job.misfire == .latest {
+                // The newest slot is in a later chunk: everything here is older than it.
+                decision = MissedSlots.Decision(
+                    fire: [],
+                    skip: slots.map { ($0, "missed (\(cause)); misfire policy latest runs only the newest") }
+                )
+            }
             logger.notice(
                 "missed slots",
                 metadata: ["job": "\(job.name)", "missed": "\(slots.count)", "firing": "\(decision.fire.count)", "cause": "\(cause)"]
@@ -127,9 +145,9 @@ public struct JobScheduler: Service {
         await dispatcher.handle(job: job, fire: decision.fire, skip: decision.skip, firedAt: now)
         if Task.isCancelled, await dispatcher.lastSlot(job: job.name).map({ $0 < last }) ?? true {
             // Stopped before the slots were recorded: they are handled again at the next start.
-            return cursor
+            return (cursor, false)
         }
-        return last
+        return (last, more)
     }
 
     /// Sleeps until `deadline` on the clock, or until the doorbell rings.

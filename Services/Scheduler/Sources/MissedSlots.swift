@@ -53,6 +53,19 @@ public enum MissedSlots {
         return decision
     }
 
+    /// The first `count` slots of a schedule after `after` up to and including `until`, oldest first, and
+    /// whether more follow: a catch-up after a long downtime goes in chunks of bounded size.
+    public static func firstSlots(of schedule: any Schedule, after: Date, until: Date, count: Int) -> (slots: [Date], more: Bool) {
+        var result: [Date] = []
+        var cursor = after
+        while let next = schedule.next(after: cursor), next <= until {
+            if result.count == count { return (result, true) }
+            result.append(next)
+            cursor = next
+        }
+        return (result, false)
+    }
+
     /// The slots of a schedule after `after` up to and including `until`, at most `limit` of them (the newest).
     public static func slots(of schedule: any Schedule, after: Date, until: Date, limit: Int = 10_000) -> [Date] {
         var result: [Date] = []
