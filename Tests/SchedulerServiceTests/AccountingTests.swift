@@ -51,6 +51,24 @@ struct AccountingTests {
         try await body(try SchedulerState(path: directory.appendingPathComponent("state.sqlite").path))
     }
 
+    /// A scheduler of one 150 ms job over a real ledger.
+    static func scheduler(
+        misfire: Configuration.MisfirePolicy,
+        clock: ManualClock,
+        sink: any RunSink,
+        ledger: SchedulerState,
+        control: JobControl? = nil
+    ) -> JobScheduler {
+        let logger = Logger(label: "test")
+        return JobScheduler(
+            jobs: [job(misfire: misfire)],
+            clock: clock,
+            dispatcher: Dispatcher(sink: sink, ledger: ledger, publisher: nil, resend: nil, logger: logger),
+            control: control ?? JobControl(ledger: ledger),
+            logger: logger
+        )
+    }
+
     static func job(misfire: Configuration.MisfirePolicy) -> Configuration.Job {
         var job = Configuration.Job(name: "j", every: .milliseconds(150), algorithm: .demo(duration: .zero, resultSize: 0))
         job.misfire = misfire
@@ -69,15 +87,7 @@ struct AccountingTests {
             try await ledger.recordFire(.scheduled(job: "j", slot: start, firedAt: start))
             let clock = ManualClock(now: start.addingTimeInterval(3.01))
             let sink = SlowSink(clock: clock, step: Self.every / 2)
-            let logger = Logger(label: "test")
-            let dispatcher = Dispatcher(sink: sink, ledger: ledger, publisher: nil, resend: nil, logger: logger)
-            let scheduler = JobScheduler(
-                jobs: [Self.job(misfire: .all)],
-                clock: clock,
-                dispatcher: dispatcher,
-                control: JobControl(ledger: ledger),
-                logger: logger
-            )
+            let scheduler = Self.scheduler(misfire: .all, clock: clock, sink: sink, ledger: ledger)
             let task = Task { try await scheduler.run() }
             // Let the live timer take over and fire a few more.
             let end = start.addingTimeInterval(9)
@@ -110,15 +120,7 @@ struct AccountingTests {
             try await ledger.recordFire(.scheduled(job: "j", slot: start, firedAt: start))
             let clock = ManualClock(now: start.addingTimeInterval(12_000 * Self.every + 0.01))
             let sink = CollectingSink()
-            let logger = Logger(label: "test")
-            let dispatcher = Dispatcher(sink: sink, ledger: ledger, publisher: nil, resend: nil, logger: logger)
-            let scheduler = JobScheduler(
-                jobs: [Self.job(misfire: .latest)],
-                clock: clock,
-                dispatcher: dispatcher,
-                control: JobControl(ledger: ledger),
-                logger: logger
-            )
+            let scheduler = Self.scheduler(misfire: .latest, clock: clock, sink: sink, ledger: ledger)
             let task = Task { try await scheduler.run() }
             await clock.waitForSleeper()
             task.cancel()
@@ -139,10 +141,8 @@ struct AccountingTests {
             let start = Timestamp.date(milliseconds: 1_800_000_000_000)
             let clock = ManualClock(now: start.addingTimeInterval(0.01))
             let sink = SlowSink(clock: clock, step: Self.every / 2)
-            let logger = Logger(label: "test")
             let control = JobControl(ledger: ledger)
-            let dispatcher = Dispatcher(sink: sink, ledger: ledger, publisher: nil, resend: nil, logger: logger)
-            let scheduler = JobScheduler(jobs: [Self.job(misfire: .all)], clock: clock, dispatcher: dispatcher, control: control, logger: logger)
+            let scheduler = Self.scheduler(misfire: .all, clock: clock, sink: sink, ledger: ledger, control: control)
             let task = Task { try await scheduler.run() }
             await clock.waitForSleeper()
             clock.advance(to: start.addingTimeInterval(0.151))

@@ -27,20 +27,16 @@ extension Baton {
 
         @OptionGroup var options: ServiceOptions
 
-        @Option(help: ArgumentHelp("Only this job.", valueName: "name"))
-        var job: String?
-
-        @Option(help: ArgumentHelp("Only slots and runs with a logical time at or after this (ISO 8601).", valueName: "time"))
-        var from: TimeArgument?
-
-        @Option(help: ArgumentHelp("Only slots and runs with a logical time at or before this (ISO 8601).", valueName: "time"))
-        var to: TimeArgument?
+        @OptionGroup var selection: ResultSelection
 
         @Flag(help: "Print the findings as one JSON object.")
         var json = false
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "audit")
+            let job = selection.job
+            let from = selection.from
+            let to = selection.to
             let jobs = configuration.jobs.filter { job == nil || $0.name == job }
             if let job, jobs.isEmpty {
                 throw ValidationError("unknown job \"\(job)\"; configured jobs: \(configuration.jobs.map(\.name).joined(separator: ", "))")
