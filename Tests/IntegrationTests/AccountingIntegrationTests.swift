@@ -157,4 +157,47 @@ struct AccountingIntegrationTests {
             }
         }
     }
+    /// `baton audit` passes a clean deployment and names each violation: a slot with no record, a run whose
+    /// outcomes disagree, a stored part whose checksum differs from the one handed off.
+    @Test(.timeLimit(.minutes(2)))
+    func auditFindsHolesDisagreementsAndCorruption() async throws {
+        let yaml = """
+            jobs:
+              - name: tick
+                every: 300ms
+                overlap: allow
+                builtin: demo
+                duration: 1ms
+                result_size: 64
+            """
+        try await TestStack.with("audit", yaml: yaml) { stack in
+            try stack.startServices(processors: 1)
+            let stored = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 8 }
+            #expect(stored)
+            await stack.stop()
+            let clean = try stack.baton(["audit"])
+            #expect(clean.status == 0, "\(clean.output)")
+
+            let tampered = try Self.fires(stack, where: "state = 'finished'")
+            try #require(tampered.count >= 6)
+            let hole = tampered[2].run
+            let disagreement = tampered[3].run
+            let corrupt = tampered[4].run
+            try await DatabaseQueue(path: stack.schedulerPath).write { db in
+                try db.execute(sql: "DELETE FROM fires WHERE run_id = ?", arguments: [hole])
+                try db.execute(sql: "UPDATE fires SET state = 'failed' WHERE run_id = ?", arguments: [disagreement])
+            }
+            try await DatabaseQueue(path: stack.storePath).write { db in
+                try db.execute(sql: "UPDATE results SET sha256 = ? WHERE run_id = ?", arguments: [String(repeating: "0", count: 64), corrupt])
+            }
+            let audit = try stack.baton(["audit"])
+            #expect(audit.status == 1, "\(audit.output)")
+            #expect(audit.output.contains("\(hole): slot neither fired nor skipped"), "\(audit.output)")
+            #expect(audit.output.contains("\(disagreement): the scheduler says failed, the algorithm finished"), "\(audit.output)")
+            #expect(audit.output.contains("\(corrupt)#0: stored with size"), "\(audit.output)")
+            let json = try stack.baton(["audit", "--json"])
+            let report = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+            #expect((report?["violations"] as? [String])?.count == 3, "\(json.output)")
+        }
+    }
 }
