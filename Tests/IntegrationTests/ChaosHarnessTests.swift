@@ -60,6 +60,14 @@ struct ChaosHarnessTests {
         #expect(outcome.status == 0, "scripts/chaos.py exited \(outcome.status):\n\(outcome.output)")
     }
 
+    /// The same under `baton up`, which is itself killed with -9 now and then: its services must die with it.
+    @Test(.timeLimit(.minutes(10)))
+    func chaosUnderBatonUpLeavesNothingBehind() throws {
+        let outcome = try Self.run(
+            "python3", ["scripts/chaos.py", "--duration", "40", "--mode", "up", "--bin", Self.repository + "/.build/debug"])
+        #expect(outcome.status == 0, "scripts/chaos.py --mode up exited \(outcome.status):\n\(outcome.output)")
+    }
+
     @Test(.timeLimit(.minutes(5)))
     func statusBusSurvivesPrefixSubscriberChurn() throws {
         let python = try #require(Self.pythonWithZMQ(), "no python3 with pyzmq (pip install pyzmq, or apt-get install python3-zmq)")
