@@ -22,6 +22,8 @@ public final class SchedulerState: Sendable {
         public var cancelRequested: Bool
         /// Whether the cancel is only for a run that has not started (`baton cancel --queued`).
         public var cancelQueuedOnly: Bool
+        /// When the algorithm last reported on it (any report, news or not).
+        public var lastHeard: Date?
     }
 
     /// One slot or run to record.
@@ -207,22 +209,11 @@ public final class SchedulerState: Sendable {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM fires WHERE state IN ('accepted', 'running')
+                    SELECT * FROM fires WHERE state IN ('fired', 'accepted', 'running')
                     AND last_sent <= ? AND COALESCE(last_heard, 0) <= ? ORDER BY logical_time
                     """,
                 arguments: [before.timeIntervalSince1970, before.timeIntervalSince1970]
             ).map(Self.fire)
-        }
-    }
-
-    /// How many of a job's runs at the algorithm (accepted or running) it has not spoken of since `since`.
-    public func unheard(job: String, since: Date) async throws -> Int {
-        try await pool.read { db in
-            try Int.fetchOne(
-                db,
-                sql: "SELECT COUNT(*) FROM fires WHERE job = ? AND state IN ('accepted', 'running') AND COALESCE(last_heard, 0) < ?",
-                arguments: [job, since.timeIntervalSince1970]
-            ) ?? 0
         }
     }
 
@@ -446,7 +437,8 @@ public final class SchedulerState: Sendable {
             detail: row["detail"],
             duration: (row["ended_at"] as Double?).flatMap { end in (row["accepted_at"] as Double?).map { end - $0 } },
             cancelRequested: (row["cancel_requested"] as Int) != 0,
-            cancelQueuedOnly: (row["cancel_requested"] as Int) == 2
+            cancelQueuedOnly: (row["cancel_requested"] as Int) == 2,
+            lastHeard: (row["last_heard"] as Double?).map { Date(timeIntervalSince1970: $0) }
         )
     }
 }

@@ -67,6 +67,7 @@ struct DispatcherTests {
     @Test func queueHoldsTheFireUntilReleased() async throws {
         try await Self.withDispatcher(.queue) { dispatcher, ledger, sink, job in
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running))
             await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
             #expect(sink.requests.count == 1)
             let queued = try #require(try await ledger.oldestQueued(job: "j"))
@@ -77,12 +78,13 @@ struct DispatcherTests {
     @Test func replaceCancelsTheRunningRunAndFires() async throws {
         try await Self.withDispatcher(.replace) { dispatcher, ledger, sink, job in
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running))
             await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
             #expect(sink.cancels.map(\.runID) == [Self.request(60).runID])
             #expect(sink.requests.map(\.runID) == [Self.request(60).runID, Self.request(120).runID])
             // The replaced run stays in flight until the algorithm reports it cancelled; its cancel is kept.
             let fires = try await ledger.fires(job: "j")
-            #expect(fires.map(\.state) == [.fired, .fired])
+            #expect(fires.map(\.state) == [.running, .fired])
             #expect(fires.map(\.cancelRequested) == [true, false])
         }
     }
@@ -100,6 +102,26 @@ struct DispatcherTests {
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
             #expect(sink.requests.count == 1)
+        }
+    }
+    /// Overlap is never decided on a run whose end was reported but lost: the dispatcher asks the algorithm
+    /// about a run in flight it has not heard of lately, and waits for the answer.
+    @Test(.timeLimit(.minutes(1)))
+    func overlapAsksAboutARunNotHeardOfLatelyAndWaitsForTheAnswer() async throws {
+        try await Self.withDispatcher(.forbid) { dispatcher, ledger, sink, job in
+            await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            // The run finished at the algorithm, but its reports were lost: the scheduler still has it `fired`.
+            let next = Task { await dispatcher.dispatch(Self.request(120), job: job, lateness: 0) }
+            // The dispatcher asks (sends the request for 60 again) …
+            while !sink.requests.dropFirst().contains(where: { $0.runID == Self.request(60).runID }) {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            // … and the algorithm answers from its ledger.
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .finished))
+            await next.value
+            let fires = try await ledger.fires(job: "j")
+            #expect(fires.map(\.state) == [.finished, .fired], "the slot was skipped for a run that had ended")
+            #expect(sink.requests.last?.runID == Self.request(120).runID)
         }
     }
 }

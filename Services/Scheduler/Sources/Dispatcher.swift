@@ -47,22 +47,6 @@ public struct Dispatcher: Sendable {
         try? await ledger?.lastSlot(job: job)
     }
 
-    /// Waits (at most `timeout`) until the algorithm has spoken of every run of the job it has, since `since`:
-    /// after a restart, the overlap policy then decides on what the algorithm says now, not on outcomes whose
-    /// reports were lost while the scheduler was down (the ``RunResender`` asks at start-up).
-    public func awaitSettled(job: String, since: Date, timeout: Duration) async {
-        guard let ledger else { return }
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline, !Task.isCancelled {
-            guard let unheard = try? await ledger.unheard(job: job, since: since), unheard > 0 else { return }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        logger.notice(
-            "the algorithm has not answered about every run in flight; deciding the missed slots on what is known",
-            metadata: ["job": "\(job)"]
-        )
-    }
-
     /// Records a slot that is not run, with the reason.
     public func skip(job: Configuration.Job, slot: Date, reason: String) async {
         await handle(job: job, fire: [], skip: [(slot, reason)], firedAt: Date())
@@ -87,7 +71,13 @@ public struct Dispatcher: Sendable {
     /// is not recorded: while the state cannot be written (disk full), this waits and retries, so the
     /// job's timer holds its place and no slot is lost.
     public func handle(job: Configuration.Job, fire: [Date], skip: [(Date, String)], firedAt: Date) async {
-        let inFlight = ((try? await ledger?.inFlight(job: job.name)) ?? []).map(\.request.runID)
+        let inFlight: [String]
+        if fire.isEmpty || job.overlap == .allow {
+            inFlight = ((try? await ledger?.inFlight(job: job.name)) ?? []).map(\.request.runID)
+        } else {
+            guard let confirmed = await confirmedInFlight(job: job.name) else { return }
+            inFlight = confirmed
+        }
         let hasQueued = ((try? await ledger?.oldestQueued(job: job.name)) ?? nil) != nil
         let plan = Self.plan(
             job: job.name,
@@ -128,6 +118,41 @@ public struct Dispatcher: Sendable {
                 send(request, lateness: request.firedAt.timeIntervalSince(request.logicalTime) * 1000)
             }
         }
+    }
+
+    /// The job's live runs in flight, each confirmed by the algorithm: one it has not spoken of within the
+    /// last second is asked about (its request sent again; the algorithm answers a request it has with the
+    /// run's state) and the answer awaited, asking again every 2 s while the algorithm is away. So overlap is
+    /// never decided on a run whose end was reported but lost (a service killed as the report travelled).
+    /// - Returns: nil if the task was cancelled first.
+    private func confirmedInFlight(job: String) async -> [String]? {
+        guard let ledger else { return [] }
+        var asked = Date.distantPast
+        var waiting = false
+        while !Task.isCancelled {
+            let fires = (try? await ledger.inFlight(job: job)) ?? []
+            let fresh = Date().addingTimeInterval(-1)
+            let unconfirmed = fires.filter { ($0.lastHeard ?? .distantPast) < fresh }
+            if unconfirmed.isEmpty {
+                if waiting { logger.notice("the algorithm confirmed the runs in flight", metadata: ["job": "\(job)"]) }
+                return fires.map(\.request.runID)
+            }
+            if Date().timeIntervalSince(asked) >= 2 {
+                if asked != .distantPast, !waiting {
+                    waiting = true
+                    logger.notice(
+                        "waiting for the algorithm to confirm the runs in flight before applying the overlap policy",
+                        metadata: ["job": "\(job)", "runs": "\(unconfirmed.map(\.request.runID).joined(separator: ", "))"]
+                    )
+                }
+                for fire in unconfirmed where sink.submit(fire.request) {
+                    try? await ledger.markResent(fire.request.runID)
+                }
+                asked = Date()
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
     }
 
     /// What to record for a job's due slots, as a pure decision: skips as given, and each slot to fire

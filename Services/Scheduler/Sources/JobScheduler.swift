@@ -53,7 +53,6 @@ public struct JobScheduler: Service {
     /// were recorded. So a slot that falls due while a catch-up is being recorded and sent, or while the disk
     /// is full, is handled on the next turn, never dropped.
     private func fireForever(_ job: Configuration.Job) async {
-        let started = Date()
         let schedule = job.schedule
         let wake = await control.doorbell(job.name)
         var cursor: Date
@@ -61,9 +60,6 @@ public struct JobScheduler: Service {
             cursor = previous
             // Slots missed while the scheduler was down (a paused job's wait for its resume).
             if await !control.isPaused(job.name) {
-                if job.overlap != .allow {
-                    await dispatcher.awaitSettled(job: job.name, since: started, timeout: .seconds(5))
-                }
                 cursor = await handleDue(job, after: cursor, cause: "the scheduler was not running", applyPolicy: true)
             }
         } else {
