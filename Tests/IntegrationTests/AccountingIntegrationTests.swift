@@ -74,7 +74,7 @@ struct AccountingIntegrationTests {
                 every: 1s
                 overlap: forbid
                 builtin: demo
-                duration: 300ms
+                duration: 250ms
                 result_size: 64
             """
         try await TestStack.with("backfill", yaml: yaml) { stack in
@@ -92,8 +92,11 @@ struct AccountingIntegrationTests {
             try await Task.sleep(for: .seconds(5))
             let live = try Self.fires(stack, where: "trigger = 'schedule' AND logical_time > '\(Timestamp.format(now.addingTimeInterval(1)))'")
             #expect(live.count >= 3, "\(live)")
-            let starved = live.filter { $0.state == "skipped" }
+            // A live slot may be skipped for a live run still running (a slow machine), never for a backfill.
+            let backfillRuns = try Self.fires(stack, where: "trigger = 'backfill'").map(\.run)
+            let starved = live.filter { fire in fire.state == "skipped" && backfillRuns.contains { fire.detail?.contains($0) == true } }
             #expect(starved.isEmpty, "live slots skipped behind the backfill: \(starved)")
+            #expect(live.contains { $0.state != "skipped" }, "\(live)")
 
             let jobs = try stack.baton(["jobs"])
             #expect(jobs.status == 0, "\(jobs.output)")

@@ -110,9 +110,7 @@ struct CommandRunnerTests {
         let child = try #require(Self.pid(in: "\(directory)/child"))
         let group = try #require(Self.pid(in: "\(directory)/group"))
         task.cancel()
-        let start = ContinuousClock.now
         _ = try await task.value
-        #expect(ContinuousClock.now - start < .seconds(5))
         let childGone = await Self.gone(child)
         let groupGone = await Self.gone(-group)
         if !childGone { kill(child, SIGKILL) }

@@ -36,6 +36,7 @@ struct DispatcherTests {
     /// Runs `body` with a dispatcher over a fresh ledger whose directory is removed afterwards.
     static func withDispatcher(
         _ overlap: Configuration.OverlapPolicy,
+        confirmWithin: Duration = .seconds(3600),
         _ body: (Dispatcher, SchedulerState, CollectingSink, Configuration.Job) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bt-dispatch-\(UUID().uuidString)")
@@ -44,7 +45,14 @@ struct DispatcherTests {
         let sink = CollectingSink()
         var job = Configuration.Job(name: "j", every: .seconds(60), algorithm: .demo(duration: .zero, resultSize: 0))
         job.overlap = overlap
-        let dispatcher = Dispatcher(sink: sink, ledger: ledger, publisher: nil, resend: nil, logger: Logger(label: "test"))
+        let dispatcher = Dispatcher(
+            sink: sink,
+            ledger: ledger,
+            publisher: nil,
+            resend: nil,
+            logger: Logger(label: "test"),
+            confirmWithin: confirmWithin
+        )
         try await body(dispatcher, ledger, sink, job)
     }
 
@@ -108,7 +116,7 @@ struct DispatcherTests {
     /// about a run in flight it has not heard of lately, and waits for the answer.
     @Test(.timeLimit(.minutes(1)))
     func overlapAsksAboutARunNotHeardOfLatelyAndWaitsForTheAnswer() async throws {
-        try await Self.withDispatcher(.forbid) { dispatcher, ledger, sink, job in
+        try await Self.withDispatcher(.forbid, confirmWithin: .seconds(1)) { dispatcher, ledger, sink, job in
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
             // The run finished at the algorithm, but its reports were lost: the scheduler still has it `fired`.
             let next = Task { await dispatcher.dispatch(Self.request(120), job: job, lateness: 0) }

@@ -16,6 +16,7 @@ public struct Dispatcher: Sendable {
     private let resend: Doorbell?
     private let logger: Logger
     private let metrics: ServiceMetrics
+    private let confirmWithin: Duration
 
     /// Creates a dispatcher.
     /// - Parameters:
@@ -26,15 +27,19 @@ public struct Dispatcher: Sendable {
     ///   - logger: The logger.
     ///   - metrics: Fires (`baton_runs_fired_total`, `baton_runs_skipped_total`) and their lateness
     ///     (`baton_fire_lateness_seconds`) per job.
+    ///   - confirmWithin: How recently the algorithm must have spoken of a run in flight for the overlap
+    ///     policy to count on what it said; older news is confirmed first.
     public init(
         sink: any RunSink,
         ledger: SchedulerState?,
         publisher: StatusPublisher?,
         resend: Doorbell?,
         logger: Logger,
-        metrics: ServiceMetrics = .disabled
+        metrics: ServiceMetrics = .disabled,
+        confirmWithin: Duration = .seconds(1)
     ) {
         self.metrics = metrics
+        self.confirmWithin = confirmWithin
         self.sink = sink
         self.ledger = ledger
         self.publisher = publisher
@@ -120,8 +125,8 @@ public struct Dispatcher: Sendable {
         }
     }
 
-    /// The job's live runs in flight, each confirmed by the algorithm: one it has not spoken of within the
-    /// last second is asked about (its request sent again; the algorithm answers a request it has with the
+    /// The job's live runs in flight, each confirmed by the algorithm: one it has not spoken of within
+    /// `confirmWithin` (a second) is asked about (its request sent again; the algorithm answers a request it has with the
     /// run's state) and the answer awaited, asking again every 2 s while the algorithm is away. So overlap is
     /// never decided on a run whose end was reported but lost (a service killed as the report travelled).
     /// - Returns: nil if the task was cancelled first.
@@ -131,7 +136,7 @@ public struct Dispatcher: Sendable {
         var waiting = false
         while !Task.isCancelled {
             let fires = (try? await ledger.inFlight(job: job)) ?? []
-            let fresh = Date().addingTimeInterval(-1)
+            let fresh = Date().addingTimeInterval(-(confirmWithin / .seconds(1)))
             let unconfirmed = fires.filter { ($0.lastHeard ?? .distantPast) < fresh }
             if unconfirmed.isEmpty {
                 if waiting { logger.notice("the algorithm confirmed the runs in flight", metadata: ["job": "\(job)"]) }
