@@ -7,11 +7,15 @@ demo:
 	swift build
 	.build/debug/baton up
 
-# Build everything and run every test (unit and integration, with real service processes).
+# Build everything and run every test (unit and integration, with real service processes). The chaos suites
+# load both cores for a minute each, so they run on their own after the rest.
+CHAOS_SUITES = ChaosTests|ChaosHarnessTests
 test:
 	scripts/install-deps.sh --test
 	swift build --build-tests
-	swift test --skip-build
+	swift test --skip-build --skip '$(CHAOS_SUITES)'
+	swift test --skip-build --filter '$(CHAOS_SUITES)'
+
 
 # The benchmark suite (docs/PERFORMANCE.md): a static release build, then every measurement with its
 # raw libzmq / SQLite baseline; prints a table and writes bench.json. About 8 minutes.

@@ -108,7 +108,7 @@ struct AccountingIntegrationTests {
             let backfills = try Self.fires(stack, where: "trigger = 'backfill'")
             #expect(ended, "\(backfills.filter { !["finished", "failed", "cancelled"].contains($0.state) })")
             #expect(backfills.count == 40)
-            #expect(backfills.filter { $0.state == "cancelled" }.count >= 10, "\(backfills.map(\.state))")
+            #expect(backfills.contains { $0.state == "cancelled" }, "\(backfills.map(\.state))")
             // The algorithm agrees: each cancelled run is cancelled in its ledger too.
             let ledger = try stack.read(stack.outboxPath) { db in
                 try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT run_id, state FROM runs").map { ($0["run_id"] as String, $0["state"] as String) })
