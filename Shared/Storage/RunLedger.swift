@@ -174,6 +174,17 @@ public final class RunLedger: Sendable {
         }
     }
 
+    /// Runs that ended at or after `since` (their last report may have died with a killed service).
+    public func ended(since: Date) async throws -> [Run] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM runs WHERE state IN ('finished', 'failed', 'cancelled') AND updated_at >= ? ORDER BY updated_at",
+                arguments: [Timestamp.format(since)]
+            ).map(Self.run)
+        }
+    }
+
     /// Every run recorded, oldest first (for `baton audit`).
     public func runs() async throws -> [Run] {
         try await pool.read { db in

@@ -59,6 +59,11 @@ public struct RunWorker: Service {
             logger.notice("resuming interrupted runs", metadata: ["count": "\(unfinished.count)"])
             for run in unfinished { await queue.push(run.request) }
         }
+        // The outcomes of the last few minutes are reported again: a killed service may have taken a report
+        // with it (the scheduler also asks, but only about runs it has not heard of for a while).
+        for run in (try? await ledger.ended(since: Date().addingTimeInterval(-300))) ?? [] {
+            report(RunReport(runID: run.request.runID, job: run.request.job, state: run.state, detail: run.error))
+        }
         let algorithm = configuration.algorithm
         let workers = algorithm.concurrency + algorithm.backfillConcurrency
         await withTaskGroup(of: Role.self) { group in

@@ -35,7 +35,7 @@ public struct RunResender: Service {
         sink: any RunSink,
         doorbell: Doorbell,
         interval: Duration = .seconds(5),
-        quiet: Duration = .seconds(30),
+        quiet: Duration = .seconds(10),
         logger: Logger
     ) {
         self.ledger = ledger
