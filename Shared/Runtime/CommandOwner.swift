@@ -56,7 +56,8 @@ public enum CommandOwner {
                     String(rest[rest.index(after: colon)...]) == directory
                 else { continue }
                 if owner != me && (kill(owner, 0) == 0 || errno != ESRCH) { continue }
-                let command = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+                let command =
+                    FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
                     .map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? "?"
                 found.append(Leftover(pid: pid, group: getpgid(pid), owner: owner, commandLine: command))
             }

@@ -195,7 +195,9 @@ public struct CommandRunner: Sendable {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let path = ((executable as NSString).deletingLastPathComponent as NSString).appendingPathComponent("baton-exec")
         guard access(path, X_OK) == 0 else {
-            throw CommandError("the command guard \(path) is missing; it is built with the Baton executables (`swift build`) and must be installed beside them")
+            throw CommandError(
+                "the command guard \(path) is missing; it is built with the Baton executables (`swift build`) and must be installed beside them"
+            )
         }
         return path
     }

@@ -72,7 +72,10 @@ public enum ServiceRunner {
         } catch let held as PidFile.Held {
             let other = held.info.map { "pid \($0.pid)" } ?? "another process"
             FileHandle.standardError.write(
-                Data("baton-\(name): \(pidName) is already running (\(other)) with data dir \(configuration.dataDirectory); stop it first\n".utf8)
+                Data(
+                    "baton-\(name): \(pidName) is already running (\(other)) with data dir \(configuration.dataDirectory); stop it first\n"
+                        .utf8
+                )
             )
             throw ExitCode(1)
         }

@@ -411,7 +411,8 @@ public final class Outbox: Sendable {
     public func markDead(runID: String, part: Int, reason: String) async throws {
         try await write { db in
             try db.execute(
-                sql: "UPDATE outbox SET state = 'dead', started = 0, last_error = ? WHERE run_id = ? AND part = ? AND state IN (\(Self.killable))",
+                sql:
+                    "UPDATE outbox SET state = 'dead', started = 0, last_error = ? WHERE run_id = ? AND part = ? AND state IN (\(Self.killable))",
                 arguments: [reason, runID, part]
             )
         }

@@ -28,7 +28,9 @@ public enum RawResults {
     /// The path one attempt of a run writes to before it is sealed: unique per attempt, even across restarts.
     public static func partialPath(dataDirectory: String, job: String, runID: String, attempt: Int) -> String {
         let token = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        return (directory(dataDirectory: dataDirectory, job: job) as NSString).appendingPathComponent("\(runID).\(attempt)-\(token).partial")
+        return (directory(dataDirectory: dataDirectory, job: job) as NSString).appendingPathComponent(
+            "\(runID).\(attempt)-\(token).partial"
+        )
     }
 
     /// Removes every `.partial` file under `<data_dir>/raw/`: call it only when no attempt is running (at the
@@ -83,7 +85,9 @@ public enum RawResults {
         var opened = stat()
         guard fstat(fd, &opened) == 0 else { throw StorageError("cannot stat \(partial)", errno: errno) }
         guard Int(opened.st_size) == size else {
-            throw StorageError("\(partial) changed while it was sealed (\(size) bytes hashed, now \(opened.st_size)): is a writer still running?")
+            throw StorageError(
+                "\(partial) changed while it was sealed (\(size) bytes hashed, now \(opened.st_size)): is a writer still running?"
+            )
         }
         if rename(partial, final) != 0 {
             throw StorageError("cannot rename \(partial) to \(final)", errno: errno)

@@ -49,7 +49,9 @@ public final class ResultStore: Sendable {
             } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < 50 {
                 attempt += 1
                 usleep(UInt32(20_000 + (attempt * 10_000)))
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR && "\(error)".contains("already exists") && attempt < 50 {
+            } catch let error as DatabaseError
+                where error.resultCode == .SQLITE_ERROR && "\(error)".contains("already exists") && attempt < 50
+            {
                 // Another process created the schema between our check and our migration (processors sharing a
                 // store, starting together): open again and find it migrated.
                 attempt += 1

@@ -145,7 +145,12 @@ public final class RunLedger: Sendable {
     }
 
     /// Moves a run through ``RunState/applying(_:)`` and runs `also` in the same transaction if it moved.
-    private func transition(_ runID: String, _ event: RunState.Event, now: Date, also: @escaping @Sendable (Database) throws -> Void = { _ in })
+    private func transition(
+        _ runID: String,
+        _ event: RunState.Event,
+        now: Date,
+        also: @escaping @Sendable (Database) throws -> Void = { _ in }
+    )
         async throws -> Bool
     {
         try await outbox.write { db in
@@ -201,7 +206,12 @@ public final class RunLedger: Sendable {
 
     private static func run(_ row: Row) -> Run {
         let state: String = row["state"]
-        return Run(request: RunRequest(row: row), state: RunState(rawValue: state) ?? .failed, attempts: row["attempts"], error: row["error"])
+        return Run(
+            request: RunRequest(row: row),
+            state: RunState(rawValue: state) ?? .failed,
+            attempts: row["attempts"],
+            error: row["error"]
+        )
     }
 }
 

@@ -140,7 +140,8 @@ public final class SchedulerState: Sendable {
     /// one waiting for the previous run (`queued`); scheduled slots also advance the job's last slot.
     /// - Returns: false if this run was already recorded (the slot was handled before).
     @discardableResult
-    public func recordFire(_ request: RunRequest, state: FireState = .fired, detail: String? = nil, now: Date = Date()) async throws -> Bool {
+    public func recordFire(_ request: RunRequest, state: FireState = .fired, detail: String? = nil, now: Date = Date()) async throws -> Bool
+    {
         try await record([Record(request, state: state, detail: detail)], now: now)[0]
     }
 
@@ -247,11 +248,18 @@ public final class SchedulerState: Sendable {
     /// Moves a fire through its state machine and persists the result.
     /// - Returns: the new state, or nil if the run is unknown or the event changes nothing.
     @discardableResult
-    public func transition(_ runID: String, _ event: FireState.Event, detail: String? = nil, now: Date = Date()) async throws -> FireState? {
+    public func transition(_ runID: String, _ event: FireState.Event, detail: String? = nil, now: Date = Date()) async throws -> FireState?
+    {
         try await pool.write { db in try Self.transition(runID, event, detail: detail, now: now, in: db) }
     }
 
-    private static func transition(_ runID: String, _ event: FireState.Event, detail: String?, now: Date, in db: Database) throws -> FireState? {
+    private static func transition(
+        _ runID: String,
+        _ event: FireState.Event,
+        detail: String?,
+        now: Date,
+        in db: Database
+    ) throws -> FireState? {
         let seconds = now.timeIntervalSince1970
         guard let text = try String.fetchOne(db, sql: "SELECT state FROM fires WHERE run_id = ?", arguments: [runID]),
             let current = FireState(rawValue: text)
@@ -345,7 +353,9 @@ public final class SchedulerState: Sendable {
                         arguments: [queuedOnly ? 2 : 1, reason, Timestamp.format(now), runID]
                     )
                 }
-                if let row = try Row.fetchOne(db, sql: "SELECT * FROM fires WHERE run_id = ?", arguments: [runID]) { fires.append(Self.fire(row)) }
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM fires WHERE run_id = ?", arguments: [runID]) {
+                    fires.append(Self.fire(row))
+                }
             }
             return fires
         }
@@ -375,7 +385,8 @@ public final class SchedulerState: Sendable {
         try await pool.read { db in
             try Row.fetchOne(
                 db,
-                sql: "SELECT * FROM fires WHERE job = ? AND state IN ('finished', 'failed', 'cancelled') ORDER BY logical_time DESC LIMIT 1",
+                sql:
+                    "SELECT * FROM fires WHERE job = ? AND state IN ('finished', 'failed', 'cancelled') ORDER BY logical_time DESC LIMIT 1",
                 arguments: [job]
             ).map(Self.fire)
         }

@@ -9,7 +9,10 @@ import Testing
 @Suite(.serialized)
 struct AccountingIntegrationTests {
     /// States of the scheduler's fires, by run id.
-    static func fires(_ stack: TestStack, where condition: String = "1") throws -> [(run: String, trigger: String, state: String, detail: String?)] {
+    static func fires(
+        _ stack: TestStack,
+        where condition: String = "1"
+    ) throws -> [(run: String, trigger: String, state: String, detail: String?)] {
         // Not there yet while the scheduler creates its state.
         guard FileManager.default.fileExists(atPath: stack.schedulerPath) else { return [] }
         guard try stack.read(stack.schedulerPath, { try $0.tableExists("fires") }) else { return [] }
@@ -90,7 +93,10 @@ struct AccountingIntegrationTests {
             #expect(backfill.status == 0, "\(backfill.output)")
             // Several live slots pass while the backfill's 40 runs of 300 ms wait in their lane.
             try await Task.sleep(for: .seconds(5))
-            let live = try Self.fires(stack, where: "trigger = 'schedule' AND logical_time > '\(Timestamp.format(now.addingTimeInterval(1)))'")
+            let live = try Self.fires(
+                stack,
+                where: "trigger = 'schedule' AND logical_time > '\(Timestamp.format(now.addingTimeInterval(1)))'"
+            )
             #expect(live.count >= 3, "\(live)")
             // A live slot may be skipped for a live run still running (a slow machine), never for a backfill.
             let backfillRuns = try Self.fires(stack, where: "trigger = 'backfill'").map(\.run)
@@ -111,7 +117,11 @@ struct AccountingIntegrationTests {
             #expect(backfills.contains { $0.state == "cancelled" }, "\(backfills.map(\.state))")
             // The algorithm agrees: each cancelled run is cancelled in its ledger too.
             let ledger = try stack.read(stack.outboxPath) { db in
-                try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT run_id, state FROM runs").map { ($0["run_id"] as String, $0["state"] as String) })
+                try Dictionary(
+                    uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT run_id, state FROM runs").map {
+                        ($0["run_id"] as String, $0["state"] as String)
+                    }
+                )
             }
             for fire in backfills where fire.state == "cancelled" { #expect(ledger[fire.run] == "cancelled", "\(fire.run)") }
 
@@ -155,7 +165,10 @@ struct AccountingIntegrationTests {
                 }
                 algorithm.waitUntilExit()
                 // Drained: the run finished before the service stopped. Stopped at once: it runs again later.
-                #expect(try ledgerState(run) == (round == 1 ? "finished" : "running"), "round \(round): \(stack.stderr("algorithm").suffix(2000))")
+                #expect(
+                    try ledgerState(run) == (round == 1 ? "finished" : "running"),
+                    "round \(round): \(stack.stderr("algorithm").suffix(2000))"
+                )
                 algorithm = try stack.start("algorithm-\(round + 1)", "baton-algorithm")
             }
         }
@@ -191,7 +204,10 @@ struct AccountingIntegrationTests {
                 try db.execute(sql: "UPDATE fires SET state = 'failed' WHERE run_id = ?", arguments: [disagreement])
             }
             try await DatabaseQueue(path: stack.storePath).write { db in
-                try db.execute(sql: "UPDATE results SET sha256 = ? WHERE run_id = ?", arguments: [String(repeating: "0", count: 64), corrupt])
+                try db.execute(
+                    sql: "UPDATE results SET sha256 = ? WHERE run_id = ?",
+                    arguments: [String(repeating: "0", count: 64), corrupt]
+                )
             }
             let audit = try stack.baton(["audit"])
             #expect(audit.status == 1, "\(audit.output)")

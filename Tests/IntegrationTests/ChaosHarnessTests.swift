@@ -60,7 +60,9 @@ struct ChaosHarnessTests {
     @Test(.timeLimit(.minutes(10)))
     func chaosHarnessFindsEverySlotStoredOnce() async throws {
         let outcome = try await Self.run(
-            "python3", ["scripts/chaos.py", "--duration", "60", "--bin", Self.repository + "/.build/debug"])
+            "python3",
+            ["scripts/chaos.py", "--duration", "60", "--bin", Self.repository + "/.build/debug"]
+        )
         #expect(outcome.status == 0, "scripts/chaos.py exited \(outcome.status):\n\(outcome.output)")
     }
 
@@ -68,7 +70,9 @@ struct ChaosHarnessTests {
     @Test(.timeLimit(.minutes(10)))
     func chaosUnderBatonUpLeavesNothingBehind() async throws {
         let outcome = try await Self.run(
-            "python3", ["scripts/chaos.py", "--duration", "40", "--mode", "up", "--bin", Self.repository + "/.build/debug"])
+            "python3",
+            ["scripts/chaos.py", "--duration", "40", "--mode", "up", "--bin", Self.repository + "/.build/debug"]
+        )
         #expect(outcome.status == 0, "scripts/chaos.py --mode up exited \(outcome.status):\n\(outcome.output)")
     }
 
@@ -76,7 +80,9 @@ struct ChaosHarnessTests {
     func statusBusSurvivesPrefixSubscriberChurn() async throws {
         let python = try #require(await Self.pythonWithZMQ(), "no python3 with pyzmq (pip install pyzmq, or apt-get install python3-zmq)")
         let outcome = try await Self.run(
-            python, ["scripts/bus_churn.py", "--start", "--bin", Self.repository + "/.build/debug"])
+            python,
+            ["scripts/bus_churn.py", "--start", "--bin", Self.repository + "/.build/debug"]
+        )
         #expect(outcome.status == 0, "scripts/bus_churn.py --start exited \(outcome.status):\n\(outcome.output)")
     }
 }

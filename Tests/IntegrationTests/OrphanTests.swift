@@ -20,7 +20,9 @@ struct OrphanTests {
 
     /// A process that has ended but whose new parent (init, after its own parent died) has not reaped it yet.
     static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+            return false
+        }
         return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
@@ -29,7 +31,11 @@ struct OrphanTests {
     }
 
     static func partials(_ stack: TestStack, job: String) -> Set<String> {
-        Set(((try? FileManager.default.contentsOfDirectory(atPath: stack.dataDirectory + "/raw/\(job)")) ?? []).filter { $0.hasSuffix(".partial") })
+        Set(
+            ((try? FileManager.default.contentsOfDirectory(atPath: stack.dataDirectory + "/raw/\(job)")) ?? []).filter {
+                $0.hasSuffix(".partial")
+            }
+        )
     }
 
     /// A process carrying `BATON_OWNER` of a dead algorithm for this stack's data directory: what a
@@ -114,7 +120,8 @@ struct OrphanTests {
         try await TestStack.with("upkill", yaml: Self.demo) { stack in
             let up = try stack.start("up", "baton", ["up", "--config", stack.configPath])
             let started = try await stack.waitUntil(timeout: .seconds(20)) {
-                TestStack.descendants(of: up.processIdentifier).filter { TestStack.commandLine(of: $0)?.contains("baton-") == true }.count >= 4
+                TestStack.descendants(of: up.processIdentifier).filter { TestStack.commandLine(of: $0)?.contains("baton-") == true }.count
+                    >= 4
             }
             #expect(started)
             let services = TestStack.descendants(of: up.processIdentifier)
@@ -176,7 +183,8 @@ struct OrphanTests {
             let stopped = await Self.gone(stray.processIdentifier, within: .seconds(15))
             let said = try await stack.waitUntil(timeout: .seconds(10)) {
                 ((try? String(contentsOfFile: stack.directory + "/up-2.out", encoding: .utf8)) ?? "").contains(
-                    "stopping baton-logger (pid \(stray.processIdentifier)), left running by an earlier baton up")
+                    "stopping baton-logger (pid \(stray.processIdentifier)), left running by an earlier baton up"
+                )
             }
             let output = "\((try? String(contentsOfFile: stack.directory + "/up-2.out", encoding: .utf8)) ?? "")\(stack.stderr("up-2"))"
             #expect(stopped, "\(output)")

@@ -19,7 +19,9 @@ struct RunStateTests {
 
     /// Anything not in the table is refused: a run never succeeds without running, and an outcome is final.
     @Test func everythingElseIsRefused() {
-        let allowed: Set<String> = ["accepted start", "running start", "running succeed", "accepted fail", "running fail", "accepted cancel", "running cancel"]
+        let allowed: Set<String> = [
+            "accepted start", "running start", "running succeed", "accepted fail", "running fail", "accepted cancel", "running cancel",
+        ]
         for state in RunState.allCases {
             for event in [RunState.Event.start, .succeed, .fail, .cancel] where !allowed.contains("\(state.rawValue) \(event)") {
                 #expect(state.applying(event) == nil, "\(state) \(event)")
@@ -152,7 +154,9 @@ private struct World: CustomStringConvertible {
 
     /// The algorithm receives the request: records it, or answers with what it knows.
     mutating func deliverRequest() {
-        if let run { reports.append(run) } else {
+        if let run {
+            reports.append(run)
+        } else {
             run = .accepted
             reports.append(.accepted)
         }

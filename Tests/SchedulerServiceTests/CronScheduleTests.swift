@@ -222,7 +222,9 @@ struct CronScheduleTests {
         let start = try #require(Timestamp.parse("2026-01-01T00:00:00Z"))
         let days = 2 * 365 + 1
         let end = start.addingTimeInterval(Double(days) * 86_400)
-        let monthChoices: [(String, Set<Int>)] = [("*", Set(1...12)), ("*/2", [1, 3, 5, 7, 9, 11]), ("jan-jun", Set(1...6)), ("mar,aug,feb", [2, 3, 8])]
+        let monthChoices: [(String, Set<Int>)] = [
+            ("*", Set(1...12)), ("*/2", [1, 3, 5, 7, 9, 11]), ("jan-jun", Set(1...6)), ("mar,aug,feb", [2, 3, 8]),
+        ]
         let weekdayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
         for _ in 0..<150 {
             let dom = Self.randomField(1...31, using: &rng)
@@ -359,7 +361,9 @@ struct CronScheduleTests {
         /// The rule, written out: the instant of local time `local` (seconds since 1970 as if it were UTC).
         func instant(_ local: Int64) -> Int64 {
             for transition in transitions {
-                let (low, high) = (transition.at + min(transition.before, transition.after), transition.at + max(transition.before, transition.after))
+                let (low, high) = (
+                    transition.at + min(transition.before, transition.after), transition.at + max(transition.before, transition.after)
+                )
                 // In the gap (before < after) or the repeated hour (before > after): the offset before the change.
                 if low <= local && local < high { return local - transition.before }
             }
@@ -384,7 +388,8 @@ struct CronScheduleTests {
         for _ in 0..<8 {
             let second = Int.random(in: 0..<4, using: &rng) == 0 ? "30 " : ""
             let days = dayChoices[Int.random(in: 0..<dayChoices.count, using: &rng)]
-            let text = second + [minuteChoices, hourChoices].map { $0[Int.random(in: 0..<$0.count, using: &rng)] }.joined(separator: " ")
+            let text =
+                second + [minuteChoices, hourChoices].map { $0[Int.random(in: 0..<$0.count, using: &rng)] }.joined(separator: " ")
                 + " " + days.0
             let expression = try CronExpression(text)
             var expected: Set<Int64> = []

@@ -87,7 +87,8 @@ extension Baton {
                     if due > 0 {
                         findings.note(
                             "\(job.name): \(due) slot(s) due after the last one handled (\(Timestamp.format(cursor)))"
-                                + (paused ? "; the job is paused: they are decided at its resume" : "; the scheduler handles them when it runs")
+                                + (paused
+                                    ? "; the job is paused: they are decided at its resume" : "; the scheduler handles them when it runs")
                         )
                     }
                 }
@@ -107,7 +108,9 @@ extension Baton {
                         if fire.state != .cancelled { findings.violation("\(runID): \(fire.state.rawValue) but unknown to the algorithm") }
                     case (false, .some(let run)) where run.state.isTerminal:
                         findings.lagging += 1
-                        findings.note("\(runID): \(run.state.rawValue) at the algorithm; the scheduler still has it \(fire.state.rawValue) (reconciled while it runs)")
+                        findings.note(
+                            "\(runID): \(run.state.rawValue) at the algorithm; the scheduler still has it \(fire.state.rawValue) (reconciled while it runs)"
+                        )
                     case (false, .some):
                         findings.inFlight += 1
                     case (false, nil):
@@ -151,7 +154,9 @@ extension Baton {
                                 findings.stored += 1
                             }
                         case .dead:
-                            findings.violation("\(key): dead-lettered (\(entry.lastError ?? "no reason")); `baton replay --dead` after a fix")
+                            findings.violation(
+                                "\(key): dead-lettered (\(entry.lastError ?? "no reason")); `baton replay --dead` after a fix"
+                            )
                         default:
                             if row != nil { findings.stored += 1 } else { findings.undelivered += 1 }
                         }

@@ -35,7 +35,12 @@ extension Baton {
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "results")
             let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
-            let entries = try await outbox.entries(state: state.flatMap(DeliveryState.init), job: selection.job, from: selection.from?.date, to: selection.to?.date)
+            let entries = try await outbox.entries(
+                state: state.flatMap(DeliveryState.init),
+                job: selection.job,
+                from: selection.from?.date,
+                to: selection.to?.date
+            )
             for entry in entries {
                 if json {
                     var object: [String: Any] = [

@@ -110,4 +110,3 @@ struct SupervisorError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
-

@@ -190,7 +190,8 @@ extension Baton {
             let directory = PidFile.directory(dataDirectory: dataDirectory)
             var strays: [(path: String, info: PidFile.Info)] = []
             var foreign: [PidFile.Info] = []
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".pid") && name != "up.pid" {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            where name.hasSuffix(".pid") && name != "up.pid" {
                 let file = (directory as NSString).appendingPathComponent(name)
                 guard PidFile.isHeld(path: file), let info = PidFile.read(path: file) else {
                     try? FileManager.default.removeItem(atPath: file)  // its process is gone
@@ -211,7 +212,9 @@ extension Baton {
                 throw ExitCode(1)
             }
             for stray in strays {
-                Console.line("baton up: stopping \(stray.info.program) (pid \(stray.info.pid)), left running by an earlier baton up (pid \(stray.info.supervisor ?? 0))")
+                Console.line(
+                    "baton up: stopping \(stray.info.program) (pid \(stray.info.pid)), left running by an earlier baton up (pid \(stray.info.supervisor ?? 0))"
+                )
                 kill(stray.info.pid, SIGTERM)
             }
             let deadline = ContinuousClock.now + .seconds(5)

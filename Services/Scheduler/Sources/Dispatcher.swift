@@ -52,11 +52,6 @@ public struct Dispatcher: Sendable {
         try? await ledger?.lastSlot(job: job)
     }
 
-    /// Records a slot that is not run, with the reason.
-    public func skip(job: Configuration.Job, slot: Date, reason: String) async {
-        await handle(job: job, fire: [], skip: [(slot, reason)], firedAt: Date())
-    }
-
     /// Fires a run: applies the overlap policy (for scheduled runs), records it, sends it.
     public func dispatch(_ request: RunRequest, job: Configuration.Job, lateness: Double) async {
         guard request.trigger == .schedule else {
@@ -126,9 +121,10 @@ public struct Dispatcher: Sendable {
     }
 
     /// The job's live runs in flight, each confirmed by the algorithm: one it has not spoken of within
-    /// `confirmWithin` (a second) is asked about (its request sent again; the algorithm answers a request it has with the
-    /// run's state) and the answer awaited, asking again every 2 s while the algorithm is away. So overlap is
-    /// never decided on a run whose end was reported but lost (a service killed as the report travelled).
+    /// `confirmWithin` (a second) is asked about (its request sent again; the algorithm answers a request it
+    /// has with the run's state) and the answer awaited, asking again every 2 s while the algorithm is away.
+    /// So overlap is never decided on a run whose end was reported but lost (a service killed as the report
+    /// travelled).
     /// - Returns: nil if the task was cancelled first.
     private func confirmedInFlight(job: String) async -> [String]? {
         guard let ledger else { return [] }

@@ -43,7 +43,8 @@ public struct ReportReceiver: Service {
                     do {
                         let report = try Wire.decode(RunReport.self, from: frames).message
                         guard let state = try await ledger.apply(report) else { continue }
-                        if state == .accepted, let job = jobs[report.job], try await ledger.fire(report.runID)?.request.trigger == .schedule {
+                        if state == .accepted, let job = jobs[report.job], try await ledger.fire(report.runID)?.request.trigger == .schedule
+                        {
                             group.addTask { await self.watchForOverrun(report.runID, job: job) }
                         } else if state.isTerminal {
                             try await releaseQueued(job: report.job)
