@@ -22,9 +22,15 @@ public struct RunReport: WireMessage, Equatable {
     public var detail: String?
     /// When it happened.
     public var time: Date
+    /// In an answer to a request (a first delivery, a re-send, or the scheduler asking about the run): that
+    /// request's `firedAt`. The scheduler stamps a question with the time it asks, so an answer with `askedAt`
+    /// at or after a moment tells the run's state as it was after that moment (reports on one connection
+    /// arrive in order).
+    public var askedAt: Date?
 
     /// Creates a report.
-    public init(runID: String, job: String, state: State, detail: String? = nil, time: Date = Date()) {
+    public init(runID: String, job: String, state: State, detail: String? = nil, time: Date = Date(), askedAt: Date? = nil) {
+        self.askedAt = askedAt
         self.runID = runID
         self.job = job
         self.state = state
@@ -33,7 +39,7 @@ public struct RunReport: WireMessage, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case runID = "runId", job, state, detail, time
+        case runID = "runId", job, state, detail, time, askedAt
     }
 
     public func validate() throws(ProtocolError) {

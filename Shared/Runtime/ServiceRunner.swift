@@ -152,7 +152,7 @@ public enum ServiceRunner {
     /// `baton up` passes each child the read end of a pipe whose write end only it holds
     /// (`BATON_SUPERVISOR_FD`, its standard input). A dedicated thread (a real thread: Swift's pool threads
     /// come and go) blocks reading it; end-of-file means the supervisor is gone, and the service begins its
-    /// graceful shutdown (SIGTERM to itself), and exits hard if it has not exited 1.5 s later. Nothing is lost
+    /// graceful shutdown (SIGTERM to itself), and exits hard if it has not exited 0.5 s later. Nothing is lost
     /// by that: every service is designed to survive `kill -9`.
     ///
     /// Without `BATON_SUPERVISOR_FD` but with `BATON_SUPERVISOR_PID`, the kernel's parent-death signal is the
@@ -176,7 +176,7 @@ public enum ServiceRunner {
                 }
                 FileHandle.standardError.write(Data("supervisor gone: stopping\n".utf8))
                 kill(getpid(), SIGTERM)
-                usleep(1_500_000)
+                usleep(500_000)
                 _exit(1)
             }
             thread.start()

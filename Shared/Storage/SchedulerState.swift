@@ -24,6 +24,8 @@ public final class SchedulerState: Sendable {
         public var cancelQueuedOnly: Bool
         /// When the algorithm last reported on it (any report, news or not).
         public var lastHeard: Date?
+        /// The latest question (request) the algorithm answered about it: that request's `firedAt`.
+        public var lastAnswer: Date?
     }
 
     /// One slot or run to record.
@@ -109,6 +111,11 @@ public final class SchedulerState: Sendable {
                     UPDATE jobs SET last_slot_ms = CAST(ROUND(last_slot * 1000) AS INTEGER) WHERE last_slot IS NOT NULL;
                     """
             )
+        }
+        migrator.registerMigration("v3") { db in
+            // The latest question the algorithm answered about a run (its `askedAt`): overlap decisions wait
+            // for an answer to a question asked after they began.
+            try db.execute(sql: "ALTER TABLE fires ADD COLUMN last_answer REAL")
         }
         pool = try ResultStore.open(path: path) { try migrator.migrate($0) }
     }
@@ -242,7 +249,15 @@ public final class SchedulerState: Sendable {
     /// - Returns: the new state, or nil if the run is unknown or the report is not news.
     @discardableResult
     public func apply(_ report: RunReport, now: Date = Date()) async throws -> FireState? {
-        try await transition(report.runID, .reported(report.state), detail: report.detail, now: now)
+        try await pool.write { db in
+            if let asked = report.askedAt {
+                try db.execute(
+                    sql: "UPDATE fires SET last_answer = MAX(COALESCE(last_answer, 0), ?) WHERE run_id = ?",
+                    arguments: [asked.timeIntervalSince1970, report.runID]
+                )
+            }
+            return try Self.transition(report.runID, .reported(report.state), detail: report.detail, now: now, in: db)
+        }
     }
 
     /// Moves a fire through its state machine and persists the result.
@@ -449,7 +464,8 @@ public final class SchedulerState: Sendable {
             duration: (row["ended_at"] as Double?).flatMap { end in (row["accepted_at"] as Double?).map { end - $0 } },
             cancelRequested: (row["cancel_requested"] as Int) != 0,
             cancelQueuedOnly: (row["cancel_requested"] as Int) == 2,
-            lastHeard: (row["last_heard"] as Double?).map { Date(timeIntervalSince1970: $0) }
+            lastHeard: (row["last_heard"] as Double?).map { Date(timeIntervalSince1970: $0) },
+            lastAnswer: (row["last_answer"] as Double?).map { Date(timeIntervalSince1970: $0) }
         )
     }
 }

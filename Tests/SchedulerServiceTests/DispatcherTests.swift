@@ -59,7 +59,7 @@ struct DispatcherTests {
     @Test func forbidSkipsAndRecordsWhileThePreviousRunRuns() async throws {
         try await Self.withDispatcher(.forbid) { dispatcher, ledger, sink, job in
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .accepted))
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .accepted, askedAt: Date()))
             await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
             #expect(sink.requests.map(\.runID) == [Self.request(60).runID])
             let fires = try await ledger.fires(job: "j")
@@ -75,7 +75,7 @@ struct DispatcherTests {
     @Test func queueHoldsTheFireUntilReleased() async throws {
         try await Self.withDispatcher(.queue) { dispatcher, ledger, sink, job in
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running))
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running, askedAt: Date()))
             await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
             #expect(sink.requests.count == 1)
             let queued = try #require(try await ledger.oldestQueued(job: "j"))
@@ -86,7 +86,7 @@ struct DispatcherTests {
     @Test func replaceCancelsTheRunningRunAndFires() async throws {
         try await Self.withDispatcher(.replace) { dispatcher, ledger, sink, job in
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
-            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running))
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running, askedAt: Date()))
             await dispatcher.dispatch(Self.request(120), job: job, lateness: 0)
             #expect(sink.cancels.map(\.runID) == [Self.request(60).runID])
             #expect(sink.requests.map(\.runID) == [Self.request(60).runID, Self.request(120).runID])
@@ -116,16 +116,23 @@ struct DispatcherTests {
     /// about a run in flight it has not heard of lately, and waits for the answer.
     @Test(.timeLimit(.minutes(1)))
     func overlapAsksAboutARunNotHeardOfLatelyAndWaitsForTheAnswer() async throws {
-        try await Self.withDispatcher(.forbid, confirmWithin: .seconds(1)) { dispatcher, ledger, sink, job in
+        try await Self.withDispatcher(.forbid, confirmWithin: .zero) { dispatcher, ledger, sink, job in
             await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
             // The run finished at the algorithm, but its reports were lost: the scheduler still has it `fired`.
             let next = Task { await dispatcher.dispatch(Self.request(120), job: job, lateness: 0) }
-            // The dispatcher asks (sends the request for 60 again) …
-            while !sink.requests.dropFirst().contains(where: { $0.runID == Self.request(60).runID }) {
+            // A stale report, sent before the question, does not settle it …
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running, askedAt: Date(timeIntervalSince1970: 60)))
+            // … the dispatcher asks (sends the request for 60 again, stamped with the time it asks) …
+            var question: RunRequest?
+            while question == nil {
+                question = sink.requests.dropFirst().first { $0.runID == Self.request(60).runID }
                 try await Task.sleep(for: .milliseconds(5))
             }
+            #expect(try await ledger.fires(job: "j").count == 1, "decided before the answer")
             // … and the algorithm answers from its ledger.
-            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .finished))
+            try await ledger.apply(
+                RunReport(runID: Self.request(60).runID, job: "j", state: .finished, askedAt: question?.firedAt)
+            )
             await next.value
             let fires = try await ledger.fires(job: "j")
             #expect(fires.map(\.state) == [.finished, .fired], "the slot was skipped for a run that had ended")

@@ -199,11 +199,11 @@ public struct RunWorker: Service {
             return false
         }
         if let known {
-            report(RunReport(runID: request.runID, job: request.job, state: known.state, detail: known.error))
+            report(RunReport(runID: request.runID, job: request.job, state: known.state, detail: known.error, askedAt: request.firedAt))
             publisher.publish(EventType.runDuplicate, job: request.job, run: request.runID, attributes: ["state": known.state.rawValue])
             return false
         }
-        report(RunReport(runID: request.runID, job: request.job, state: .accepted))
+        report(RunReport(runID: request.runID, job: request.job, state: .accepted, askedAt: request.firedAt))
         publisher.publish(EventType.runAccepted, job: request.job, run: request.runID)
         return true
     }

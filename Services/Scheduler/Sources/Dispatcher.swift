@@ -27,8 +27,8 @@ public struct Dispatcher: Sendable {
     ///   - logger: The logger.
     ///   - metrics: Fires (`baton_runs_fired_total`, `baton_runs_skipped_total`) and their lateness
     ///     (`baton_fire_lateness_seconds`) per job.
-    ///   - confirmWithin: How recently the algorithm must have spoken of a run in flight for the overlap
-    ///     policy to count on what it said; older news is confirmed first.
+    ///   - confirmWithin: How old an answer about a run in flight the overlap policy may count on (zero in
+    ///     production: it asks, and waits for an answer to a question asked after its decision began).
     public init(
         sink: any RunSink,
         ledger: SchedulerState?,
@@ -36,7 +36,7 @@ public struct Dispatcher: Sendable {
         resend: Doorbell?,
         logger: Logger,
         metrics: ServiceMetrics = .disabled,
-        confirmWithin: Duration = .seconds(1)
+        confirmWithin: Duration = .zero
     ) {
         self.metrics = metrics
         self.confirmWithin = confirmWithin
@@ -120,20 +120,21 @@ public struct Dispatcher: Sendable {
         }
     }
 
-    /// The job's live runs in flight, each confirmed by the algorithm: one it has not spoken of within
-    /// `confirmWithin` (a second) is asked about (its request sent again; the algorithm answers a request it
-    /// has with the run's state) and the answer awaited, asking again every 2 s while the algorithm is away.
-    /// So overlap is never decided on a run whose end was reported but lost (a service killed as the report
-    /// travelled).
+    /// The job's live runs in flight, each confirmed by the algorithm: it is asked about (its request sent
+    /// again, stamped with the time of asking; the algorithm answers a request it has with the run's state and
+    /// that stamp) and the answer awaited, asking again every 2 s while the algorithm is away. So overlap is
+    /// never decided on a run whose end was reported but lost (a service killed as the report travelled).
     /// - Returns: nil if the task was cancelled first.
     private func confirmedInFlight(job: String) async -> [String]? {
         guard let ledger else { return [] }
+        // Only an answer to a question asked from now on tells the state as it is now: a report that was
+        // already on its way can be older than an end whose report was lost.
+        let since = Date().addingTimeInterval(-(confirmWithin / .seconds(1)))
         var asked = Date.distantPast
         var waiting = false
         while !Task.isCancelled {
             let fires = (try? await ledger.inFlight(job: job)) ?? []
-            let fresh = Date().addingTimeInterval(-(confirmWithin / .seconds(1)))
-            let unconfirmed = fires.filter { ($0.lastHeard ?? .distantPast) < fresh }
+            let unconfirmed = fires.filter { ($0.lastAnswer ?? .distantPast) < since }
             if unconfirmed.isEmpty {
                 if waiting { logger.notice("the algorithm confirmed the runs in flight", metadata: ["job": "\(job)"]) }
                 return fires.map(\.request.runID)
@@ -146,10 +147,12 @@ public struct Dispatcher: Sendable {
                         metadata: ["job": "\(job)", "runs": "\(unconfirmed.map(\.request.runID).joined(separator: ", "))"]
                     )
                 }
-                for fire in unconfirmed where sink.submit(fire.request) {
-                    try? await ledger.markResent(fire.request.runID)
-                }
                 asked = Date()
+                for fire in unconfirmed {
+                    var question = fire.request
+                    question.firedAt = asked
+                    if sink.submit(question) { try? await ledger.markResent(fire.request.runID) }
+                }
             }
             try? await Task.sleep(for: .milliseconds(10))
         }
