@@ -219,4 +219,40 @@ struct AccountingIntegrationTests {
             #expect((report?["violations"] as? [String])?.count == 3, "\(json.output)")
         }
     }
+    /// `baton cancel RUN` stops a running run; it ends `cancelled` at the scheduler and at the algorithm, and a
+    /// second cancel is refused because the run has ended.
+    @Test(.timeLimit(.minutes(2)))
+    func cancellingARunningRunStopsItAndRecordsIt() async throws {
+        let yaml = """
+            jobs:
+              - name: slow
+                every: 1h
+                builtin: demo
+                duration: 30s
+                result_size: 64
+            """
+        try await TestStack.with("cancelrun", yaml: yaml) { stack in
+            try stack.start("scheduler", "baton-scheduler")
+            try stack.start("algorithm", "baton-algorithm")
+            let trigger = try stack.baton(["trigger", "slow"])
+            let run = try #require(trigger.output.split(separator: "\n").last.map(String.init))
+            func ledgerState() throws -> String? {
+                guard FileManager.default.fileExists(atPath: stack.outboxPath) else { return nil }
+                return try stack.read(stack.outboxPath) { db in
+                    try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [run])
+                }
+            }
+            let running = try await stack.waitUntil(timeout: .seconds(20)) { try ledgerState() == "running" }
+            #expect(running)
+            let cancel = try stack.baton(["cancel", run])
+            #expect(cancel.status == 0, "\(cancel.output)")
+            let ended = try await stack.waitUntil(timeout: .seconds(20)) {
+                try ledgerState() == "cancelled" && Self.fires(stack, where: "run_id = '\(run)'").first?.state == "cancelled"
+            }
+            let states = "\(try ledgerState() ?? "?") \(try Self.fires(stack, where: "run_id = '\(run)'"))"
+            #expect(ended, "\(states)")
+            let again = try stack.baton(["cancel", run])
+            #expect(again.status != 0 && again.output.contains("already ended"), "\(again.output)")
+        }
+    }
 }
