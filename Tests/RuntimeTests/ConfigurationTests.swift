@@ -80,6 +80,12 @@ struct ConfigurationTests {
         ("metrics:\n  processor: 70000\n", "metrics.processor", "TCP port"),
         ("metrics:\n  prometheus: 1\n", "metrics.prometheus", "unknown option"),
         ("log:\n  heartbeat: 10ms\n", "log.heartbeat", "from 100ms"),
+        // Durations too large to hold: an error naming the field, not a crash (SIGILL in Int64(_:)).
+        ("jobs:\n  - name: a\n    every: 99999999999999999999d\n    builtin: demo\n", "jobs[0].every", "expected a duration"),
+        ("jobs:\n  - name: a\n    every: 1s\n    builtin: demo\n    timeout: 1e300\n", "jobs[0].timeout", "expected a duration"),
+        ("processor:\n  lease: 9999999999999h1s\n", "processor.lease", "expected a duration"),
+        ("endpoints:\n  runs: tcp://127.0.0.1:99999\n", "endpoints.runs", "from 1 to 65535"),
+        ("endpoints:\n  runs: tcp://127.0.0.1\n", "endpoints.runs", "from 1 to 65535"),
     ])
     func badValuesNameTheirField(yaml: String, field: String, problem: String) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID().uuidString).yaml").path

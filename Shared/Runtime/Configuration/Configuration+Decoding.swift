@@ -51,7 +51,7 @@ struct MappingReader {
             throw ConfigurationError(
                 source: "",
                 field: field(key),
-                problem: "expected a duration such as 500ms, 10s, 5m or 1h30m (got \"\(text)\")"
+                problem: "expected a duration such as 500ms, 10s, 5m or 1h30m, at most about 100 years (got \"\(text)\")"
             )
         }
         return duration

@@ -150,6 +150,14 @@ extension Configuration {
             guard ["tcp://", "ipc://", "inproc://"].contains(where: endpoint.hasPrefix), endpoint.count > 8 else {
                 throw fail("endpoints.\(name)", "expected tcp://HOST:PORT or ipc:///PATH (got \"\(endpoint)\")")
             }
+            if endpoint.hasPrefix("tcp://") {
+                // libzmq takes the port modulo 65536 (tcp://host:99999 binds 34463): check it here.
+                guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]),
+                    (1...65535).contains(port)
+                else {
+                    throw fail("endpoints.\(name)", "expected tcp://HOST:PORT with a port from 1 to 65535 (got \"\(endpoint)\")")
+                }
+            }
         }
         let bound = endpointFields.map(\.1)
         if let duplicate = bound.first(where: { endpoint in bound.filter { $0 == endpoint }.count > 1 }) {

@@ -2,10 +2,14 @@ import Foundation
 
 /// Durations as people write them in configuration: `500ms`, `10s`, `5m`, `1h30m`, `2d`, or a plain number of seconds.
 public enum DurationText {
-    /// Parses a duration; `nil` when the text is not one.
+    /// The longest duration accepted: about 100 years (anything longer is a mistake, and would overflow).
+    public static let maxMilliseconds: Double = 100 * 365.25 * 86_400_000
+
+    /// Parses a duration; `nil` when the text is not one (or is longer than about 100 years).
     public static func parse(_ text: String) -> Duration? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if let seconds = Double(trimmed), seconds.isFinite, seconds >= 0 {
+            guard seconds * 1000 <= maxMilliseconds else { return nil }
             return .milliseconds(Int64((seconds * 1000).rounded()))
         }
         var total: Duration = .zero
@@ -23,6 +27,10 @@ public enum DurationText {
             case "d": milliseconds = value * 86_400_000
             default: return false
             }
+            // Checked before converting: a huge number would trap in Int64(_:) and in the sum.
+            guard milliseconds.isFinite, milliseconds <= maxMilliseconds,
+                Double(total.components.seconds) * 1000 + milliseconds <= maxMilliseconds
+            else { return false }
             total += .milliseconds(Int64(milliseconds.rounded()))
             number = ""
             unit = ""
