@@ -83,7 +83,7 @@ let package = Package(
         ),
         .executableTarget(name: "BatonExec", path: "Shared/Exec"),
         .target(name: "ZMQ", dependencies: ["CZMQ", deque], path: "Shared/ZMQ", swiftSettings: swiftSettings),
-        .target(name: "Messaging", dependencies: ["CPlatform"], path: "Shared/Messaging", swiftSettings: swiftSettings),
+        .target(name: "Messaging", dependencies: ["CPlatform", "Scheduling"], path: "Shared/Messaging", swiftSettings: swiftSettings),
         .target(name: "Scheduling", path: "Shared/Scheduling", swiftSettings: swiftSettings),
         .target(
             name: "Runtime",

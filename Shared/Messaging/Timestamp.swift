@@ -1,4 +1,5 @@
 public import Foundation
+import Scheduling
 
 /// The one textual form of time on the wire and in files: ISO 8601 in UTC with milliseconds,
 /// e.g. `2026-03-29T01:00:00.000Z`.
@@ -17,17 +18,9 @@ public enum Timestamp {
 
     /// Formats whole milliseconds since 1970 as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian, UTC).
     public static func format(milliseconds: Int64) -> String {
-        let (days, msOfDay) = milliseconds.floorDivided(by: 86_400_000)
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let days = CivilDate.floorDivide(milliseconds, 86_400_000)
+        let msOfDay = milliseconds - days * 86_400_000
+        let (year, month, day) = CivilDate.date(ofDay: days)
         let hour = msOfDay / 3_600_000
         let minute = msOfDay / 60_000 % 60
         let second = msOfDay / 1000 % 60
@@ -36,7 +29,8 @@ public enum Timestamp {
             let text = String(value)
             return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millisecond, 3))Z"
+        return
+            "\(pad(year, 4))-\(pad(Int64(month), 2))-\(pad(Int64(day), 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millisecond, 3))Z"
     }
 
     /// A time as whole milliseconds since 1970, rounded to the nearest: the integer every slot is.
@@ -98,14 +92,5 @@ public enum Timestamp {
             return date
         }
         return decoder
-    }
-}
-
-extension Int64 {
-    /// Division rounding towards negative infinity, with a non-negative remainder.
-    fileprivate func floorDivided(by divisor: Int64) -> (quotient: Int64, remainder: Int64) {
-        let quotient = self / divisor
-        let remainder = self % divisor
-        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
     }
 }

@@ -48,14 +48,14 @@ public struct CronSchedule: Schedule {
         let seconds = expression.seconds.sorted()
         let minutes = expression.minutes.sorted()
         let hours = expression.hours.sorted()
-        let firstDay = Self.floorDiv(localStart, 86_400)
+        let firstDay = CivilDate.floorDivide(localStart, 86_400)
         var best: Int64?
         // Once a candidate is found, local times past this bound cannot resolve to an earlier instant.
         var searchEnd = Int64.max
         // 28 years: the Gregorian calendar's weekday/leap-day cycle, so a rare match (Feb 29 on a Monday) is found.
         days: for day in firstDay..<(firstDay + 28 * 366) {
             if day * 86_400 > searchEnd { break }
-            let (_, month, dayOfMonth) = Self.civil(day)
+            let (_, month, dayOfMonth) = CivilDate.date(ofDay: day)
             let weekday = Int(((day % 7) + 11) % 7)  // 1970-01-01 was a Thursday (4)
             guard expression.matches(month: month, day: dayOfMonth, weekday: weekday) else { continue }
             for hour in hours {
@@ -90,23 +90,6 @@ public struct CronSchedule: Schedule {
         if let earliest = candidates.min() { return earliest }
         // In a gap: the instant it has on the offset before the gap, i.e. shifted forward by the gap's length.
         return local - before
-    }
-
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        a >= 0 ? a / b : -((-a + b - 1) / b)
-    }
-
-    /// Year, month and day of a day number (days since 1970-01-01), proleptic Gregorian.
-    static func civil(_ days: Int64) -> (year: Int64, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = Int(doy - (153 * mp + 2) / 5 + 1)
-        let month = Int(mp < 10 ? mp + 3 : mp - 9)
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
 
