@@ -217,7 +217,7 @@ public final class SchedulerState: Sendable {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM fires WHERE state IN ('fired', 'accepted', 'running')
+                    SELECT * FROM fires WHERE state IN ('accepted', 'running')
                     AND last_sent <= ? AND COALESCE(last_heard, 0) <= ? ORDER BY logical_time
                     """,
                 arguments: [before.timeIntervalSince1970, before.timeIntervalSince1970]
