@@ -23,6 +23,14 @@ struct AccountingIntegrationTests {
         }
     }
 
+    /// A run's state in the algorithm's ledger, or nil while the ledger does not exist yet.
+    static func runState(_ stack: TestStack, _ run: String) throws -> String? {
+        guard FileManager.default.fileExists(atPath: stack.outboxPath) else { return nil }
+        return try stack.read(stack.outboxPath) { db in
+            try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [run])
+        }
+    }
+
     /// The scheduler killed just as `finished` reports arrive loses them; it then asks the algorithm, which
     /// answers from its run ledger, and every such run ends. (Simulated exactly: the scheduler is stopped and
     /// its ended fires are put back to `accepted`, as if their reports never arrived.)
@@ -146,12 +154,7 @@ struct AccountingIntegrationTests {
         try await TestStack.with("drain", yaml: yaml) { stack in
             try stack.start("scheduler", "baton-scheduler")
             var algorithm = try stack.start("algorithm", "baton-algorithm")
-            func ledgerState(_ run: String) throws -> String? {
-                guard FileManager.default.fileExists(atPath: stack.outboxPath) else { return nil }
-                return try stack.read(stack.outboxPath) { db in
-                    try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [run])
-                }
-            }
+            func ledgerState(_ run: String) throws -> String? { try Self.runState(stack, run) }
             for round in 1...2 {
                 let trigger = try stack.baton(["trigger", "slow"])
                 #expect(trigger.status == 0, "\(trigger.output)")
@@ -236,12 +239,7 @@ struct AccountingIntegrationTests {
             try stack.start("algorithm", "baton-algorithm")
             let trigger = try stack.baton(["trigger", "slow"])
             let run = try #require(trigger.output.split(separator: "\n").last.map(String.init))
-            func ledgerState() throws -> String? {
-                guard FileManager.default.fileExists(atPath: stack.outboxPath) else { return nil }
-                return try stack.read(stack.outboxPath) { db in
-                    try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [run])
-                }
-            }
+            func ledgerState() throws -> String? { try Self.runState(stack, run) }
             let running = try await stack.waitUntil(timeout: .seconds(20)) { try ledgerState() == "running" }
             #expect(running)
             let cancel = try stack.baton(["cancel", run])

@@ -45,6 +45,14 @@ struct AccountingTests {
         return slots
     }
 
+    /// The grid from just after `start` to the job's cursor, and the slots in it with no record.
+    static func unrecorded(_ ledger: SchedulerState, after start: Date) async throws -> (expected: [String], missing: [String]) {
+        let cursor = try #require(try await ledger.lastSlot(job: "j"))
+        let recorded = Set(try await ledger.fires(job: "j").map(\.request.runID))
+        let expected = grid(after: start, through: cursor)
+        return (expected, expected.filter { !recorded.contains($0) })
+    }
+
     static func withLedger(_ body: (SchedulerState) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bt-accounting-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -101,10 +109,7 @@ struct AccountingTests {
             }
             task.cancel()
             _ = try? await task.value
-            let cursor = try #require(try await ledger.lastSlot(job: "j"))
-            let recorded = Set(try await ledger.fires(job: "j").map(\.request.runID))
-            let expected = Self.grid(after: start, through: cursor)
-            let missing = expected.filter { !recorded.contains($0) }
+            let (expected, missing) = try await Self.unrecorded(ledger, after: start)
             #expect(missing.isEmpty, "slots neither fired nor skipped: \(missing.count) of \(expected.count), e.g. \(missing.prefix(3))")
             #expect(try await ledger.fires(job: "j").allSatisfy { $0.state == .fired }, "misfire all fires every slot")
             #expect(Set(sink.requests.map(\.runID)) == Set(expected))
@@ -157,10 +162,7 @@ struct AccountingTests {
             }
             task.cancel()
             _ = try? await task.value
-            let cursor = try #require(try await ledger.lastSlot(job: "j"))
-            let recorded = Set(try await ledger.fires(job: "j").map(\.request.runID))
-            let expected = Self.grid(after: start, through: cursor)
-            let missing = expected.filter { !recorded.contains($0) }
+            let (expected, missing) = try await Self.unrecorded(ledger, after: start)
             #expect(missing.isEmpty, "slots neither fired nor skipped: \(missing.count) of \(expected.count), e.g. \(missing.prefix(3))")
         }
     }
