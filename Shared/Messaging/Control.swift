@@ -89,7 +89,7 @@ public struct ControlReply: WireMessage, Equatable {
         public var name: String
         /// The schedule, e.g. `cron 0 * * * *` or `every 10s`.
         public var schedule: String
-        /// The IANA time zone.
+        /// The IANA time zone, as configured (`UTC` by default).
         public var timeZone: String
         /// The next fire, if any.
         public var next: Date?
@@ -99,10 +99,10 @@ public struct ControlReply: WireMessage, Equatable {
         public var running: [String]
         /// The last run that ended.
         public var lastRun: String?
-        /// `finished` or `failed`.
+        /// How the last run ended: `succeeded`, `failed` or `cancelled` (the words of the status report).
         public var lastOutcome: String?
-        /// Its duration in seconds.
-        public var lastDuration: Double?
+        /// How long it took, in whole milliseconds, from its acceptance at the algorithm to its end.
+        public var lastDurationMs: Int?
         /// Misfire and overlap policies, e.g. `misfire=latest overlap=forbid`.
         public var policies: String
 
@@ -116,7 +116,7 @@ public struct ControlReply: WireMessage, Equatable {
             running: [String],
             lastRun: String?,
             lastOutcome: String?,
-            lastDuration: Double?,
+            lastDurationMs: Int?,
             policies: String
         ) {
             self.name = name
@@ -127,7 +127,7 @@ public struct ControlReply: WireMessage, Equatable {
             self.running = running
             self.lastRun = lastRun
             self.lastOutcome = lastOutcome
-            self.lastDuration = lastDuration
+            self.lastDurationMs = lastDurationMs
             self.policies = policies
         }
     }

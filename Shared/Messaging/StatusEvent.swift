@@ -11,7 +11,12 @@ public struct StatusEvent: Codable, Sendable, Equatable {
     public var source: String
     /// The publishing instance, `host:pid`; sequence numbers count per instance.
     public var instance: String
-    /// This publisher's event number, from 1 with no gaps; a gap means lost events.
+    /// This process start of the instance: 16 lowercase hex digits, new at every start. An instance name
+    /// (`host:pid`, a processor's `--name`) may come back after a restart; with `boot`, a subscriber tells a
+    /// restart (new boot, `seq` from 1 again) from lost events (a jump in `seq` within one boot).
+    /// Absent only in events from publishers older than this field.
+    public var boot: String?
+    /// This publisher's event number, from 1 with no gaps within one `boot`; a gap means lost events.
     public var seq: UInt64
     /// When the event happened.
     public var time: Date
@@ -33,6 +38,7 @@ public struct StatusEvent: Codable, Sendable, Equatable {
         type: String,
         source: String,
         instance: String,
+        boot: String? = nil,
         seq: UInt64 = 0,
         time: Date = Date(),
         job: String? = nil,
@@ -45,6 +51,7 @@ public struct StatusEvent: Codable, Sendable, Equatable {
         self.type = type
         self.source = source
         self.instance = instance
+        self.boot = boot
         self.seq = seq
         self.time = time
         self.job = job
@@ -84,6 +91,17 @@ public struct StatusEvent: Codable, Sendable, Equatable {
             throw ProtocolError(.field, "topic frame \"\(String(decoding: frames[0], as: UTF8.self))\" differs from type \"\(type)\"")
         }
     }
+}
+
+/// The identity of this process start, shared by every event it publishes (``StatusEvent/boot``).
+public enum Boot {
+    /// 16 lowercase hex digits, random per process.
+    public static let id: String = {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }()
 }
 
 /// The event types Baton publishes.

@@ -92,6 +92,7 @@ public final class StatusPublisher: Service, Sendable {
                 type: type,
                 source: source,
                 instance: instance,
+                boot: Boot.id,
                 seq: state.seq,
                 time: Date(),
                 job: job,

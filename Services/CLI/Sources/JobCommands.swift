@@ -29,7 +29,7 @@ extension Baton {
                 if !job.running.isEmpty { line += "  running \(job.running.joined(separator: ", "))" }
                 if let last = job.lastRun {
                     line += "  last \(last) \(job.lastOutcome ?? "")"
-                    if let duration = job.lastDuration { line += String(format: " in %.1fs", duration) }
+                    if let duration = job.lastDurationMs { line += String(format: " in %.1fs", Double(duration) / 1000) }
                 }
                 Console.line(line)
             }

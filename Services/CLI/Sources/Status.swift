@@ -70,7 +70,7 @@ extension Baton {
                 if entry.lastRun == nil, let last = job.lastRun {
                     entry.lastRun = last
                     entry.lastOutcome = job.lastOutcome
-                    entry.lastDurationMs = job.lastDuration.map { $0 * 1000 }
+                    entry.lastDurationMs = job.lastDurationMs.map(Double.init)
                 }
                 jobs[job.name] = entry
             }

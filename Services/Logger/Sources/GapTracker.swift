@@ -19,7 +19,12 @@ public struct GapTracker: Sendable {
         case stale
     }
 
-    private var last: [String: UInt64] = [:]
+    private struct Position: Sendable {
+        var boot: String?
+        var seq: UInt64
+    }
+
+    private var last: [String: Position] = [:]
     /// Events lost, per publisher instance.
     public private(set) var lost: [String: UInt64] = [:]
 
@@ -27,24 +32,32 @@ public struct GapTracker: Sendable {
     public init() {}
 
     /// Records an event's sequence number.
+    ///
+    /// Numbers count within one process start (`boot`): a new boot is a restart, never a loss, whatever
+    /// its first number. For publishers without a boot (older versions), numbers going back to 1 stand for
+    /// a restart.
     public mutating func observe(_ event: StatusEvent) -> Observation {
         let key = "\(event.source)/\(event.instance)"
         guard let previous = last[key] else {
-            last[key] = event.seq
+            last[key] = Position(boot: event.boot, seq: event.seq)
             return .firstSeen(missedBefore: event.seq > 0 ? event.seq - 1 : 0)
         }
-        if event.seq == previous + 1 {
-            last[key] = event.seq
-            return .inOrder
-        }
-        if event.seq == 1 && previous > 1 {
-            last[key] = 1
+        if let boot = event.boot, boot != previous.boot {
+            last[key] = Position(boot: boot, seq: event.seq)
             return .restarted
         }
-        if event.seq <= previous { return .stale }
-        let missing = event.seq - previous - 1
+        if event.seq == previous.seq + 1 {
+            last[key]?.seq = event.seq
+            return .inOrder
+        }
+        if event.boot == nil && event.seq == 1 && previous.seq > 1 {
+            last[key]?.seq = 1
+            return .restarted
+        }
+        if event.seq <= previous.seq { return .stale }
+        let missing = event.seq - previous.seq - 1
         lost[key, default: 0] += missing
-        last[key] = event.seq
+        last[key]?.seq = event.seq
         return .gap(lost: missing)
     }
 

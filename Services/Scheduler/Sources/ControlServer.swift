@@ -163,13 +163,14 @@ public struct ControlServer: Service {
                 ControlReply.Job(
                     name: job.name,
                     schedule: "\(job.trigger)",
-                    timeZone: job.timeZone.identifier,
+                    // Foundation on Linux names UTC "GMT"; say it as the configuration does.
+                    timeZone: job.timeZone.identifier == "GMT" ? "UTC" : job.timeZone.identifier,
                     next: job.schedule.next(after: max(now, last ?? now)),
                     paused: await control.isPaused(job.name),
                     running: try await ledger.unfinished(job: job.name).map(\.request.runID),
                     lastRun: ended?.request.runID,
-                    lastOutcome: ended?.state.rawValue,
-                    lastDuration: ended?.duration,
+                    lastOutcome: ended.map { $0.state == .finished ? "succeeded" : $0.state.rawValue },
+                    lastDurationMs: ended?.duration.map { Int(($0 * 1000).rounded()) },
                     policies: "misfire=\(job.misfire.rawValue) overlap=\(job.overlap.rawValue)"
                 )
             )
