@@ -62,6 +62,11 @@ public enum RunID {
         "\(job)@\(Timestamp.format(logicalTime))"
     }
 
+    /// The job of a run id: everything before the first `@` (job names have none).
+    public static func job(of id: String) -> String {
+        id.split(separator: "@", maxSplits: 1).first.map(String.init) ?? id
+    }
+
     /// Checks that an id is usable as a key and a file name.
     public static func validate(_ id: String, field: String) throws(ProtocolError) {
         guard !id.isEmpty, id.utf8.count <= 200 else {

@@ -129,7 +129,7 @@ public final class RunLedger: Sendable {
     public func cancel(_ runID: String, reason: String, now: Date = Date()) async throws -> Run {
         try await outbox.write { db in
             if try Row.fetchOne(db, sql: "SELECT 1 FROM runs WHERE run_id = ?", arguments: [runID]) == nil {
-                let job = runID.split(separator: "@", maxSplits: 1).first.map(String.init) ?? runID
+                let job = RunID.job(of: runID)
                 try db.execute(
                     sql: """
                         INSERT INTO runs (run_id, job, logical_time, fired_at, trigger, state, error, updated_at)

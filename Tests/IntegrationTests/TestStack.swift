@@ -14,6 +14,8 @@ final class TestStack: @unchecked Sendable {
     private let head: String
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
+    /// Its write end stays open in this process until the stack is torn down.
+    private let lifeline = Pipe()
 
     /// Where the built executables are: `$BATON_BIN_DIR`, else beside the test bundle (`.build/debug`).
     static let binaries: String = {
@@ -81,6 +83,10 @@ final class TestStack: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env["BATON_CONFIG"] = configPath
         env["BATON_SUPERVISOR_PID"] = "\(getpid())"
+        // The lifeline, as `baton up` gives it: the service stops when this test process is gone. (The
+        // fallback without it, the parent-death signal, fires when the pool thread that started the process
+        // exits, which an idle test's pool threads do after a few seconds.)
+        env["BATON_SUPERVISOR_FD"] = "0"
         env.merge(environment) { $1 }
         process.environment = env
         process.currentDirectoryURL = URL(fileURLWithPath: Self.repository)
@@ -88,7 +94,7 @@ final class TestStack: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: "\(directory)/\(name).err", contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: "\(directory)/\(name).out")
         process.standardError = FileHandle(forWritingAtPath: "\(directory)/\(name).err")
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = lifeline.fileHandleForReading
         try process.run()
         lock.withLock { processes[name] = process }
         return process

@@ -81,6 +81,7 @@ public struct AckReceiver: Service {
                     guard let ack = entry.ack else { continue }
                     publisher.publish(
                         EventType.resultAcknowledged,
+                        job: RunID.job(of: ack.runID),
                         run: ack.runID,
                         part: ack.part,
                         attributes: ["processor": ack.processor, "duplicate": "\(ack.duplicate)"]
@@ -124,6 +125,7 @@ public struct AckReceiver: Service {
         case .retry(let delay):
             publisher.publish(
                 EventType.resultRetry,
+                job: RunID.job(of: report.runID),
                 run: report.runID,
                 part: report.part,
                 message: report.reason,
@@ -135,6 +137,7 @@ public struct AckReceiver: Service {
             logger.error("result dead-lettered: \(report.reason)", metadata: ["run": "\(report.runID)", "part": "\(report.part)"])
             publisher.publish(
                 EventType.resultDead,
+                job: RunID.job(of: report.runID),
                 run: report.runID,
                 part: report.part,
                 message: report.reason,

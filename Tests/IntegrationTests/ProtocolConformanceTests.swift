@@ -1,0 +1,281 @@
+import Foundation
+import Messaging
+import Testing
+import ZMQ
+
+/// `docs/PROTOCOL.md` and `docs/protocol.schema.json` are the contract third parties code against: every
+/// message Baton encodes, and every event and reply a live stack produces, must match the schema (checked by
+/// `scripts/protocol_check.py` with Python's `jsonschema`, not by Baton's own decoders), and the doc's Python
+/// examples must run as printed against a live stack.
+@Suite(.serialized)
+struct ProtocolConformanceTests {
+    static let time = Date(timeIntervalSince1970: 1_774_746_000.123)
+
+    /// Writes `definition<TAB>json` lines and has the schema checked on them; returns the checker's output.
+    static func check(_ documents: [(String, Data)], file: String) async throws -> Scripts.Outcome {
+        let python = try #require(
+            await Scripts.python(with: ["jsonschema"]),
+            "no python3 with jsonschema (apt-get install python3-jsonschema)"
+        )
+        let lines = documents.map { "\($0.0)\t\(String(decoding: $0.1, as: UTF8.self))" }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        return try await Scripts.run(python, ["scripts/protocol_check.py", file])
+    }
+
+    /// Every kind of message, with every optional field set and with none, as the services encode them.
+    @Test func everyEncodedMessageMatchesTheSchema() async throws {
+        let run = RunID.make(job: "hourly.v2", logicalTime: Self.time)
+        let manual = run + "~manual"
+        let sha = String(repeating: "ab", count: 32)
+        func header<M: WireMessage>(_ message: M) -> (String, Data) { (M.kind, Wire.encode(message)[2]) }
+        var documents: [(String, Data)] = [
+            header(RunRequest(runID: run, job: "hourly.v2", logicalTime: Self.time, firedAt: Self.time, trigger: .schedule)),
+            header(RunRequest(runID: manual, job: "hourly.v2", logicalTime: Self.time, firedAt: Self.time, trigger: .manual)),
+            header(RunCancel(runID: run, reason: "replaced by a newer run")),
+            header(RunCancel(runID: run, reason: "cancelled by a user", queuedOnly: true)),
+            header(Acknowledgement(runID: run, part: 0, processor: "host:12", duplicate: false)),
+            header(LeaseRenewal(runID: run, part: 3, processor: "p1")),
+            header(FailureReport(runID: run, part: 0, processor: "p1", reason: "exited with status 1", handBack: false)),
+            header(ControlRequest(command: .jobs)),
+            header(ControlRequest(command: .trigger, job: "hourly.v2")),
+            header(ControlRequest(command: .backfill, job: "hourly.v2", from: Self.time, to: Self.time, rerun: true)),
+            header(ControlRequest(command: .cancel, run: run)),
+            header(ControlRequest(command: .cancel, job: "hourly.v2", queued: true)),
+            header(ControlReply(ok: false, error: "no job \"x\"")),
+            header(
+                ControlReply(
+                    ok: true,
+                    message: "fired",
+                    jobs: [
+                        ControlReply.Job(
+                            name: "hourly.v2",
+                            schedule: "every 1h",
+                            timeZone: "UTC",
+                            next: Self.time,
+                            paused: false,
+                            running: [run],
+                            lastRun: manual,
+                            lastOutcome: "succeeded",
+                            lastDurationMs: 1500,
+                            policies: "misfire=all overlap=allow"
+                        )
+                    ],
+                    runs: [manual]
+                )
+            ),
+            header(StatusQuery()),
+            header(StatusReport(time: Self.time, error: "query header: field \"what\": missing")),
+            header(
+                StatusReport(
+                    time: Self.time,
+                    services: [],
+                    jobs: [StatusReport.Job(name: "hourly.v2", succeeded: 3, failed: 1)],
+                    runs: [StatusReport.Run(run: run, job: "hourly.v2", state: "running")],
+                    recent: [StatusReport.Run(run: manual, job: "hourly.v2", state: "succeeded")],
+                    backlog: StatusReport.Backlog(pending: 1, sent: 0, dead: 0, time: Self.time),
+                    errors: [
+                        StatusReport.ErrorRecord(
+                            time: Self.time,
+                            source: "processor",
+                            instance: "p1",
+                            type: "log.error",
+                            job: "hourly.v2",
+                            run: run,
+                            part: 0,
+                            message: "boom"
+                        )
+                    ],
+                    eventsLost: ["algorithm/host:1": 2],
+                    diskFull: ["scheduler/host:2": "database or disk is full"]
+                )
+            ),
+        ]
+        for state in RunState.allCases {
+            documents.append(
+                header(RunReport(runID: run, job: "hourly.v2", state: state, detail: "d", time: Self.time, askedAt: Self.time))
+            )
+        }
+        documents.append(header(RunReport(runID: run, job: "hourly.v2", state: .accepted, time: Self.time)))
+        let result = ResultHeader(
+            runID: run,
+            job: "hourly.v2",
+            logicalTime: Self.time,
+            part: 0,
+            parts: 1,
+            size: 5,
+            sha256: sha,
+            attempt: 1,
+            leaseMs: 30_000,
+            durableAtUs: 1_774_746_000_123_000
+        )
+        documents.append(("result", Wire.encode(result, payload: Data("hello".utf8))[2]))
+        let event = StatusEvent(
+            type: EventType.runFinished,
+            source: "algorithm",
+            instance: "host:1",
+            boot: Boot.id,
+            seq: 7,
+            time: Self.time,
+            job: "hourly.v2",
+            run: run,
+            part: 0,
+            attributes: ["duration_ms": "12", "size": "5", "sha256": sha]
+        )
+        documents.append(("event", event.frames[2]))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("encoded-\(UUID().uuidString).tsv").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let outcome = try await Self.check(documents, file: file)
+        #expect(outcome.status == 0, "\(outcome.output)")
+    }
+
+    /// The schema is strict enough to fail: documents that break the doc are refused by it.
+    @Test func theSchemaRefusesWhatTheDocForbids() async throws {
+        let bad: [(String, String)] = [
+            (
+                "event",
+                #"{"type":"run.started","source":"algorithm","instance":"a","boot":"0123456789abcdef","seq":0,"time":"2026-01-01T00:00:00.000Z"}"#
+            ),
+            ("event", #"{"type":"run.started","source":"algorithm","instance":"a","seq":1,"time":"2026-01-01T00:00:00.000Z"}"#),
+            (
+                "run",
+                #"{"runId":"NaN","job":"j","logicalTime":"2026-01-01T00:00:00.000Z","firedAt":"2026-01-01T00:00:00.000Z","trigger":"schedule"}"#
+            ),
+            ("ack", #"{"runId":"j@2026-01-01T00:00:00.000Z","part":0,"processor":"p"}"#),
+            (
+                "result",
+                #"{"runId":"j@2026-01-01T00:00:00.000Z","job":"j","logicalTime":"2026-01-01T00:00:00.000Z","part":0,"parts":1,"size":1,"sha256":"ABC","attempt":1,"leaseMs":1}"#
+            ),
+            ("control", #"{"command":"backfill","job":"j"}"#),
+        ]
+        let python = try #require(await Scripts.python(with: ["jsonschema"]))
+        for (definition, json) in bad {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).tsv").path
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            try "\(definition)\t\(json)\n".write(toFile: file, atomically: true, encoding: .utf8)
+            let outcome = try await Scripts.run(python, ["scripts/protocol_check.py", file])
+            #expect(outcome.status == 1, "accepted: \(definition) \(json)\n\(outcome.output)")
+        }
+    }
+
+    /// A live stack with succeeding, failing, manual and cancelled runs: every event in the logger's event
+    /// log, the status report and the control replies match the schema.
+    @Test(.timeLimit(.minutes(2)))
+    func everyEventAndReplyOfALiveStackMatchesTheSchema() async throws {
+        let yaml = """
+            jobs:
+              - name: good
+                every: 500ms
+                command: ["/bin/sh", "-c", "printf '%s' \\"$BATON_RUN_ID\\" > \\"$BATON_OUTPUT\\""]
+              - name: bad
+                every: 1s
+                retries: 1
+                command: ["/bin/sh", "-c", "echo 'cannot open input.csv' >&2; exit 3"]
+              - name: slow
+                at: 2100-01-01T00:00:00Z
+                command: ["/bin/sh", "-c", "sleep 30"]
+
+            """
+        try await TestStack.with("schema", yaml: yaml) { stack in
+            try stack.startServices(processors: 1)
+            let context = Context()
+            func ask(_ endpoint: String, _ frames: [Data]) async throws -> Data? {
+                let socket = try await AsyncSocket(
+                    context: context,
+                    configuration: .init(type: .request, connect: ["ipc://\(stack.directory)/\(endpoint)"])
+                )
+                try await socket.send(frames)
+                let reply = try await socket.receive(timeout: .seconds(10))
+                await socket.close()
+                return reply.flatMap { $0.count > 2 ? $0[2] : nil }
+            }
+            #expect(try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 3 })
+            var documents: [(String, Data)] = []
+            let triggered = try #require(try await ask("control", Wire.encode(ControlRequest(command: .trigger, job: "slow"))))
+            documents.append(("control.reply", triggered))
+            let reply = try Wire.decode(ControlReply.self, from: [Data(Wire.protocolID.utf8), Data("control.reply".utf8), triggered])
+            let slow = try #require(reply.message.runs?.first)
+            try await Task.sleep(for: .seconds(1))
+            documents.append(
+                ("control.reply", try #require(try await ask("control", Wire.encode(ControlRequest(command: .cancel, run: slow)))))
+            )
+            documents.append(("control.reply", try #require(try await ask("control", Wire.encode(ControlRequest(command: .jobs))))))
+            documents.append(("control.reply", try #require(try await ask("control", [Data("garbage".utf8)]))))
+            try await Task.sleep(for: .seconds(3))
+            documents.append(("query.reply", try #require(try await ask("query", Wire.encode(StatusQuery())))))
+            documents.append(("query.reply", try #require(try await ask("query", Wire.encode(StatusQuery(what: "everything"))))))
+            let events = try String(contentsOfFile: stack.dataDirectory + "/logs/events.jsonl", encoding: .utf8)
+                .split(separator: "\n").map { ("event", Data($0.utf8)) }
+            let kinds = Set(
+                events.compactMap { try? JSONSerialization.jsonObject(with: $0.1) as? [String: Any] }.compactMap { $0["type"] as? String }
+            )
+            for expected in [
+                "run.scheduled", "run.finished", "run.failed", "run.cancelled", "result.stored", "result.acknowledged", "service.heartbeat",
+            ] {
+                #expect(kinds.contains(expected), "no \(expected) event among \(kinds.sorted())")
+            }
+            let outcome = try await Self.check(documents + events, file: stack.directory + "/live.tsv")
+            #expect(outcome.status == 0, "\(outcome.output)")
+        }
+    }
+
+    /// The Python examples of docs/PROTOCOL.md, as printed (only their endpoints pointed at the test's stack):
+    /// the subscriber decodes events, the status query answers, and the processor replaces baton-processor
+    /// and stores every result exactly once, byte for byte.
+    @Test(.timeLimit(.minutes(2)))
+    func thePythonExamplesOfTheProtocolDocRunAsPrinted() async throws {
+        let python = try #require(await Scripts.python(with: ["zmq"]), "no python3 with pyzmq (apt-get install python3-zmq)")
+        let doc = try String(contentsOfFile: TestStack.repository + "/docs/PROTOCOL.md", encoding: .utf8)
+        let blocks = doc.components(separatedBy: "```python\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        let subscriber = try #require(blocks.first { $0.contains("zmq.SUB") }, "no subscriber example")
+        let query = try #require(blocks.first { $0.contains("\"query\"") }, "no status query example")
+        let processor = try #require(blocks.first { $0.contains("zmq.PULL") }, "no processor example")
+        let yaml = """
+            jobs:
+              - name: echo
+                every: 400ms
+                command: ["/bin/sh", "-c", "printf '%s' \\"$BATON_RUN_ID\\" > \\"$BATON_OUTPUT\\""]
+
+            """
+        try await TestStack.with("pydoc", yaml: yaml) { stack in
+            // Each example names its endpoint's config key in a comment; point it at the stack.
+            func pointed(_ code: String) -> String {
+                code.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+                    guard let key = line.range(of: "# endpoints.").map({ line[$0.upperBound...].prefix { $0.isLetter || $0 == "_" } }),
+                        let start = line.range(of: "\"tcp://"), let end = line[start.upperBound...].firstIndex(of: "\"")
+                    else { return String(line) }
+                    let endpoint = "ipc://\(stack.directory)/\(key.replacingOccurrences(of: "_", with: "-"))"
+                    return line.replacingCharacters(in: start.lowerBound...end, with: "\"\(endpoint)\"")
+                }.joined(separator: "\n")
+            }
+            for (name, code) in [("subscriber", subscriber), ("query", query), ("processor", processor)] {
+                try pointed(code).write(toFile: "\(stack.directory)/\(name).py", atomically: true, encoding: .utf8)
+            }
+            try stack.startServices(processors: 0)
+            async let listened = Scripts.run(python, ["subscriber.py"], directory: stack.directory, timeout: .seconds(8))
+            let processed = try await Scripts.run(python, ["processor.py"], directory: stack.directory, timeout: .seconds(8))
+            let asked = try await Scripts.run(python, ["query.py"], directory: stack.directory, timeout: .seconds(10))
+            let heard = try await listened
+
+            #expect(!heard.output.contains("Traceback"), "\(heard.output)")
+            #expect(heard.output.contains("run."), "the subscriber printed no run events:\n\(heard.output)")
+            #expect(
+                asked.status == 0 && asked.output.contains("scheduler"),
+                "status \(asked.status): \(asked.output)\nlogger running: \(stack.process("logger")?.isRunning ?? false) \(stack.process("logger").map { $0.isRunning ? "" : "\($0.terminationReason.rawValue) \($0.terminationStatus)" } ?? "")\n\(stack.stderr("logger"))"
+            )
+            #expect(!processed.output.contains("Traceback"), "\(processed.output)")
+
+            // Oracle from the input: each stored file holds its own run id, and nothing is stored twice.
+            let stored = (try? FileManager.default.contentsOfDirectory(atPath: "\(stack.directory)/stored")) ?? []
+            let files = stored.filter { !$0.hasSuffix(".tmp") }
+            #expect(files.count >= 5, "the example processor stored \(files.count): \(processed.output)")
+            for file in files {
+                let content = try String(contentsOfFile: "\(stack.directory)/stored/\(file)", encoding: .utf8)
+                #expect(file == "\(content).0", "\(file) holds \(content)")
+            }
+            let printed = processed.output.split(separator: "\n").filter { $0.hasPrefix("stored ") }
+            #expect(printed.count == Set(printed).count, "stored twice: \(printed)")
+            // The algorithm counts them as acknowledged.
+            #expect((stack.outboxCounts()["acked"] ?? 0) >= files.count - 1, "\(stack.outboxCounts())")
+        }
+    }
+}
