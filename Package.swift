@@ -128,6 +128,7 @@ let package = Package(
             ),
             .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging", logging], swiftSettings: swiftSettings),
             .testTarget(name: "StorageTests", dependencies: ["Storage", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(name: "CLITests", dependencies: ["CLI"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "SchedulerServiceTests",
                 dependencies: [

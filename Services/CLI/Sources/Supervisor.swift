@@ -60,7 +60,7 @@ struct Supervisor: Sendable {
             if let launchError {
                 report(.failedToStart(child.name, error: launchError, restartIn: backoff))
             } else {
-                report(.exited(child, status: status, restartIn: backoff, lastError: Self.lastLine(of: stderrPath)))
+                report(.exited(child, status: status, restartIn: backoff, lastError: Self.lastError(of: stderrPath)))
             }
             do { try await Task.sleep(for: backoff) } catch { return }
             backoff = min(backoff * 2, .seconds(30))
@@ -96,13 +96,18 @@ struct Supervisor: Sendable {
         }
     }
 
-    private static func lastLine(of path: String) -> String? {
+    /// The last line at level warning, error or critical in the last 16 KiB of a child's standard error
+    /// (swift-log's `<time> <level> <label>: …` lines), if any: an info line says nothing about a death.
+    static func lastError(of path: String) -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
         let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > 4096 ? size - 4096 : 0)
+        try? handle.seek(toOffset: size > 16384 ? size - 16384 : 0)
         let tail = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-        return tail.split(separator: "\n").last.map(String.init)
+        return tail.split(separator: "\n").last { line in
+            let words = line.split(separator: " ", maxSplits: 2)
+            return words.count > 1 && ["warning", "error", "critical"].contains(words[1])
+        }.map(String.init)
     }
 }
 

@@ -66,7 +66,9 @@ extension Baton {
                         EventType.supervisorExited,
                         level: "error",
                         message: "\(child.name) \(status); restarting in \(DurationText.format(delay))",
-                        attributes: ["service": child.service, "instance": child.name, "status": status, "last_error": lastError ?? ""]
+                        attributes: ["service": child.service, "instance": child.name, "status": status].merging(
+                            lastError.map { ["last_error": $0] } ?? [:]
+                        ) { $1 }
                     )
                 }
             }
