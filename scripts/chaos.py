@@ -12,6 +12,7 @@ with its own oracle derived from the user documentation only:
   * with overlap: forbid, every slot not stored was skipped (run.skipped in logs/events.jsonl) for overlap
     while an earlier run of the job was really still running, and no run was fired while another ran;
   * `baton audit --config FILE` exits 0;
+  * every event in the logger's event log matches docs/protocol.schema.json (python3-jsonschema);
   * no process carrying the test directory in its command line or environment survives the stop, and no
     algorithm command (or child of one) outlived an algorithm that was SIGKILLed by more than 2 s;
   * no `*.partial` file remains under the data directory.
@@ -660,6 +661,20 @@ def read_events(data_dir: str) -> list[dict]:
                 if isinstance(e, dict) and "type" in e:
                     events.append(e)
     return events
+
+
+def schema_failures(events: list[dict]) -> list[str]:
+    """Events that do not match $defs/event of docs/protocol.schema.json (needs python3-jsonschema)."""
+    import protocol_check  # scripts/protocol_check.py, next to this file
+    schema_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "protocol.schema.json")
+    with open(schema_path) as f:
+        validator = protocol_check.validators(json.load(f))("event")
+    failures = []
+    for event in events:
+        errors = list(validator.iter_errors(event))
+        if errors:
+            failures.append(f"{event.get('type')} seq {event.get('seq')}: {errors[0].message[:160]}")
+    return failures
 
 
 @dataclass
@@ -1314,6 +1329,10 @@ def main(argv: list[str] | None = None) -> int:
                        f"(the store is {os.path.join(stack.data_dir, 'results.sqlite')})")
         except subprocess.TimeoutExpired:
             v.fail("`baton audit` did not finish within 120 s")
+        # Every event the logger kept, through kills and restarts, matches docs/protocol.schema.json.
+        bad = schema_failures(read_events(stack.data_dir))
+        if bad:
+            v.fail(f"{len(bad)} events do not match docs/protocol.schema.json: {sample(bad, 4)}")
     except KeyboardInterrupt as e:
         v.fail(f"interrupted ({e})")
     except Exception as e:  # a harness error is a failure too, never a pass
