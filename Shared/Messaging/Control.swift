@@ -36,6 +36,8 @@ public struct ControlRequest: WireMessage, Equatable {
     public var run: String?
     /// `cancel` with `job`: every run of the job that has not started.
     public var queued: Bool?
+    /// `trigger`: run the job even while it is paused.
+    public var force: Bool?
 
     /// Creates a request.
     public init(
@@ -46,8 +48,10 @@ public struct ControlRequest: WireMessage, Equatable {
         to: Date? = nil,
         rerun: Bool? = nil,
         run: String? = nil,
-        queued: Bool? = nil
+        queued: Bool? = nil,
+        force: Bool? = nil
     ) {
+        self.force = force
         self.command = command
         self.job = job
         self.catchUp = catchUp

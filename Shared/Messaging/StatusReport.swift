@@ -6,14 +6,28 @@ public struct StatusQuery: WireMessage, Equatable {
 
     /// What is asked; `status` is the only question in protocol version 1.
     public var what: String
+    /// List services gone (down or stopped for longer than `goneAfter`) too; default false.
+    public var all: Bool?
+    /// Seconds after which a service down or stopped is gone; default 600.
+    public var goneAfter: Double?
+    /// Seconds over which errors and lost events are counted; default 600.
+    public var window: Double?
 
     /// Creates a status query.
-    public init(what: String = "status") {
+    public init(what: String = "status", all: Bool? = nil, goneAfter: Double? = nil, window: Double? = nil) {
         self.what = what
+        self.all = all
+        self.goneAfter = goneAfter
+        self.window = window
     }
 
     public func validate() throws(ProtocolError) {
         guard what == "status" else { throw ProtocolError(.field, "field \"what\" must be \"status\" (got \"\(what)\")") }
+        for (name, value) in [("goneAfter", goneAfter), ("window", window)] {
+            if let value, !(value.isFinite && value > 0) {
+                throw ProtocolError(.field, "field \"\(name)\" must be a positive number of seconds (got \(value))")
+            }
+        }
     }
 }
 
@@ -37,15 +51,24 @@ public struct StatusReport: WireMessage, Equatable {
     public var recent: [Run]
     /// Results not yet stored, as the algorithm last counted them; nil before it first did.
     public var backlog: Backlog?
-    /// The latest errors (log records at level error or critical, rejected messages), newest first.
+    /// The latest errors (log records at level error or critical, rejected messages) of the last
+    /// `windowSeconds`, newest first.
     public var errors: [ErrorRecord]
-    /// Status events lost on the bus, per publisher (`service/instance`), since the logger's history began.
+    /// Status events lost on the bus in the last `windowSeconds`, per publisher (`service/instance`).
     public var eventsLost: [String: UInt64]
     /// Set (and everything else empty) when the query could not be answered, e.g. it was malformed.
     public var error: String?
     /// Services that cannot write their state (`disk.full` without a `disk.ok` since), by `service/instance`,
     /// with the message; absent when none.
     public var diskFull: [String: String]?
+    /// The window `errors`, `eventsLost` and each service's recent counts cover, in seconds.
+    public var windowSeconds: Double?
+    /// Services down or stopped for longer than this many seconds are gone.
+    public var goneAfterSeconds: Double?
+    /// How many gone services were left out of `services` (absent when the query asked for all).
+    public var hiddenServices: Int?
+    /// Status events lost per publisher since the logger's history began.
+    public var eventsLostTotal: [String: UInt64]?
 
     /// Creates a report.
     public init(
@@ -59,8 +82,16 @@ public struct StatusReport: WireMessage, Equatable {
         errors: [ErrorRecord] = [],
         eventsLost: [String: UInt64] = [:],
         error: String? = nil,
-        diskFull: [String: String]? = nil
+        diskFull: [String: String]? = nil,
+        windowSeconds: Double? = nil,
+        goneAfterSeconds: Double? = nil,
+        hiddenServices: Int? = nil,
+        eventsLostTotal: [String: UInt64]? = nil
     ) {
+        self.windowSeconds = windowSeconds
+        self.goneAfterSeconds = goneAfterSeconds
+        self.hiddenServices = hiddenServices
+        self.eventsLostTotal = eventsLostTotal
         self.diskFull = diskFull
         self.version = version
         self.time = time
@@ -107,6 +138,13 @@ public struct StatusReport: WireMessage, Equatable {
         public var lastExit: String?
         /// When that was.
         public var lastExitAt: Date?
+        /// True when it is gone (down or stopped for longer than the report's `goneAfterSeconds`); only
+        /// listed when all services were asked for.
+        public var gone: Bool?
+        /// Its errors in the report's window; absent when none.
+        public var recentErrors: Int?
+        /// Its status events lost in the report's window; absent when none.
+        public var recentEventsLost: UInt64?
 
         /// Creates a service entry.
         public init(

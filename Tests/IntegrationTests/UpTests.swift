@@ -69,6 +69,42 @@ struct UpTests {
         }
     }
 
+    /// A second `baton up` keeps the first one's standard error logs: each `<service>.stderr.log` becomes
+    /// `.stderr.log.1`, byte for byte, and older ones move up, the oldest beyond `.3` dropped.
+    @Test(.timeLimit(.minutes(2)))
+    func aSecondUpKeepsTheFirstRunsLogs() async throws {
+        try await TestStack.with("uplogs", yaml: Self.demoJob) { stack in
+            let logs = stack.dataDirectory + "/logs"
+            let names = ["logger", "scheduler", "algorithm", "processor-1"]
+            func content(_ file: String) -> Data? { FileManager.default.contents(atPath: "\(logs)/\(file)") }
+            func runUp(_ name: String) async throws {
+                let stored = stack.storedCount()
+                let up = try stack.start(name, "baton", ["up", "--config", stack.configPath])
+                // A result went through this run, and every service has written its first lines (they log at start).
+                let written = try await stack.waitUntil(timeout: .seconds(30)) {
+                    stack.storedCount() > stored && names.allSatisfy { !(content("\($0).stderr.log") ?? Data()).isEmpty }
+                }
+                #expect(written, "\(name): \((try? FileManager.default.contentsOfDirectory(atPath: logs)) ?? [])")
+                kill(up.processIdentifier, SIGTERM)
+                let exited = try await stack.waitUntil(timeout: .seconds(30)) { !up.isRunning }
+                #expect(exited)
+            }
+            try await runUp("up-1")
+            let first = names.map { content("\($0).stderr.log") }
+            #expect(first.allSatisfy { $0 != nil })
+            // Pretend two earlier runs of the logger left logs behind, and one more than is kept.
+            for index in 1...3 { try Data("run -\(index)\n".utf8).write(to: URL(fileURLWithPath: "\(logs)/logger.stderr.log.\(index)")) }
+            try await runUp("up-2")
+            for (name, before) in zip(names, first) {
+                #expect(content("\(name).stderr.log.1") == before, "\(name): the first run's log was not kept")
+                #expect(content("\(name).stderr.log") != before, "\(name): no new log")
+            }
+            #expect(content("logger.stderr.log.2") == Data("run -1\n".utf8))
+            #expect(content("logger.stderr.log.3") == Data("run -2\n".utf8))
+            #expect(!FileManager.default.fileExists(atPath: "\(logs)/logger.stderr.log.4"))
+        }
+    }
+
     static func processors(under pid: Int32) -> [Int32] {
         TestStack.descendants(of: pid).filter { TestStack.commandLine(of: $0)?.contains("baton-processor") == true }
     }

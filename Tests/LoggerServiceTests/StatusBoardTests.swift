@@ -162,12 +162,109 @@ struct StatusBoardTests {
         board.apply(event("log.error", level: "error", message: "processing failed: disk full"), received: start)
         board.apply(event("log.warning", level: "warning", message: "slow"), received: start)
         board.apply(event(EventType.messageRejected, message: "bad frame"), received: start)
-        board.recordLoss(publisher: "processor/processor-1", lost: 5)
-        board.recordLoss(publisher: "processor/processor-1", lost: 9)
+        board.recordLoss(publisher: "processor/processor-1", lost: 5, at: start)
+        board.recordLoss(publisher: "processor/processor-1", lost: 9, at: start)
         let report = board.report(now: start)
         #expect(report.backlog == .init(pending: 3, sent: 1, dead: 2, time: start))
         #expect(report.errors.map(\.message) == ["bad frame", "processing failed: disk full"])
         #expect(report.eventsLost == ["processor/processor-1": 14])
+    }
+
+    /// Services down or stopped for longer than the threshold leave the main view; `all` lists them, marked
+    /// gone. A service that keeps heartbeating never goes, however old its start.
+    @Test func goneServicesLeaveTheMainViewAfterTheThresholdAndShowWithAll() {
+        var board = StatusBoard()
+        let minute = 60.0
+        func at(_ offset: Double) -> Date { start.addingTimeInterval(offset) }
+        // Long-lived: heartbeats every second from 0 to 30 minutes.
+        board.apply(event(EventType.serviceStarted, "scheduler", "scheduler", ["interval_ms": "1000"]), received: start)
+        // A hand-started algorithm that said goodbye at 1 minute, and one killed at 2 minutes (its supervisor saw it).
+        board.apply(event(EventType.serviceStarted, "algorithm", "vm:101"), received: start)
+        board.apply(event(EventType.serviceStopped, "algorithm", "vm:101", at: minute), received: at(minute))
+        board.apply(event(EventType.serviceStarted, "processor", "processor-1"), received: start)
+        board.apply(event(EventType.serviceHeartbeat, "processor", "processor-1", at: 2 * minute), received: at(2 * minute))
+        board.apply(
+            event(
+                EventType.supervisorExited,
+                "supervisor",
+                "h:1",
+                at: 2 * minute,
+                ["service": "processor", "instance": "processor-1", "status": "killed by signal 9"]
+            ),
+            received: at(2 * minute)
+        )
+        for second in stride(from: 1.0, through: 30 * minute, by: 1) {
+            board.apply(
+                event(EventType.serviceHeartbeat, "scheduler", "scheduler", at: second, ["interval_ms": "1000"]),
+                received: at(second)
+            )
+        }
+        func instances(_ report: StatusReport) -> [String] { report.services.map(\.instance) }
+        // The supervisor (`baton up`) that reported the kill is a service too: last heard at 2 minutes.
+        let everyone = ["vm:101", "processor-1", "scheduler", "h:1"]
+        // 9 minutes after its goodbye, vm:101 is still listed (stopped); 10 minutes and a second after, it is gone.
+        let early = board.report(now: at(10 * minute))
+        #expect(instances(early) == everyone)
+        #expect(early.services.map(\.state) == ["stopped", "down", "up", "down"])
+        #expect(early.hiddenServices == 0)
+        let later = board.report(now: at(11 * minute + 1))
+        #expect(instances(later) == ["processor-1", "scheduler", "h:1"])
+        #expect(later.hiddenServices == 1)
+        #expect(later.goneAfterSeconds == 600)
+        let late = board.report(now: at(30 * minute))
+        #expect(instances(late) == ["scheduler"])
+        #expect(late.hiddenServices == 3)
+        // All of them with `all`, the gone ones marked; a longer threshold keeps them in the main view.
+        let all = board.report(now: at(30 * minute), view: .init(all: true))
+        #expect(instances(all) == everyone)
+        #expect(all.services.map(\.gone) == [true, true, nil, true])
+        #expect(all.hiddenServices == nil)
+        #expect(instances(board.report(now: at(30 * minute), view: .init(goneAfter: 3600))) == everyone)
+        // Saving forgets nothing that `all` can still show.
+        board.forgetDeparted(now: at(30 * minute))
+        #expect(instances(board.report(now: at(30 * minute), view: .init(all: true))) == everyone)
+    }
+
+    /// Errors and lost events are counted per instance over the window: once the trouble stops they clear,
+    /// while the total lost since the history began is kept apart.
+    @Test func errorsAndLossesClearAfterTheWindow() {
+        var board = StatusBoard()
+        func at(_ offset: Double) -> Date { start.addingTimeInterval(offset) }
+        board.apply(event(EventType.serviceStarted, at: 0, ["interval_ms": "1000"]), received: start)
+        board.apply(event("log.error", at: 10, level: "error", message: "store failed"), received: at(10))
+        board.apply(event("log.error", at: 20, level: "error", message: "store failed again"), received: at(20))
+        board.apply(event("log.error", "scheduler", "scheduler", at: 20, level: "error", message: "other"), received: at(20))
+        board.recordLoss(publisher: "processor/processor-1", lost: 7, at: at(30))
+        for second in stride(from: 1.0, through: 700, by: 1) {
+            board.apply(event(EventType.serviceHeartbeat, at: second, ["interval_ms": "1000"]), received: at(second))
+        }
+        let during = board.report(now: at(300))
+        #expect(during.windowSeconds == 600)
+        #expect(during.errors.map(\.message) == ["other", "store failed again", "store failed"])
+        #expect(during.eventsLost == ["processor/processor-1": 7])
+        let processor = during.services.first { $0.instance == "processor-1" }
+        #expect(processor?.recentErrors == 2)
+        #expect(processor?.recentEventsLost == 7)
+        // 600 s after the first error only the later ones are left; after the last, none.
+        #expect(board.report(now: at(615)).errors.map(\.message) == ["other", "store failed again"])
+        let after = board.report(now: at(631))
+        #expect(after.errors.isEmpty)
+        #expect(after.eventsLost.isEmpty)
+        #expect(after.eventsLostTotal == ["processor/processor-1": 7])
+        let quiet = after.services.first { $0.instance == "processor-1" }
+        #expect(quiet?.state == "up")
+        #expect(quiet?.recentErrors == nil)
+        #expect(quiet?.recentEventsLost == nil)
+        // A wider window still counts them.
+        #expect(board.report(now: at(631), view: .init(window: 3600)).errors.count == 3)
+    }
+
+    /// A board saved before losses had times (no `lossLog`) still loads.
+    @Test func aBoardSavedBeforeTheWindowLoads() throws {
+        let saved = Data(#"{"services":{},"inFlight":{},"recent":[],"jobs":{},"errors":[],"lost":{"a/b":3}}"#.utf8)
+        let board = try Timestamp.decoder().decode(StatusBoard.self, from: saved)
+        #expect(board.report(now: start).eventsLostTotal == ["a/b": 3])
+        #expect(board.report(now: start).eventsLost.isEmpty)
     }
 
     @Test func keeperSavesAndReloadsTheHistory() throws {

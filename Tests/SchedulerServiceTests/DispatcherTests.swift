@@ -121,7 +121,9 @@ struct DispatcherTests {
             // The run finished at the algorithm, but its reports were lost: the scheduler still has it `fired`.
             let next = Task { await dispatcher.dispatch(Self.request(120), job: job, lateness: 0) }
             // A stale report, sent before the question, does not settle it …
-            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running, askedAt: Date(timeIntervalSince1970: 60)))
+            try await ledger.apply(
+                RunReport(runID: Self.request(60).runID, job: "j", state: .running, askedAt: Date(timeIntervalSince1970: 60))
+            )
             // … the dispatcher asks (sends the request for 60 again, stamped with the time it asks) …
             var question: RunRequest?
             while question == nil {
@@ -137,6 +139,94 @@ struct DispatcherTests {
             let fires = try await ledger.fires(job: "j")
             #expect(fires.map(\.state) == [.finished, .fired], "the slot was skipped for a run that had ended")
             #expect(sink.requests.last?.runID == Self.request(120).runID)
+        }
+    }
+
+    static func manual(_ seconds: Double) -> RunRequest {
+        let now = Date(timeIntervalSince1970: seconds)
+        return RunRequest(
+            runID: RunID.make(job: "j", logicalTime: now) + "~manual",
+            job: "j",
+            logicalTime: now,
+            firedAt: now,
+            trigger: .manual
+        )
+    }
+
+    /// Fires the slot at 60 and has the algorithm report it running.
+    static func runningAt60(_ dispatcher: Dispatcher, _ ledger: SchedulerState, _ job: Configuration.Job) async throws {
+        await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+        try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .running, askedAt: Date()))
+    }
+
+    /// `baton trigger` follows overlap `forbid`: refused with the run in flight named, and neither recorded nor sent.
+    @Test func aTriggerIsRefusedUnderForbidWhileARunIsInFlight() async throws {
+        try await Self.withDispatcher(.forbid) { dispatcher, ledger, sink, job in
+            try await Self.runningAt60(dispatcher, ledger, job)
+            let outcome = await dispatcher.trigger(Self.manual(90), job: job)
+            guard case .refused(let reason) = outcome else {
+                Issue.record("expected a refusal, got \(outcome)")
+                return
+            }
+            #expect(reason.contains(Self.request(60).runID))
+            #expect(reason.contains("forbid"))
+            #expect(sink.requests.map(\.runID) == [Self.request(60).runID])
+            #expect(try await ledger.fires(job: "j").map(\.request.runID) == [Self.request(60).runID])
+            // Once the run ended, a trigger runs.
+            try await ledger.apply(RunReport(runID: Self.request(60).runID, job: "j", state: .finished))
+            #expect(await dispatcher.trigger(Self.manual(100), job: job) == .fired(replacing: []))
+            #expect(sink.requests.last?.runID == Self.manual(100).runID)
+        }
+    }
+
+    /// `queue`: the triggered run is recorded queued behind the run in flight, not sent.
+    @Test func aTriggerIsQueuedUnderQueueWhileARunIsInFlight() async throws {
+        try await Self.withDispatcher(.queue) { dispatcher, ledger, sink, job in
+            try await Self.runningAt60(dispatcher, ledger, job)
+            let outcome = await dispatcher.trigger(Self.manual(90), job: job)
+            guard case .queued(let behind) = outcome else {
+                Issue.record("expected it queued, got \(outcome)")
+                return
+            }
+            #expect(behind.contains(Self.request(60).runID))
+            #expect(sink.requests.count == 1)
+            #expect(try await ledger.oldestQueued(job: "j")?.request.runID == Self.manual(90).runID)
+        }
+    }
+
+    /// `replace`: the run in flight is cancelled and the triggered one sent.
+    @Test func aTriggerReplacesTheRunInFlightUnderReplace() async throws {
+        try await Self.withDispatcher(.replace) { dispatcher, ledger, sink, job in
+            try await Self.runningAt60(dispatcher, ledger, job)
+            #expect(await dispatcher.trigger(Self.manual(90), job: job) == .fired(replacing: [Self.request(60).runID]))
+            #expect(sink.cancels.map(\.runID) == [Self.request(60).runID])
+            #expect(sink.requests.map(\.runID) == [Self.request(60).runID, Self.manual(90).runID])
+        }
+    }
+
+    /// `allow`: the triggered run goes alongside.
+    @Test func aTriggerRunsAlongsideUnderAllow() async throws {
+        try await Self.withDispatcher(.allow) { dispatcher, ledger, sink, job in
+            try await Self.runningAt60(dispatcher, ledger, job)
+            #expect(await dispatcher.trigger(Self.manual(90), job: job) == .fired(replacing: []))
+            #expect(sink.requests.map(\.runID) == [Self.request(60).runID, Self.manual(90).runID])
+            #expect(await dispatcher.trigger(Self.manual(90), job: job) == .duplicate)
+        }
+    }
+
+    /// The control socket answers one request at a time: a trigger whose runs in flight the algorithm does not
+    /// confirm gives up after its limit, refused, instead of holding the socket.
+    @Test(.timeLimit(.minutes(1)))
+    func aTriggerGivesUpWhenTheRunsInFlightAreNotConfirmed() async throws {
+        try await Self.withDispatcher(.forbid, confirmWithin: .zero) { dispatcher, _, sink, job in
+            await dispatcher.dispatch(Self.request(60), job: job, lateness: 0)
+            let outcome = await dispatcher.trigger(Self.manual(90), job: job, confirmWithin: .milliseconds(50))
+            guard case .refused(let reason) = outcome else {
+                Issue.record("expected a refusal, got \(outcome)")
+                return
+            }
+            #expect(reason.contains("did not confirm"))
+            #expect(!sink.requests.contains { $0.runID == Self.manual(90).runID })
         }
     }
 }

@@ -38,17 +38,27 @@ extension Baton {
 
     /// `baton trigger`.
     struct Trigger: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run a job now (its run id ends in ~manual).")
+        static let configuration = CommandConfiguration(
+            abstract: "Run a job now (its run id ends in ~manual).",
+            discussion: """
+                The run follows the job's overlap policy like a scheduled one: with a run in flight, forbid refuses \
+                it (exit status 1, with the reason), queue queues it behind the runs in flight, replace cancels them, \
+                allow runs it alongside. A paused job is refused unless --force is given.
+                """
+        )
 
         @OptionGroup var options: ServiceOptions
 
         @Argument(help: "The job.")
         var job: String
 
+        @Flag(help: "Run it even if the job is paused.")
+        var force = false
+
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "trigger")
             let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
-                .init(command: .trigger, job: job),
+                .init(command: .trigger, job: job, force: force ? true : nil),
                 command: "trigger"
             )
             Console.line(reply.message ?? "triggered")

@@ -9,15 +9,25 @@ extension Baton {
     struct Logs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the services' log records from <data_dir>/logs/events.jsonl (and its rotated files), oldest first.",
-            discussion: "Run it where baton-logger runs. --follow keeps printing new records as they are written."
+            discussion: """
+                Run it where baton-logger runs. --follow starts with the last records, like tail -f (-n, default 10; \
+                -n 0 prints only new ones), then keeps printing new records as they are written. Without --follow, \
+                the whole history, or its last -n records.
+                """
         )
 
         static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
         @OptionGroup var options: ServiceOptions
 
-        @Flag(help: "Keep printing new records as they arrive.")
+        @Flag(help: "Keep printing new records as they arrive (after the last -n ones).")
         var follow = false
+
+        @Option(
+            name: [.customShort("n"), .customLong("lines")],
+            help: ArgumentHelp("Print only the last N records first (with --follow: 10 unless given; 0: only new ones).", valueName: "N")
+        )
+        var lines: Int?
 
         @Option(help: ArgumentHelp("Only records from this service: scheduler, algorithm, processor, logger.", valueName: "name"))
         var service: String?
@@ -37,6 +47,7 @@ extension Baton {
         var json = false
 
         func validate() throws {
+            if let lines, lines < 0 { throw ValidationError("-n must be 0 or more (got \(lines))") }
             if let level, !Self.levels.contains(level) {
                 throw ValidationError("--level must be one of \(Self.levels.joined(separator: ", ")) (got \"\(level)\")")
             }
@@ -47,24 +58,35 @@ extension Baton {
             let path = LoggerService.logPath(configuration)
             let minimum = level.flatMap { Self.levels.firstIndex(of: $0) } ?? 0
             let formatter = EventFormatter()
-            let show: (Data) -> Void = { line in
+            let render: (Data) -> String? = { line in
                 guard let event = try? Timestamp.decoder().decode(StatusEvent.self, from: line), event.type.hasPrefix("log.") else {
-                    return
+                    return nil
                 }
-                if let service, event.source != service { return }
-                if let run, event.run != run { return }
-                if (Self.levels.firstIndex(of: event.level ?? "info") ?? 0) < minimum { return }
-                Console.line(json ? String(decoding: line, as: UTF8.self) : formatter.line(event))
+                if let service, event.source != service { return nil }
+                if let run, event.run != run { return nil }
+                if (Self.levels.firstIndex(of: event.level ?? "info") ?? 0) < minimum { return nil }
+                return json ? String(decoding: line, as: UTF8.self) : formatter.line(event)
             }
+            let show: (Data) -> Void = { line in render(line).map(Console.line) }
             var files = EventLogWriter.files(path, keep: configuration.log.keep)
             if files.isEmpty && !follow {
                 Console.error("baton logs: no log at \(path) (is baton-logger running with this configuration?)")
                 throw ExitCode(1)
             }
             let current = files.popLast()
-            for file in files { Self.lines(of: file, from: 0).lines.forEach(show) }
             var offset: UInt64 = 0
-            if let current { offset = Self.lines(of: current, from: 0, each: show) }
+            if let last = lines ?? (follow ? 10 : nil) {
+                // Like tail: the last records that pass the filters, from the rotated files on if need be.
+                var tail = Tail(limit: last)
+                if last > 0 { for file in files { Self.lines(of: file, from: 0).lines.forEach { render($0).map { tail.append($0) } } } }
+                if let current {
+                    offset = Self.lines(of: current, from: 0) { line in if last > 0 { render(line).map { tail.append($0) } } }
+                }
+                tail.lines.forEach(Console.line)
+            } else {
+                for file in files { Self.lines(of: file, from: 0).lines.forEach(show) }
+                if let current { offset = Self.lines(of: current, from: 0, each: show) }
+            }
             guard follow else { return }
             while !Task.isCancelled {
                 try await Task.sleep(for: .milliseconds(250))
@@ -72,6 +94,27 @@ extension Baton {
                 if size < offset { offset = 0 }  // rotated: start the new file from its beginning
                 if size > offset { offset = Self.lines(of: path, from: offset, each: show) }
             }
+        }
+
+        /// The last `limit` lines given to it, in order.
+        struct Tail {
+            let limit: Int
+            private var ring: [String] = []
+            private var next = 0
+
+            init(limit: Int) { self.limit = limit }
+
+            mutating func append(_ line: String) {
+                guard limit > 0 else { return }
+                if ring.count < limit {
+                    ring.append(line)
+                } else {
+                    ring[next] = line
+                }
+                next = (next + 1) % limit
+            }
+
+            var lines: [String] { ring.count < limit ? ring : Array(ring[next...] + ring[..<next]) }
         }
 
         /// Reads complete lines of a file from a byte offset; returns them and the offset after the last one.

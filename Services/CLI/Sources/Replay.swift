@@ -31,7 +31,12 @@ extension Baton {
         @Flag(help: "Replay every dead-lettered result.")
         var dead = false
 
-        @Option(help: ArgumentHelp("Store into this SQLite file instead of the configured store (e.g. a fresh one).", valueName: "path"))
+        @Option(
+            help: ArgumentHelp(
+                "Store into this SQLite file instead of the configured store (e.g. a fresh one). Built-in store only: refused when processor.command is set.",
+                valueName: "path"
+            )
+        )
         var store: String?
 
         @Flag(help: "Replace results already stored instead of leaving them as they are.")
@@ -43,8 +48,26 @@ extension Baton {
             }
         }
 
+        /// Why `--store` cannot be honoured with this configuration, if it cannot: a processor command stores
+        /// results itself, wherever it was written to store them (the production database, typically), so a
+        /// replay meant for a scratch store would write there. Refused rather than guessed at.
+        static func storeRefusal(store: String?, configuration: Configuration) -> String? {
+            guard let store, !configuration.processor.command.isEmpty else { return nil }
+            return """
+                baton replay: --store \(store) redirects only the built-in store, but this configuration has processor.command \
+                (\(configuration.processor.command.joined(separator: " "))), which stores results itself, wherever it stores them: \
+                replaying through it would write to its own (production) store, not to \(store). Nothing was replayed. \
+                To replay into a scratch store, use a configuration whose processor.command writes there (or that has no \
+                processor.command, for the built-in store), and run baton replay with that --config.
+                """
+        }
+
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "replay")
+            if let refusal = Self.storeRefusal(store: store, configuration: configuration) {
+                Console.error(refusal)
+                throw ExitCode(2)
+            }
             let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
             var entries: [Outbox.Entry] = []
             if dead {

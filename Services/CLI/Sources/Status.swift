@@ -10,8 +10,10 @@ extension Baton {
             abstract: "Show what is running: services up or down, jobs, runs in flight with progress, the backlog, recent errors.",
             discussion: """
                 The logger answers from its status history (kept across its restarts); the scheduler adds each job's \
-                schedule and next fire. Exits with status 3 if the logger does not answer. The --json document is \
-                described in docs/PROTOCOL.md ("baton status --json").
+                schedule and next fire. Services down or stopped for longer than --gone (10m) are left out; --all \
+                lists them. Errors and lost status events are those of the last --window (10m), per instance. Exits \
+                with status 3 if the logger does not answer. The --json document is described in docs/PROTOCOL.md \
+                ("baton status --json").
                 """
         )
 
@@ -23,6 +25,22 @@ extension Baton {
         @Option(help: ArgumentHelp("How long to wait for the logger, e.g. 5s.", valueName: "duration"))
         var timeout: String = "5s"
 
+        @Flag(help: "Also list services gone (down or stopped for longer than --gone).")
+        var all = false
+
+        @Option(help: ArgumentHelp("A service down or stopped for longer than this is gone, e.g. 10m or 1h.", valueName: "duration"))
+        var gone: String = "10m"
+
+        @Option(help: ArgumentHelp("Count errors and lost status events over this much time, e.g. 10m.", valueName: "duration"))
+        var window: String = "10m"
+
+        static func seconds(_ text: String, option: String) throws -> Double {
+            guard let duration = DurationText.parse(text), duration > .zero else {
+                throw ValidationError("\(option): expected a duration such as 10m (got \"\(text)\")")
+            }
+            return duration / .seconds(1)
+        }
+
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "status")
             guard let wait = DurationText.parse(timeout), wait > .zero else {
@@ -31,7 +49,12 @@ extension Baton {
             let logger = RequestClient(endpoint: configuration.endpoints.query, timeout: wait)
             let scheduler = RequestClient(endpoint: configuration.endpoints.control, timeout: min(wait, .seconds(2)))
             async let jobsReply = try? scheduler.ask(ControlRequest(command: .jobs), expecting: ControlReply.self)
-            guard var report = try await logger.ask(StatusQuery(), expecting: StatusReport.self) else {
+            let query = StatusQuery(
+                all: all ? true : nil,
+                goneAfter: try Self.seconds(gone, option: "--gone"),
+                window: try Self.seconds(window, option: "--window")
+            )
+            guard var report = try await logger.ask(query, expecting: StatusReport.self) else {
                 Console.error(
                     "baton status: the logger at \(configuration.endpoints.query) did not answer within \(DurationText.format(wait)); is baton-logger running?"
                 )
@@ -82,7 +105,11 @@ extension Baton {
             let now = report.time
             func ago(_ date: Date) -> String { "\(Self.span(now.timeIntervalSince(date))) ago" }
             var text = "Baton status at \(Timestamp.format(now))\n\nSERVICES\n"
-            if report.services.isEmpty { text += "  none heard from yet\n" }
+            let windowText = report.windowSeconds.map(Self.setting)
+            let window = windowText.map { " in the last \($0)" } ?? ""
+            if report.services.isEmpty {
+                text += (report.hiddenServices ?? 0) > 0 ? "  none up or recently down\n" : "  none heard from yet\n"
+            }
             func label(_ service: StatusReport.Service) -> String {
                 service.instance == service.service ? service.service : "\(service.service) \(service.instance)"
             }
@@ -99,7 +126,16 @@ extension Baton {
                     line += "  (\(service.state == "up" ? "restarted after: " : "")\(exit) \(ago(at))"
                     line += service.restarts > 0 ? ", \(service.restarts) restart\(service.restarts == 1 ? "" : "s"))" : ")"
                 }
+                var trouble: [String] = []
+                if let errors = service.recentErrors, errors > 0 { trouble.append("\(errors) error\(errors == 1 ? "" : "s")") }
+                if let lost = service.recentEventsLost, lost > 0 { trouble.append("\(lost) event\(lost == 1 ? "" : "s") lost") }
+                if !trouble.isEmpty { line += "  \(trouble.joined(separator: ", "))\(window)" }
+                if service.gone == true { line += "  (gone)" }
                 text += line + "\n"
+            }
+            if let hidden = report.hiddenServices, hidden > 0 {
+                let after = report.goneAfterSeconds.map { " for longer than \(Self.setting($0))" } ?? ""
+                text += "  (\(hidden) service\(hidden == 1 ? "" : "s") down or stopped\(after) not shown; baton status --all lists them)\n"
             }
             text += "\nJOBS\n"
             if !schedulerAnswered { text += "  (the scheduler did not answer: schedules and next fires unknown)\n" }
@@ -145,7 +181,7 @@ extension Baton {
                 for (instance, message) in full.sorted(by: { $0.key < $1.key }) { text += "  \(instance)  \(message)\n" }
             }
             if !report.errors.isEmpty {
-                text += "\nRECENT ERRORS\n"
+                text += "\nRECENT ERRORS\(windowText.map { " (last \($0))" } ?? "")\n"
                 for error in report.errors.prefix(10) {
                     var line = "  \(Timestamp.format(error.time))  \(error.source)/\(error.instance)"
                     if let run = error.run { line += "  \(run)" }
@@ -155,10 +191,15 @@ extension Baton {
             }
             let lost = report.eventsLost.filter { $0.value > 0 }
             if !lost.isEmpty {
-                text += "\nSTATUS EVENTS LOST\n"
+                text += "\nSTATUS EVENTS LOST\(windowText.map { " (last \($0))" } ?? "")\n"
                 for (publisher, count) in lost.sorted(by: { $0.key < $1.key }) { text += "  \(publisher): \(count)\n" }
             }
             return text
+        }
+
+        /// A setting in seconds as it would be written: `10m`, `1h30m`.
+        static func setting(_ seconds: Double) -> String {
+            DurationText.format(.milliseconds(Int64((seconds * 1000).rounded())))
         }
 
         /// A short human span: `42s`, `5m 3s`, `2h 5m`, `3d 4h`.

@@ -40,10 +40,15 @@ struct Supervisor: Sendable {
     var environment: [String: String]
     var report: @Sendable (Report) -> Void
 
-    /// Supervises one child until the calling task is cancelled.
+    /// How many earlier runs' standard error logs are kept (`NAME.stderr.log.1` is the latest).
+    static let keptLogs = 3
+
+    /// Supervises one child until the calling task is cancelled. The previous run's standard error log is
+    /// kept (see ``rotate(_:keep:)``); restarts within this run append to the new one.
     func supervise(_ child: Child) async {
         var backoff = Duration.milliseconds(500)
         let stderrPath = (logDirectory as NSString).appendingPathComponent("\(child.name).stderr.log")
+        Self.rotate(stderrPath, keep: Self.keptLogs)
         while !Task.isCancelled {
             let clock = ContinuousClock()
             let started = clock.now
@@ -94,6 +99,18 @@ struct Supervisor: Sendable {
         case .exited(let code): return "exited with status \(code)"
         case .signaled(let signal): return "killed by signal \(signal)"
         }
+    }
+
+    /// Moves `path` to `path.1`, `path.1` to `path.2` and so on, dropping what would go beyond `path.<keep>`.
+    /// Nothing happens when `path` does not exist or is empty (a run that wrote nothing pushes out nothing).
+    static func rotate(_ path: String, keep: Int) {
+        let manager = FileManager.default
+        guard let size = (try? manager.attributesOfItem(atPath: path))?[.size] as? UInt64, size > 0, keep > 0 else { return }
+        try? manager.removeItem(atPath: "\(path).\(keep)")
+        for index in stride(from: keep - 1, through: 1, by: -1) where manager.fileExists(atPath: "\(path).\(index)") {
+            try? manager.moveItem(atPath: "\(path).\(index)", toPath: "\(path).\(index + 1)")
+        }
+        try? manager.moveItem(atPath: path, toPath: "\(path).1")
     }
 
     /// The last line at level warning, error or critical in the last 16 KiB of a child's standard error

@@ -15,7 +15,9 @@ extension Baton {
                 Without --config (or $BATON_CONFIG), runs the built-in demo: the demo algorithm every 10 s, two \
                 processors, SQLite under ./data. Prints one line per status event. Ctrl-C or SIGTERM stops every \
                 service (SIGTERM, then SIGKILL after 10 s) and waits for them; if baton up itself is killed, the \
-                services stop too. Each service's standard error goes to <data_dir>/logs/<service>.stderr.log.
+                services stop too. Each service's standard error goes to <data_dir>/logs/<service>.stderr.log (restarts \
+                append to it); the previous baton up's file is kept as <service>.stderr.log.1, and the two before as .2 \
+                and .3.
 
                 \(ServiceOptions.configurationHelp)
                 """

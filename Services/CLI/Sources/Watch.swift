@@ -11,7 +11,13 @@ extension Baton {
     struct Watch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print status events from the bus as they come (connects to endpoints.status_out).",
-            discussion: ServiceOptions.configurationHelp
+            discussion: """
+                Every service heartbeats (log.heartbeat): when no event arrives for two heartbeat intervals plus a \
+                second, it says it cannot reach the logger, and says so again when events are back (on standard \
+                error with --json).
+
+                \(ServiceOptions.configurationHelp)
+                """
         )
 
         @OptionGroup var options: ServiceOptions
@@ -38,12 +44,40 @@ extension Baton {
             let formatter = EventFormatter()
             // On a terminal, progress is a live line of bars at the bottom; piped, every event is a plain line.
             let live = !json && isatty(STDOUT_FILENO) == 1
+            let endpoint = configuration.endpoints.statusOut
+            let silence = configuration.log.heartbeat * 2 + .seconds(1)
+            let liveness = SharedBusLiveness(BusLiveness(silence: silence, now: .now))
+            let say: @Sendable (BusLiveness.Change) -> Void = { change in
+                let text =
+                    switch change {
+                    case .unreachable:
+                        "baton watch: cannot reach the logger at \(endpoint): no status events for \(DurationText.format(silence)) "
+                            + "(is baton-logger running?); waiting for it"
+                    case .back: "baton watch: the logger at \(endpoint) is back; events are flowing again"
+                    }
+                if json {
+                    Console.error(text)
+                } else if live {
+                    Console.write("\r\u{1B}[K" + text + "\n")
+                } else {
+                    Console.line(text)
+                }
+            }
             // Stop cleanly on Ctrl-C or SIGTERM.
             try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while true {
+                        try await Task.sleep(for: .milliseconds(250))
+                        if let change = liveness.check() { say(change) }
+                    }
+                }
                 group.addTask {
                     var board = ProgressBoard()
                     while true {
                         let event = try await stream.next()
+                        if let change = liveness.heard() { say(change) }
+                        // Heartbeats arrive whatever the --type filter (they tell a quiet bus from a dead one).
+                        if !types.isEmpty, !types.contains(where: { event.type.hasPrefix($0) }) { continue }
                         if let job, event.job != job { continue }
                         if json {
                             Console.line(String(decoding: event.jsonLine, as: UTF8.self))

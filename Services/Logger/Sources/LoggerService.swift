@@ -161,8 +161,15 @@ public struct LoggerService: Service {
             guard let frames = try? await socket.receive() else { return }
             let reply: StatusReport
             do {
-                _ = try Wire.decode(StatusQuery.self, from: frames)
-                reply = keeper.report()
+                let query = try Wire.decode(StatusQuery.self, from: frames).message
+                let defaults = StatusBoard.View()
+                reply = keeper.report(
+                    view: .init(
+                        goneAfter: query.goneAfter ?? defaults.goneAfter,
+                        window: query.window ?? defaults.window,
+                        all: query.all ?? false
+                    )
+                )
             } catch {
                 logger.warning("rejected a malformed status query", metadata: ["error": "\(error)"])
                 reply = StatusReport(time: Date(), error: "\(error)")

@@ -10,14 +10,42 @@ public import Messaging
 public struct StatusBoard: Codable, Sendable, Equatable {
     /// How many finished runs are kept.
     public static let recentLimit = 200
-    /// How many errors are kept.
-    public static let errorLimit = 50
+    /// How many errors are kept (the report shows those of the last ``View/window``).
+    public static let errorLimit = 200
     /// How many unfinished runs are tracked (the oldest are dropped beyond this).
     public static let inFlightLimit = 1000
     /// A service silent for this many heartbeat intervals is down.
     public static let missedHeartbeats = 3
-    /// A service down or stopped for this long is no longer listed.
-    public static let forgetAfter: TimeInterval = 15 * 60
+    /// A service silent for this long is forgotten, even by `baton status --all` (and losses this old too).
+    public static let forgetAfter: TimeInterval = 24 * 3600
+    /// The most service instances remembered; beyond it the longest silent are forgotten first.
+    public static let serviceLimit = 500
+    /// The most loss records kept (see ``recordLoss(publisher:lost:at:)``).
+    public static let lossLimit = 1000
+
+    /// How a report is cut: which services it lists and over what window it counts.
+    public struct View: Sendable, Equatable {
+        /// A service down or stopped and not heard from for longer than this is gone: left out unless `all`.
+        public var goneAfter: TimeInterval
+        /// Errors and lost events are counted over this much time before the report.
+        public var window: TimeInterval
+        /// List gone services too.
+        public var all: Bool
+
+        /// The default view: gone after 10 minutes, counts over the last 10 minutes, gone services left out.
+        public init(goneAfter: TimeInterval = 600, window: TimeInterval = 600, all: Bool = false) {
+            self.goneAfter = goneAfter
+            self.window = window
+            self.all = all
+        }
+    }
+
+    /// Events lost from one publisher, counted when the gap was seen (the logger's clock).
+    struct LossRecord: Codable, Sendable, Equatable {
+        var publisher: String
+        var time: Date
+        var lost: UInt64
+    }
 
     struct ServiceEntry: Codable, Sendable, Equatable {
         var service: String
@@ -43,6 +71,8 @@ public struct StatusBoard: Codable, Sendable, Equatable {
     private var backlog: StatusReport.Backlog?
     private var errors: [StatusReport.ErrorRecord] = []
     private var lost: [String: UInt64] = [:]
+    /// Losses with their time, for the window's counts (absent in boards saved before it existed).
+    private var lossLog: [LossRecord]?
     private var diskFull: [String: String]?
 
     /// An empty board.
@@ -210,26 +240,49 @@ public struct StatusBoard: Codable, Sendable, Equatable {
         jobs[run.job] = job
     }
 
-    /// Counts events lost from a publisher (`service/instance`).
-    public mutating func recordLoss(publisher: String, lost count: UInt64) {
+    /// Counts events lost from a publisher (`service/instance`), seen at `time` (the logger's clock).
+    public mutating func recordLoss(publisher: String, lost count: UInt64, at time: Date) {
         lost[publisher, default: 0] += count
+        var log = (lossLog ?? []).filter { time.timeIntervalSince($0.time) < Self.forgetAfter }
+        log.append(LossRecord(publisher: publisher, time: time, lost: count))
+        if log.count > Self.lossLimit { log.removeFirst(log.count - Self.lossLimit) }
+        lossLog = log
     }
 
-    /// Drops services gone for longer than ``forgetAfter``.
+    /// Drops services silent for longer than ``forgetAfter`` (and the longest silent beyond ``serviceLimit``).
     public mutating func forgetDeparted(now: Date) {
         services = services.filter { now.timeIntervalSince($0.value.lastSeen) < Self.forgetAfter }
+        if services.count > Self.serviceLimit {
+            let kept = services.values.sorted { $0.lastSeen > $1.lastSeen }.prefix(Self.serviceLimit)
+            services = Dictionary(uniqueKeysWithValues: kept.map { ("\($0.service)/\($0.instance)", $0) })
+        }
+        lossLog = lossLog?.filter { now.timeIntervalSince($0.time) < Self.forgetAfter }
     }
 
-    /// The report `baton status` shows, as of `now`.
-    public func report(now: Date) -> StatusReport {
+    /// The report `baton status` shows, as of `now`: services gone for longer than `view.goneAfter` left out
+    /// (unless `view.all`), errors and lost events of the last `view.window` only, in total and per instance.
+    public func report(now: Date, view: View = View()) -> StatusReport {
+        let since = now.addingTimeInterval(-view.window)
+        let recentErrors = errors.filter { $0.time > since }
+        var recentLost: [String: UInt64] = [:]
+        for loss in lossLog ?? [] where loss.time > since { recentLost[loss.publisher, default: 0] += loss.lost }
+        var errorsPerInstance: [String: Int] = [:]
+        for error in recentErrors { errorsPerInstance["\(error.source)/\(error.instance)", default: 0] += 1 }
+        var hidden = 0
         let services = services.values
             .filter { now.timeIntervalSince($0.lastSeen) < Self.forgetAfter }
             .sorted { ($0.service, $0.instance) < ($1.service, $1.instance) }
-            .map { entry in
+            .compactMap { entry -> StatusReport.Service? in
                 let silentFor = now.timeIntervalSince(entry.lastSeen)
                 let limit = Double(entry.heartbeatMs * Self.missedHeartbeats) / 1000 + 1
                 let state = entry.stopped ? "stopped" : entry.exited || silentFor > limit ? "down" : "up"
-                return StatusReport.Service(
+                let gone = state != "up" && silentFor > view.goneAfter
+                if gone && !view.all {
+                    hidden += 1
+                    return nil
+                }
+                let key = "\(entry.service)/\(entry.instance)"
+                var service = StatusReport.Service(
                     service: entry.service,
                     instance: entry.instance,
                     state: state,
@@ -244,6 +297,10 @@ public struct StatusBoard: Codable, Sendable, Equatable {
                     lastExit: entry.lastExit,
                     lastExitAt: entry.lastExitAt
                 )
+                service.gone = gone ? true : nil
+                service.recentErrors = errorsPerInstance[key]
+                service.recentEventsLost = recentLost[key]
+                return service
             }
         let runs = inFlight.values.sorted {
             ($0.scheduledAt ?? $0.startedAt ?? .distantPast, $0.run) < ($1.scheduledAt ?? $1.startedAt ?? .distantPast, $1.run)
@@ -255,9 +312,13 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             runs: runs,
             recent: Array(recent.prefix(20)),
             backlog: backlog,
-            errors: Array(errors.prefix(20)),
-            eventsLost: lost,
-            diskFull: diskFull
+            errors: Array(recentErrors.prefix(20)),
+            eventsLost: recentLost,
+            diskFull: diskFull,
+            windowSeconds: view.window,
+            goneAfterSeconds: view.goneAfter,
+            hiddenServices: view.all ? nil : hidden,
+            eventsLostTotal: lost
         )
     }
 }

@@ -51,17 +51,17 @@ public final class StatusKeeper: Sendable {
     }
 
     /// Counts lost events from a publisher.
-    public func recordLoss(publisher: String, lost: UInt64) {
+    public func recordLoss(publisher: String, lost: UInt64, received: Date = Date()) {
         state.withLock {
-            $0.board.recordLoss(publisher: publisher, lost: lost)
+            $0.board.recordLoss(publisher: publisher, lost: lost, at: received)
             $0.dirty = true
         }
         changed.ring()
     }
 
-    /// The current report.
-    public func report(now: Date = Date()) -> StatusReport {
-        state.withLock { $0.board.report(now: now) }
+    /// The current report, cut as `view` says.
+    public func report(now: Date = Date(), view: StatusBoard.View = .init()) -> StatusReport {
+        state.withLock { $0.board.report(now: now, view: view) }
     }
 
     /// Saves the board if it changed since the last save.

@@ -87,14 +87,41 @@ public struct ControlServer: Service {
             // Whole milliseconds, so that the run id and `BATON_LOGICAL_TIME` name the same instant.
             let now = Timestamp.wholeMilliseconds(Date())
             let runID = RunID.make(job: name, logicalTime: now) + "~manual"
-            await dispatcher.dispatch(
-                RunRequest(runID: runID, job: name, logicalTime: now, firedAt: now, trigger: .manual),
-                job: job,
-                lateness: 0
-            )
-            return ControlReply(ok: true, message: "\(name) triggered", runs: [runID])
+            return await trigger(job, runID: runID, at: now, force: request.force ?? false)
         case .backfill:
             return try await backfill(job, from: request.from ?? Date(), to: request.to ?? Date(), rerun: request.rerun ?? false)
+        }
+    }
+
+    /// Runs a job now: refused while it is paused (unless forced), then through its overlap policy, as a
+    /// scheduled slot would be; the reply says what happened.
+    private func trigger(_ job: Configuration.Job, runID: String, at now: Date, force: Bool) async -> ControlReply {
+        let name = job.name
+        if await control.isPaused(name), !force {
+            return ControlReply(
+                ok: false,
+                error: "\(name) is paused; not triggered (resume it, or trigger it with --force to run it once while paused)"
+            )
+        }
+        let request = RunRequest(runID: runID, job: name, logicalTime: now, firedAt: now, trigger: .manual)
+        let outcome = await dispatcher.trigger(request, job: job)
+        logger.notice("job triggered", metadata: ["job": "\(name)", "run": "\(runID)", "outcome": "\(outcome)"])
+        let policy = "overlap: \(job.overlap.rawValue)"
+        switch outcome {
+        case .fired(let replaced) where !replaced.isEmpty:
+            return ControlReply(
+                ok: true,
+                message: "\(name) triggered, replacing \(replaced.joined(separator: ", ")) (\(policy): cancelled)",
+                runs: [runID]
+            )
+        case .fired:
+            return ControlReply(ok: true, message: "\(name) triggered", runs: [runID])
+        case .queued(let behind):
+            return ControlReply(ok: true, message: "\(name) queued (\(policy)): \(behind); it runs when they end", runs: [runID])
+        case .refused(let reason):
+            return ControlReply(ok: false, error: "\(name) not triggered: \(reason)")
+        case .duplicate:
+            return ControlReply(ok: false, error: "\(name) not triggered: run \(runID) was already recorded; try again")
         }
     }
 

@@ -71,25 +71,81 @@ public struct Dispatcher: Sendable {
     /// is not recorded: while the state cannot be written (disk full), this waits and retries, so the
     /// job's timer holds its place and no slot is lost.
     public func handle(job: Configuration.Job, fire: [Date], skip: [(Date, String)], firedAt: Date) async {
+        let requests = fire.map { RunRequest.scheduled(job: job.name, slot: $0, firedAt: firedAt) }
+        guard let plan = await plan(job: job, fire: requests, skip: skip, firedAt: firedAt, confirmWithin: nil) else { return }
+        await carryOut(plan, job: job)
+    }
+
+    /// What became of a run asked for by hand (`baton trigger`), under the job's overlap policy.
+    public enum TriggerOutcome: Sendable, Equatable {
+        /// Recorded and sent to the algorithm; `replacing` the runs cancelled for it (overlap `replace`).
+        case fired(replacing: [String])
+        /// Recorded as queued behind the runs in flight (overlap `queue`); sent when they end.
+        case queued(behind: String)
+        /// Not recorded, not sent: why (overlap `forbid` with a run in flight, or the runs in flight could
+        /// not be confirmed in time).
+        case refused(String)
+        /// A run with this id was already recorded.
+        case duplicate
+    }
+
+    /// Fires a run asked for by hand through the job's overlap policy, as a scheduled slot would be (the same
+    /// ``plan(job:fire:skip:firedAt:overlap:inFlight:hasQueued:)`` and confirmation of the runs in flight), but
+    /// a run the policy would skip is refused instead of recorded, so the one who asked learns why.
+    /// - Parameter confirmWithin: How long to wait for the algorithm to confirm the runs in flight (the
+    ///   control socket answers one request at a time, so this must not wait for ever).
+    public func trigger(_ request: RunRequest, job: Configuration.Job, confirmWithin: Duration = .seconds(3)) async -> TriggerOutcome {
+        guard
+            let plan = await plan(job: job, fire: [request], skip: [], firedAt: request.firedAt, confirmWithin: confirmWithin)
+        else {
+            return .refused(
+                "the algorithm did not confirm \(job.name)'s runs in flight within \(confirmWithin); "
+                    + "its overlap policy (\(job.overlap.rawValue)) cannot be applied yet, try again"
+            )
+        }
+        guard let record = plan.records.first(where: { $0.request.runID == request.runID }) else { return .duplicate }
+        if record.state == .skipped { return .refused(record.detail ?? "skipped by the overlap policy") }
+        let isNew = await carryOut(plan, job: job)
+        guard isNew.count == plan.records.count, isNew.allSatisfy({ $0 }) else { return .duplicate }
+        if record.state == .queued { return .queued(behind: record.detail ?? "the runs in flight") }
+        return .fired(replacing: plan.cancels)
+    }
+
+    /// The overlap plan for requests to fire now, over the job's runs in flight (confirmed by the algorithm
+    /// unless the policy is `allow`).
+    /// - Returns: nil if the task was cancelled, or `confirmWithin` passed, before the runs were confirmed.
+    private func plan(
+        job: Configuration.Job,
+        fire: [RunRequest],
+        skip: [(Date, String)],
+        firedAt: Date,
+        confirmWithin: Duration?
+    ) async -> (records: [SchedulerState.Record], cancels: [String])? {
         let inFlight: [String]
         if fire.isEmpty || job.overlap == .allow {
             inFlight = ((try? await ledger?.inFlight(job: job.name)) ?? []).map(\.request.runID)
         } else {
-            guard let confirmed = await confirmedInFlight(job: job.name) else { return }
+            guard let confirmed = await confirmedInFlight(job: job.name, giveUpAfter: confirmWithin) else { return nil }
             inFlight = confirmed
         }
         let hasQueued = ((try? await ledger?.oldestQueued(job: job.name)) ?? nil) != nil
-        let plan = Self.plan(
+        return Self.plan(
             job: job.name,
-            fire: fire,
+            requests: fire,
             skip: skip,
             firedAt: firedAt,
             overlap: job.overlap,
             inFlight: inFlight,
             hasQueued: hasQueued
         )
+    }
+
+    /// Records a plan, cancels what it replaces and sends what fires.
+    /// - Returns: for each record, whether it was new; fewer if the task was cancelled first.
+    @discardableResult
+    private func carryOut(_ plan: (records: [SchedulerState.Record], cancels: [String]), job: Configuration.Job) async -> [Bool] {
         let isNew = await record(plan.records, job: job.name)
-        guard isNew.count == plan.records.count else { return }
+        guard isNew.count == plan.records.count else { return isNew }
         for old in plan.cancels {
             let reason = "replaced by \(plan.records.last { $0.state == .fired }?.request.runID ?? "a newer run")"
             _ = try? await ledger?.requestCancel(old, reason: reason)
@@ -118,6 +174,7 @@ public struct Dispatcher: Sendable {
                 send(request, lateness: request.firedAt.timeIntervalSince(request.logicalTime) * 1000)
             }
         }
+        return isNew
     }
 
     /// The job's live runs in flight, each confirmed by the algorithm: it is asked about (its request sent
@@ -125,8 +182,9 @@ public struct Dispatcher: Sendable {
     /// that stamp) and the answer awaited, asking again every 2 s while the algorithm is away. So overlap is
     /// never decided on a run whose end was reported but lost (a service killed as the report travelled).
     /// - Returns: nil if the task was cancelled first.
-    private func confirmedInFlight(job: String) async -> [String]? {
+    private func confirmedInFlight(job: String, giveUpAfter: Duration? = nil) async -> [String]? {
         guard let ledger else { return [] }
+        let deadline = giveUpAfter.map { ContinuousClock.now + $0 }
         // Only an answer to a question asked from now on tells the state as it is now: a report that was
         // already on its way can be older than an end whose report was lost.
         let since = Date().addingTimeInterval(-(confirmWithin / .seconds(1)))
@@ -154,6 +212,7 @@ public struct Dispatcher: Sendable {
                     if sink.submit(question) { try? await ledger.markResent(fire.request.runID) }
                 }
             }
+            if let deadline, ContinuousClock.now >= deadline { return nil }
             try? await Task.sleep(for: .milliseconds(10))
         }
         return nil
@@ -171,14 +230,34 @@ public struct Dispatcher: Sendable {
         inFlight: [String],
         hasQueued: Bool
     ) -> (records: [SchedulerState.Record], cancels: [String]) {
+        plan(
+            job: job,
+            requests: fire.map { RunRequest.scheduled(job: job, slot: $0, firedAt: firedAt) },
+            skip: skip,
+            firedAt: firedAt,
+            overlap: overlap,
+            inFlight: inFlight,
+            hasQueued: hasQueued
+        )
+    }
+
+    /// The same decision for requests already made (a scheduled slot's, or one asked for by hand).
+    public static func plan(
+        job: String,
+        requests fire: [RunRequest],
+        skip: [(Date, String)],
+        firedAt: Date,
+        overlap: Configuration.OverlapPolicy,
+        inFlight: [String],
+        hasQueued: Bool
+    ) -> (records: [SchedulerState.Record], cancels: [String]) {
         var records = skip.map { slot, reason in
             SchedulerState.Record(.scheduled(job: job, slot: slot, firedAt: firedAt), state: .skipped, detail: reason)
         }
         var running = inFlight
         var queued = hasQueued
         var cancels: [String] = []
-        for (index, slot) in fire.enumerated() {
-            let request = RunRequest.scheduled(job: job, slot: slot, firedAt: firedAt)
+        for (index, request) in fire.enumerated() {
             guard let previous = running.last else {
                 records.append(.init(request))
                 running.append(request.runID)
