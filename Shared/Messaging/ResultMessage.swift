@@ -70,8 +70,8 @@ public struct ResultHeader: WireMessage, Equatable {
     }
 
     public func validate() throws(ProtocolError) {
-        try RunID.validate(runID, field: "runId")
         try JobName.validate(job, field: "job")
+        try RunID.validate(runID, field: "runId", job: job)
         guard parts >= 1 else { throw ProtocolError(.field, "field \"parts\" must be at least 1 (got \(parts))") }
         guard (0..<parts).contains(part) else {
             throw ProtocolError(.field, "field \"part\" must be from 0 to \(parts - 1) (got \(part))")
