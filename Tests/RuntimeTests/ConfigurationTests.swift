@@ -82,7 +82,7 @@ struct ConfigurationTests {
         ("jobs:\n  - {name: a, every: 1s, builtin: demo}\n  - {name: a, every: 2s, builtin: demo}\n", "jobs[1].name", "already"),
         ("jobs: [\n", "", "not valid YAML"),
         ("retention:\n  max_size: lots\n", "retention.max_size", "expected a size"),
-        ("processor:\n  retries: 0\n", "processor.retries", "from 1 to 1000"),
+        ("processor:\n  retries: -1\n", "processor.retries", "from 0 to 1000"),
         ("metrics:\n  host: localhost\n", "metrics.host", "IPv4"),
         ("metrics:\n  processor: 70000\n", "metrics.processor", "TCP port"),
         ("metrics:\n  prometheus: 1\n", "metrics.prometheus", "unknown option"),
