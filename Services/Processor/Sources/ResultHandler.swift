@@ -67,11 +67,16 @@ public struct ResultHandler: Sendable {
             workingDirectory: settings.workingDirectory,
             timeout: settings.timeout
         )
+        let stderr = OutputTail()
         let outcome = try await runner.run(
             input: input,
             onOutput: { line in logger.info("\(line)", metadata: ["stream": "stdout"]) },
-            onError: { line in logger.warning("\(line)", metadata: ["stream": "stderr"]) }
+            onError: { line in
+                stderr.append(line)
+                logger.warning("\(line)", metadata: ["stream": "stderr"])
+            }
         )
-        guard outcome.succeeded else { throw StorageError("the processor command \(outcome)") }
+        // The cause goes with the failure (and so into the dead letter): the last lines of standard error.
+        guard outcome.succeeded else { throw StorageError(stderr.reason("the processor command \(outcome)")) }
     }
 }
