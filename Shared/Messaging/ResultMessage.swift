@@ -70,8 +70,8 @@ public struct ResultHeader: WireMessage, Equatable {
     }
 
     public func validate() throws(ProtocolError) {
-        try RunID.validate(runID, field: "runId")
         try JobName.validate(job, field: "job")
+        try RunID.validate(runID, field: "runId", job: job)
         guard parts >= 1 else { throw ProtocolError(.field, "field \"parts\" must be at least 1 (got \(parts))") }
         guard (0..<parts).contains(part) else {
             throw ProtocolError(.field, "field \"part\" must be from 0 to \(parts - 1) (got \(part))")
@@ -191,18 +191,22 @@ public struct FailureReport: WireMessage, Equatable {
     public var reason: String
     /// True when the part is handed back unprocessed (the processor is stopping): not a failed attempt.
     public var handBack: Bool
+    /// True when the part was refused as a conflict: its key is stored with another sha256. Permanent, so
+    /// the algorithm dead-letters it at once (cause `conflict`) instead of retrying. Absent means false.
+    public var conflict: Bool?
 
     /// Creates a failure report.
-    public init(runID: String, part: Int, processor: String, reason: String, handBack: Bool = false) {
+    public init(runID: String, part: Int, processor: String, reason: String, handBack: Bool = false, conflict: Bool = false) {
         self.runID = runID
         self.part = part
         self.processor = processor
         self.reason = reason
         self.handBack = handBack
+        self.conflict = conflict ? true : nil
     }
 
     enum CodingKeys: String, CodingKey {
-        case runID = "runId", part, processor, reason, handBack
+        case runID = "runId", part, processor, reason, handBack, conflict
     }
 
     public func validate() throws(ProtocolError) {

@@ -43,7 +43,7 @@ public struct RunReport: WireMessage, Equatable {
     }
 
     public func validate() throws(ProtocolError) {
-        try RunID.validate(runID, field: "runId")
         try JobName.validate(job, field: "job")
+        try RunID.validate(runID, field: "runId", job: job)
     }
 }

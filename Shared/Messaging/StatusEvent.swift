@@ -122,6 +122,8 @@ public enum EventType {
     public static let resultAcknowledged = "result.acknowledged"
     public static let resultRetry = "result.retry"
     public static let resultDead = "result.dead"
+    /// A processor refused a result whose key `(run, part)` is stored with another sha256 (kept aside).
+    public static let resultConflict = "result.conflict"
     public static let resultRedelivered = "result.redelivered"
     public static let resultReplayed = "result.replayed"
     public static let resultBacklog = "result.backlog"

@@ -33,16 +33,27 @@ public final class Outbox: Sendable {
         public var state: DeliveryState
         /// Failed processing attempts so far.
         public var failures: Int
-        /// The last failure's reason.
+        /// The last failure's reason (for a failed processor command, with the last lines of its standard error).
         public var lastError: String?
+        /// Why a dead part is dead when it was dead-lettered at once rather than after its retries:
+        /// ``Outbox/conflictCause`` for a part refused as a conflict. nil otherwise.
+        public var cause: String?
 
         /// Creates an entry for a new part.
-        public init(header: ResultHeader, path: String, state: DeliveryState = .pending, failures: Int = 0, lastError: String? = nil) {
+        public init(
+            header: ResultHeader,
+            path: String,
+            state: DeliveryState = .pending,
+            failures: Int = 0,
+            lastError: String? = nil,
+            cause: String? = nil
+        ) {
             self.header = header
             self.path = path
             self.state = state
             self.failures = failures
             self.lastError = lastError
+            self.cause = cause
         }
     }
 
@@ -129,6 +140,10 @@ public final class Outbox: Sendable {
         migrator.registerMigration("v2 durable_at") { db in
             // When each part became durable (seconds since 1970, sub-millisecond), for hand-off latency.
             try db.execute(sql: "ALTER TABLE outbox ADD COLUMN durable_at REAL")
+        }
+        migrator.registerMigration("v3 cause") { db in
+            // Why a part was dead-lettered at once ('conflict'); NULL when dead after its retries.
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN cause TEXT")
         }
         pool = try ResultStore.open(path: path) { try migrator.migrate($0) }
         self.policy = policy
@@ -407,14 +422,22 @@ public final class Outbox: Sendable {
         }
     }
 
-    /// Dead-letters a part at once (its raw file is unusable, so retrying cannot help).
-    public func markDead(runID: String, part: Int, reason: String) async throws {
+    /// The ``Entry/cause`` of a part refused by a processor because its key is stored with another sha256.
+    public static let conflictCause = "conflict"
+
+    /// Dead-letters a part at once (its raw file is unusable, or a processor refused it as a conflict:
+    /// retrying cannot help). Returns whether the part was in a state that can be dead-lettered.
+    @discardableResult
+    public func markDead(runID: String, part: Int, reason: String, cause: String? = nil) async throws -> Bool {
         try await write { db in
             try db.execute(
-                sql:
-                    "UPDATE outbox SET state = 'dead', started = 0, last_error = ? WHERE run_id = ? AND part = ? AND state IN (\(Self.killable))",
-                arguments: [reason, runID, part]
+                sql: """
+                    UPDATE outbox SET state = 'dead', started = 0, last_error = ?, cause = ?
+                    WHERE run_id = ? AND part = ? AND state IN (\(Self.killable))
+                    """,
+                arguments: [reason, cause, runID, part]
             )
+            return db.changesCount > 0
         }
     }
 
@@ -425,7 +448,7 @@ public final class Outbox: Sendable {
         try await write { db in
             try db.execute(
                 sql: """
-                    UPDATE outbox SET state = 'pending', failures = 0, started = 0, last_error = NULL, due_at = ?
+                    UPDATE outbox SET state = 'pending', failures = 0, started = 0, last_error = NULL, cause = NULL, due_at = ?
                     WHERE run_id = ? AND (? IS NULL OR part = ?)
                     """,
                 arguments: [now.timeIntervalSince1970, runID, part, part]
@@ -434,14 +457,25 @@ public final class Outbox: Sendable {
         }
     }
 
-    /// Parts in a state (or all), oldest first, optionally for one job and a logical-time range.
-    public func entries(state: DeliveryState? = nil, job: String? = nil, from: Date? = nil, to: Date? = nil) async throws -> [Entry] {
+    /// Parts in a state (or all), oldest first, optionally with a dead-letter cause (``Entry/cause``), for one
+    /// job and a logical-time range.
+    public func entries(
+        state: DeliveryState? = nil,
+        cause: String? = nil,
+        job: String? = nil,
+        from: Date? = nil,
+        to: Date? = nil
+    ) async throws -> [Entry] {
         try await pool.read { db in
             var conditions: [String] = []
             var arguments: [any DatabaseValueConvertible] = []
             if let state {
                 conditions.append("state = ?")
                 arguments.append(state.rawValue)
+            }
+            if let cause {
+                conditions.append("cause = ?")
+                arguments.append(cause)
             }
             if let job {
                 conditions.append("job = ?")
@@ -521,7 +555,8 @@ public final class Outbox: Sendable {
             path: row["path"],
             state: DeliveryState(rawValue: row["state"]) ?? .pending,
             failures: row["failures"],
-            lastError: row["last_error"]
+            lastError: row["last_error"],
+            cause: row["cause"]
         )
     }
 }

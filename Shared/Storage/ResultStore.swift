@@ -5,15 +5,20 @@ public import Messaging
 /// The processors' SQLite store: one row per stored result part, and for JSON-lines results one row per line.
 ///
 /// Storing is idempotent by key `(run_id, part)`: each part is stored in one transaction, and a part already
-/// there is reported as a duplicate and left as it is. Any number of processes may share the file (WAL mode,
-/// with a busy timeout for concurrent writers).
+/// there with the same sha256 is reported as a duplicate and left as it is. A part whose key is there with
+/// another sha256 is a conflict, never a duplicate: it is refused, the stored part is left as it is, and the
+/// refused one is kept aside in the `conflicts` table (its header, bytes, both checksums, when and by which
+/// processor) for inspection. Any number of processes may share the file (WAL mode, with a busy timeout for
+/// concurrent writers).
 public final class ResultStore: Sendable {
     /// What storing a part did.
     public enum Outcome: Sendable, Equatable {
         /// Newly stored, with this many JSON-lines records (0 for a blob).
         case stored(records: Int)
-        /// Already stored earlier; nothing changed.
+        /// Already stored earlier, with the same sha256; nothing changed.
         case duplicate
+        /// The key is stored with another sha256 (`stored`); this part was refused and kept aside.
+        case conflict(stored: String)
     }
 
     /// The database file.
@@ -90,6 +95,28 @@ public final class ResultStore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2 conflicts") { db in
+            // Parts refused because their key was stored with another checksum: kept whole for inspection.
+            try db.execute(
+                sql: """
+                    CREATE TABLE conflicts (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        run_id TEXT NOT NULL,
+                        part INTEGER NOT NULL,
+                        job TEXT NOT NULL,
+                        logical_time TEXT NOT NULL,
+                        stored_sha256 TEXT NOT NULL,
+                        received_sha256 TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        header TEXT NOT NULL,
+                        payload BLOB,
+                        processor TEXT NOT NULL,
+                        received_at TEXT NOT NULL,
+                        UNIQUE (run_id, part, received_sha256)
+                    );
+                    """
+            )
+        }
         return migrator
     }
 
@@ -101,7 +128,7 @@ public final class ResultStore: Sendable {
     public func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> Outcome {
         let lines = Self.jsonLines(payload)
         return try await pool.write { db in
-            if try Self.exists(db, header) { return .duplicate }
+            if let known = try Self.check(db, header, payload: payload, processor: processor) { return known }
             try Self.insertResult(
                 db,
                 header,
@@ -121,17 +148,29 @@ public final class ResultStore: Sendable {
 
     /// True when a part was already stored (or processed by a command).
     public func contains(runID: String, part: Int) async throws -> Bool {
+        try await storedSHA256(runID: runID, part: part) != nil
+    }
+
+    /// The sha256 a part was stored (or processed by a command) with; nil when it is not stored.
+    public func storedSHA256(runID: String, part: Int) async throws -> String? {
         try await pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM results WHERE run_id = ? AND part = ?)", arguments: [runID, part])
-                ?? false
+            try String.fetchOne(db, sql: "SELECT sha256 FROM results WHERE run_id = ? AND part = ?", arguments: [runID, part])
         }
     }
 
+    /// What a part already stored makes of this one: nil when its key is new; ``Outcome/duplicate`` when it
+    /// is stored with the same sha256; ``Outcome/conflict(stored:)`` when with another (and kept aside), before
+    /// an external processor command is given it.
+    public func admit(_ header: ResultHeader, payload: Data, processor: String) async throws -> Outcome? {
+        try await pool.write { db in try Self.check(db, header, payload: payload, processor: processor) }
+    }
+
     /// Records that an external processor command handled a part, so that a redelivery is recognised.
-    /// - Returns: ``Outcome/duplicate`` if it was already recorded.
-    public func recordProcessed(_ header: ResultHeader, processor: String) async throws -> Outcome {
+    /// - Returns: ``Outcome/duplicate`` if it was already recorded with the same sha256, ``Outcome/conflict(stored:)``
+    ///   if with another (another processor stored it meanwhile; the payload is then kept aside).
+    public func recordProcessed(_ header: ResultHeader, payload: Data, processor: String) async throws -> Outcome {
         try await pool.write { db in
-            if try Self.exists(db, header) { return .duplicate }
+            if let known = try Self.check(db, header, payload: payload, processor: processor) { return known }
             try Self.insertResult(db, header, format: "command", blob: nil, processor: processor)
             return .stored(records: 0)
         }
@@ -166,12 +205,62 @@ public final class ResultStore: Sendable {
         }
     }
 
-    private static func exists(_ db: Database, _ header: ResultHeader) throws -> Bool {
-        try Bool.fetchOne(
-            db,
-            sql: "SELECT EXISTS (SELECT 1 FROM results WHERE run_id = ? AND part = ?)",
-            arguments: [header.runID, header.part]
-        ) ?? false
+    /// A part refused as a conflict, kept aside.
+    public struct Conflict: Sendable, Equatable {
+        /// The header of the refused part.
+        public var header: ResultHeader
+        /// The sha256 the key is stored with.
+        public var storedSHA256: String
+        /// The refused part's bytes.
+        public var payload: Data
+        /// The processor that refused it.
+        public var processor: String
+        /// When it was refused.
+        public var receivedAt: Date
+    }
+
+    /// The parts refused as conflicts, oldest first.
+    public func conflicts() async throws -> [Conflict] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM conflicts ORDER BY id").map { row in
+                let header = try Timestamp.decoder().decode(ResultHeader.self, from: Data((row["header"] as String).utf8))
+                let received: String = row["received_at"]
+                return Conflict(
+                    header: header,
+                    storedSHA256: row["stored_sha256"],
+                    payload: row["payload"] ?? Data(),
+                    processor: row["processor"],
+                    receivedAt: Timestamp.parse(received) ?? Date(timeIntervalSince1970: 0)
+                )
+            }
+        }
+    }
+
+    /// nil when the key is new; otherwise a duplicate (same sha256) or a conflict, which is kept aside.
+    private static func check(_ db: Database, _ header: ResultHeader, payload: Data, processor: String) throws -> Outcome? {
+        guard
+            let stored = try String.fetchOne(
+                db,
+                sql: "SELECT sha256 FROM results WHERE run_id = ? AND part = ?",
+                arguments: [header.runID, header.part]
+            )
+        else { return nil }
+        if stored == header.sha256 { return .duplicate }
+        var kept = header
+        kept.sentAtUs = nil
+        let headerText = String(decoding: try Timestamp.encoder().encode(kept), as: UTF8.self)
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO conflicts
+                    (run_id, part, job, logical_time, stored_sha256, received_sha256, size, header, payload, processor, received_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                header.runID, header.part, header.job, Timestamp.format(header.logicalTime), stored, header.sha256, header.size,
+                headerText, payload, processor, Timestamp.format(Date()),
+            ]
+        )
+        return .conflict(stored: stored)
     }
 
     private static func insertResult(_ db: Database, _ header: ResultHeader, format: String, blob: Data?, processor: String) throws {

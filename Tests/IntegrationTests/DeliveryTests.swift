@@ -99,7 +99,8 @@ struct DeliveryTests {
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
             let listed = try stack.baton(["results", "--state", "dead"])
             #expect(listed.output.contains("dead"))
-            #expect(listed.output.contains("failures=3"), "\(listed.output)")
+            // retries: 3 is three retries after the first attempt: 4 attempts in all.
+            #expect(listed.output.contains("failures=4"), "\(listed.output)")
             #expect(stack.storedCount() == 0)
 
             FileManager.default.createFile(atPath: marker, contents: nil)

@@ -26,7 +26,7 @@ struct WireTests {
     @Test func resultRoundTripVerifiesChecksum() throws {
         let payload = Data("{\"a\":1}\n".utf8)
         let header = ResultHeader(
-            runID: "j@x",
+            runID: RunID.make(job: "j", logicalTime: time),
             job: "j",
             logicalTime: time,
             size: payload.count,

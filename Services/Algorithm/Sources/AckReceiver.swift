@@ -115,6 +115,22 @@ public struct AckReceiver: Service {
     }
 
     private func handle(_ report: FailureReport) async throws {
+        if report.conflict == true {
+            // Permanent: the processors' store holds this key with another sha256, so every retry would be
+            // refused the same way. Dead-lettered at once, with cause `conflict`, never acknowledged.
+            if try await outbox.markDead(runID: report.runID, part: report.part, reason: report.reason, cause: Outbox.conflictCause) {
+                logger.error("result dead-lettered: \(report.reason)", metadata: ["run": "\(report.runID)", "part": "\(report.part)"])
+                publisher.publish(
+                    EventType.resultDead,
+                    run: report.runID,
+                    part: report.part,
+                    message: report.reason,
+                    attributes: ["processor": report.processor, "cause": Outbox.conflictCause]
+                )
+            }
+            doorbell.ring()
+            return
+        }
         let outcome = try await outbox.recordFailure(
             runID: report.runID,
             part: report.part,

@@ -59,7 +59,7 @@ public enum AlgorithmService {
         }
         let outbox = try Outbox(
             path: outboxPath(configuration),
-            policy: .init(maxAttempts: processor.retries, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
+            policy: .init(maxAttempts: processor.attempts, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
         )
         let heartbeat = SocketOption.peerHeartbeat
         let (results, acks) = try await resultSockets(configuration: configuration, context: environment.context)

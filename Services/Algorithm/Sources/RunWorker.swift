@@ -390,6 +390,7 @@ public struct RunWorker: Service {
                 workingDirectory: command.workingDirectory,
                 timeout: job.timeout
             )
+            let stderr = OutputTail()
             do {
                 let outcome = try await runner.run(
                     onOutput: { line in
@@ -405,9 +406,13 @@ public struct RunWorker: Service {
                             logger.info("\(line)", metadata: ["stream": "stdout"])
                         }
                     },
-                    onError: { line in logger.warning("\(line)", metadata: ["stream": "stderr"]) }
+                    onError: { line in
+                        stderr.append(line)
+                        logger.warning("\(line)", metadata: ["stream": "stderr"])
+                    }
                 )
-                return outcome.succeeded ? nil : "the command \(outcome)"
+                // The cause goes with the failure (ledger, report, run.failed): the last lines of standard error.
+                return outcome.succeeded ? nil : stderr.reason("the command \(outcome)")
             } catch {
                 return "cannot start \(command.argv[0]): \(error)"
             }

@@ -16,7 +16,8 @@ extension Baton {
             discussion: """
                 Each raw result is read from <data_dir>/raw, checked against its recorded sha256 (a corrupt file is \
                 reported and never stored), and processed here as a processor would: the built-in store, or \
-                processor.command. A result already stored is left as it is unless --overwrite is given. Replaying \
+                processor.command. A result already stored is left as it is unless --overwrite is given; one stored with \
+                another sha256 is a conflict, reported as failed and kept aside, unless --overwrite is given. Replaying \
                 into the deployment's own store marks dead letters as delivered. Run it where baton-algorithm runs.
                 """
         )
@@ -96,6 +97,12 @@ extension Baton {
                     }
                     let message = ResultMessage(header: entry.header, payload: payload)
                     let outcome = try await handler.process(message, overwrite: overwrite, logger: logger)
+                    if case .conflict(let stored) = outcome {
+                        // Refused (and kept aside in the store's conflicts table); the dead letter stays as it is.
+                        throw StorageError(
+                            "conflict: stored with sha256 \(stored), this result has sha256 \(entry.header.sha256); not stored (--overwrite replaces it)"
+                        )
+                    }
                     if intoLiveStore, entry.state != .acked {
                         try await outbox.markAcked(runID: entry.header.runID, part: entry.header.part, processor: "replay")
                     }
@@ -106,6 +113,8 @@ extension Baton {
                     case .duplicate:
                         tally.duplicate += 1
                         Console.line("\(name): already stored, unchanged")
+                    case .conflict:
+                        break
                     }
                 } catch {
                     tally.failed += 1

@@ -6,7 +6,9 @@ public import Storage
 
 /// Processes one result part: the built-in store, or the configured processor command. Either way the
 /// part's key `(run id, part)` is recorded in the store in one transaction, so a part processed twice is
-/// stored (and given to the command) once. Used by `baton-processor` and by `baton replay`.
+/// stored (and given to the command) once. A part whose key is recorded with another sha256 is a conflict:
+/// refused and kept aside (see ``ResultStore``), never given to the command. Used by `baton-processor` and by
+/// `baton replay`.
 public struct ResultHandler: Sendable {
     private let configuration: Configuration
     private let store: ResultStore
@@ -26,7 +28,7 @@ public struct ResultHandler: Sendable {
     /// Processes a part (already checked against its checksum).
     /// - Parameters:
     ///   - message: The part.
-    ///   - overwrite: Replace what is stored for this part instead of reporting it as a duplicate.
+    ///   - overwrite: Replace what is stored for this part instead of reporting it as a duplicate or a conflict.
     ///   - logger: Receives the command's output lines.
     /// - Throws: When the store or the command fails; nothing is recorded then.
     public func process(_ message: ResultMessage, overwrite: Bool = false, logger: Logger) async throws -> ResultStore.Outcome {
@@ -35,9 +37,9 @@ public struct ResultHandler: Sendable {
         if configuration.processor.command.isEmpty {
             return try await store.store(header, payload: message.payload, processor: instance)
         }
-        if try await store.contains(runID: header.runID, part: header.part) { return .duplicate }
+        if let known = try await store.admit(header, payload: message.payload, processor: instance) { return known }
         try await runCommand(message, logger: logger)
-        return try await store.recordProcessed(header, processor: instance)
+        return try await store.recordProcessed(header, payload: message.payload, processor: instance)
     }
 
     private func runCommand(_ message: ResultMessage, logger: Logger) async throws {
@@ -67,11 +69,16 @@ public struct ResultHandler: Sendable {
             workingDirectory: settings.workingDirectory,
             timeout: settings.timeout
         )
+        let stderr = OutputTail()
         let outcome = try await runner.run(
             input: input,
             onOutput: { line in logger.info("\(line)", metadata: ["stream": "stdout"]) },
-            onError: { line in logger.warning("\(line)", metadata: ["stream": "stderr"]) }
+            onError: { line in
+                stderr.append(line)
+                logger.warning("\(line)", metadata: ["stream": "stderr"])
+            }
         )
-        guard outcome.succeeded else { throw StorageError("the processor command \(outcome)") }
+        // The cause goes with the failure (and so into the dead letter): the last lines of standard error.
+        guard outcome.succeeded else { throw StorageError(stderr.reason("the processor command \(outcome)")) }
     }
 }

@@ -9,7 +9,8 @@ public import ZMQ
 
 /// Takes results from the algorithm, one at a time, checks them, processes and stores them (through a
 /// ``ResultHandler``), and tells the algorithm: a lease renewal when it starts and then every third of the
-/// lease while it works, an acknowledgement once the result is committed, or a failure report.
+/// lease while it works, an acknowledgement once the result is committed (or found already stored with the
+/// same sha256), or a failure report: a conflict (stored with another sha256) is reported as one, marked permanent.
 ///
 /// On SIGTERM a result being processed is handed back (the algorithm sends it again at once) unless it
 /// was already stored, in which case it is acknowledged.
@@ -105,6 +106,23 @@ public struct ResultProcessor: Service {
             return outcome ?? .failure(CancellationError())
         }
         switch result {
+        case .success(.conflict(let stored)):
+            // Never a duplicate: the stored part stays, this one was kept aside by the store and is refused.
+            metrics.counter("baton_results_processed_total", job: header.job, [("outcome", "conflict")]).increment()
+            let reason =
+                "conflict: \(header.runID) part \(header.part) is stored with sha256 \(stored); this result has sha256 \(header.sha256)"
+            logger.error("refused a conflicting result: \(reason)")
+            publisher.publish(
+                EventType.resultConflict,
+                job: header.job,
+                run: header.runID,
+                part: header.part,
+                level: "error",
+                message: reason,
+                attributes: ["stored_sha256": stored, "received_sha256": header.sha256, "processor": instance]
+            )
+            let report = FailureReport(runID: header.runID, part: header.part, processor: instance, reason: reason, conflict: true)
+            acks.post(Wire.encode(report))
         case .success(let outcome):
             let elapsed = clock.now - start
             metrics.timer("baton_processing_duration_seconds", job: header.job).record(duration: elapsed)

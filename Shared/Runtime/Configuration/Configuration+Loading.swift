@@ -166,8 +166,8 @@ extension Configuration {
         guard (0...256).contains(processor.count) else { throw fail("processor.count", "must be from 0 to 256 (got \(processor.count))") }
         guard processor.timeout > .zero else { throw fail("processor.timeout", "must be more than 0") }
         guard processor.lease >= .milliseconds(100) else { throw fail("processor.lease", "must be at least 100ms") }
-        guard (1...1000).contains(processor.retries) else {
-            throw fail("processor.retries", "must be from 1 to 1000 attempts (got \(processor.retries))")
+        guard (0...1000).contains(processor.retries) else {
+            throw fail("processor.retries", "must be from 0 to 1000 retries after the first attempt (got \(processor.retries))")
         }
         guard processor.backoff > .zero, processor.backoffMax >= processor.backoff else {
             throw fail("processor.backoff_max", "must be at least processor.backoff, and both more than 0")

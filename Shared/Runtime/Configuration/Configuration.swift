@@ -75,8 +75,11 @@ public struct Configuration: Sendable, Equatable {
         public var timeout: Duration = .seconds(3600)
         /// A processor must start on a result within this time, and renew it this often while working.
         public var lease: Duration = .seconds(30)
-        /// Attempts before a result is dead-lettered.
-        public var retries = 5
+        /// Retries after the first attempt before a result is dead-lettered (so `retries + 1` attempts in all),
+        /// as `jobs[].retries` counts them. The default, 4, gives 5 attempts.
+        public var retries = 4
+        /// Attempts in all before a result is dead-lettered: the first and its ``retries``.
+        public var attempts: Int { retries + 1 }
         /// Delay before the first retry of a failed result; doubled each time, with jitter.
         public var backoff: Duration = .seconds(2)
         /// Longest delay between retries.
