@@ -8,12 +8,14 @@ import ZMQ
 /// A conflict is never a duplicate; failures carry their cause; `processor.retries` counts retries.
 @Suite(.serialized)
 struct IntegrityTests {
-    /// A slot two seconds from now, whole milliseconds, of a job repeating hourly: one run, whose id is known.
+    /// A slot five seconds from now, whole milliseconds, of a job repeating hourly: one run, whose id is known.
+    /// The scheduler must be up before the slot (one before its first start is not a missed slot, and is never
+    /// run), which takes a few seconds on a loaded machine.
     static func oneRun(
         extra: String = "",
         algorithm: String = "builtin: demo\n    duration: 1ms\n    result_size: 64"
     ) -> (yaml: String, runID: String) {
-        let anchor = Timestamp.wholeMilliseconds(Date().addingTimeInterval(2))
+        let anchor = Timestamp.wholeMilliseconds(Date().addingTimeInterval(5))
         let yaml = """
             \(extra)
             jobs:
