@@ -139,7 +139,8 @@ public enum DeliveryState: String, Codable, Sendable, CaseIterable {
     case sent
     /// Stored by a processor and acknowledged: done.
     case acked
-    /// Failed `processor.retries` times (or its raw file is unusable): kept for `baton replay --dead`.
+    /// Failed `1 + processor.retries` times (or its raw file is unusable, or a processor refused it as a conflict):
+    /// kept for `baton replay --dead`.
     case dead
 
     /// What happens to a part.

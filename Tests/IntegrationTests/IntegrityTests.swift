@@ -8,21 +8,24 @@ import ZMQ
 /// A conflict is never a duplicate; failures carry their cause; `processor.retries` counts retries.
 @Suite(.serialized)
 struct IntegrityTests {
-    /// A slot two seconds from now, whole milliseconds, of a job repeating hourly: one run, whose id is known.
-    static func oneRun(
-        extra: String = "",
-        algorithm: String = "builtin: demo\n    duration: 1ms\n    result_size: 64"
-    ) -> (yaml: String, runID: String) {
-        let anchor = Timestamp.wholeMilliseconds(Date().addingTimeInterval(2))
-        let yaml = """
-            \(extra)
-            jobs:
-              - name: quick
-                every: 1h
-                anchor: \(Timestamp.format(anchor))
-                \(algorithm)
-            """
-        return (yaml, RunID.make(job: "quick", logicalTime: anchor))
+    /// A job `quick` whose hourly slots are half an hour away: it runs only when triggered (`run(_:)`), so a
+    /// scheduler slow to start on a loaded machine cannot miss the run.
+    static func job(extra: String = "", algorithm: String = "builtin: demo\n    duration: 1ms\n    result_size: 64") -> String {
+        """
+        \(extra)
+        jobs:
+          - name: quick
+            every: 1h
+            anchor: \(Timestamp.format(Timestamp.wholeMilliseconds(Date().addingTimeInterval(1800))))
+            \(algorithm)
+        """
+    }
+
+    /// Triggers one run of `quick` (`baton trigger`) and returns its id.
+    static func run(_ stack: TestStack) throws -> String {
+        let trigger = try stack.baton(["trigger", "quick"])
+        #expect(trigger.status == 0, "\(trigger.output)")
+        return try #require(trigger.output.split(separator: "\n").last.map(String.init))
     }
 
     /// What a processor says about one part, skipping its lease renewals.
@@ -125,10 +128,16 @@ struct IntegrityTests {
     /// `baton results --state conflict`; `baton replay --dead` refuses it again; with `--overwrite` it is stored.
     @Test(.timeLimit(.minutes(2)))
     func aConflictIsDeadLetteredAtOnceAndReplayedWithOverwrite() async throws {
-        let (yaml, runID) = Self.oneRun(extra: "processor:\n  retries: 5\n  backoff: 100ms\n  backoff_max: 200ms")
+        // The run takes 2 s: time to store the forged result under its id before the real one is handed off.
+        let yaml = Self.job(
+            extra: "processor:\n  retries: 5\n  backoff: 100ms\n  backoff_max: 200ms",
+            algorithm: "builtin: demo\n    duration: 2s\n    result_size: 64"
+        )
         try await TestStack.with("conflict2", yaml: yaml) { stack in
             let forged = Data("{\"forged\":true}\n".utf8)
             let store = try ResultStore(path: stack.storePath)
+            try stack.startServices(processors: 1)
+            let runID = try Self.run(stack)
             let logicalTime = try #require(RunID.parse(runID).flatMap { Timestamp.parse($0.timestamp) })
             let header = ResultHeader(
                 runID: runID,
@@ -138,8 +147,6 @@ struct IntegrityTests {
                 sha256: SHA256.hex(of: forged)
             )
             #expect(try await store.store(header, payload: forged, processor: "forger") == .stored(records: 1))
-
-            try stack.startServices(processors: 1)
             let dead = try await stack.waitUntil(timeout: .seconds(60)) { stack.outboxCounts()["dead"] == 1 }
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
             let row = try stack.read(stack.outboxPath) { db in
@@ -192,9 +199,9 @@ struct IntegrityTests {
               backoff_max: 200ms
               lease: 5s
             """
-        let (yaml, runID) = Self.oneRun(extra: processor)
-        try await TestStack.with("retries", yaml: yaml) { stack in
+        try await TestStack.with("retries", yaml: Self.job(extra: processor)) { stack in
             try stack.startServices(processors: 1)
+            let runID = try Self.run(stack)
             let dead = try await stack.waitUntil(timeout: .seconds(60)) { stack.outboxCounts()["dead"] == 1 }
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
             // Nothing runs after a dead letter; give a wrong extra attempt the time to show.
@@ -213,9 +220,9 @@ struct IntegrityTests {
     @Test(.timeLimit(.minutes(2)))
     func failedRunRecordsTheLastLinesOfItsStderr() async throws {
         let command = "command: [sh, -c, \"for i in $(seq 10 39); do echo line-$i >&2; done; exit 1\"]"
-        let (yaml, runID) = Self.oneRun(algorithm: command)
-        try await TestStack.with("stderr", yaml: yaml) { stack in
+        try await TestStack.with("stderr", yaml: Self.job(algorithm: command)) { stack in
             try stack.startServices(processors: 0)
+            let runID = try Self.run(stack)
             let failed = try await stack.waitUntil(timeout: .seconds(60)) {
                 (try? stack.read(stack.outboxPath) { db in
                     try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [runID])

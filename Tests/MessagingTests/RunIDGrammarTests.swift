@@ -11,8 +11,8 @@ struct RunIDGrammarTests {
     static let nameRest = nameFirst + Array("._-")
 
     /// A job name from the grammar: a letter or digit, then up to 127 of letters, digits, `.`, `_`, `-`.
-    static let names = Gen.element(of: nameFirst).map { String($0!) }
-    static let tails = Gen.element(of: nameRest).map { $0! }.array(of: 0...127).map { String($0) }
+    static let names = Gen.element(of: nameFirst).map { String($0 ?? "a") }
+    static let tails = Gen.element(of: nameRest).map { $0 ?? "a" }.array(of: 0...127).map { String($0) }
 
     /// Any name and any millisecond from 1970 to 9999 make an id the grammar accepts, in every form the
     /// scheduler makes it: the slot's, a manual run's (`~manual`), a backfill rerun's (`~N`).
