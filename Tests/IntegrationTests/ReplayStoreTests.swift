@@ -33,11 +33,11 @@ struct ReplayStoreTests {
             #expect(try Data(contentsOf: URL(fileURLWithPath: production)) == before)
             #expect(!FileManager.default.fileExists(atPath: scratch))
 
-            // Without --store the replay goes through the command, as documented (already stored: unchanged).
+            // Without --store the replay goes through the command, as documented: production keeps what it had
+            // (parts it stored are left as they are; parts still waiting when the stack stopped are added).
             let plain = try stack.baton(["replay", "--job", "quick"])
             #expect(plain.status == 0, "\(plain.output)")
-            #expect(plain.output.contains("0 stored"), "\(plain.output)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: production)) == before)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: production)).starts(with: before))
         }
     }
 }
