@@ -91,10 +91,12 @@ struct DeliveryTests {
               backoff_max: 200ms
               lease: 5s
             """
-        // One run, two seconds from now: the job's grid is anchored there and repeats hourly.
-        let yaml = Self.quickJob(every: "1h", anchor: Date().addingTimeInterval(2), extra: processor)
+        // One run, triggered: the job's hourly slots are half an hour away. (A slot two seconds ahead is lost
+        // when a loaded machine starts the scheduler late: a new job's grid starts at its first start.)
+        let yaml = Self.quickJob(every: "1h", anchor: Date().addingTimeInterval(1800), extra: processor)
         try await TestStack.with("dead", yaml: yaml) { stack in
             try stack.startServices(processors: 1)
+            _ = try await stack.trigger("quick")
             let dead = try await stack.waitUntil(timeout: .seconds(60)) { stack.outboxCounts()["dead"] == 1 }
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
             let listed = try stack.baton(["results", "--state", "dead"])

@@ -22,10 +22,8 @@ struct IntegrityTests {
     }
 
     /// Triggers one run of `quick` (`baton trigger`) and returns its id.
-    static func run(_ stack: TestStack) throws -> String {
-        let trigger = try stack.baton(["trigger", "quick"])
-        #expect(trigger.status == 0, "\(trigger.output)")
-        return try #require(trigger.output.split(separator: "\n").last.map(String.init))
+    static func run(_ stack: TestStack) async throws -> String {
+        try await stack.trigger("quick")
     }
 
     /// What a processor says about one part, skipping its lease renewals.
@@ -137,7 +135,7 @@ struct IntegrityTests {
             let forged = Data("{\"forged\":true}\n".utf8)
             let store = try ResultStore(path: stack.storePath)
             try stack.startServices(processors: 1)
-            let runID = try Self.run(stack)
+            let runID = try await Self.run(stack)
             let logicalTime = try #require(RunID.parse(runID).flatMap { Timestamp.parse($0.timestamp) })
             let header = ResultHeader(
                 runID: runID,
@@ -201,7 +199,7 @@ struct IntegrityTests {
             """
         try await TestStack.with("retries", yaml: Self.job(extra: processor)) { stack in
             try stack.startServices(processors: 1)
-            let runID = try Self.run(stack)
+            let runID = try await Self.run(stack)
             let dead = try await stack.waitUntil(timeout: .seconds(60)) { stack.outboxCounts()["dead"] == 1 }
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
             // Nothing runs after a dead letter; give a wrong extra attempt the time to show.
@@ -222,7 +220,7 @@ struct IntegrityTests {
         let command = "command: [sh, -c, \"for i in $(seq 10 39); do echo line-$i >&2; done; exit 1\"]"
         try await TestStack.with("stderr", yaml: Self.job(algorithm: command)) { stack in
             try stack.startServices(processors: 0)
-            let runID = try Self.run(stack)
+            let runID = try await Self.run(stack)
             let failed = try await stack.waitUntil(timeout: .seconds(60)) {
                 (try? stack.read(stack.outboxPath) { db in
                     try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [runID])

@@ -56,7 +56,8 @@ struct OrphanTests {
     /// files of dead attempts, and runs the run again into a file of its own.
     @Test(.timeLimit(.minutes(1)))
     func killedAlgorithmTakesItsCommandAlongAndItsSuccessorCleansUp() async throws {
-        let anchor = Timestamp.format(Date().addingTimeInterval(2))
+        // Hourly slots half an hour away: the one run is triggered, whenever the scheduler is up.
+        let anchor = Timestamp.format(Date().addingTimeInterval(1800))
         try await TestStack.with(
             "orphan",
             yaml: """
@@ -75,6 +76,7 @@ struct OrphanTests {
             defer { try? FileManager.default.removeItem(atPath: pids) }
             try stack.start("scheduler", "baton-scheduler")
             let algorithm = try stack.start("algorithm", "baton-algorithm")
+            _ = try await stack.trigger("slow")
             let running = try await stack.waitUntil(timeout: .seconds(30)) { !Self.lines(pids).isEmpty }
             #expect(running, "algorithm: \(stack.stderr("algorithm").suffix(800)); scheduler: \(stack.stderr("scheduler").suffix(800))")
             let command = try #require(Self.lines(pids).first)

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import GRDB
+import Testing
 
 /// A Baton deployment for one test: its own directory, its own `ipc://` endpoints, real service processes.
 ///
@@ -215,6 +216,22 @@ final class TestStack: @unchecked Sendable {
     }
 
     /// Rewrites the configuration's YAML body (after data_dir and endpoints).
+    /// Triggers one run of `job` once the scheduler answers (`baton jobs`; a loaded machine may take seconds to
+    /// start it) and returns the run's id. Triggering once, not until it works: a trigger whose reply came too
+    /// late for the client may still have fired.
+    func trigger(_ job: String) async throws -> String {
+        var asked = ""
+        let answering = try await waitUntil(timeout: .seconds(60)) {
+            let jobs = try baton(["jobs"])
+            asked = jobs.output
+            return jobs.status == 0
+        }
+        try #require(answering, "the scheduler does not answer: \(asked)")
+        let trigger = try baton(["trigger", job])
+        try #require(trigger.status == 0, "\(trigger.output)")
+        return try #require(trigger.output.split(separator: "\n").last.map(String.init))
+    }
+
     func rewrite(yaml body: String) throws {
         try (head + body).write(toFile: configPath, atomically: true, encoding: .utf8)
     }
