@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and a few more.
-.PHONY: demo test bench build release format clean chaos
+.PHONY: demo test bench build release format clean chaos fuzz
 
 # Build and run the demo stack (Ctrl-C stops it). Results land in ./data/results.sqlite.
 demo:
@@ -8,8 +8,8 @@ demo:
 	.build/debug/baton up
 
 # Build everything and run every test (unit and integration, with real service processes). The chaos suites
-# load both cores for a minute each, so they run on their own after the rest.
-CHAOS_SUITES = ChaosTests|ChaosHarnessTests
+# and the fuzz suite load both cores for a minute each, so they run on their own after the rest.
+CHAOS_SUITES = ChaosTests|ChaosHarnessTests|FuzzTests
 test:
 	scripts/install-deps.sh --test
 	swift build --build-tests
@@ -31,6 +31,16 @@ chaos:
 	scripts/install-deps.sh
 	swift build
 	python3 scripts/chaos.py --duration $(DURATION)
+
+# The black-box fuzz suite (scripts/fuzz.py, needs pyzmq): MESSAGES malformed messages and two 100 MiB frames on
+# every socket a service binds, garbage, 100 KiB lines, idle and slow-loris connections on every HTTP port, while
+# a job fires every 200 ms; then checks that every service stayed up and within +64 MiB of RSS, /healthz answered,
+# every slot was stored exactly once, message.rejected was published, and the bus carried only well-formed events.
+MESSAGES ?= 10000
+fuzz:
+	scripts/install-deps.sh --test
+	swift build
+	python3 scripts/fuzz.py --messages $(MESSAGES) --duration 60
 
 build:
 	scripts/install-deps.sh
