@@ -14,14 +14,14 @@ struct FuzzTests {
     @Test(.timeLimit(.minutes(10)))
     func everySocketAndPortSurvivesMalformedInput() async throws {
         let python = try #require(
-            await ChaosHarnessTests.pythonWithZMQ(),
+            await Scripts.python(with: ["zmq"]),
             "no python3 with pyzmq: scripts/install-deps.sh --test installs python3-zmq"
         )
-        let outcome = try await ChaosHarnessTests.run(
+        let outcome = try await Scripts.run(
             python,
             [
                 "scripts/fuzz.py", "--messages", "500", "--big-frames", "1", "--duration", "20",
-                "--idle-connections", "50", "--slowloris", "10", "--bin", ChaosHarnessTests.repository + "/.build/debug",
+                "--idle-connections", "50", "--slowloris", "10", "--bin", TestStack.repository + "/.build/debug",
             ]
         )
         #expect(outcome.status == 0, "scripts/fuzz.py exited \(outcome.status):\n\(outcome.output)")
