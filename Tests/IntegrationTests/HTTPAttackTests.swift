@@ -48,7 +48,8 @@ struct HTTPAttackTests {
             }
             async let probed = Attack.onThreads(1) { _ in
                 var latencies: [Double] = []
-                while !stop.isSet {
+                let end = Date().addingTimeInterval(60)
+                while !stop.isSet, Date() < end {
                     let start = Date()
                     let status = Attack.healthz(port: port)
                     latencies.append(status == 200 ? Date().timeIntervalSince(start) : -1)
@@ -56,6 +57,8 @@ struct HTTPAttackTests {
                 }
                 return latencies
             }
+            // Declared after the tasks, so it runs before their implicit await if the test is cancelled or throws.
+            defer { stop.set() }
             // Flooding all along; then the idle connections held for a few seconds more.
             _ = try await stack.waitUntil(timeout: .seconds(15)) { opened.value >= 3000 }
             try await Task.sleep(for: .seconds(4))

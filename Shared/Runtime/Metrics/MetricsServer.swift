@@ -134,6 +134,11 @@ public final class MetricsServer: Service, Sendable {
         await withGracefulShutdownHandler {
             do {
                 try await withTaskExecutorPreference(executor) { try await app.run() }
+                if !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    // Returning would stop the service's group: its work goes on without the endpoint.
+                    logger.error("/metrics and /healthz on \(host):\(chosen) stopped unexpectedly; the service runs on without them")
+                    try? await gracefulShutdown()
+                }
             } catch  where stopping.load(ordering: .relaxed) || Task.isCancelled {
                 // Stopped on purpose.
             } catch {
