@@ -19,7 +19,13 @@ let system = Target.Dependency.product(name: "SystemPackage", package: "swift-sy
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
-let flyingFox = Target.Dependency.product(name: "FlyingFox", package: "FlyingFox")
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let hummingbirdCore = Target.Dependency.product(name: "HummingbirdCore", package: "hummingbird")
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+    .product(name: "HTTPTypes", package: "swift-http-types"),
+]
 
 /// A service: a library target holding the logic, and a thin executable over it.
 func service(_ name: String, folder: String, dependencies: [Target.Dependency]) -> [Target] {
@@ -65,7 +71,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+        // Without its default trait ConfigurationSupport: swift-configuration is not built.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
@@ -89,8 +99,8 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "ZMQ", "Messaging", "Scheduling", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, system, deque,
-                metrics, prometheus, flyingFox,
-            ],
+                metrics, prometheus, hummingbird, hummingbirdCore,
+            ] + nio,
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),
@@ -120,7 +130,7 @@ let package = Package(
                 dependencies: ["Messaging", .product(name: "PropertyBased", package: "swift-property-based")],
                 swiftSettings: swiftSettings
             ),
-            .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging, lifecycle], swiftSettings: swiftSettings),
             .testTarget(
                 name: "AlgorithmServiceTests",
                 dependencies: ["AlgorithmService", "Storage", "Messaging", "Runtime", logging],

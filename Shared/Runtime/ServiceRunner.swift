@@ -43,6 +43,7 @@ public enum ServiceRunner {
         // A child command that exits without reading its input must not kill the service with SIGPIPE:
         // the write fails with EPIPE instead, and the command's exit status tells what happened.
         signal(SIGPIPE, SIG_IGN)
+        raiseFileLimit()
         let environment = ProcessInfo.processInfo.environment
         var configuration = try options.loadConfiguration(program: "baton-\(name)", environment: environment)
         if let metricsPort {
@@ -132,6 +133,11 @@ public enum ServiceRunner {
                     instance: instance,
                     // Several processors may run on one host with one configuration: each takes the next free port.
                     search: name == "processor" && configuration.metrics.ownPort == nil ? 64 : 0,
+                    limits: .init(
+                        maxConnections: configuration.metrics.maxConnections,
+                        maxHeaderBytes: configuration.metrics.maxHeaderBytes,
+                        requestTimeout: configuration.metrics.requestTimeout
+                    ),
                     logger: logger
                 )
             )
@@ -145,6 +151,17 @@ public enum ServiceRunner {
         )
         logger.info("started", metadata: ["config": "\(options.configPath(environment: environment) ?? "defaults")"])
         try await group.run()
+    }
+
+    /// Raises the soft limit on open files to the hard limit: the default soft limit (often 1024) is what a
+    /// crowd of HTTP clients or many ZeroMQ peers would hit first. The HTTP endpoint keeps its own cap
+    /// (`metrics.max_connections`) well below it, so ZeroMQ and the store always have descriptors.
+    static func raiseFileLimit() {
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(resource, &limit)
     }
 
     /// Under a supervisor, stop when the supervisor dies, however it dies.

@@ -86,6 +86,10 @@ struct ConfigurationTests {
         ("metrics:\n  host: localhost\n", "metrics.host", "IPv4"),
         ("metrics:\n  processor: 70000\n", "metrics.processor", "TCP port"),
         ("metrics:\n  prometheus: 1\n", "metrics.prometheus", "unknown option"),
+        ("metrics:\n  max_connections: 0\n", "metrics.max_connections", "from 1 to 4096"),
+        ("metrics:\n  max_header_bytes: lots\n", "metrics.max_header_bytes", "expected a size"),
+        ("metrics:\n  max_header_bytes: 2MiB\n", "metrics.max_header_bytes", "from 1KiB to 1MiB"),
+        ("metrics:\n  request_timeout: 10ms\n", "metrics.request_timeout", "from 100ms"),
         ("log:\n  heartbeat: 10ms\n", "log.heartbeat", "from 100ms"),
         // Durations too large to hold: an error naming the field, not a crash (SIGILL in Int64(_:)).
         ("jobs:\n  - name: a\n    every: 99999999999999999999d\n    builtin: demo\n", "jobs[0].every", "expected a duration"),
@@ -127,6 +131,20 @@ struct ConfigurationTests {
         #expect(config.metrics.port(for: "scheduler") == 9200)
         #expect(config.metrics.host == "10.0.0.1")
         #expect(throws: ConfigurationError.self) { try config.applyOverrides(from: ["BATON_METRICS_PORT": "x"]) }
+    }
+
+    @Test func metricsLimits() throws {
+        let defaults = try Configuration.parse(yaml: "data_dir: /a\n", source: "t")
+        #expect(defaults.metrics.maxConnections == 256)
+        #expect(defaults.metrics.maxHeaderBytes == 16 * 1024)
+        #expect(defaults.metrics.requestTimeout == .seconds(10))
+        let config = try Configuration.parse(
+            yaml: "metrics:\n  max_connections: 64\n  max_header_bytes: 8KiB\n  request_timeout: 2s\n",
+            source: "t"
+        )
+        #expect(config.metrics.maxConnections == 64)
+        #expect(config.metrics.maxHeaderBytes == 8192)
+        #expect(config.metrics.requestTimeout == .seconds(2))
     }
 
     @Test func missingFileIsReported() {

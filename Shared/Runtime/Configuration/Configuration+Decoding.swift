@@ -224,13 +224,31 @@ extension Configuration.Log: Decodable {
 
 extension Configuration.Metrics: Decodable {
     public init(from decoder: any Decoder) throws {
-        let reader = try MappingReader(decoder, allowed: ["host", "logger", "scheduler", "algorithm", "processor"])
+        let reader = try MappingReader(
+            decoder,
+            allowed: [
+                "host", "logger", "scheduler", "algorithm", "processor", "max_connections", "max_header_bytes", "request_timeout",
+            ]
+        )
         self.init()
         host = try reader.value("host", host)
         logger = try reader.value("logger", logger)
         scheduler = try reader.value("scheduler", scheduler)
         algorithm = try reader.value("algorithm", algorithm)
         processor = try reader.value("processor", processor)
+        maxConnections = try reader.value("max_connections", maxConnections)
+        if reader.has("max_header_bytes") {
+            let text = try reader.value("max_header_bytes", "")
+            guard let bytes = ByteCount.parse(text), bytes <= Int64(Int32.max) else {
+                throw ConfigurationError(
+                    source: "",
+                    field: reader.field("max_header_bytes"),
+                    problem: "expected a size such as 16KiB or a number of bytes (got \"\(text)\")"
+                )
+            }
+            maxHeaderBytes = Int(bytes)
+        }
+        requestTimeout = try reader.duration("request_timeout", requestTimeout)
     }
 }
 

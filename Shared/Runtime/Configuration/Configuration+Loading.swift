@@ -196,6 +196,16 @@ extension Configuration {
         if let port = metrics.ownPort, !(0...65535).contains(port) {
             throw fail("metrics", "the service's own port must be from 1 to 65535, or 0 for none (got \(port))")
         }
+        // Well below the fd limit (raised to the hard limit at start): ZeroMQ and the store need theirs.
+        guard (1...4096).contains(metrics.maxConnections) else {
+            throw fail("metrics.max_connections", "must be from 1 to 4096 (got \(metrics.maxConnections))")
+        }
+        guard (1024...(1 << 20)).contains(metrics.maxHeaderBytes) else {
+            throw fail("metrics.max_header_bytes", "must be from 1KiB to 1MiB (got \(metrics.maxHeaderBytes) bytes)")
+        }
+        guard metrics.requestTimeout >= .milliseconds(100), metrics.requestTimeout <= .seconds(3600) else {
+            throw fail("metrics.request_timeout", "must be from 100ms to 1h (got \(DurationText.format(metrics.requestTimeout)))")
+        }
         var names: Set<String> = []
         for (index, job) in jobs.enumerated() {
             let field = "jobs[\(index)]"

@@ -144,6 +144,12 @@ public struct Configuration: Sendable, Equatable {
         public var processor = 7613
         /// This process's own port, whatever its service (`--metrics-port`, `BATON_METRICS_PORT`); not in the file.
         public var ownPort: Int?
+        /// Open HTTP connections at most; when full, the one idle the longest is closed for a new one.
+        public var maxConnections = 256
+        /// Bytes of request line and headers at most; a request over it gets 400 and a close.
+        public var maxHeaderBytes = 16 * 1024
+        /// How long a connection may take to send a request and read the answer, or sit idle between requests.
+        public var requestTimeout: Duration = .seconds(10)
         /// Creates the default metrics settings.
         public init() {}
 

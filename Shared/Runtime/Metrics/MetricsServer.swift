@@ -1,9 +1,15 @@
-import FlyingFox
-import FlyingSocks
+import CoreMetrics
 import Foundation
 import Glibc
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
 public import Logging
 import Messaging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOPosix
 public import ServiceLifecycle
 import Synchronization
 
@@ -13,20 +19,46 @@ import Synchronization
 /// A port that is taken is an error in the log, not a reason to stop the service: it keeps doing its work
 /// without the endpoint.
 ///
-/// FlyingFox serves it without SwiftNIO: an epoll loop that blocks in the kernel while idle.
+/// No client can stall the service through it. Hummingbird serves it on one SwiftNIO event-loop thread of its
+/// own, and its request handling runs there too (a task executor on that loop), never on Swift's cooperative
+/// pool, where the service does its work. Everything a client can make it hold is bounded (``Limits``): the
+/// bytes of a request line and headers (SwiftNIO's parser, linear, counts them as they come; over the limit is a
+/// 400 and a close), the time a connection may take to send a request and read the answer (a slow client is
+/// closed), and the number of connections (when full, the connection idle the longest is closed so a new one
+/// gets in: the endpoint never goes dead). Failed accepts (no fds left) back off and resume by themselves.
 public final class MetricsServer: Service, Sendable {
+    /// What one client can make the server hold.
+    public struct Limits: Sendable, Equatable {
+        /// Open connections at most; when full, the one idle the longest is closed for a new one.
+        public var maxConnections: Int
+        /// Bytes of request line and headers at most (a request over it gets 400 and a close).
+        public var maxHeaderBytes: Int
+        /// How long a connection may take to send a request and read its answer, or sit idle between requests.
+        public var requestTimeout: Duration
+
+        /// Creates limits (the defaults are those of `metrics:` in the configuration).
+        public init(maxConnections: Int = 256, maxHeaderBytes: Int = 16 * 1024, requestTimeout: Duration = .seconds(10)) {
+            self.maxConnections = maxConnections
+            self.maxHeaderBytes = maxHeaderBytes
+            self.requestTimeout = requestTimeout
+        }
+    }
+
     /// The address listened on.
     public let host: String
     /// The TCP port asked for.
     public let port: Int
     /// How many ports above `port` may be tried when it is taken (processors on one host share a setting).
     public let search: Int
+    /// The limits applied to every client.
+    public let limits: Limits
     private let logger: Logger
     private let metrics: ServiceMetrics
     private let service: String
     private let instance: String
     private let started = Date()
     private let stopping = Atomic<Bool>(false)
+    private let listening = Mutex<Int?>(nil)
 
     /// Creates the server (it listens once run).
     /// - Parameters:
@@ -36,16 +68,30 @@ public final class MetricsServer: Service, Sendable {
     ///   - service: The service's name, shown by `/healthz`.
     ///   - instance: The instance's name, shown by `/healthz`.
     ///   - search: How many ports above `port` to try if it is taken.
+    ///   - limits: What one client can make the server hold.
     ///   - logger: Where the port used is logged.
-    public init(host: String, port: Int, metrics: ServiceMetrics, service: String, instance: String, search: Int = 0, logger: Logger) {
+    public init(
+        host: String,
+        port: Int,
+        metrics: ServiceMetrics,
+        service: String,
+        instance: String,
+        search: Int = 0,
+        limits: Limits = Limits(),
+        logger: Logger
+    ) {
         self.host = host
         self.port = port
         self.search = search
+        self.limits = limits
         self.logger = logger
         self.metrics = metrics
         self.service = service
         self.instance = instance
     }
+
+    /// The port listened on, once listening (nil before, and when no port could be had).
+    public var boundPort: Int? { listening.withLock { $0 } }
 
     public func run() async throws {
         let candidates = port...min(port + search, 65535)
@@ -58,45 +104,41 @@ public final class MetricsServer: Service, Sendable {
             try? await gracefulShutdown()
             return
         }
-        let address: sockaddr_in
-        do {
-            address = try .inet(ip4: host, port: UInt16(chosen))
-        } catch {
-            throw MetricsServerError("metrics.host \"\(host)\" is not an IPv4 address")
-        }
+        guard Self.isIPv4(host) else { throw MetricsServerError("metrics.host \"\(host)\" is not an IPv4 address") }
+
+        // One thread of its own: a slow or hostile client costs this thread's time, never the service's.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let closed = ClosedCounters(metrics: metrics)
+        let table = ConnectionTable(capacity: max(1, limits.maxConnections), closed: closed)
+        let timeout = TimeAmount(limits.requestTimeout)
+        let headerBytes = max(256, limits.maxHeaderBytes)
+        let channel = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(table: table, timeout: timeout, closed: closed)],
+            idleTimeout: nil,
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: headerBytes, maxHeaderListSize: headerBytes, maxHeaderFieldCount: 100)
+        )
+        var quiet = logger
+        quiet.logLevel = .warning
+        let app = Application(
+            router: makeRouter(),
+            server: .http1(configuration: channel),
+            configuration: .init(address: .hostname(host, port: chosen), backlog: 256),
+            onServerRunning: { [self] channel in self.listening.withLock { $0 = channel.localAddress?.port } },
+            eventLoopGroupProvider: .shared(group),
+            logger: quiet
+        )
         var metadata: Logger.Metadata = ["address": "http://\(host):\(chosen)"]
         if chosen != port { metadata["note"] = "port \(port) was in use" }
         logger.info("serving /metrics and /healthz", metadata: metadata)
-        let server = HTTPServer(address: address, timeout: 10, logger: .disabled)
-        await server.appendRoute("GET /metrics") { [metrics] _ in
-            HTTPResponse(
-                statusCode: .ok,
-                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: Data(metrics.exposition().utf8)
-            )
-        }
-        await server.appendRoute("GET /healthz") { [self] _ in
-            let stopping = stopping.load(ordering: .relaxed)
-            let body: [String: Any] = [
-                "status": stopping ? "stopping" : "ok",
-                "service": service,
-                "instance": instance,
-                "uptime_s": Int(Date().timeIntervalSince(started)),
-                "version": BatonVersion.current,
-            ]
-            let json = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
-            return HTTPResponse(
-                statusCode: stopping ? .serviceUnavailable : .ok,
-                headers: [.contentType: "application/json"],
-                body: json + Data("\n".utf8)
-            )
-        }
-        await server.appendRoute("*") { _ in
-            HTTPResponse(statusCode: .notFound, body: Data("not found: try /metrics or /healthz\n".utf8))
-        }
-        try await withGracefulShutdownHandler {
+        let executor = EventLoopTaskExecutor(group.next())
+        await withGracefulShutdownHandler {
             do {
-                try await server.run()
+                try await withTaskExecutorPreference(executor) { try await app.run() }
+                if !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    // Returning would stop the service's group: its work goes on without the endpoint.
+                    logger.error("/metrics and /healthz on \(host):\(chosen) stopped unexpectedly; the service runs on without them")
+                    try? await gracefulShutdown()
+                }
             } catch  where stopping.load(ordering: .relaxed) || Task.isCancelled {
                 // Stopped on purpose.
             } catch {
@@ -106,8 +148,38 @@ public final class MetricsServer: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
-            Task { await server.stop(timeout: 1) }
         }
+        listening.withLock { $0 = nil }
+        try? await group.shutdownGracefully()
+    }
+
+    private func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.middlewares.add(NotFoundText())
+        router.get("metrics") { [metrics] _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.exposition()))
+            )
+        }
+        router.get("healthz") { [self] _, _ in
+            let stopping = stopping.load(ordering: .relaxed)
+            let body: [String: Any] = [
+                "status": stopping ? "stopping" : "ok",
+                "service": service,
+                "instance": instance,
+                "uptime_s": Int(Date().timeIntervalSince(started)),
+                "version": BatonVersion.current,
+            ]
+            let json = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
+            return Response(
+                status: stopping ? .serviceUnavailable : .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: json + Data("\n".utf8)))
+            )
+        }
+        return router
     }
 }
 
@@ -127,10 +199,208 @@ extension MetricsServer {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
+
+    static func isIPv4(_ host: String) -> Bool {
+        var address = in_addr()
+        return inet_pton(AF_INET, host, &address) == 1
+    }
 }
 
 /// Why the metrics endpoint could not be served.
 public struct MetricsServerError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Anything not routed gets a plain-text 404 that says what is there.
+struct NotFoundText: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound || error.status == .methodNotAllowed {
+            return Response(
+                status: .notFound,
+                headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "not found: try /metrics or /healthz\n"))
+            )
+        }
+    }
+}
+
+/// `baton_http_connections_closed_total{reason}`: connections the server closed or refused, by why.
+struct ClosedCounters: Sendable {
+    let timeout: CoreMetrics.Counter
+    let evicted: CoreMetrics.Counter
+    let refused: CoreMetrics.Counter
+    let headerTooLarge: CoreMetrics.Counter
+    let badRequest: CoreMetrics.Counter
+
+    init(metrics: ServiceMetrics) {
+        let name = "baton_http_connections_closed_total"
+        timeout = metrics.counter(name, [("reason", "timeout")])
+        evicted = metrics.counter(name, [("reason", "evicted")])
+        refused = metrics.counter(name, [("reason", "refused")])
+        headerTooLarge = metrics.counter(name, [("reason", "header_too_large")])
+        badRequest = metrics.counter(name, [("reason", "bad_request")])
+    }
+}
+
+/// The open connections of one server, with the cap: a new connection over it closes the one idle the longest
+/// (not between a request and its answer). All of them live on the server's one event loop; the lock only
+/// keeps the type honest.
+final class ConnectionTable: Sendable {
+    private struct Entry {
+        let channel: any Channel
+        var busy: Bool
+        var idleSince: NIODeadline
+    }
+
+    private let capacity: Int
+    private let closed: ClosedCounters
+    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    init(capacity: Int, closed: ClosedCounters) {
+        self.capacity = capacity
+        self.closed = closed
+    }
+
+    /// Admits a new connection, closing the longest-idle one if the table is full; false if all are busy.
+    func open(_ channel: any Channel) -> Bool {
+        let now = NIODeadline.now()
+        let outcome: (admitted: Bool, victim: (any Channel)?) = entries.withLock { entries in
+            var victim: (any Channel)?
+            if entries.count >= capacity {
+                guard let oldest = entries.filter({ !$0.value.busy }).min(by: { $0.value.idleSince < $1.value.idleSince }) else {
+                    return (false, nil)
+                }
+                victim = entries.removeValue(forKey: oldest.key)?.channel
+            }
+            entries[ObjectIdentifier(channel)] = Entry(channel: channel, busy: false, idleSince: now)
+            return (true, victim)
+        }
+        // Closing runs the victim's handlers at once (same loop): outside the lock.
+        if let victim = outcome.victim {
+            closed.evicted.increment()
+            victim.close(promise: nil)
+        }
+        if !outcome.admitted { closed.refused.increment() }
+        return outcome.admitted
+    }
+
+    /// Marks a connection as between a request and its answer (busy), or idle from now.
+    func setBusy(_ channel: any Channel, _ busy: Bool) {
+        let now = NIODeadline.now()
+        entries.withLock { entries in
+            let key = ObjectIdentifier(channel)
+            entries[key]?.busy = busy
+            if !busy { entries[key]?.idleSince = now }
+        }
+    }
+
+    func remove(_ channel: any Channel) {
+        _ = entries.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// How many connections are open (tests).
+    var count: Int { entries.withLock { $0.count } }
+}
+
+/// One per connection, after HTTP decoding: admits it to the ``ConnectionTable``, and closes it when a
+/// request (from the connection's start or the previous answer, to the end of this answer) takes longer
+/// than the request timeout, which covers slow senders, slow readers and idle keep-alive alike.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let table: ConnectionTable
+    private let timeout: TimeAmount
+    private let closed: ClosedCounters
+    private var admitted = false
+    private var deadline: Scheduled<Void>?
+
+    init(table: ConnectionTable, timeout: TimeAmount, closed: ClosedCounters) {
+        self.table = table
+        self.timeout = timeout
+        self.closed = closed
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { admit(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        admit(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        release(context: context)
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        release(context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { table.setBusy(context.channel, true) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            table.setBusy(context.channel, false)
+            arm(context: context)
+        }
+        context.write(data, promise: promise)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError {
+            (error == .headerOverflow ? closed.headerTooLarge : closed.badRequest).increment()
+        }
+        context.fireErrorCaught(error)
+    }
+
+    private func admit(context: ChannelHandlerContext) {
+        guard !admitted else { return }
+        admitted = true
+        guard table.open(context.channel) else {
+            context.close(promise: nil)
+            return
+        }
+        arm(context: context)
+    }
+
+    private func arm(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let closed = closed
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            closed.timeout.increment()
+            context.close(promise: nil)
+        }
+    }
+
+    private func release(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        table.remove(context.channel)
+    }
+}
+
+/// Runs jobs on one SwiftNIO event loop: with it as the task executor preference, the HTTP server's tasks
+/// never touch Swift's cooperative pool.
+final class EventLoopTaskExecutor: TaskExecutor {
+    private let loop: any EventLoop
+
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
 }

@@ -1,0 +1,229 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A real stack whose algorithm's metrics port is attacked: its work must go on.
+@Suite(.serialized)
+struct HTTPAttackTests {
+    /// Two clients sending 100 KiB request lines in a loop and 3000 idle connections held open to the algorithm's
+    /// `/metrics` port: results keep being stored at about the job's rate, and `/healthz` answers during and after.
+    @Test(.timeLimit(.minutes(2)))
+    func resultsKeepFlowingWhileTheMetricsPortIsAttacked() async throws {
+        let interval = 0.1
+        let base = try StatusTests.freePortRange(4)
+        try await TestStack.with("httpattack", yaml: DeliveryTests.quickJob(every: "100ms"), metricsPorts: base) { stack in
+            let port = base + 2
+            let services = try await ServiceThread.start(stack)
+            defer { services.end() }
+            let flowing = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 5 }
+            #expect(flowing, "stored: \(stack.storedCount()); algorithm: \(stack.stderr("algorithm").suffix(500))")
+            let quiet = try await Self.rate(stack, over: 4)
+
+            let stop = StopFlag()
+            let opened = Tally()
+            let line = Array("GET /".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 100 * 1024) + Array(" HTTP/1.1\r\n\r\n".utf8)
+            let before = stack.storedCount()
+            let start = ContinuousClock.now
+            async let flooded = Attack.onThreads(2) { _ in
+                var sent = 0
+                let end = Date().addingTimeInterval(60)
+                while !stop.isSet, Date() < end {
+                    Attack.send(line, to: port)
+                    sent += 1
+                }
+                return sent
+            }
+            async let held = Attack.onThreads(1) { _ in
+                var fds: [Int32] = []
+                for _ in 0..<3000 where !stop.isSet {
+                    if let fd = Attack.connect(port: port) {
+                        fds.append(fd)
+                        opened.add()
+                    }
+                }
+                let end = Date().addingTimeInterval(60)
+                while !stop.isSet, Date() < end { usleep(50_000) }
+                for fd in fds { close(fd) }
+                return fds.count
+            }
+            async let probed = Attack.onThreads(1) { _ in
+                var latencies: [Double] = []
+                let end = Date().addingTimeInterval(60)
+                while !stop.isSet, Date() < end {
+                    let start = Date()
+                    let status = Attack.healthz(port: port)
+                    latencies.append(status == 200 ? Date().timeIntervalSince(start) : -1)
+                    usleep(200_000)
+                }
+                return latencies
+            }
+            // Declared after the tasks, so it runs before their implicit await if the test is cancelled or throws.
+            defer { stop.set() }
+            // Flooding all along; then the idle connections held for a few seconds more.
+            _ = try await stack.waitUntil(timeout: .seconds(15)) { opened.value >= 3000 }
+            try await Task.sleep(for: .seconds(4))
+            let stored = stack.storedCount() - before
+            let seconds = (ContinuousClock.now - start) / .seconds(1)
+            stop.set()
+            let (floods, holds, probes) = await (flooded, held, probed)
+
+            let latencies = probes[0]
+            let answered = latencies.filter { $0 >= 0 }
+            let expected = seconds / interval
+            print(
+                """
+                HTTP attack figures: stored \(quiet.count) in \(quiet.seconds) s quiet (\(quiet.perSecond)/s), \
+                \(stored) in \(Self.tenths(seconds)) s under attack (\(Self.tenths(Double(stored) / seconds))/s; job rate \(1 / interval)/s); \
+                \(floods.reduce(0, +)) 100 KiB request lines sent, \(holds[0]) idle connections opened; \
+                /healthz answered \(answered.count) of \(latencies.count) probes, max \(Self.tenths(answered.max() ?? -1, 1000)) s, \
+                mean \(Self.tenths(answered.reduce(0, +) / Double(max(answered.count, 1)), 1000)) s
+                """
+            )
+            #expect(holds[0] >= 2000, "only \(holds[0]) idle connections could be opened")
+            #expect(floods.reduce(0, +) >= 10)
+            // Runs fire every 100 ms. The old server stopped the algorithm's work outright (none stored); here the attack
+            // only competes for the 2 cores (its own client threads too), so a third of the runs is the floor.
+            #expect(Double(stored) >= expected / 3, "stored \(stored) in \(seconds) s; expected about \(expected)")
+            #expect(!latencies.isEmpty && answered.count == latencies.count, "healthz probes: \(latencies)")
+            #expect(
+                Attack.healthz(port: port) == 200,
+                "algorithm: \(stack.stderr("algorithm").split(separator: "\n").filter { !$0.contains("run finished") }.suffix(20).joined(separator: "\n"))"
+            )
+            #expect(stack.process("algorithm")?.isRunning == true)
+            let drained = try await stack.waitUntil(timeout: .seconds(10)) { Attack.closeWaitCount(localPort: port) == 0 }
+            #expect(drained, "\(Attack.closeWaitCount(localPort: port)) server sockets in CLOSE-WAIT")
+        }
+    }
+
+    static func tenths(_ value: Double, _ scale: Double = 10) -> Double { (value * scale).rounded() / scale }
+
+    /// Results stored over about `seconds`.
+    static func rate(_ stack: TestStack, over seconds: Double) async throws -> (count: Int, seconds: Double, perSecond: Double) {
+        let before = stack.storedCount()
+        let start = ContinuousClock.now
+        try await Task.sleep(for: .seconds(seconds))
+        let count = stack.storedCount() - before
+        let elapsed = (ContinuousClock.now - start) / .seconds(1)
+        return (count, (elapsed * 10).rounded() / 10, (Double(count) / elapsed * 10).rounded() / 10)
+    }
+}
+
+/// The thread the services are started from, kept alive until the test ends.
+///
+/// `BATON_SUPERVISOR_PID` makes each service ask for a parent-death signal, which Linux ties to the thread that
+/// started it, not the process. Started from a pool thread, the services get SIGTERM when that thread exits,
+/// which an idle pool does after a few seconds: here, while the test waits on its attack threads.
+final class ServiceThread: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+
+    static func start(_ stack: TestStack) async throws -> ServiceThread {
+        let thread = ServiceThread()
+        let started: Result<Void, any Error> = await withCheckedContinuation { continuation in
+            Thread {
+                continuation.resume(returning: Result { try stack.startServices(processors: 1) })
+                thread.done.wait()
+            }
+            .start()
+        }
+        try started.get()
+        return thread
+    }
+
+    /// Lets the thread end (the services are stopped by the stack's teardown anyway).
+    func end() { done.signal() }
+}
+
+/// A count kept by one thread and read by others.
+final class Tally: @unchecked Sendable {
+    // `@unchecked`: `count` is only touched under `lock`.
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func add() { lock.withLock { count += 1 } }
+}
+
+/// Set once, read from any thread.
+final class StopFlag: @unchecked Sendable {
+    // `@unchecked`: `value` is only touched under `lock`.
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// Blocking socket clients for the attack, each run on a thread of its own.
+enum Attack {
+    static func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) async -> [T] {
+        await withTaskGroup(of: (Int, T).self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    await withCheckedContinuation { continuation in
+                        Thread { continuation.resume(returning: (index, body(index))) }.start()
+                    }
+                }
+            }
+            var results: [(Int, T)] = []
+            for await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    static func connect(port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var time = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// Sends `bytes` (until the first failure) and returns what came back before the server closed or 2 s passed.
+    @discardableResult
+    static func send(_ bytes: [UInt8], to port: Int) -> String {
+        guard let fd = connect(port: port) else { return "" }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { break }
+            offset += sent
+        }
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while data.count < 1 << 20 {
+            let got = recv(fd, &buffer, buffer.count, 0)
+            if got <= 0 { break }
+            data += buffer[0..<got]
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The status of `GET /healthz`, or nil.
+    static func healthz(port: Int) -> Int? {
+        let reply = send(Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8), to: port)
+        return reply.hasPrefix("HTTP/1.1 ") ? Int(reply.dropFirst(9).prefix(3)) : nil
+    }
+
+    /// Sockets in CLOSE-WAIT whose local port is `localPort` (the server's side), from `/proc/net/tcp`.
+    static func closeWaitCount(localPort: Int) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        var count = 0
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 3, let colon = fields[1].lastIndex(of: ":") else { continue }
+            if Int(fields[1][fields[1].index(after: colon)...], radix: 16) == localPort, fields[3] == "08" { count += 1 }
+        }
+        return count
+    }
+}
