@@ -5,7 +5,7 @@ import Testing
 /// A real stack whose algorithm's metrics port is attacked: its work must go on.
 @Suite(.serialized)
 struct HTTPAttackTests {
-    /// Two clients sending 100 KiB request lines in a loop and 3000 idle connections held open to the algorithm's
+    /// Two clients sending 100 KiB request lines in a loop and 20,000 idle connections held open to the algorithm's
     /// `/metrics` port: results keep being stored at about the job's rate, and `/healthz` answers during and after.
     @Test(.timeLimit(.minutes(2)))
     func resultsKeepFlowingWhileTheMetricsPortIsAttacked() async throws {
@@ -13,14 +13,12 @@ struct HTTPAttackTests {
         let base = try StatusTests.freePortRange(4)
         try await TestStack.with("httpattack", yaml: DeliveryTests.quickJob(every: "100ms"), metricsPorts: base) { stack in
             let port = base + 2
-            let services = try await ServiceThread.start(stack)
-            defer { services.end() }
+            try stack.startServices(processors: 1)
             let flowing = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 5 }
             #expect(flowing, "stored: \(stack.storedCount()); algorithm: \(stack.stderr("algorithm").suffix(500))")
             let quiet = try await Self.rate(stack, over: 4)
 
             let stop = StopFlag()
-            let opened = Tally()
             let line = Array("GET /".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 100 * 1024) + Array(" HTTP/1.1\r\n\r\n".utf8)
             let before = stack.storedCount()
             let start = ContinuousClock.now
@@ -33,19 +31,20 @@ struct HTTPAttackTests {
                 }
                 return sent
             }
-            async let held = Attack.onThreads(1) { _ in
-                var fds: [Int32] = []
-                for _ in 0..<3000 where !stop.isSet {
-                    if let fd = Attack.connect(port: port) {
-                        fds.append(fd)
-                        opened.add()
-                    }
-                }
-                let end = Date().addingTimeInterval(60)
-                while !stop.isSet, Date() < end { usleep(50_000) }
-                for fd in fds { close(fd) }
-                return fds.count
-            }
+            // 20,000 idle connections, held by two processes of 10,000 each (a process may hold 20,000 fds here).
+            let holder = """
+                import socket, sys, time
+                held = []
+                for _ in range(10000):
+                    try:
+                        held.append(socket.create_connection(("127.0.0.1", \(port)), timeout=5))
+                    except OSError:
+                        pass
+                print(len(held), flush=True)
+                time.sleep(float(sys.argv[1]))
+                """
+            async let heldA = Scripts.run("python3", ["-c", holder, "20"], timeout: .seconds(40))
+            async let heldB = Scripts.run("python3", ["-c", holder, "20"], timeout: .seconds(40))
             async let probed = Attack.onThreads(1) { _ in
                 var latencies: [Double] = []
                 let end = Date().addingTimeInterval(60)
@@ -60,12 +59,12 @@ struct HTTPAttackTests {
             // Declared after the tasks, so it runs before their implicit await if the test is cancelled or throws.
             defer { stop.set() }
             // Flooding all along; then the idle connections held for a few seconds more.
-            _ = try await stack.waitUntil(timeout: .seconds(15)) { opened.value >= 3000 }
-            try await Task.sleep(for: .seconds(4))
+            try await Task.sleep(for: .seconds(15))
             let stored = stack.storedCount() - before
             let seconds = (ContinuousClock.now - start) / .seconds(1)
             stop.set()
-            let (floods, holds, probes) = await (flooded, held, probed)
+            let (floods, probes) = await (flooded, probed)
+            let holds = [try await heldA, try await heldB].map { Int($0.output.split(separator: "\n").first ?? "") ?? 0 }.reduce(0, +)
 
             let latencies = probes[0]
             let answered = latencies.filter { $0 >= 0 }
@@ -74,12 +73,12 @@ struct HTTPAttackTests {
                 """
                 HTTP attack figures: stored \(quiet.count) in \(quiet.seconds) s quiet (\(quiet.perSecond)/s), \
                 \(stored) in \(Self.tenths(seconds)) s under attack (\(Self.tenths(Double(stored) / seconds))/s; job rate \(1 / interval)/s); \
-                \(floods.reduce(0, +)) 100 KiB request lines sent, \(holds[0]) idle connections opened; \
+                \(floods.reduce(0, +)) 100 KiB request lines sent, \(holds) idle connections opened; \
                 /healthz answered \(answered.count) of \(latencies.count) probes, max \(Self.tenths(answered.max() ?? -1, 1000)) s, \
                 mean \(Self.tenths(answered.reduce(0, +) / Double(max(answered.count, 1)), 1000)) s
                 """
             )
-            #expect(holds[0] >= 2000, "only \(holds[0]) idle connections could be opened")
+            #expect(holds >= 19_000, "only \(holds) idle connections could be opened")
             #expect(floods.reduce(0, +) >= 10)
             // Runs fire every 100 ms. The old server stopped the algorithm's work outright (none stored); here the attack
             // only competes for the 2 cores (its own client threads too), so a third of the runs is the floor.
@@ -106,40 +105,6 @@ struct HTTPAttackTests {
         let elapsed = (ContinuousClock.now - start) / .seconds(1)
         return (count, (elapsed * 10).rounded() / 10, (Double(count) / elapsed * 10).rounded() / 10)
     }
-}
-
-/// The thread the services are started from, kept alive until the test ends.
-///
-/// `BATON_SUPERVISOR_PID` makes each service ask for a parent-death signal, which Linux ties to the thread that
-/// started it, not the process. Started from a pool thread, the services get SIGTERM when that thread exits,
-/// which an idle pool does after a few seconds: here, while the test waits on its attack threads.
-final class ServiceThread: Sendable {
-    private let done = DispatchSemaphore(value: 0)
-
-    static func start(_ stack: TestStack) async throws -> ServiceThread {
-        let thread = ServiceThread()
-        let started: Result<Void, any Error> = await withCheckedContinuation { continuation in
-            Thread {
-                continuation.resume(returning: Result { try stack.startServices(processors: 1) })
-                thread.done.wait()
-            }
-            .start()
-        }
-        try started.get()
-        return thread
-    }
-
-    /// Lets the thread end (the services are stopped by the stack's teardown anyway).
-    func end() { done.signal() }
-}
-
-/// A count kept by one thread and read by others.
-final class Tally: @unchecked Sendable {
-    // `@unchecked`: `count` is only touched under `lock`.
-    private let lock = NSLock()
-    private var count = 0
-    var value: Int { lock.withLock { count } }
-    func add() { lock.withLock { count += 1 } }
 }
 
 /// Set once, read from any thread.
