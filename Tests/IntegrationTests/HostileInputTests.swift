@@ -260,7 +260,7 @@ struct HostileInputTests {
             let context = Context()
             let logger = try #require(stack.process("logger")).processIdentifier
             let scheduler = try #require(stack.process("scheduler")).processIdentifier
-            let up = try await stack.waitUntil(timeout: .seconds(20)) { try stack.baton(["status"]).status == 0 }
+            let up = try await stack.waitUntil(timeout: .seconds(20)) { try await Self.answers(stack, context: context) }
             #expect(up)
             let before = (logger: Self.memory(logger), scheduler: Self.memory(scheduler))
             let huge = Data(repeating: 0x41, count: 100_000_000)
@@ -298,10 +298,7 @@ struct HostileInputTests {
             await publisher.close()
             await intruder.close()
             await reports.close()
-            let status = try stack.baton(["status"])
-            #expect(status.status == 0, "\(status.output)")
-            let jobs = try stack.baton(["jobs"])
-            #expect(jobs.status == 0, "\(jobs.output)")
+            #expect(try await Self.answers(stack, context: context), "\(stack.stderr("logger"))\n\(stack.stderr("scheduler"))")
             let after = (logger: Self.memory(logger), scheduler: Self.memory(scheduler))
             print(
                 "memory (peak/current MiB): logger \(before.logger.peak >> 20)/\(before.logger.current >> 20) -> "
@@ -395,7 +392,7 @@ struct HostileInputTests {
                     }
                     sent += 20
                 }
-                while let frames = try await watcher.receive(timeout: .milliseconds(20)) {
+                while clock.now < end, let frames = try await watcher.receive(timeout: .milliseconds(20)) {
                     guard let event = try? StatusEvent(frames: frames) else { continue }
                     if event.source == "logger" { fromLogger.append(event) } else if event.source == "test" { fromTest += 1 }
                 }
@@ -432,6 +429,23 @@ struct HostileInputTests {
             _ = try? await running.value
             await watcher.close()
         }
+    }
+
+    /// Whether the logger answers a status query and the scheduler a `jobs` request (asked over their sockets,
+    /// never blocking a thread of the test).
+    static func answers(_ stack: TestStack, context: Context) async throws -> Bool {
+        func ask(_ endpoint: String, _ frames: [Data]) async throws -> [Data]? {
+            let socket = try await AsyncSocket(context: context, configuration: .init(type: .request, connect: [endpoint]))
+            try await socket.send(frames)
+            let reply = try await socket.receive(timeout: .seconds(5))
+            await socket.close()
+            return reply
+        }
+        let status = try await ask("ipc://\(stack.directory)/query", Wire.encode(StatusQuery()))
+        let jobs = try await ask("ipc://\(stack.directory)/control", Wire.encode(ControlRequest(command: .jobs)))
+        let statusOK = status.flatMap { try? Wire.decode(StatusReport.self, from: $0).message }.map { $0.error == nil } ?? false
+        let jobsOK = jobs.flatMap { try? Wire.decode(ControlReply.self, from: $0).message }?.ok ?? false
+        return statusOK && jobsOK
     }
 
     /// Sets a resource limit of a running process with util-linux `prlimit`.
