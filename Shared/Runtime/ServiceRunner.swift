@@ -21,6 +21,17 @@ public struct ServiceEnvironment: Sendable {
     public let instance: String
     /// Where the service's metrics go (served on `/metrics` when it has a metrics port).
     public let metrics: ServiceMetrics
+
+    /// The rejector for one of the service's receiving sockets: on the bus, counted, rate-limited per `limits`.
+    public func rejector(socket: String) -> MessageRejector {
+        MessageRejector(
+            socket: socket,
+            publisher: publisher,
+            logger: logger,
+            metrics: metrics,
+            maxPerSecond: configuration.limits.rejectionsPerSecond
+        )
+    }
 }
 
 /// Starts a Baton service process: configuration, parent watch, status publisher, logging, and a
@@ -93,7 +104,8 @@ public enum ServiceRunner {
         )
         let level = Logger.Level(rawValue: configuration.log.level) ?? .info
         LoggingSystem.bootstrap { label in
-            var stderr = StreamLogHandler.standardError(label: label)
+            // Escaped: records quote text from the wire (errors, excerpts), which must not forge lines.
+            var stderr = EscapingLogHandler(StreamLogHandler.standardError(label: label))
             stderr.logLevel = level
             var bus = BusLogHandler(publisher: publisher)
             bus.logLevel = level

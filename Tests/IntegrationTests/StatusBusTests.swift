@@ -48,7 +48,7 @@ struct StatusBusTests {
         }
     }
     /// Subscribers with a prefix that come and go (`baton watch --type run.`, the doc's pyzmq example) must not
-    /// silence the publishers: the logger's proxy forwards their unsubscriptions, which are not the logger's.
+    /// silence the publishers (the logger once forwarded their unsubscriptions upstream; now it keeps them at status_out).
     @Test(.timeLimit(.minutes(1)))
     func prefixSubscribersThatLeaveDoNotSilenceThePublishers() async throws {
         try await TestStack.with("prefix", yaml: "") { stack in

@@ -106,3 +106,51 @@ struct WireTests {
         #expect(ProgressLine(line) == nil)
     }
 }
+
+struct StatusEventValidationTests {
+    private func frames(_ json: String, topic: String = "run.started", version: String = "baton/1") -> [Data] {
+        [Data(topic.utf8), Data(version.utf8), Data(json.utf8)]
+    }
+
+    @Test func anEventAsPublishedIsValid() throws {
+        let event = StatusEvent(
+            type: "run.started",
+            source: "algorithm",
+            instance: "h:1",
+            seq: 3,
+            time: Date(timeIntervalSince1970: 1_774_746_000),
+            run: "j@1"
+        )
+        #expect(try StatusEvent.validated(frames: event.frames) == event)
+    }
+
+    /// What a subscriber doing `json.loads(body)["seq"]` would crash on never passes.
+    @Test func malformedEventsAreRejectedWithTheirCode() {
+        let valid = #"{"type":"run.started","source":"s","instance":"i","seq":1,"time":"2026-01-01T00:00:00.000Z"}"#
+        let cases: [([Data], ProtocolError.Code)] = [
+            ([Data("run.started".utf8)], .frames),
+            (frames(valid, version: "baton/9"), .version),
+            (frames("not json"), .header),
+            (frames(#"{"type":"run.started","source":"s","instance":"i","time":"2026-01-01T00:00:00.000Z"}"#), .header),
+            (frames(valid, topic: "run.other"), .field),
+            (
+                frames(#"{"type":"RUN\nx","source":"s","instance":"i","seq":1,"time":"2026-01-01T00:00:00.000Z"}"#, topic: "RUN\nx"),
+                .field
+            ),
+            (frames(#"{"type":"run.started","source":"","instance":"i","seq":1,"time":"2026-01-01T00:00:00.000Z"}"#), .field),
+            (
+                frames(#"{"type":"run.started","source":"s","instance":"a\u001bb","seq":1,"time":"2026-01-01T00:00:00.000Z"}"#),
+                .field
+            ),
+        ]
+        for (message, code) in cases {
+            #expect(throws: ProtocolError.self) { try StatusEvent.validated(frames: message) }
+            do {
+                _ = try StatusEvent.validated(frames: message)
+            } catch {
+                #expect(error.code == code, "\(error)")
+            }
+        }
+        #expect(throws: Never.self) { try StatusEvent.validated(frames: frames(valid)) }
+    }
+}

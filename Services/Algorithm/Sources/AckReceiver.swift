@@ -16,6 +16,7 @@ public struct AckReceiver: Service {
     private let lease: Duration
     private let publisher: StatusPublisher
     private let logger: Logger
+    private let rejector: MessageRejector
 
     /// Creates the receiver.
     /// - Parameters:
@@ -25,7 +26,17 @@ public struct AckReceiver: Service {
     ///   - lease: How far a renewal extends a lease.
     ///   - publisher: The status bus.
     ///   - logger: The logger.
-    public init(outbox: Outbox, acks: AsyncSocket, doorbell: Doorbell, lease: Duration, publisher: StatusPublisher, logger: Logger) {
+    ///   - rejector: How malformed messages are turned away; by default an `acks` rejector on `publisher`.
+    public init(
+        outbox: Outbox,
+        acks: AsyncSocket,
+        doorbell: Doorbell,
+        lease: Duration,
+        publisher: StatusPublisher,
+        logger: Logger,
+        rejector: MessageRejector? = nil
+    ) {
+        self.rejector = rejector ?? MessageRejector(socket: "acks", publisher: publisher, logger: logger)
         self.outbox = outbox
         self.acks = acks
         self.doorbell = doorbell
@@ -47,8 +58,7 @@ public struct AckReceiver: Service {
                         do {
                             inbox.put(try decode(frames))
                         } catch {
-                            logger.warning("rejected a malformed message", metadata: ["socket": "acks", "error": "\(error)"])
-                            publisher.publish(EventType.messageRejected, message: "\(error)", attributes: ["socket": "acks"])
+                            rejector.reject(error, frames: frames)
                         }
                     }
                     inbox.close()

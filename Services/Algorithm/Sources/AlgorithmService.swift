@@ -33,7 +33,15 @@ public enum AlgorithmService {
         do {
             let acks = try await AsyncSocket(
                 context: context,
-                configuration: .init(type: .pull, options: [heartbeat], bind: [configuration.endpoints.acks])
+                configuration: .init(
+                    type: .pull,
+                    // Acknowledgements are small (no payload), so the small limit holds.
+                    options: [
+                        heartbeat, .maxMessageSize(configuration.limits.messageBytes),
+                        .receiveHighWaterMark(configuration.limits.receiveQueue),
+                    ],
+                    bind: [configuration.endpoints.acks]
+                )
             )
             return (results, acks)
         } catch {
@@ -67,7 +75,10 @@ public enum AlgorithmService {
             context: environment.context,
             configuration: .init(
                 type: .pull,
-                options: [.receiveHighWaterMark(1), heartbeat, .reconnectInterval(.milliseconds(100), max: .seconds(2))],
+                options: [
+                    .receiveHighWaterMark(1), .maxMessageSize(configuration.limits.messageBytes), heartbeat,
+                    .reconnectInterval(.milliseconds(100), max: .seconds(2)),
+                ],
                 connect: [configuration.endpoints.runs]
             )
         )
@@ -93,7 +104,8 @@ public enum AlgorithmService {
                 doorbell: doorbell,
                 lease: processor.lease,
                 publisher: environment.publisher,
-                logger: environment.logger
+                logger: environment.logger,
+                rejector: environment.rejector(socket: "acks")
             ),
             ResultSender(
                 outbox: outbox,
@@ -113,7 +125,8 @@ public enum AlgorithmService {
                 doorbell: doorbell,
                 publisher: environment.publisher,
                 logger: environment.logger,
-                metrics: environment.metrics
+                metrics: environment.metrics,
+                rejector: environment.rejector(socket: "runs")
             ),
         ]
     }

@@ -21,6 +21,7 @@ public struct RunWorker: Service {
     private let publisher: StatusPublisher
     private let logger: Logger
     private let metrics: ServiceMetrics
+    private let rejector: MessageRejector
 
     /// Creates the worker.
     /// - Parameters:
@@ -32,6 +33,7 @@ public struct RunWorker: Service {
     ///   - publisher: The status bus.
     ///   - logger: The logger.
     ///   - metrics: Runs started, succeeded and failed, run duration and hand-off cost, per job.
+    ///   - rejector: How malformed messages on `runs` are turned away; by default a `runs` rejector on `publisher`.
     public init(
         configuration: Configuration,
         runs: AsyncSocket,
@@ -40,8 +42,10 @@ public struct RunWorker: Service {
         doorbell: Doorbell,
         publisher: StatusPublisher,
         logger: Logger,
-        metrics: ServiceMetrics = .disabled
+        metrics: ServiceMetrics = .disabled,
+        rejector: MessageRejector? = nil
     ) {
+        self.rejector = rejector ?? MessageRejector(socket: "runs", publisher: publisher, logger: logger, metrics: metrics)
         self.configuration = configuration
         self.runs = runs
         self.reports = reports
@@ -147,8 +151,7 @@ public struct RunWorker: Service {
                 let request = try Wire.decode(RunRequest.self, from: frames).message
                 if await accept(request) { await queue.push(request) }
             } catch {
-                logger.warning("rejected a malformed message", metadata: ["socket": "runs", "error": "\(error)"])
-                publisher.publish(EventType.messageRejected, message: "\(error)", attributes: ["socket": "runs"])
+                rejector.reject(error, frames: frames)
             }
         }
     }

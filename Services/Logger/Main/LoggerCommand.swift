@@ -21,7 +21,8 @@ struct LoggerCommand: AsyncParsableCommand {
                     context: environment.context,
                     configuration: environment.configuration,
                     logger: environment.logger,
-                    metrics: environment.metrics
+                    metrics: environment.metrics,
+                    publisher: environment.publisher
                 )
             ]
         }

@@ -64,7 +64,14 @@ public final class EventLogWriter {
         var line = json
         line.append(0x0A)
         if size > 0 && size + Int64(line.count) > maxBytes { try rotate() }
-        try handle.write(contentsOf: line)
+        do {
+            try handle.write(contentsOf: line)
+        } catch {
+            // A write cut short (disk full, file size limit) must not leave half a line for the next one to
+            // follow: cut the file back to its last whole line.
+            try? handle.truncate(atOffset: UInt64(size))
+            throw error
+        }
         size += Int64(line.count)
     }
 

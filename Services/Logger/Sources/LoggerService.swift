@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 public import Logging
 import Metrics
 import Messaging
@@ -16,23 +17,38 @@ public import ZMQ
 ///                                         capture (inproc) --> gap tracking --> events.jsonl
 ///                                                                          \--> StatusKeeper <-- REP query
 /// ```
+///
+/// The proxy passes on only messages that decode as status events; anything else on `status_in`, any
+/// message on `status_out` that is not a subscription, and any malformed query is rejected through a
+/// ``MessageRejector`` (a `message.rejected` event, rate-limited). Subscriptions stay at the XPUB (the XSUB
+/// subscribes to everything upstream) and are bounded in size and number (`limits`).
 public struct LoggerService: Service {
     private let context: Context
     private let configuration: Configuration
     private let logger: Logger
     private let metrics: ServiceMetrics
+    private let publisher: StatusPublisher?
 
     /// Creates the service.
     /// - Parameters:
     ///   - context: The ZeroMQ context.
     ///   - configuration: Endpoints and data directory.
     ///   - logger: Where the logger's own records go.
-    ///   - metrics: Events received (`baton_status_events_total`) and lost (`baton_status_events_lost_total`).
-    public init(context: Context, configuration: Configuration, logger: Logger, metrics: ServiceMetrics = .disabled) {
+    ///   - metrics: Events received (`baton_status_events_total`) and lost (`baton_status_events_lost_total`),
+    ///     messages rejected (`baton_messages_rejected_total`), event log lines dropped (`baton_event_log_dropped_total`).
+    ///   - publisher: Where the logger's own `message.rejected`, `disk.full` and `disk.ok` events go.
+    public init(
+        context: Context,
+        configuration: Configuration,
+        logger: Logger,
+        metrics: ServiceMetrics = .disabled,
+        publisher: StatusPublisher? = nil
+    ) {
         self.context = context
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
+        self.publisher = publisher
     }
 
     /// The log file's path for a configuration.
@@ -46,10 +62,14 @@ public struct LoggerService: Service {
     }
 
     public func run() async throws {
+        // A file size limit (RLIMIT_FSIZE) must fail the write like a full disk does, not kill the logger.
+        signal(SIGXFSZ, SIG_IGN)
+        let limits = configuration.limits
+        let rejectors = Rejectors(publisher: publisher, logger: logger, metrics: metrics, limits: limits)
         let captureEndpoint = "inproc://status-capture-\(UUID().uuidString)"
         let capture = try await AsyncSocket(
             context: context,
-            configuration: .init(type: .pull, options: [.receiveHighWaterMark(100_000)], bind: [captureEndpoint])
+            configuration: .init(type: .pull, options: [.receiveHighWaterMark(Self.queue)], bind: [captureEndpoint])
         )
         let proxy: Proxy
         do {
@@ -57,13 +77,21 @@ public struct LoggerService: Service {
                 context: context,
                 frontend: .init(
                     type: .xsubscribe,
-                    options: [.receiveHighWaterMark(100_000), .maxMessageSize(1 << 20)],
+                    options: [.receiveHighWaterMark(limits.receiveQueue), .maxMessageSize(limits.messageBytes)],
                     bind: [configuration.endpoints.statusIn],
                     // Subscribe to everything upstream, so publishers send even while nobody watches.
                     initialMessages: [[Data([1])]]
                 ),
-                backend: .init(type: .xpublish, options: [.sendHighWaterMark(100_000)], bind: [configuration.endpoints.statusOut]),
-                capture: .init(type: .push, options: [.sendHighWaterMark(100_000)], connect: [captureEndpoint])
+                backend: .init(
+                    type: .xpublish,
+                    options: [
+                        .sendHighWaterMark(Self.queue), .receiveHighWaterMark(limits.receiveQueue),
+                        .maxMessageSize(limits.subscriptionBytes),
+                    ],
+                    bind: [configuration.endpoints.statusOut]
+                ),
+                capture: .init(type: .push, options: [.sendHighWaterMark(Self.queue)], connect: [captureEndpoint]),
+                policy: Self.policy(rejectors, limits: limits, logger: logger)
             )
         } catch {
             await capture.close()
@@ -73,7 +101,11 @@ public struct LoggerService: Service {
         do {
             query = try await AsyncSocket(
                 context: context,
-                configuration: .init(type: .reply, options: [.maxMessageSize(64 << 10)], bind: [configuration.endpoints.query])
+                configuration: .init(
+                    type: .reply,
+                    options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+                    bind: [configuration.endpoints.query]
+                )
             )
         } catch {
             await proxy.stop()
@@ -91,10 +123,13 @@ public struct LoggerService: Service {
         )
         let keeper = StatusKeeper(path: Self.statusPath(configuration), logger: logger)
         let received = metrics.counter("baton_status_events_total")
+        let droppedLines = metrics.counter("baton_event_log_dropped_total")
+        let clock = ContinuousClock()
+        var health = EventLogHealth(now: clock.now)
         var gaps = GapTracker()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                group.addTask { await Self.answerQueries(on: query, keeper: keeper, logger: logger) }
+                group.addTask { await Self.answerQueries(on: query, keeper: keeper, rejector: rejectors.query) }
                 group.addTask {
                     // Save at most once a second, and only after a change.
                     while await keeper.changed.wait() {
@@ -104,16 +139,8 @@ public struct LoggerService: Service {
                 }
                 while !Task.isShuttingDownGracefully {
                     guard let frames = try? await capture.receive() else { break }
-                    // The capture also sees subscriptions travelling upstream: one frame, 0x00/0x01 + prefix
-                    // (or an empty frame when a subscriber leaves), and the proxy's own TERMINATE when it stops.
-                    if frames.count == 1, frames[0].first.map({ $0 <= 1 }) ?? true || frames[0] == Data("TERMINATE".utf8) { continue }
-                    let event: StatusEvent
-                    do {
-                        event = try StatusEvent(frames: frames)
-                    } catch {
-                        logger.warning("rejected a malformed status event", metadata: ["error": "\(error)"])
-                        continue
-                    }
+                    // The proxy passes on only events that decode (and rejected the rest).
+                    guard let event = try? StatusEvent(frames: frames) else { continue }
                     received.increment()
                     switch gaps.observe(event) {
                     case .gap(let lost):
@@ -128,6 +155,13 @@ public struct LoggerService: Service {
                         break
                     }
                     keeper.apply(event)
+                    guard health.shouldWrite(at: clock.now) else {
+                        // Writing failed a moment ago: drop the line until the backoff has passed.
+                        health.skipped()
+                        droppedLines.increment()
+                        continue
+                    }
+                    let action: EventLogHealth<ContinuousClock.Instant>.Action
                     do {
                         // As published, unless a foreign publisher spread its JSON over several lines.
                         if frames[2].contains(0x0A) || frames[2].contains(0x0D) {
@@ -135,9 +169,13 @@ public struct LoggerService: Service {
                         } else {
                             try writer.append(json: frames[2])
                         }
+                        action = health.succeeded()
                     } catch {
-                        logger.error("cannot write the event log", metadata: ["path": "\(writer.path)", "error": "\(error)"])
+                        droppedLines.increment()
+                        action = health.failed(at: clock.now)
+                        if action == .reportFull { report(full: error, path: writer.path) }
                     }
+                    if case .reportOK(let dropped) = action { report(okAfter: dropped, path: writer.path) }
                 }
                 group.cancelAll()
             }
@@ -155,8 +193,9 @@ public struct LoggerService: Service {
         keeper.saveIfChanged()
     }
 
-    /// Answers `baton status` on the REP socket: every request gets exactly one reply.
-    private static func answerQueries(on socket: AsyncSocket, keeper: StatusKeeper, logger: Logger) async {
+    /// Answers `baton status` on the REP socket: every request gets exactly one reply, an error reply when
+    /// the request is malformed.
+    private static func answerQueries(on socket: AsyncSocket, keeper: StatusKeeper, rejector: MessageRejector) async {
         while !Task.isCancelled {
             guard let frames = try? await socket.receive() else { return }
             let reply: StatusReport
@@ -171,10 +210,92 @@ public struct LoggerService: Service {
                     )
                 )
             } catch {
-                logger.warning("rejected a malformed status query", metadata: ["error": "\(error)"])
-                reply = StatusReport(time: Date(), error: "\(error)")
+                rejector.reject(error, frames: frames)
+                reply = StatusReport(time: Date(), error: WireText.escape("\(error)"))
             }
             do { try await socket.send(Wire.encode(reply)) } catch { return }
         }
+    }
+}
+
+extension LoggerService {
+    /// The capture's and each subscriber's queue, in events.
+    static let queue: Int32 = 10_000
+
+    /// The rejectors of the logger's three bound sockets.
+    struct Rejectors: Sendable {
+        let statusIn: MessageRejector
+        let statusOut: MessageRejector
+        let query: MessageRejector
+
+        init(publisher: StatusPublisher?, logger: Logger, metrics: ServiceMetrics, limits: Configuration.Limits) {
+            func make(_ socket: String) -> MessageRejector {
+                MessageRejector(
+                    socket: socket,
+                    publisher: publisher,
+                    logger: logger,
+                    metrics: metrics,
+                    maxPerSecond: limits.rejectionsPerSecond
+                )
+            }
+            statusIn = make("status_in")
+            statusOut = make("status_out")
+            query = make("query")
+        }
+    }
+
+    /// What the bus passes: well-formed events downstream; nothing upstream (the XSUB already subscribes to
+    /// everything, and subscriptions are kept at the XPUB, bounded in number).
+    static func policy(_ rejectors: Rejectors, limits: Configuration.Limits, logger: Logger) -> Proxy.Policy {
+        Proxy.Policy(
+            forward: { frames in
+                do {
+                    _ = try StatusEvent.validated(frames: frames)
+                    return true
+                } catch {
+                    rejectors.statusIn.reject(error, frames: frames)
+                    return false
+                }
+            },
+            backward: { frames in
+                if frames.count == 1, let first = frames[0].first, first <= 1 { return false }
+                rejectors.statusOut.reject(.kind, detail: "status_out takes only subscriptions (0x01/0x00 + prefix)", frames: frames)
+                return false
+            },
+            maxSubscriptions: limits.subscriptions,
+            onSubscriptionOverflow: { held in
+                rejectors.statusOut.reject(
+                    .subscriptions,
+                    detail: "more than \(limits.subscriptions) distinct subscriptions (\(held)): every subscriber was dropped",
+                    frames: []
+                )
+            }
+        )
+    }
+
+    /// Writing the event log has started to fail: said once, on stderr and as `disk.full` (which cannot be
+    /// written to the log either, and is only counted; it never causes another report).
+    private func report(full error: any Error, path: String) {
+        let text = WireText.escape("\(error)", limit: 300)
+        FileHandle.standardError.write(
+            Data("baton-logger: cannot write the event log \(path): \(text); dropping events until it can\n".utf8)
+        )
+        publisher?.publish(
+            EventType.diskFull,
+            level: "error",
+            message: "cannot write the event log: \(text)",
+            attributes: ["path": path]
+        )
+    }
+
+    /// Writing the event log works again: said once, with the number of events lost meanwhile.
+    private func report(okAfter dropped: Int, path: String) {
+        FileHandle.standardError.write(Data("baton-logger: writing the event log \(path) again; \(dropped) event(s) dropped\n".utf8))
+        publisher?.publish(
+            EventType.diskOK,
+            level: "notice",
+            message: "writing the event log again",
+            attributes: ["path": path, "dropped": "\(dropped)"]
+        )
     }
 }

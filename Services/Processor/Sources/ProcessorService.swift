@@ -24,7 +24,10 @@ public enum ProcessorService {
             context: environment.context,
             configuration: .init(
                 type: .pull,
-                options: [.receiveHighWaterMark(1), .tcpBuffers(send: 0, receive: 16384), .maxMessageSize(1 << 31), heartbeat, reconnect],
+                options: [
+                    .receiveHighWaterMark(1), .tcpBuffers(send: 0, receive: 16384), .maxMessageSize(configuration.limits.resultBytes),
+                    heartbeat, reconnect,
+                ],
                 connect: [configuration.endpoints.results]
             )
         )
@@ -47,7 +50,8 @@ public enum ProcessorService {
                 instance: environment.instance,
                 publisher: environment.publisher,
                 logger: environment.logger,
-                metrics: environment.metrics
+                metrics: environment.metrics,
+                rejector: environment.rejector(socket: "results")
             ),
         ]
     }

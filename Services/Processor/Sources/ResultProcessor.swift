@@ -22,6 +22,7 @@ public struct ResultProcessor: Service {
     private let publisher: StatusPublisher
     private let logger: Logger
     private let metrics: ServiceMetrics
+    private let rejector: MessageRejector
 
     /// Creates the processor.
     /// - Parameters:
@@ -40,8 +41,10 @@ public struct ResultProcessor: Service {
         instance: String,
         publisher: StatusPublisher,
         logger: Logger,
-        metrics: ServiceMetrics = .disabled
+        metrics: ServiceMetrics = .disabled,
+        rejector: MessageRejector? = nil
     ) {
+        self.rejector = rejector ?? MessageRejector(socket: "results", publisher: publisher, logger: logger, metrics: metrics)
         self.handler = handler
         self.results = results
         self.acks = acks
@@ -59,8 +62,7 @@ public struct ResultProcessor: Service {
                 do {
                     message = try ResultMessage(frames: frames)
                 } catch {
-                    logger.warning("rejected a malformed result", metadata: ["error": "\(error)"])
-                    publisher.publish(EventType.messageRejected, message: "\(error)", attributes: ["socket": "results"])
+                    rejector.reject(error, frames: frames)
                     continue
                 }
                 await handle(message)

@@ -15,6 +15,7 @@ public struct ControlServer: Service {
     private let dispatcher: Dispatcher
     private let control: JobControl
     private let logger: Logger
+    private let rejector: MessageRejector
 
     /// The most slots one backfill may fire.
     public static let maxBackfill = 10_000
@@ -26,8 +27,10 @@ public struct ControlServer: Service {
         ledger: SchedulerState,
         dispatcher: Dispatcher,
         control: JobControl,
-        logger: Logger
+        logger: Logger,
+        rejector: MessageRejector? = nil
     ) {
+        self.rejector = rejector ?? MessageRejector(socket: "control", publisher: nil, logger: logger)
         self.jobs = jobs
         self.socket = socket
         self.ledger = ledger
@@ -45,7 +48,9 @@ public struct ControlServer: Service {
                     let request = try Wire.decode(ControlRequest.self, from: frames).message
                     reply = try await handle(request)
                 } catch let error as ProtocolError {
-                    reply = ControlReply(ok: false, error: "\(error)")
+                    // Still a reply: a REQ client waits for one.
+                    rejector.reject(error, frames: frames)
+                    reply = ControlReply(ok: false, error: WireText.escape("\(error)"))
                 } catch {
                     reply = ControlReply(ok: false, error: "the scheduler could not do it: \(error)")
                 }

@@ -17,16 +17,20 @@ public struct ReportReceiver: Service {
     private let dispatcher: Dispatcher
     private let publisher: StatusPublisher?
     private let logger: Logger
+    private let rejector: MessageRejector
 
     /// Creates the receiver.
+    /// - Parameter rejector: How malformed reports are turned away; by default a `reports` rejector on `publisher`.
     public init(
         jobs: [Configuration.Job],
         ledger: SchedulerState,
         reports: AsyncSocket,
         dispatcher: Dispatcher,
         publisher: StatusPublisher?,
-        logger: Logger
+        logger: Logger,
+        rejector: MessageRejector? = nil
     ) {
+        self.rejector = rejector ?? MessageRejector(socket: "reports", publisher: publisher, logger: logger)
         self.jobs = Dictionary(jobs.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.ledger = ledger
         self.reports = reports
@@ -50,7 +54,7 @@ public struct ReportReceiver: Service {
                             try await releaseQueued(job: report.job)
                         }
                     } catch let error as ProtocolError {
-                        logger.warning("rejected a malformed run report", metadata: ["error": "\(error)"])
+                        rejector.reject(error, frames: frames)
                     } catch {
                         logger.error("cannot record a run report", metadata: ["error": "\(error)"])
                     }

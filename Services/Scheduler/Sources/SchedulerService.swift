@@ -25,9 +25,14 @@ public enum SchedulerService {
                 lingerOnClose: .seconds(2)
             )
         )
+        let limits = configuration.limits
         let reports = try await AsyncSocket(
             context: environment.context,
-            configuration: .init(type: .pull, options: [heartbeat], bind: [configuration.endpoints.reports])
+            configuration: .init(
+                type: .pull,
+                options: [heartbeat, .maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+                bind: [configuration.endpoints.reports]
+            )
         )
         let sink = SocketRunSink(socket: runs)
         let doorbell = Doorbell()
@@ -42,7 +47,11 @@ public enum SchedulerService {
         let control = JobControl(ledger: ledger)
         let controlSocket = try await AsyncSocket(
             context: environment.context,
-            configuration: .init(type: .reply, options: [.maxMessageSize(1 << 20)], bind: [configuration.endpoints.control])
+            configuration: .init(
+                type: .reply,
+                options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+                bind: [configuration.endpoints.control]
+            )
         )
         return [
             SocketCloser(socket: runs),
@@ -54,7 +63,8 @@ public enum SchedulerService {
                 reports: reports,
                 dispatcher: dispatcher,
                 publisher: environment.publisher,
-                logger: environment.logger
+                logger: environment.logger,
+                rejector: environment.rejector(socket: "reports")
             ),
             RunResender(ledger: ledger, sink: sink, doorbell: doorbell, logger: environment.logger),
             ControlServer(
@@ -63,7 +73,8 @@ public enum SchedulerService {
                 ledger: ledger,
                 dispatcher: dispatcher,
                 control: control,
-                logger: environment.logger
+                logger: environment.logger,
+                rejector: environment.rejector(socket: "control")
             ),
             JobScheduler(
                 jobs: configuration.jobs,

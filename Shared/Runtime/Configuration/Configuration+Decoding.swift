@@ -85,7 +85,7 @@ extension Configuration: Decodable {
     public init(from decoder: any Decoder) throws {
         let reader = try MappingReader(
             decoder,
-            allowed: ["data_dir", "endpoints", "store", "processor", "algorithm", "log", "retention", "metrics", "jobs"]
+            allowed: ["data_dir", "endpoints", "store", "processor", "algorithm", "log", "retention", "metrics", "jobs", "limits"]
         )
         self.init()
         dataDirectory = try reader.value("data_dir", dataDirectory)
@@ -96,6 +96,7 @@ extension Configuration: Decodable {
         log = try reader.value("log", log)
         retention = try reader.value("retention", retention)
         metrics = try reader.value("metrics", metrics)
+        limits = try reader.value("limits", limits)
         jobs = try reader.value("jobs", jobs)
     }
 }

@@ -22,6 +22,8 @@ public struct Configuration: Sendable, Equatable {
     public var retention = Retention()
     /// Where each service serves `/metrics` and `/healthz`.
     public var metrics = Metrics()
+    /// Bounds on message sizes, queues and subscriptions (`limits`).
+    public var limits = Limits()
     /// The jobs the scheduler fires.
     public var jobs: [Job] = []
 
