@@ -120,7 +120,11 @@ let package = Package(
                 dependencies: ["Messaging", .product(name: "PropertyBased", package: "swift-property-based")],
                 swiftSettings: swiftSettings
             ),
-            .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "RuntimeTests",
+                dependencies: ["Runtime", "Messaging", "ZMQ", logging, .product(name: "PropertyBased", package: "swift-property-based")],
+                swiftSettings: swiftSettings
+            ),
             .testTarget(
                 name: "AlgorithmServiceTests",
                 dependencies: ["AlgorithmService", "Storage", "Messaging", "Runtime", logging],

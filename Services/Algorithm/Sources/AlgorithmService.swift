@@ -62,7 +62,9 @@ public enum AlgorithmService {
             policy: .init(maxAttempts: processor.retries, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
         )
         let heartbeat = SocketOption.peerHeartbeat
-        let (results, acks) = try await resultSockets(configuration: configuration, context: environment.context)
+        let (results, acks) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
+            try await resultSockets(configuration: configuration, context: environment.context)
+        }
         let runs = try await AsyncSocket(
             context: environment.context,
             configuration: .init(

@@ -51,34 +51,38 @@ public struct LoggerService: Service {
             context: context,
             configuration: .init(type: .pull, options: [.receiveHighWaterMark(100_000)], bind: [captureEndpoint])
         )
-        let proxy: Proxy
-        do {
-            proxy = try await Proxy(
-                context: context,
-                frontend: .init(
-                    type: .xsubscribe,
-                    options: [.receiveHighWaterMark(100_000), .maxMessageSize(1 << 20)],
-                    bind: [configuration.endpoints.statusIn],
-                    // Subscribe to everything upstream, so publishers send even while nobody watches.
-                    initialMessages: [[Data([1])]]
-                ),
-                backend: .init(type: .xpublish, options: [.sendHighWaterMark(100_000)], bind: [configuration.endpoints.statusOut]),
-                capture: .init(type: .push, options: [.sendHighWaterMark(100_000)], connect: [captureEndpoint])
-            )
-        } catch {
-            await capture.close()
-            throw error
-        }
-        let query: AsyncSocket
-        do {
-            query = try await AsyncSocket(
-                context: context,
-                configuration: .init(type: .reply, options: [.maxMessageSize(64 << 10)], bind: [configuration.endpoints.query])
-            )
-        } catch {
-            await proxy.stop()
-            await capture.close()
-            throw error
+        // A socket that cannot be bound is a configuration error naming its key (endpoints.status_in, ...).
+        let (proxy, query) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "logger")) {
+            let proxy: Proxy
+            do {
+                proxy = try await Proxy(
+                    context: context,
+                    frontend: .init(
+                        type: .xsubscribe,
+                        options: [.receiveHighWaterMark(100_000), .maxMessageSize(1 << 20)],
+                        bind: [configuration.endpoints.statusIn],
+                        // Subscribe to everything upstream, so publishers send even while nobody watches.
+                        initialMessages: [[Data([1])]]
+                    ),
+                    backend: .init(type: .xpublish, options: [.sendHighWaterMark(100_000)], bind: [configuration.endpoints.statusOut]),
+                    capture: .init(type: .push, options: [.sendHighWaterMark(100_000)], connect: [captureEndpoint])
+                )
+            } catch {
+                await capture.close()
+                throw error
+            }
+            let query: AsyncSocket
+            do {
+                query = try await AsyncSocket(
+                    context: context,
+                    configuration: .init(type: .reply, options: [.maxMessageSize(64 << 10)], bind: [configuration.endpoints.query])
+                )
+            } catch {
+                await proxy.stop()
+                await capture.close()
+                throw error
+            }
+            return (proxy, query)
         }
         logger.info(
             "status bus up",
