@@ -191,18 +191,32 @@ public struct FailureReport: WireMessage, Equatable {
     public var reason: String
     /// True when the part is handed back unprocessed (the processor is stopping): not a failed attempt.
     public var handBack: Bool
+    /// True when trying again cannot help (the processor command exists but is not executable): the part is
+    /// dead-lettered at once instead of after every retry. Absent on the wire (older processors) means false.
+    public var permanent: Bool
 
     /// Creates a failure report.
-    public init(runID: String, part: Int, processor: String, reason: String, handBack: Bool = false) {
+    public init(runID: String, part: Int, processor: String, reason: String, handBack: Bool = false, permanent: Bool = false) {
         self.runID = runID
         self.part = part
         self.processor = processor
         self.reason = reason
         self.handBack = handBack
+        self.permanent = permanent
     }
 
     enum CodingKeys: String, CodingKey {
-        case runID = "runId", part, processor, reason, handBack
+        case runID = "runId", part, processor, reason, handBack, permanent
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        runID = try container.decode(String.self, forKey: .runID)
+        part = try container.decode(Int.self, forKey: .part)
+        processor = try container.decode(String.self, forKey: .processor)
+        reason = try container.decode(String.self, forKey: .reason)
+        handBack = try container.decode(Bool.self, forKey: .handBack)
+        permanent = try container.decodeIfPresent(Bool.self, forKey: .permanent) ?? false
     }
 
     public func validate() throws(ProtocolError) {
