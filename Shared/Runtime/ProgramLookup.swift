@@ -31,7 +31,8 @@ public enum ProgramLookup {
         let base = workingDirectory.flatMap { $0.isEmpty ? nil : $0 }
         func located(_ name: String) -> String {
             guard !name.hasPrefix("/"), let base else { return name }
-            return base.hasSuffix("/") ? base + name : base + "/" + name
+            let relative = name.hasPrefix("./") ? String(name.dropFirst(2)) : name
+            return base.hasSuffix("/") ? base + relative : base + "/" + relative
         }
         if program.contains("/") { return check(located(program)) }
         var unusable: String?

@@ -161,7 +161,7 @@ struct ConfigurationCheckTests {
         config.jobs = [Self.job(["./train.py"], workdir: scratch.path)]
         let error = Self.error { try config.checkCommands(service: "algorithm", environment: [:], source: "t") }
         #expect(error?.field == "jobs[0].command")
-        #expect(error?.problem == "./train.py is not executable (\(scratch.path)/./train.py)")
+        #expect(error?.problem == "./train.py is not executable (\(scratch.path)/train.py)")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.path + "/train.py")
         try config.checkCommands(service: "algorithm", environment: [:], source: "t")
     }
