@@ -136,13 +136,16 @@ struct ConfigurationStartupTests {
               backoff: 10s
               backoff_max: 20s
             """
-        let yaml = DeliveryTests.quickJob(every: "1h", anchor: Date().addingTimeInterval(4), extra: processor)
+        // No scheduled fire during the test (the next slot is 30 minutes away): the run is triggered by hand.
+        let yaml = DeliveryTests.quickJob(every: "1d", anchor: Date().addingTimeInterval(1800), extra: processor)
         try await TestStack.with("noexec", yaml: yaml) { stack in
             try stack.startServices(processors: 1)
             // Started with an executable command (the start-up check passes); then it loses its execute bit.
             let started = try await stack.waitUntil(timeout: .seconds(30)) { stack.stderr("processor-1").contains("started") }
             #expect(started, "\(stack.stderr("processor-1"))")
             try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: script)
+            let triggered = try await stack.waitUntil(timeout: .seconds(30)) { try stack.baton(["trigger", "quick"]).status == 0 }
+            #expect(triggered, "\(stack.stderr("scheduler"))")
             let dead = try await stack.waitUntil(timeout: .seconds(40)) { stack.outboxCounts()["dead"] == 1 }
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
             let listed = try stack.baton(["results", "--state", "dead"])
