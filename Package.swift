@@ -130,7 +130,13 @@ let package = Package(
                 dependencies: ["Messaging", .product(name: "PropertyBased", package: "swift-property-based")],
                 swiftSettings: swiftSettings
             ),
-            .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Messaging", logging, lifecycle], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "RuntimeTests",
+                dependencies: [
+                    "Runtime", "Messaging", "ZMQ", logging, lifecycle, .product(name: "PropertyBased", package: "swift-property-based"),
+                ],
+                swiftSettings: swiftSettings
+            ),
             .testTarget(
                 name: "AlgorithmServiceTests",
                 dependencies: ["AlgorithmService", "Storage", "Messaging", "Runtime", logging],

@@ -194,19 +194,42 @@ public struct FailureReport: WireMessage, Equatable {
     /// True when the part was refused as a conflict: its key is stored with another sha256. Permanent, so
     /// the algorithm dead-letters it at once (cause `conflict`) instead of retrying. Absent means false.
     public var conflict: Bool?
+    /// True when trying again cannot help (the processor command exists but is not executable): the part is
+    /// dead-lettered at once instead of after every retry. Absent on the wire (older processors) means false.
+    public var permanent: Bool
 
     /// Creates a failure report.
-    public init(runID: String, part: Int, processor: String, reason: String, handBack: Bool = false, conflict: Bool = false) {
+    public init(
+        runID: String,
+        part: Int,
+        processor: String,
+        reason: String,
+        handBack: Bool = false,
+        conflict: Bool = false,
+        permanent: Bool = false
+    ) {
         self.runID = runID
         self.part = part
         self.processor = processor
         self.reason = reason
         self.handBack = handBack
         self.conflict = conflict ? true : nil
+        self.permanent = permanent
     }
 
     enum CodingKeys: String, CodingKey {
-        case runID = "runId", part, processor, reason, handBack, conflict
+        case runID = "runId", part, processor, reason, handBack, conflict, permanent
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        runID = try container.decode(String.self, forKey: .runID)
+        part = try container.decode(Int.self, forKey: .part)
+        processor = try container.decode(String.self, forKey: .processor)
+        reason = try container.decode(String.self, forKey: .reason)
+        handBack = try container.decode(Bool.self, forKey: .handBack)
+        conflict = try container.decodeIfPresent(Bool.self, forKey: .conflict)
+        permanent = try container.decodeIfPresent(Bool.self, forKey: .permanent) ?? false
     }
 
     public func validate() throws(ProtocolError) {

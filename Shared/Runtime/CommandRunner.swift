@@ -116,7 +116,11 @@ public struct CommandRunner: Sendable {
             close(try Self.openForReading(path).rawValue)
             inputPath = path
         }
-        try Self.checkProgram(argv[0], path: environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"])
+        try Self.checkProgram(
+            argv[0],
+            workingDirectory: workingDirectory,
+            path: environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"]
+        )
         // The lifeline: the guard reads the read end (as its standard input); the write end stays here,
         // close-on-exec so that no other child inherits it, until the command has ended. If this process
         // dies first, the kernel closes it, and the guard kills the command's group.
@@ -202,19 +206,19 @@ public struct CommandRunner: Sendable {
         return path
     }
 
-    /// Fails early, as a launch would, when the program does not exist or is not executable.
-    private static func checkProgram(_ program: String, path: String?) throws {
-        func runnable(_ candidate: String) -> Bool {
-            var info = stat()
-            return stat(candidate, &info) == 0 && (info.st_mode & S_IFMT) != S_IFDIR && access(candidate, X_OK) == 0
-        }
-        if program.contains("/") {
-            guard runnable(program) else { throw CommandError("cannot run \(program): not an executable file") }
+    /// Fails early, as a launch would, when the program does not exist or is not executable (looked up as
+    /// ``ProgramLookup`` does: relative to the working directory, on the command's `PATH`).
+    private static func checkProgram(_ program: String, workingDirectory: String?, path: String?) throws {
+        switch ProgramLookup.resolve(program, workingDirectory: workingDirectory, path: path) {
+        case .found:
             return
-        }
-        let directories = (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":", omittingEmptySubsequences: false)
-        guard directories.contains(where: { runnable(($0.isEmpty ? "." : String($0)) + "/" + program) }) else {
-            throw CommandError("cannot run \(program): not found on PATH")
+        case .notFound:
+            throw CommandError(
+                program.contains("/") ? "cannot run \(program): not found" : "cannot run \(program): not found on PATH",
+                code: .notFound
+            )
+        case .notExecutable(let found):
+            throw CommandError("cannot run \(program): \(found) is not an executable file", code: .notExecutable)
         }
     }
 
@@ -229,6 +233,26 @@ public struct CommandRunner: Sendable {
 
 /// A command that could not be started as asked.
 public struct CommandError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure it is.
+    public struct Code: Sendable, Equatable, CustomStringConvertible {
+        private enum Value: Sendable, Equatable { case other, notFound, notExecutable }
+        private let value: Value
+
+        /// Anything else: the guard is missing, the input cannot be opened, no pipe.
+        public static let other = Code(value: .other)
+        /// The program does not exist (it may appear later, e.g. on a volume not yet mounted).
+        public static let notFound = Code(value: .notFound)
+        /// The program exists but is not an executable file: trying again cannot help until someone fixes it.
+        public static let notExecutable = Code(value: .notExecutable)
+
+        public var description: String { "\(value)" }
+    }
+
     public var description: String
-    init(_ description: String) { self.description = description }
+    /// What kind of failure it is.
+    public var code: Code
+    init(_ description: String, code: Code = .other) {
+        self.description = description
+        self.code = code
+    }
 }

@@ -64,6 +64,17 @@ public enum ServiceRunner {
             }
             configuration.metrics.ownPort = metricsPort
         }
+        // What the configuration names outside itself (folders, files, ipc sockets, commands), checked before
+        // anything is created: a problem is a configuration error naming its key, exit status 2.
+        let source = options.configPath(environment: environment) ?? "configuration"
+        let problem: ConfigurationError? =
+            switch Result(catching: { () throws(ConfigurationError) in
+                try configuration.checkStartup(service: name, environment: environment, source: source)
+            }) {
+            case .success: nil
+            case .failure(let error): error
+            }
+        if let problem { throw configurationError(problem, program: "baton-\(name)", source: source) }
         let port = configuration.metrics.port(for: name)
         let metrics = port > 0 ? ServiceMetrics.prometheus() : .disabled
         watchParent(environment: environment)
@@ -124,6 +135,10 @@ public enum ServiceRunner {
         let services: [any Service]
         do {
             services = try await makeServices(serviceEnvironment)
+        } catch let error as ConfigurationError {
+            // A socket that cannot be bound, named by its key.
+            logger.critical("cannot start: \(error)")
+            throw configurationError(error, program: "baton-\(name)", source: source)
         } catch {
             logger.critical("cannot start: \(error)")
             // Let the critical record reach the bus before exiting.
@@ -162,7 +177,22 @@ public enum ServiceRunner {
             )
         )
         logger.info("started", metadata: ["config": "\(options.configPath(environment: environment) ?? "defaults")"])
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as ConfigurationError {
+            // A part that binds when it runs (the logger's status bus) and could not.
+            logger.critical("cannot run: \(error)")
+            throw configurationError(error, program: "baton-\(name)", source: source)
+        }
+    }
+
+    /// Reports a configuration error on standard error (naming the file when the error does not) and returns
+    /// the exit status 2 to throw.
+    static func configurationError(_ error: ConfigurationError, program: String, source: String) -> ExitCode {
+        var error = error
+        if error.source.isEmpty { error.source = source }
+        FileHandle.standardError.write(Data("\(program): configuration error: \(error)\n".utf8))
+        return ExitCode(2)
     }
 
     /// Raises the soft limit on open files to the hard limit: the default soft limit (often 1024) is what a

@@ -377,12 +377,14 @@ public final class Outbox: Sendable {
     }
 
     /// A processor failed on a part (or handed it back). A failure counts towards dead-lettering and delays
-    /// the next attempt by the policy's backoff; a hand-back makes the part due again at once.
+    /// the next attempt by the policy's backoff; a hand-back makes the part due again at once; a permanent
+    /// failure (retrying cannot help) dead-letters the part at once.
     public func recordFailure(
         runID: String,
         part: Int,
         reason: String,
         countsAsFailure: Bool = true,
+        permanent: Bool = false,
         now: Date = Date()
     ) async throws -> FailureOutcome {
         let policy = policy
@@ -402,7 +404,7 @@ public final class Outbox: Sendable {
                 return .retry(after: .zero)
             }
             let failures = (row["failures"] as Int) + 1
-            if failures >= policy.maxAttempts {
+            if failures >= policy.maxAttempts || permanent {
                 try db.execute(
                     sql: "UPDATE outbox SET state = 'dead', failures = ?, started = 0, last_error = ? WHERE run_id = ? AND part = ?",
                     arguments: [failures, reason, runID, part]

@@ -57,6 +57,16 @@ struct WireTests {
         #expect(error?.code == code)
     }
 
+    /// `permanent` travels, and a report without it (an older processor) is not permanent.
+    @Test func failureReportPermanence() throws {
+        let report = FailureReport(runID: "j@x", part: 0, processor: "p", reason: "not executable", permanent: true)
+        #expect(try Wire.decode(FailureReport.self, from: Wire.encode(report)).message == report)
+        let older = [
+            Data("baton/1".utf8), Data("nack".utf8), Data(#"{"runId":"j@x","part":0,"processor":"p","reason":"r","handBack":false}"#.utf8),
+        ]
+        #expect(try Wire.decode(FailureReport.self, from: older).message.permanent == false)
+    }
+
     @Test func missingFieldIsNamed() {
         let frames = [Data("baton/1".utf8), Data("run".utf8), Data("{\"job\":\"j\",\"runId\":\"r\"}".utf8)]
         let error = #expect(throws: ProtocolError.self) { try Wire.decode(RunRequest.self, from: frames) }

@@ -97,6 +97,20 @@ struct ConfigurationTests {
         ("processor:\n  lease: 9999999999999h1s\n", "processor.lease", "expected a duration"),
         ("endpoints:\n  runs: tcp://127.0.0.1:99999\n", "endpoints.runs", "from 1 to 65535"),
         ("endpoints:\n  runs: tcp://127.0.0.1\n", "endpoints.runs", "from 1 to 65535"),
+        // env values are strings (numbers are taken as text); a list, a mapping or null is refused by name.
+        ("processor:\n  env: {A: [1, 2]}\n", "processor.env.A", "not a list or a mapping"),
+        ("jobs:\n  - name: a\n    every: 1s\n    command: [sh]\n    env: {B: {c: d}}\n", "jobs[0].env.B", "not a list or a mapping"),
+        ("processor:\n  env: {A: ~}\n", "processor.env.A", "not null"),
+        ("processor:\n  env: [A, B]\n", "processor.env", "mapping of names"),
+        ("processor:\n  env: {\"A=B\": x}\n", "processor.env", "not a variable name"),
+        // Numbers Yams would overflow on (sexagesimal, too many digits): an error, not a trap.
+        ("processor:\n  count: 1:0:0:0:0:0:0:0:0:0:0:0\n", "processor.count", "whole number"),
+        ("algorithm:\n  concurrency: 99999999999999999999\n", "algorithm.concurrency", "whole number"),
+        ("metrics:\n  logger: [1]\n", "metrics.logger", "whole number"),
+        ("retention:\n  max_size: 99999999999999999999999TiB\n", "retention.max_size", "expected a size"),
+        ("log:\n  max_size: 1e400\n", "log.max_size", "at least 1KiB"),
+        ("data_dir: \"/tmp/a\\0b\"\n", "data_dir", "NUL"),
+        ("jobs:\n  - name: a\n    every: 1s\n    command: [\"sh\\0\"]\n", "jobs[0].command", "NUL"),
     ])
     func badValuesNameTheirField(yaml: String, field: String, problem: String) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID().uuidString).yaml").path
@@ -106,6 +120,11 @@ struct ConfigurationTests {
         #expect(error?.field == field)
         #expect(error?.problem.contains(problem) == true, "\(String(describing: error))")
         #expect(error?.source == path)
+    }
+
+    @Test func envNumbersAndBooleansAreTakenAsText() throws {
+        let config = try Configuration.parse(yaml: "processor:\n  env: {A: 1, B: true, C: 1.50, D: \"\"}\n", source: "t")
+        #expect(config.processor.environment == ["A": "1", "B": "true", "C": "1.50", "D": ""])
     }
 
     @Test func environmentOverridesTheFile() throws {

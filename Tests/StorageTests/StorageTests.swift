@@ -148,6 +148,15 @@ struct OutboxTests {
         #expect(try await outbox.nextDue(now: t0).entry?.failures == 0)
     }
 
+    /// A permanent failure (a processor command that is not executable) dead-letters at once, retries left or not.
+    @Test func permanentFailureIsDeadAtOnce() async throws {
+        let outbox = try outbox(maxAttempts: 5)
+        try await outbox.add(.init(header: StorageTests.header(Data("1".utf8)), path: "/x"), now: t0)
+        try await outbox.markSent(runID: "j@1", part: 0, leaseDeadline: t0 + 30, now: t0)
+        #expect(try await outbox.recordFailure(runID: "j@1", part: 0, reason: "not executable", permanent: true, now: t0) == .dead)
+        #expect(try await outbox.nextDue(now: t0 + 1000).entry == nil)
+    }
+
     @Test func backoffDoublesUpToTheMaximum() {
         let policy = Outbox.RetryPolicy(maxAttempts: 10, initialBackoff: .seconds(2), maxBackoff: .seconds(10))
         #expect(policy.backoff(afterFailures: 1, jitter: 1) == .seconds(2))

@@ -145,7 +145,8 @@ public struct AckReceiver: Service {
             runID: report.runID,
             part: report.part,
             reason: report.reason,
-            countsAsFailure: !report.handBack
+            countsAsFailure: !report.handBack,
+            permanent: report.permanent && !report.handBack
         )
         switch outcome {
         case .retry(let delay):

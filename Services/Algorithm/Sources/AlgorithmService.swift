@@ -26,7 +26,11 @@ public enum AlgorithmService {
                 // HWM 1 bounds the messages queued in libzmq, but small results also pile up in the kernel's TCP
                 // buffers (megabytes on loopback): thousands a processor has not started on, and whose leases run
                 // out. Small buffers (the kernel doubles them) keep that to about 64 KiB: some 100 small results.
-                options: [.sendHighWaterMark(1), .immediate(true), .tcpBuffers(send: 16384, receive: 0), heartbeat],
+                // A PUSH receives nothing, but libzmq still reads what a peer sends: the small limit bounds that.
+                options: [
+                    .sendHighWaterMark(1), .immediate(true), .tcpBuffers(send: 16384, receive: 0), heartbeat,
+                    .maxMessageSize(configuration.limits.messageBytes),
+                ],
                 bind: [configuration.endpoints.results]
             )
         )
@@ -70,7 +74,9 @@ public enum AlgorithmService {
             policy: .init(maxAttempts: processor.attempts, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
         )
         let heartbeat = SocketOption.peerHeartbeat
-        let (results, acks) = try await resultSockets(configuration: configuration, context: environment.context)
+        let (results, acks) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
+            try await resultSockets(configuration: configuration, context: environment.context)
+        }
         let runs = try await AsyncSocket(
             context: environment.context,
             configuration: .init(

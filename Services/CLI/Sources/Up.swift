@@ -37,6 +37,16 @@ extension Baton {
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
             let (configuration, configPath) = try loadConfiguration(environment: environment)
+            // Every service checks its folders and commands when it starts; checked here first, a problem is one
+            // clear error (status 2) instead of a child exiting and being restarted over and over.
+            for service in Configuration.services where service != "processor" || (processors ?? configuration.processor.count) > 0 {
+                do {
+                    try configuration.checkStartup(service: service, environment: environment, source: configPath)
+                } catch {
+                    Console.error("baton up: configuration error: \(error)")
+                    throw ExitCode(2)
+                }
+            }
             let binaries = try Self.binaryDirectory()
             let logDirectory = (configuration.dataDirectory as NSString).appendingPathComponent("logs")
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)

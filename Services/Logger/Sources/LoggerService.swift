@@ -71,46 +71,50 @@ public struct LoggerService: Service {
             context: context,
             configuration: .init(type: .pull, options: [.receiveHighWaterMark(Self.queue)], bind: [captureEndpoint])
         )
-        let proxy: Proxy
-        do {
-            proxy = try await Proxy(
-                context: context,
-                frontend: .init(
-                    type: .xsubscribe,
-                    options: [.receiveHighWaterMark(limits.receiveQueue), .maxMessageSize(limits.messageBytes)],
-                    bind: [configuration.endpoints.statusIn],
-                    // Subscribe to everything upstream, so publishers send even while nobody watches.
-                    initialMessages: [[Data([1])]]
-                ),
-                backend: .init(
-                    type: .xpublish,
-                    options: [
-                        .sendHighWaterMark(Self.queue), .receiveHighWaterMark(limits.receiveQueue),
-                        .maxMessageSize(limits.subscriptionBytes),
-                    ],
-                    bind: [configuration.endpoints.statusOut]
-                ),
-                capture: .init(type: .push, options: [.sendHighWaterMark(Self.queue)], connect: [captureEndpoint]),
-                policy: Self.policy(rejectors, limits: limits, logger: logger)
-            )
-        } catch {
-            await capture.close()
-            throw error
-        }
-        let query: AsyncSocket
-        do {
-            query = try await AsyncSocket(
-                context: context,
-                configuration: .init(
-                    type: .reply,
-                    options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
-                    bind: [configuration.endpoints.query]
+        // A socket that cannot be bound is a configuration error naming its key (endpoints.status_in, ...).
+        let (proxy, query) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "logger")) {
+            let proxy: Proxy
+            do {
+                proxy = try await Proxy(
+                    context: context,
+                    frontend: .init(
+                        type: .xsubscribe,
+                        options: [.receiveHighWaterMark(limits.receiveQueue), .maxMessageSize(limits.messageBytes)],
+                        bind: [configuration.endpoints.statusIn],
+                        // Subscribe to everything upstream, so publishers send even while nobody watches.
+                        initialMessages: [[Data([1])]]
+                    ),
+                    backend: .init(
+                        type: .xpublish,
+                        options: [
+                            .sendHighWaterMark(Self.queue), .receiveHighWaterMark(limits.receiveQueue),
+                            .maxMessageSize(limits.subscriptionBytes),
+                        ],
+                        bind: [configuration.endpoints.statusOut]
+                    ),
+                    capture: .init(type: .push, options: [.sendHighWaterMark(Self.queue)], connect: [captureEndpoint]),
+                    policy: Self.policy(rejectors, limits: limits, logger: logger)
                 )
-            )
-        } catch {
-            await proxy.stop()
-            await capture.close()
-            throw error
+            } catch {
+                await capture.close()
+                throw error
+            }
+            let query: AsyncSocket
+            do {
+                query = try await AsyncSocket(
+                    context: context,
+                    configuration: .init(
+                        type: .reply,
+                        options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+                        bind: [configuration.endpoints.query]
+                    )
+                )
+            } catch {
+                await proxy.stop()
+                await capture.close()
+                throw error
+            }
+            return (proxy, query)
         }
         logger.info(
             "status bus up",

@@ -156,7 +156,16 @@ public struct ResultProcessor: Service {
                 logger.error("processing failed: \(error)")
                 publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: reason)
             }
-            let report = FailureReport(runID: header.runID, part: header.part, processor: instance, reason: reason, handBack: stopping)
+            // A command that exists but cannot be executed fails every attempt alike: dead-letter it at once.
+            let permanent = !stopping && (error as? CommandError)?.code == .notExecutable
+            let report = FailureReport(
+                runID: header.runID,
+                part: header.part,
+                processor: instance,
+                reason: reason,
+                handBack: stopping,
+                permanent: permanent
+            )
             acks.post(Wire.encode(report))
         }
     }

@@ -16,24 +16,37 @@ public enum SchedulerService {
         let configuration = environment.configuration
         let ledger = try SchedulerState(path: statePath(configuration))
         let heartbeat = SocketOption.peerHeartbeat
-        let runs = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(
-                type: .push,
-                options: [.sendHighWaterMark(1000), heartbeat],
-                bind: [configuration.endpoints.runs],
-                lingerOnClose: .seconds(2)
-            )
-        )
         let limits = configuration.limits
-        let reports = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(
-                type: .pull,
-                options: [heartbeat, .maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
-                bind: [configuration.endpoints.reports]
+        // Bound together: a failure names its key (endpoints.runs, .reports or .control).
+        let (runs, reports, controlSocket) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "scheduler")) {
+            let runs = try await AsyncSocket(
+                context: environment.context,
+                configuration: .init(
+                    type: .push,
+                    // A PUSH receives nothing, but libzmq still reads what a peer sends: bound it too.
+                    options: [.sendHighWaterMark(1000), heartbeat, .maxMessageSize(limits.messageBytes)],
+                    bind: [configuration.endpoints.runs],
+                    lingerOnClose: .seconds(2)
+                )
             )
-        )
+            let reports = try await AsyncSocket(
+                context: environment.context,
+                configuration: .init(
+                    type: .pull,
+                    options: [heartbeat, .maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+                    bind: [configuration.endpoints.reports]
+                )
+            )
+            let controlSocket = try await AsyncSocket(
+                context: environment.context,
+                configuration: .init(
+                    type: .reply,
+                    options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+                    bind: [configuration.endpoints.control]
+                )
+            )
+            return (runs, reports, controlSocket)
+        }
         let sink = SocketRunSink(socket: runs)
         let doorbell = Doorbell()
         let dispatcher = Dispatcher(
@@ -45,14 +58,6 @@ public enum SchedulerService {
             metrics: environment.metrics
         )
         let control = JobControl(ledger: ledger)
-        let controlSocket = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(
-                type: .reply,
-                options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
-                bind: [configuration.endpoints.control]
-            )
-        )
         return [
             SocketCloser(socket: runs),
             SocketCloser(socket: reports),

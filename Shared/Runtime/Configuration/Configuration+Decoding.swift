@@ -26,8 +26,10 @@ struct MappingReader {
         }
     }
 
+    /// A field's name, e.g. `jobs[0].every`; an empty key shows as `""`, so that every field has a name.
     static func path(_ keys: [any CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue.isEmpty ? "\"\"" : $0.stringValue)" }.joined().drop { $0 == "." }
+            .description
     }
 
     func field(_ key: String) -> String { Self.path(container.codingPath + [AnyKey(key)]) }
@@ -37,11 +39,53 @@ struct MappingReader {
     func value<T: Decodable>(_ key: String, _ fallback: T) throws -> T {
         guard has(key) else { return fallback }
         do {
+            // Whole numbers are parsed here, not by Yams: its sexagesimal form (`1:0:0:0:0:0:0:0:0:0:0:0`) and
+            // large digits overflow and trap. Only plain decimal numbers, optionally signed, are accepted.
+            if T.self == Int.self {
+                let text = try container.decode(String.self, forKey: AnyKey(key))
+                if let number = Self.integer(text) as? T { return number }
+                throw ConfigurationError(source: "", field: field(key), problem: "expected a whole number (got \"\(Self.shown(text))\")")
+            }
+            if T.self == [String: String].self, let map = try stringMap(key) as? T { return map }
             return try container.decode(T.self, forKey: AnyKey(key))
         } catch {
             if let inner = ConfigurationError.wrapped(in: error) { throw inner }
             throw ConfigurationError(source: "", field: field(key), problem: "expected \(Self.describe(T.self))")
         }
+    }
+
+    /// A plain decimal whole number (`42`, `-1`, `+7`, `1_000`); `nil` for anything else or out of range.
+    static func integer(_ text: String) -> Int? {
+        let digits = text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")
+        return Int(digits, radix: 10)
+    }
+
+    /// A value as shown in a message: at most 60 characters.
+    static func shown(_ text: String) -> String {
+        text.count <= 60 ? text : String(text.prefix(57)) + "..."
+    }
+
+    /// A mapping of names to strings (`env`): each value a scalar (a number or true/false is taken as its
+    /// text); a list, a mapping or null is an error naming the entry, e.g. `jobs[0].env.MODE`.
+    func stringMap(_ key: String) throws -> [String: String] {
+        let nested: KeyedDecodingContainer<AnyKey>
+        do {
+            nested = try container.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey(key))
+        } catch {
+            throw ConfigurationError(source: "", field: field(key), problem: "expected a mapping of names to strings, e.g. {MODE: prod}")
+        }
+        var map: [String: String] = [:]
+        for name in nested.allKeys {
+            let entry = Self.path(nested.codingPath + [name])
+            if (try? nested.decodeNil(forKey: name)) == true {
+                throw ConfigurationError(source: "", field: entry, problem: "expected a string, not null (write \"\" for an empty value)")
+            }
+            guard let text = try? nested.decode(String.self, forKey: name) else {
+                throw ConfigurationError(source: "", field: entry, problem: "expected a string (or a number), not a list or a mapping")
+            }
+            map[name.stringValue] = text
+        }
+        return map
     }
 
     func duration(_ key: String, _ fallback: Duration) throws -> Duration {
@@ -188,7 +232,10 @@ public enum ByteCount {
             "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
         ]
         guard let multiplier = multipliers[unit] else { return nil }
-        return Int64(value * multiplier)
+        // Checked before converting: a huge size (`99999999999999999999TiB`) would trap in Int64(_:).
+        let bytes = value * multiplier
+        guard bytes.isFinite, bytes < 9.2e18 else { return nil }
+        return Int64(bytes)
     }
 }
 

@@ -128,6 +128,34 @@ extension Configuration {
         }
     }
 
+    /// Text the operating system cannot take: a NUL in a path, an argument or an environment variable (C
+    /// strings end there), or an environment variable's name that is empty or holds `=`.
+    static func textProblems(_ configuration: Configuration) -> [(field: String, problem: String)] {
+        var problems: [(field: String, problem: String)] = []
+        let nul = "must not contain a NUL character"
+        func command(_ field: String, argv: [String], workdir: String, env: [String: String]) {
+            if argv.contains(where: { $0.contains("\0") }) { problems.append(("\(field).command", nul)) }
+            if workdir.contains("\0") { problems.append(("\(field).workdir", nul)) }
+            for (name, value) in env.sorted(by: { $0.key < $1.key }) {
+                if name.isEmpty || name.contains("=") || name.contains("\0") {
+                    problems.append(("\(field).env", "\"\(name)\" is not a variable name (not empty, no = or NUL)"))
+                } else if value.contains("\0") {
+                    problems.append(("\(field).env.\(name)", nul))
+                }
+            }
+        }
+        if configuration.dataDirectory.contains("\0") { problems.append(("data_dir", nul)) }
+        if configuration.store.path.contains("\0") { problems.append(("store.path", nul)) }
+        let processor = configuration.processor
+        command("processor", argv: processor.command, workdir: processor.workingDirectory, env: processor.environment)
+        for (index, job) in configuration.jobs.enumerated() {
+            if case .command(let spec) = job.algorithm {
+                command("jobs[\(index)]", argv: spec.argv, workdir: spec.workingDirectory, env: spec.environment)
+            }
+        }
+        return problems
+    }
+
     static func isIPv4(_ text: String) -> Bool {
         var address = in_addr()
         return inet_pton(AF_INET, text, &address) == 1
@@ -141,6 +169,7 @@ extension Configuration {
             ConfigurationError(source: source, field: field, problem: problem)
         }
         guard !dataDirectory.isEmpty else { throw fail("data_dir", "must not be empty") }
+        if let problem = Self.textProblems(self).first { throw fail(problem.field, problem.problem) }
         let endpointFields: [(String, String)] = [
             ("runs", endpoints.runs), ("control", endpoints.control), ("results", endpoints.results),
             ("acks", endpoints.acks), ("status_in", endpoints.statusIn), ("status_out", endpoints.statusOut),
