@@ -59,10 +59,10 @@ struct WireTests {
 
     /// `permanent` travels, and a report without it (an older processor) is not permanent.
     @Test func failureReportPermanence() throws {
-        let report = FailureReport(runID: "j@x", part: 0, processor: "p", reason: "not executable", permanent: true)
+        let report = FailureReport(runID: "j@2026-01-01T00:00:00.000Z", part: 0, processor: "p", reason: "not executable", permanent: true)
         #expect(try Wire.decode(FailureReport.self, from: Wire.encode(report)).message == report)
         let older = [
-            Data("baton/1".utf8), Data("nack".utf8), Data(#"{"runId":"j@x","part":0,"processor":"p","reason":"r","handBack":false}"#.utf8),
+            Data("baton/1".utf8), Data("nack".utf8), Data(#"{"runId":"j@2026-01-01T00:00:00.000Z","part":0,"processor":"p","reason":"r","handBack":false}"#.utf8),
         ]
         #expect(try Wire.decode(FailureReport.self, from: older).message.permanent == false)
     }
