@@ -184,7 +184,8 @@ public final class MetricsServer: Service, Sendable {
 }
 
 extension MetricsServer {
-    /// Whether a TCP port can be bound on `host` now (with SO_REUSEADDR, as the server binds).
+    /// Whether a TCP port can be listened on at `host` now (with SO_REUSEADDR, as the server binds). Binding alone
+    /// is not enough: with SO_REUSEADDR a port held as the local end of a connection binds, but `listen` fails.
     public static func isFree(host: String, port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
@@ -197,7 +198,7 @@ extension MetricsServer {
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        } && listen(fd, 1) == 0
     }
 
     static func isIPv4(_ host: String) -> Bool {
