@@ -23,7 +23,7 @@ struct StatusTests {
               - name: slow
                 at: 2100-01-01T00:00:00Z
                 builtin: demo
-                duration: 3s
+                duration: 8s
                 result_size: 1024
 
             """
@@ -32,7 +32,7 @@ struct StatusTests {
             try stack.start("scheduler", "baton-scheduler", environment: ["BATON_INSTANCE": "scheduler"])
             try stack.start("algorithm", "baton-algorithm", environment: ["BATON_INSTANCE": "algorithm"])
             try stack.start("processor-1", "baton-processor", ["--name", "processor-1"])
-            let allUp = try await stack.waitUntil(timeout: .seconds(20)) {
+            let allUp = try await stack.waitUntil(timeout: .seconds(60)) {
                 let report = try? Self.status(stack)
                 return report?.services.filter { $0.state == "up" }.count == 4
             }
@@ -49,14 +49,15 @@ struct StatusTests {
 
             // A run in flight, with the demo's progress.
             #expect(try stack.baton(["trigger", "slow"]).status == 0)
-            let inFlight = try await stack.waitUntil(timeout: .seconds(10)) {
+            // Long enough (8 s) that a loaded machine, slow to start it and to answer, still sees it running.
+            let inFlight = try await stack.waitUntil(timeout: .seconds(30)) {
                 (try? Self.status(stack))?.runs.contains { $0.state == "running" && ($0.percent ?? 0) > 0 } ?? false
             }
             #expect(inFlight, "\(String(describing: try? Self.status(stack).runs))")
             let text = try stack.baton(["status"])
             #expect(text.status == 0)
             #expect(text.output.contains("RUNS IN FLIGHT\n  slow@"), "\(text.output)")
-            let finished = try await stack.waitUntil(timeout: .seconds(15)) {
+            let finished = try await stack.waitUntil(timeout: .seconds(30)) {
                 (try? Self.status(stack))?.recent.first?.state == "succeeded"
             }
             #expect(finished)
@@ -84,7 +85,7 @@ struct StatusTests {
             #expect(unanswered.status == 3)
             #expect(unanswered.output.contains("did not answer"), "\(unanswered.output)")
             try stack.start("logger", "baton-logger", environment: ["BATON_INSTANCE": "logger"])
-            let back = try await stack.waitUntil(timeout: .seconds(20)) {
+            let back = try await stack.waitUntil(timeout: .seconds(60)) {
                 let report = try? Self.status(stack)
                 return report?.services.filter { $0.state == "up" }.count == 4
             }
@@ -136,7 +137,7 @@ struct StatusTests {
         let base = try Self.freePortRange(4)
         try await TestStack.with("metrics", yaml: yaml, metricsPorts: base) { stack in
             try stack.startServices(processors: 1)
-            let healthy = try await stack.waitUntil(timeout: .seconds(20)) {
+            let healthy = try await stack.waitUntil(timeout: .seconds(60)) {
                 for port in base..<(base + 4) where (try? await Self.get(port, "/healthz"))?.status != 200 { return false }
                 return true
             }
