@@ -292,31 +292,37 @@ class Stack:
     all_popen: list[subprocess.Popen] = field(default_factory=list)
     logdir: str = ""
 
-    def setup(self, heartbeat: str = "1s", lease: str = "2s") -> None:
+    def setup(self, heartbeat: str = "1s", lease: str = "2s", *, job: str = JOB, every_ms: int = EVERY_MS,
+              processors: int = PROCESSORS, linger_max: float = LINGER_MAX_S, concurrency: int = 3) -> None:
+        """Writes the config and the algorithm, and names the services. Sets `endpoints`, `ports` (each bound
+        socket's TCP port; empty over ipc), `metrics` and `http_ports` (each service's /metrics port)."""
         self.data_dir = os.path.join(self.root, "data")
         self.logdir = os.path.join(self.root, "out")
         os.makedirs(self.data_dir, exist_ok=True)
         os.makedirs(self.logdir, exist_ok=True)
         algo = os.path.join(self.root, "algorithm.py")
         with open(algo, "w") as f:
-            f.write(f"LINGER_MAX = {LINGER_MAX_S}\nTAG = {self.root!r}\n" + ALGORITHM_SCRIPT)
+            f.write(f"LINGER_MAX = {linger_max}\nTAG = {self.root!r}\n" + ALGORITHM_SCRIPT)
         names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports"]
         if self.transport == "ipc":
             os.makedirs(os.path.join(self.root, "ipc"), exist_ok=True)
+            self.ports = {}
             endpoints = {n: f"ipc://{self.root}/ipc/{n}" for n in names}
         else:
-            endpoints = {n: f"tcp://127.0.0.1:{free_port()}" for n in names}
-        if len(set(endpoints.values())) != len(endpoints):
-            raise RuntimeError("endpoint collision, try again")
+            ports: set[int] = set()
+            while len(ports) < len(names):
+                ports.add(free_port())
+            self.ports = dict(zip(names, sorted(ports)))
+            endpoints = {n: f"tcp://127.0.0.1:{p}" for n, p in self.ports.items()}
         self.endpoints = endpoints
         self.metrics = {"logger": free_port(), "scheduler": free_port(), "algorithm": free_port(),
-                        "processor": free_port_run(PROCESSORS)}
+                        "processor": free_port_run(processors)}
         lines = [
             f"data_dir: {self.data_dir}",
             "endpoints:",
             *[f"  {n}: {e}" for n, e in endpoints.items()],
             "processor:",
-            f"  count: {PROCESSORS}",
+            f"  count: {processors}",
             "  timeout: 1m",
             f"  lease: {lease}",
             "  retries: 1000",
@@ -325,7 +331,7 @@ class Stack:
             "retention:",
             "  max_age: forever",
             "algorithm:",
-            "  concurrency: 3",
+            f"  concurrency: {concurrency}",
             "log:",
             "  level: info",
             f"  heartbeat: {heartbeat}",
@@ -333,8 +339,8 @@ class Stack:
             "  host: 127.0.0.1",
             *[f"  {k}: {v}" for k, v in self.metrics.items()],
             "jobs:",
-            f"  - name: {JOB}",
-            f"    every: {EVERY_MS}ms",
+            f"  - name: {job}",
+            f"    every: {every_ms}ms",
             f'    anchor: "{ANCHOR}"',
             "    misfire: all",
             f"    overlap: {self.overlap}",
@@ -352,10 +358,12 @@ class Stack:
             "scheduler": Service("scheduler", b("baton-scheduler"), cfg),
             "algorithm": Service("algorithm", b("baton-algorithm"), cfg),
         }
-        for i in range(1, PROCESSORS + 1):
+        self.http_ports = {n: self.metrics[n] for n in ("logger", "scheduler", "algorithm")}
+        for i in range(1, processors + 1):
+            port = self.metrics["processor"] + i - 1
             self.services[f"processor-{i}"] = Service(
-                f"processor-{i}", b("baton-processor"),
-                cfg + ["--name", f"processor-{i}", "--metrics-port", str(self.metrics["processor"] + i - 1)])
+                f"processor-{i}", b("baton-processor"), cfg + ["--name", f"processor-{i}", "--metrics-port", str(port)])
+            self.http_ports[f"processor-{i}"] = port
 
     def env(self) -> dict[str, str]:
         e = dict(os.environ)

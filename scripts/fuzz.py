@@ -353,69 +353,8 @@ class FuzzStack(chaos.Stack):
     recorded, so the stack keeps up on a loaded machine), two processors, on loopback TCP."""
 
     def setup(self, heartbeat: str = "1s", lease: str = "5s") -> None:
-        self.data_dir = os.path.join(self.root, "data")
-        self.logdir = os.path.join(self.root, "out")
-        os.makedirs(self.data_dir, exist_ok=True)
-        os.makedirs(self.logdir, exist_ok=True)
-        algo = os.path.join(self.root, "algorithm.py")
-        with open(algo, "w") as f:
-            f.write(f"LINGER_MAX = 1.0\nTAG = {self.root!r}\n" + chaos.ALGORITHM_SCRIPT)
-        names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports"]
-        ports: set[int] = set()
-        while len(ports) < len(names):
-            ports.add(chaos.free_port())
-        self.ports = dict(zip(names, sorted(ports)))
-        self.endpoints = {n: f"tcp://127.0.0.1:{p}" for n, p in self.ports.items()}
-        self.metrics = {"logger": chaos.free_port(), "scheduler": chaos.free_port(), "algorithm": chaos.free_port(),
-                        "processor": chaos.free_port_run(PROCESSORS)}
-        lines = [
-            f"data_dir: {self.data_dir}",
-            "endpoints:",
-            *[f"  {n}: {e}" for n, e in self.endpoints.items()],
-            "processor:",
-            f"  count: {PROCESSORS}",
-            "  timeout: 1m",
-            f"  lease: {lease}",
-            "  retries: 1000",
-            "  backoff: 200ms",
-            "  backoff_max: 2s",
-            "retention:",
-            "  max_age: forever",
-            "algorithm:",
-            "  concurrency: 4",
-            "log:",
-            "  level: info",
-            f"  heartbeat: {heartbeat}",
-            "metrics:",
-            "  host: 127.0.0.1",
-            *[f"  {k}: {v}" for k, v in self.metrics.items()],
-            "jobs:",
-            f"  - name: {JOB}",
-            f"    every: {EVERY_MS}ms",
-            f'    anchor: "{ANCHOR}"',
-            "    misfire: all",
-            "    overlap: forbid",
-            f"    command: [{sys.executable}, {algo}]",
-            "    timeout: 1m",
-            "    retries: 100",
-        ]
-        self.config = os.path.join(self.root, "baton.yaml")
-        with open(self.config, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        b = lambda n: os.path.join(self.bindir, n)  # noqa: E731
-        cfg = ["--config", self.config]
-        self.services = {
-            "logger": chaos.Service("logger", b("baton-logger"), cfg),
-            "scheduler": chaos.Service("scheduler", b("baton-scheduler"), cfg),
-            "algorithm": chaos.Service("algorithm", b("baton-algorithm"), cfg),
-        }
-        self.http_ports = {"logger": self.metrics["logger"], "scheduler": self.metrics["scheduler"],
-                           "algorithm": self.metrics["algorithm"]}
-        for i in range(1, PROCESSORS + 1):
-            port = self.metrics["processor"] + i - 1
-            self.services[f"processor-{i}"] = chaos.Service(
-                f"processor-{i}", b("baton-processor"), cfg + ["--name", f"processor-{i}", "--metrics-port", str(port)])
-            self.http_ports[f"processor-{i}"] = port
+        super().setup(heartbeat, lease, job=JOB, every_ms=EVERY_MS, processors=PROCESSORS, linger_max=1.0,
+                      concurrency=4)
 
     @property
     def store(self) -> str:
