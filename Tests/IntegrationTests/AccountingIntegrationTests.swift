@@ -71,7 +71,7 @@ struct AccountingIntegrationTests {
         }
     }
 
-    /// A backfill of 40 slots takes its own lane: live slots keep firing (`overlap: forbid` skips none of them
+    /// A backfill of 300 slots takes its own lane: live slots keep firing (`overlap: forbid` skips none of them
     /// because of a queued backfill), and `baton cancel --job J --queued` ends the backfill runs still waiting,
     /// each recorded `cancelled`. `baton audit` then finds nothing wrong.
     @Test(.timeLimit(.minutes(2)))
@@ -95,17 +95,21 @@ struct AccountingIntegrationTests {
             }
             #expect(started)
             let now = Date()
-            let from = Timestamp.format(Timestamp.date(milliseconds: (Timestamp.milliseconds(now) / 1000 - 100) * 1000))
-            let to = Timestamp.format(Timestamp.date(milliseconds: (Timestamp.milliseconds(now) / 1000 - 61) * 1000))
+            // 300 runs of at least 250 ms each, one at a time: over a minute of work, so many are still waiting
+            // in their lane when the cancel comes, however slow the machine is between the two commands.
+            let slots = 300
+            let first = Timestamp.milliseconds(now) / 1000 - Int64(slots) - 100
+            let from = Timestamp.format(Timestamp.date(milliseconds: first * 1000))
+            let to = Timestamp.format(Timestamp.date(milliseconds: (first + Int64(slots) - 1) * 1000))
             let backfill = try stack.baton(["backfill", "live", "--from", from, "--to", to])
             #expect(backfill.status == 0, "\(backfill.output)")
-            // Several live slots pass while the backfill's 40 runs of 300 ms wait in their lane.
-            try await Task.sleep(for: .seconds(5))
-            let live = try Self.fires(
-                stack,
-                where: "trigger = 'schedule' AND logical_time > '\(Timestamp.format(now.addingTimeInterval(1)))'"
-            )
-            #expect(live.count >= 3, "\(live)")
+            // Several live slots pass while the backfill's runs wait in their lane.
+            let liveSince = "trigger = 'schedule' AND logical_time > '\(Timestamp.format(now.addingTimeInterval(1)))'"
+            let passed = try await stack.waitUntil(timeout: .seconds(60)) {
+                try Self.fires(stack, where: liveSince + " AND state != 'fired'").count >= 3
+            }
+            let live = try Self.fires(stack, where: liveSince)
+            #expect(passed, "\(live)")
             // A live slot may be skipped for a live run still running (a slow machine), never for a backfill.
             let backfillRuns = try Self.fires(stack, where: "trigger = 'backfill'").map(\.run)
             let starved = live.filter { fire in fire.state == "skipped" && backfillRuns.contains { fire.detail?.contains($0) == true } }
@@ -121,7 +125,7 @@ struct AccountingIntegrationTests {
             }
             let backfills = try Self.fires(stack, where: "trigger = 'backfill'")
             #expect(ended, "\(backfills.filter { !["finished", "failed", "cancelled"].contains($0.state) })")
-            #expect(backfills.count == 40)
+            #expect(backfills.count == slots)
             #expect(backfills.contains { $0.state == "cancelled" }, "\(backfills.map(\.state))")
             // The algorithm agrees: each cancelled run is cancelled in its ledger too.
             let ledger = try stack.read(stack.outboxPath) { db in
