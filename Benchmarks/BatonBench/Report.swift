@@ -21,7 +21,7 @@ struct Report: Codable {
             for line in mounts.split(separator: "\n") {
                 let fields = line.split(separator: " ")
                 guard fields.count > 2, path.hasPrefix(String(fields[1])) else { continue }
-                if mount == nil || fields[1].count > mount![1].count { mount = fields }
+                if fields[1].count > (mount?[1].count ?? -1) { mount = fields }
             }
             return Machine(
                 cpu: model.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown",

@@ -15,8 +15,8 @@ struct Sample: Codable {
         count = sorted.count
         p50 = rank(50)
         p99 = rank(99)
-        max = sorted.last!
-        min = sorted.first!
+        max = sorted[sorted.count - 1]
+        min = sorted[0]
     }
 }
 

@@ -31,7 +31,7 @@ public struct CronSchedule: Schedule {
         // ended less than a gap's length ago: they resolve on the offset before it (after firing 02:00 → 03:00,
         // 02:13 → 03:13 is still to come). So start at the offset in force one gap's length ago, if smaller.
         let current = offset(instant)
-        let gap = current - (-2...2).map { offset(instant + Int64($0) * 86_400) }.min()!
+        let gap = current - (-2...2).reduce(current) { lowest, day in min(lowest, offset(instant + Int64(day) * 86_400)) }
         let before = offset(instant - gap)
         let localStart = instant + min(current, before) + 1
         // In that case local times from the gap's end up to `instant + current` resolve to `instant` or earlier:
@@ -65,10 +65,10 @@ public struct CronSchedule: Schedule {
                         if local < localStart || (local >= pastFrom && local <= instant + current) { continue }
                         if local > searchEnd { break days }
                         let candidate = resolve(local)
-                        guard candidate > instant, best == nil || candidate < best! else { continue }
+                        guard candidate > instant, candidate < (best ?? .max) else { continue }
                         best = candidate
                         // A later local time L resolves to at least L - (largest offset near the candidate).
-                        let largest = (-1...1).map { offset(candidate + Int64($0) * 86_400) }.max()!
+                        let largest = (-1...1).reduce(Int64.min) { highest, day in max(highest, offset(candidate + Int64(day) * 86_400)) }
                         searchEnd = candidate + largest
                     }
                 }

@@ -175,8 +175,9 @@ private struct World: CustomStringConvertible {
             reports.append(.cancelled)
             return
         }
-        self.run = run.applying(.cancel) ?? run
-        reports.append(self.run!)
+        let cancelled = run.applying(.cancel) ?? run
+        self.run = cancelled
+        reports.append(cancelled)
     }
 
     mutating func deliverReport() {

@@ -62,7 +62,8 @@ struct WireTests {
         let report = FailureReport(runID: "j@2026-01-01T00:00:00.000Z", part: 0, processor: "p", reason: "not executable", permanent: true)
         #expect(try Wire.decode(FailureReport.self, from: Wire.encode(report)).message == report)
         let older = [
-            Data("baton/1".utf8), Data("nack".utf8), Data(#"{"runId":"j@2026-01-01T00:00:00.000Z","part":0,"processor":"p","reason":"r","handBack":false}"#.utf8),
+            Data("baton/1".utf8), Data("nack".utf8),
+            Data(#"{"runId":"j@2026-01-01T00:00:00.000Z","part":0,"processor":"p","reason":"r","handBack":false}"#.utf8),
         ]
         #expect(try Wire.decode(FailureReport.self, from: older).message.permanent == false)
     }

@@ -171,7 +171,8 @@ extension Baton {
             }
             text += "\nBACKLOG\n"
             if let backlog = report.backlog {
-                text += "  \(backlog.pending) waiting, \(backlog.sent) handed out (until acknowledged or its lease runs out), \(backlog.dead) dead-lettered"
+                text += "  \(backlog.pending) waiting, \(backlog.sent) handed out (until acknowledged or its lease runs out), "
+                text += "\(backlog.dead) dead-lettered"
                 text += "  (last change \(ago(backlog.time)))\n"
             } else {
                 text += "  unknown (no count from the algorithm yet)\n"
