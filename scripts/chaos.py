@@ -113,6 +113,25 @@ exec(compile(ALGORITHM_SCRIPT.replace("__main__", "__never__"), "<algorithm>", "
 # small helpers
 
 
+def missing_executables(bindir: str, tool: str) -> bool:
+    """True (and says so on stderr) when a Baton executable is not in `bindir`."""
+    for exe in ("baton", "baton-logger", "baton-scheduler", "baton-algorithm", "baton-processor"):
+        if not os.access(os.path.join(bindir, exe), os.X_OK):
+            print(f"{tool}: {os.path.join(bindir, exe)} is missing (build first, or give --bin)", file=sys.stderr)
+            return True
+    return False
+
+
+def interrupt_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt, so the stack is cleaned up (also when started with
+    SIGINT ignored, as a background job is)."""
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
+
 def now() -> float:
     return time.time()
 
@@ -429,6 +448,23 @@ class Stack:
         return subprocess.run([os.path.join(self.bindir, "baton"), *args, "--config", self.config],
                               stdin=subprocess.DEVNULL, capture_output=True, env=self.env(), cwd=self.root,
                               timeout=timeout)
+
+    def pause(self, job: str, within: float = 30) -> tuple[float | None, str]:
+        """`baton pause JOB`, retried for `within` seconds while services restart: (when the successful attempt
+        was sent, or None, and the last error seen)."""
+        last_err = ""
+        deadline = time.time() + within
+        while time.time() < deadline:
+            sent = time.time()
+            try:
+                r = self.cli("pause", job, timeout=10)
+                if r.returncode == 0:
+                    return sent, ""
+                last_err = (r.stdout + r.stderr).decode(errors="replace").strip()
+            except subprocess.TimeoutExpired:
+                last_err = "timed out"
+            time.sleep(1)
+        return None, last_err
 
     def start_all(self) -> None:
         if self.mode == "up":
@@ -1188,10 +1224,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     bindir = os.path.abspath(args.bin)
-    for exe in ("baton", "baton-logger", "baton-scheduler", "baton-algorithm", "baton-processor"):
-        if not os.access(os.path.join(bindir, exe), os.X_OK):
-            print(f"chaos: {os.path.join(bindir, exe)} is missing (build first, or give --bin)", file=sys.stderr)
-            return 2
+    if missing_executables(bindir, "chaos"):
+        return 2
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
     root = tempfile.mkdtemp(prefix="baton-chaos-", dir=args.workdir)
@@ -1208,12 +1242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     atexit.register(cleanup)
 
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGINT, on_signal)   # also when started with SIGINT ignored (a background job)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    interrupt_on_signals()
     summary: dict = {}
     audit_out = ""
     leftovers: list[str] = []
@@ -1245,20 +1274,7 @@ def main(argv: list[str] | None = None) -> int:
         if not wait_until_up(stack, 60):
             v.fail("not every service was running again within 60 s of the end of the chaos")
         time.sleep(3)  # let a restarted scheduler catch up on missed slots before pausing
-        paused_at = None
-        last_err = ""
-        deadline = now() + 30
-        while now() < deadline:
-            sent = now()
-            try:
-                r = stack.cli("pause", JOB, timeout=10)
-                if r.returncode == 0:
-                    paused_at = sent
-                    break
-                last_err = (r.stdout + r.stderr).decode(errors="replace").strip()
-            except subprocess.TimeoutExpired:
-                last_err = "timed out"
-            time.sleep(1)
+        paused_at, last_err = stack.pause(JOB)
         if paused_at is None:
             v.fail(f"`baton pause {JOB}` did not succeed within 30 s: {last_err}")
             must_until = int(chaos_end * 1000)

@@ -58,7 +58,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import struct
@@ -1317,10 +1316,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     bindir = os.path.abspath(args.bin)
-    for exe in ("baton", "baton-logger", "baton-scheduler", "baton-algorithm", "baton-processor"):
-        if not os.access(os.path.join(bindir, exe), os.X_OK):
-            print(f"fuzz: {os.path.join(bindir, exe)} is missing (build first, or give --bin)", file=sys.stderr)
-            return 2
+    if chaos.missing_executables(bindir, "fuzz"):
+        return 2
     sockets = [s.strip() for s in args.sockets.split(",") if s.strip()]
     unknown = [s for s in sockets if s not in SOCKETS]
     if unknown:
@@ -1335,12 +1332,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = zmq.Context()
     ctx.setsockopt(zmq.MAX_SOCKETS, 4096)
 
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    chaos.interrupt_on_signals()
 
     reports = {n: SocketReport(n, *SOCKETS[n]) for n in sockets}
     http_reports: dict[str, HttpReport] = {}
@@ -1422,20 +1414,7 @@ def main(argv: list[str] | None = None) -> int:
             ok, why = after.get(name, (False, "no answer"))
             if not ok:
                 fails.append(f"/healthz of {name} does not answer after the fuzz: {why}")
-        paused_at = None
-        last_err = ""
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            sent = time.time()
-            try:
-                r = stack.cli("pause", JOB, timeout=10)
-                if r.returncode == 0:
-                    paused_at = sent
-                    break
-                last_err = (r.stdout + r.stderr).decode(errors="replace").strip()
-            except subprocess.TimeoutExpired:
-                last_err = "timed out"
-            time.sleep(1)
+        paused_at, last_err = stack.pause(JOB)
         if paused_at is None:
             fails.append(f"`baton pause {JOB}` did not succeed within 30 s after the fuzz: {last_err[:200]}")
             paused_at = time.time()
