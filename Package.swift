@@ -107,7 +107,12 @@ let package = Package(
         .target(name: "Storage", dependencies: ["Messaging", grdb, logging], path: "Shared/Storage", swiftSettings: swiftSettings),
     ]
         + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase + ["Storage"])
-        + service("AlgorithmService", folder: "Algorithm", dependencies: serviceBase + ["Storage", subprocess, signals])
+        + service(
+            "AlgorithmService",
+            folder: "Algorithm",
+            // NIOPosix for its blocking pool (BlockingWork): hashing, fsync and reads of results off the cooperative pool.
+            dependencies: serviceBase + ["Storage", subprocess, signals, .product(name: "NIOPosix", package: "swift-nio")]
+        )
         + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
         + service(
@@ -139,7 +144,10 @@ let package = Package(
             ),
             .testTarget(
                 name: "AlgorithmServiceTests",
-                dependencies: ["AlgorithmService", "Storage", "Messaging", "Runtime", logging],
+                dependencies: [
+                    "AlgorithmService", "Storage", "Messaging", "Runtime", "ZMQ", logging,
+                    .product(name: "PropertyBased", package: "swift-property-based"),
+                ],
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging", logging], swiftSettings: swiftSettings),
@@ -150,6 +158,7 @@ let package = Package(
                 dependencies: [
                     "SchedulerService", "Scheduling", "Messaging", "Runtime", "Storage", logging,
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+                    .product(name: "PropertyBased", package: "swift-property-based"),
                 ],
                 swiftSettings: swiftSettings
             ),

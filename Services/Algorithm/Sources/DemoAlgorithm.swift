@@ -51,6 +51,8 @@ public struct DemoAlgorithm: Sendable {
             text += "{\"run\":\"\(runID)\",\"line\":\(line),\"x\":\(x),\"mean\":\(mean),\"iterations\":\(iterations)}\n"
             line += 1
         }
-        try Data(text.utf8).write(to: URL(fileURLWithPath: output))
+        // `result_size` is the user's to choose, so the write can be large: on the blocking pool.
+        let bytes = Data(text.utf8)
+        try await BlockingWork.shared.run { try bytes.write(to: URL(fileURLWithPath: output)) }
     }
 }

@@ -1,5 +1,5 @@
 public import Foundation
-public import Messaging
+import Messaging
 public import Runtime
 public import Storage
 
@@ -36,7 +36,8 @@ public struct ResultHandOff: Sendable {
         guard FileManager.default.fileExists(atPath: partial) else {
             throw StorageError("the algorithm succeeded but wrote no result to $BATON_OUTPUT (\(partial))")
         }
-        let seal = try RawResults.seal(partial: partial, final: final)
+        // Hashing and fsync of what may be gigabytes: on the blocking pool, never on the cooperative one.
+        let seal = try await BlockingWork.shared.run { try RawResults.seal(partial: partial, final: final) }
         let header = ResultHeader(runID: runID, job: job, logicalTime: logicalTime, size: seal.size, sha256: seal.sha256)
         try await ledger.finish(runID, outbox: [.init(header: header, path: final)])
         doorbell.ring()

@@ -21,6 +21,7 @@ public struct ResultSender: Service {
     private let lease: Duration
     private let publisher: StatusPublisher
     private let logger: Logger
+    private let blocking = BlockingWork.shared
 
     /// Creates the sender.
     /// - Parameters:
@@ -94,10 +95,11 @@ public struct ResultSender: Service {
         header.leaseMs = Int(lease / .milliseconds(1))
         let payload: Data
         do {
-            payload = try Data(contentsOf: URL(fileURLWithPath: entry.path))
-            guard payload.count == header.size, SHA256.hex(of: payload) == header.sha256 else {
-                throw StorageError("the raw result file does not match its recorded size and sha256")
-            }
+            let (path, size, sha256) = (entry.path, header.size, header.sha256)
+            payload = try await blocking.run { try ResultPayload.read(path: path, size: size, sha256: sha256) }
+        } catch is CancellationError {
+            // Stopping before the read ran: the result stays due, nothing is wrong with it.
+            throw CancellationError()
         } catch {
             // A missing or corrupt raw file cannot be delivered: dead-letter it at once, visibly.
             let reason = "raw result \(entry.path) unusable: \(error)"

@@ -10,13 +10,15 @@ public import Storage
 /// With a ledger, a fire is committed before it is sent, so a restart neither fires a slot twice nor
 /// forgets one; without one (unit tests), requests go straight to the sink.
 public struct Dispatcher: Sendable {
-    private let sink: any RunSink
-    private let ledger: SchedulerState?
-    private let publisher: StatusPublisher?
+    let sink: any RunSink
+    let ledger: SchedulerState?
+    let publisher: StatusPublisher?
     private let resend: Doorbell?
-    private let logger: Logger
+    let logger: Logger
     private let metrics: ServiceMetrics
-    private let confirmWithin: Duration
+    let confirmWithin: Duration
+    /// What waits and the confirmation's stamps read.
+    let clock: any WallClock
 
     /// Creates a dispatcher.
     /// - Parameters:
@@ -29,6 +31,7 @@ public struct Dispatcher: Sendable {
     ///     (`baton_fire_lateness_seconds`) per job.
     ///   - confirmWithin: How old an answer about a run in flight the overlap policy may count on (zero in
     ///     production: it asks, and waits for an answer to a question asked after its decision began).
+    ///   - clock: The wall clock that stamps questions and that waits wait on.
     public init(
         sink: any RunSink,
         ledger: SchedulerState?,
@@ -36,8 +39,10 @@ public struct Dispatcher: Sendable {
         resend: Doorbell?,
         logger: Logger,
         metrics: ServiceMetrics = .disabled,
-        confirmWithin: Duration = .zero
+        confirmWithin: Duration = .zero,
+        clock: any WallClock = SystemWallClock()
     ) {
+        self.clock = clock
         self.metrics = metrics
         self.confirmWithin = confirmWithin
         self.sink = sink
@@ -90,7 +95,7 @@ public struct Dispatcher: Sendable {
     }
 
     /// Fires a run asked for by hand through the job's overlap policy, as a scheduled slot would be (the same
-    /// ``plan(job:fire:skip:firedAt:overlap:inFlight:hasQueued:)`` and confirmation of the runs in flight), but
+    /// ``OverlapDecision/plan(job:requests:skip:firedAt:overlap:inFlight:hasQueued:)`` and confirmation of the runs in flight), but
     /// a run the policy would skip is refused instead of recorded, so the one who asked learns why.
     /// - Parameter confirmWithin: How long to wait for the algorithm to confirm the runs in flight (the
     ///   control socket answers one request at a time, so this must not wait for ever).
@@ -129,7 +134,7 @@ public struct Dispatcher: Sendable {
             inFlight = confirmed
         }
         let hasQueued = ((try? await ledger?.oldestQueued(job: job.name)) ?? nil) != nil
-        return Self.plan(
+        return OverlapDecision.plan(
             job: job.name,
             requests: fire,
             skip: skip,
@@ -175,156 +180,6 @@ public struct Dispatcher: Sendable {
             }
         }
         return isNew
-    }
-
-    /// The job's live runs in flight, each confirmed by the algorithm: it is asked about (its request sent
-    /// again, stamped with the time of asking; the algorithm answers a request it has with the run's state and
-    /// that stamp) and the answer awaited, asking again every 2 s while the algorithm is away. So overlap is
-    /// never decided on a run whose end was reported but lost (a service killed as the report travelled).
-    /// - Returns: nil if the task was cancelled first.
-    private func confirmedInFlight(job: String, giveUpAfter: Duration? = nil) async -> [String]? {
-        guard let ledger else { return [] }
-        let deadline = giveUpAfter.map { ContinuousClock.now + $0 }
-        // Only an answer to a question asked from now on tells the state as it is now: a report that was
-        // already on its way can be older than an end whose report was lost.
-        let since = Date().addingTimeInterval(-(confirmWithin / .seconds(1)))
-        var asked = Date.distantPast
-        var waiting = false
-        while !Task.isCancelled {
-            let fires = (try? await ledger.inFlight(job: job)) ?? []
-            let unconfirmed = fires.filter { ($0.lastAnswer ?? .distantPast) < since }
-            if unconfirmed.isEmpty {
-                if waiting { logger.notice("the algorithm confirmed the runs in flight", metadata: ["job": "\(job)"]) }
-                return fires.map(\.request.runID)
-            }
-            if Date().timeIntervalSince(asked) >= 2 {
-                if asked != .distantPast, !waiting {
-                    waiting = true
-                    logger.notice(
-                        "waiting for the algorithm to confirm the runs in flight before applying the overlap policy",
-                        metadata: ["job": "\(job)", "runs": "\(unconfirmed.map(\.request.runID).joined(separator: ", "))"]
-                    )
-                }
-                asked = Date()
-                for fire in unconfirmed {
-                    var question = fire.request
-                    question.firedAt = asked
-                    if sink.submit(question) { try? await ledger.markResent(fire.request.runID) }
-                }
-            }
-            if let deadline, ContinuousClock.now >= deadline { return nil }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return nil
-    }
-
-    /// What to record for a job's due slots, as a pure decision: skips as given, and each slot to fire
-    /// through the overlap policy, in order, counting the runs in flight and those fired before it in the
-    /// same step.
-    public static func plan(
-        job: String,
-        fire: [Date],
-        skip: [(Date, String)],
-        firedAt: Date,
-        overlap: Configuration.OverlapPolicy,
-        inFlight: [String],
-        hasQueued: Bool
-    ) -> (records: [SchedulerState.Record], cancels: [String]) {
-        plan(
-            job: job,
-            requests: fire.map { RunRequest.scheduled(job: job, slot: $0, firedAt: firedAt) },
-            skip: skip,
-            firedAt: firedAt,
-            overlap: overlap,
-            inFlight: inFlight,
-            hasQueued: hasQueued
-        )
-    }
-
-    /// The same decision for requests already made (a scheduled slot's, or one asked for by hand).
-    public static func plan(
-        job: String,
-        requests fire: [RunRequest],
-        skip: [(Date, String)],
-        firedAt: Date,
-        overlap: Configuration.OverlapPolicy,
-        inFlight: [String],
-        hasQueued: Bool
-    ) -> (records: [SchedulerState.Record], cancels: [String]) {
-        var records = skip.map { slot, reason in
-            SchedulerState.Record(.scheduled(job: job, slot: slot, firedAt: firedAt), state: .skipped, detail: reason)
-        }
-        var running = inFlight
-        var queued = hasQueued
-        var cancels: [String] = []
-        for (index, request) in fire.enumerated() {
-            guard let previous = running.last else {
-                records.append(.init(request))
-                running.append(request.runID)
-                continue
-            }
-            switch overlap {
-            case .allow:
-                records.append(.init(request))
-                running.append(request.runID)
-            case .forbid:
-                records.append(.init(request, state: .skipped, detail: "previous run \(previous) still running (overlap: forbid)"))
-            case .queue:
-                records.append(.init(request, state: .queued, detail: "waiting for \(queued ? "the runs queued before it" : previous)"))
-                queued = true
-            case .replace:
-                if index < fire.count - 1 {
-                    // A newer slot in the same step replaces this one before it is ever sent.
-                    records.append(
-                        .init(request, state: .skipped, detail: "replaced by a newer slot before it was sent (overlap: replace)")
-                    )
-                } else {
-                    cancels += running.filter { inFlight.contains($0) }
-                    records.append(.init(request))
-                    running = [request.runID]
-                }
-            }
-        }
-        // Slots are recorded oldest first: a crash between two records would otherwise leave a hole behind
-        // the job's last slot. (They commit in one transaction anyway.)
-        records.sort { $0.request.logicalTime < $1.request.logicalTime }
-        return (records, cancels)
-    }
-
-    /// Records fires, retrying while the state cannot be written; reports a full disk and its end.
-    /// - Returns: for each record, whether it was new; empty if the task was cancelled first.
-    private func record(_ records: [SchedulerState.Record], job: String) async -> [Bool] {
-        guard let ledger else { return records.map { _ in true } }
-        var delay = Duration.milliseconds(200)
-        var failing = false
-        while true {
-            do {
-                let isNew = try await ledger.record(records)
-                if failing {
-                    logger.notice("the scheduler state is writable again; recorded what was waiting", metadata: ["job": "\(job)"])
-                    publisher?.publish(EventType.diskOK, job: job, level: "notice", message: "scheduler state writable again")
-                }
-                return isNew
-            } catch {
-                if !failing {
-                    let full = SchedulerState.isDiskFull(error)
-                    logger.error(
-                        "cannot record fired slots\(full ? " (disk full)" : ""); holding them and retrying: nothing is sent unrecorded",
-                        metadata: ["job": "\(job)", "slots": "\(records.count)", "error": "\(error)"]
-                    )
-                    publisher?.publish(
-                        EventType.diskFull,
-                        job: job,
-                        level: "error",
-                        message: "cannot record fired slots: \(error)",
-                        attributes: ["path": "scheduler/state.sqlite", "full": "\(full)"]
-                    )
-                    failing = true
-                }
-                do { try await Task.sleep(for: delay) } catch { return [] }
-                delay = min(delay * 2, .seconds(5))
-            }
-        }
     }
 
     /// Cancels fires in one step: a queued one ends at once; one at the algorithm gets a cancel, which the

@@ -11,7 +11,7 @@ public actor JobControl {
         public var catchUp: Bool
     }
 
-    private let ledger: SchedulerState?
+    private let ledger: (any PausedFlagStore)?
     private var paused: [String: Bool] = [:]
     private var resumes: [String: Resume] = [:]
     private var doorbells: [String: Doorbell] = [:]
@@ -20,6 +20,12 @@ public actor JobControl {
     /// - Parameter ledger: Where paused flags persist; `nil` keeps them in memory (tests).
     public init(ledger: SchedulerState?) {
         self.ledger = ledger
+    }
+
+    /// Creates the control state over any store of paused flags.
+    /// - Parameter flags: Where paused flags persist; `nil` keeps them in memory.
+    init(flags: (any PausedFlagStore)?) {
+        self.ledger = flags
     }
 
     /// The doorbell that wakes a job's timer.
@@ -34,6 +40,9 @@ public actor JobControl {
     public func isPaused(_ job: String) async -> Bool {
         if let known = paused[job] { return known }
         let stored = (try? await ledger?.isPaused(job: job)) ?? false
+        // A pause or resume may have come in while the state was read (the actor is re-entered at the
+        // await): it is newer than what was read and must not be overwritten by it.
+        if let known = paused[job] { return known }
         paused[job] = stored
         return stored
     }
@@ -63,3 +72,11 @@ public actor JobControl {
         resumes.removeValue(forKey: job)
     }
 }
+
+/// Where paused flags persist: the scheduler's state (a seam so tests can hold a read open).
+protocol PausedFlagStore: Sendable {
+    func isPaused(job: String) async throws -> Bool
+    func setPaused(job: String, _ paused: Bool) async throws
+}
+
+extension SchedulerState: PausedFlagStore {}

@@ -1,0 +1,234 @@
+import AlgorithmService
+import Foundation
+import Logging
+import Messaging
+import Runtime
+import Storage
+import Testing
+import ZMQ
+
+/// The sender and the ack receiver, each driven through real ZeroMQ sockets in the process (`inproc://`),
+/// with the processor's side played by the test.
+struct ResultSenderTests {
+    /// A valid run id of job `j`.
+    static func run(_ minute: Int) -> String { RunID.make(job: "j", logicalTime: Date(timeIntervalSince1970: Double(60 * minute))) }
+
+    /// Writes a raw result (`onDisk`, if given, in place of the bytes recorded) and queues it in the outbox;
+    /// returns its header.
+    static func queue(
+        _ payload: Data,
+        runID: String = run(1),
+        onDisk: Data? = nil,
+        in scratch: Scratch,
+        outbox: Outbox
+    ) async throws -> ResultHeader {
+        let path = scratch.path + "/\(runID).result"
+        try (onDisk ?? payload).write(to: URL(fileURLWithPath: path))
+        let header = ResultHeader(
+            runID: runID,
+            job: "j",
+            logicalTime: Date(timeIntervalSince1970: 60),
+            size: payload.count,
+            sha256: SHA256.hex(of: payload)
+        )
+        try await outbox.add(.init(header: header, path: path))
+        return header
+    }
+
+    /// Runs a sender on a bound PUSH, with a processor's PULL connected to it, until `body` returns.
+    static func withSender(
+        _ body: (_ outbox: Outbox, _ processor: AsyncSocket, _ bus: Bus, _ doorbell: Doorbell, _ scratch: Scratch) async throws -> Void
+    ) async throws {
+        let scratch = try Scratch("sender")
+        defer { scratch.remove() }
+        let context = Context()
+        let bus = try await Bus(context: context)
+        let outbox = try Outbox(path: scratch.path + "/outbox.sqlite")
+        let endpoint = "inproc://results-\(UUID().uuidString)"
+        let results = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .push, options: [.sendHighWaterMark(1)], bind: [endpoint])
+        )
+        let processor = try await AsyncSocket(context: context, configuration: .init(type: .pull, connect: [endpoint]))
+        let doorbell = Doorbell()
+        let sender = ResultSender(
+            outbox: outbox,
+            results: results,
+            doorbell: doorbell,
+            lease: .seconds(30),
+            publisher: bus.publisher,
+            logger: Logger(label: "test")
+        )
+        let running = Task { try await sender.run() }
+        do {
+            try await body(outbox, processor, bus, doorbell, scratch)
+        } catch {
+            running.cancel()
+            throw error
+        }
+        running.cancel()
+        _ = try? await running.value
+        await processor.close()
+        await results.close()
+        await bus.close()
+    }
+
+    /// A queued result goes out as one result message: its header with the lease, its bytes, checked.
+    @Test(.timeLimit(.minutes(1)))
+    func aQueuedResultIsSentWithItsLease() async throws {
+        try await Self.withSender { outbox, processor, bus, doorbell, scratch in
+            let payload = Data((0..<300_000).map { UInt8($0 % 251) })
+            let header = try await Self.queue(payload, in: scratch, outbox: outbox)
+            doorbell.ring()
+            let message = try ResultMessage(frames: try await receive(processor))
+            #expect(message.payload == payload)
+            #expect(message.header.runID == header.runID && message.header.sha256 == header.sha256)
+            #expect(message.header.leaseMs == 30_000)
+            #expect(message.header.sentAtUs != nil)
+            let sent = try await bus.next(EventType.resultSent)
+            #expect(sent.run == header.runID && sent.attributes?["size"] == "\(payload.count)")
+            #expect(try await outbox.entry(runID: header.runID, part: 0)?.state == .sent)
+        }
+    }
+
+    /// A raw file that no longer matches its record is dead-lettered at once, visibly, and not sent.
+    @Test(.timeLimit(.minutes(1)))
+    func aCorruptRawResultIsDeadLetteredNotSent() async throws {
+        try await Self.withSender { outbox, processor, bus, doorbell, scratch in
+            let header = try await Self.queue(Data("good".utf8), runID: Self.run(1), onDisk: Data("evil".utf8), in: scratch, outbox: outbox)
+            let good = try await Self.queue(Data("fine".utf8), runID: Self.run(2), in: scratch, outbox: outbox)
+            doorbell.ring()
+            let dead = try await bus.next(EventType.resultDead)
+            #expect(dead.run == header.runID)
+            #expect(dead.message?.contains(ResultPayload.mismatch) == true)
+            #expect(try await outbox.entry(runID: header.runID, part: 0)?.state == .dead)
+            // The next one still goes out.
+            #expect(try ResultMessage(frames: try await receive(processor)).header.runID == good.runID)
+        }
+    }
+}
+
+struct AckReceiverTests {
+    /// Runs a receiver on a bound PULL, with a processor's PUSH connected to it, until `body` returns.
+    static func withReceiver(
+        _ body: (_ outbox: Outbox, _ processor: AsyncSocket, _ bus: Bus, _ scratch: Scratch) async throws -> Void
+    )
+        async throws
+    {
+        let scratch = try Scratch("acks")
+        defer { scratch.remove() }
+        let context = Context()
+        let bus = try await Bus(context: context)
+        let outbox = try Outbox(path: scratch.path + "/outbox.sqlite", policy: .init(maxAttempts: 2))
+        let endpoint = "inproc://acks-\(UUID().uuidString)"
+        let acks = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: [endpoint]))
+        let processor = try await AsyncSocket(context: context, configuration: .init(type: .push, connect: [endpoint]))
+        let receiver = AckReceiver(
+            outbox: outbox,
+            acks: acks,
+            doorbell: Doorbell(),
+            lease: .seconds(30),
+            publisher: bus.publisher,
+            logger: Logger(label: "test")
+        )
+        let running = Task { try await receiver.run() }
+        do {
+            try await body(outbox, processor, bus, scratch)
+        } catch {
+            running.cancel()
+            throw error
+        }
+        running.cancel()
+        _ = try? await running.value
+        await processor.close()
+        await acks.close()
+        await bus.close()
+    }
+
+    /// Sends a queued result's delivery as the sender would have, so it is `sent`.
+    static func sent(_ runID: String, outbox: Outbox, scratch: Scratch) async throws {
+        _ = try await ResultSenderTests.queue(Data("r".utf8), runID: runID, in: scratch, outbox: outbox)
+        try await outbox.markSent(runID: runID, part: 0, leaseDeadline: Date().addingTimeInterval(30))
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func anAckSettlesTheResult() async throws {
+        try await Self.withReceiver { outbox, processor, bus, scratch in
+            try await Self.sent(ResultSenderTests.run(1), outbox: outbox, scratch: scratch)
+            try await processor.send(
+                Wire.encode(Acknowledgement(runID: ResultSenderTests.run(1), part: 0, processor: "p1", duplicate: false))
+            )
+            let event = try await bus.next(EventType.resultAcknowledged)
+            #expect(event.run == ResultSenderTests.run(1) && event.attributes?["processor"] == "p1")
+            #expect(try await outbox.entry(runID: ResultSenderTests.run(1), part: 0)?.state == .acked)
+        }
+    }
+
+    /// A failure is retried while attempts are left, then dead-lettered; a conflict is dead at once.
+    @Test(.timeLimit(.minutes(1)))
+    func failuresAreRetriedThenDeadLettered() async throws {
+        try await Self.withReceiver { outbox, processor, bus, scratch in
+            try await Self.sent(ResultSenderTests.run(1), outbox: outbox, scratch: scratch)
+            try await processor.send(Wire.encode(FailureReport(runID: ResultSenderTests.run(1), part: 0, processor: "p1", reason: "boom")))
+            let retry = try await bus.next(EventType.resultRetry)
+            #expect(retry.run == ResultSenderTests.run(1) && retry.message == "boom")
+            #expect(try await outbox.entry(runID: ResultSenderTests.run(1), part: 0)?.state == .pending)
+            try await outbox.markSent(runID: ResultSenderTests.run(1), part: 0, leaseDeadline: Date().addingTimeInterval(30))
+            try await processor.send(
+                Wire.encode(FailureReport(runID: ResultSenderTests.run(1), part: 0, processor: "p1", reason: "boom again"))
+            )
+            #expect(try await bus.next(EventType.resultDead).message == "boom again")
+            #expect(try await outbox.entry(runID: ResultSenderTests.run(1), part: 0)?.state == .dead)
+
+            try await Self.sent(ResultSenderTests.run(2), outbox: outbox, scratch: scratch)
+            try await processor.send(
+                Wire.encode(FailureReport(runID: ResultSenderTests.run(2), part: 0, processor: "p1", reason: "other sha", conflict: true))
+            )
+            let conflict = try await bus.next(EventType.resultDead)
+            #expect(conflict.run == ResultSenderTests.run(2) && conflict.attributes?["cause"] == Outbox.conflictCause)
+        }
+    }
+
+    /// What is not an ack, a lease or a nack is turned away, visibly, and the receiver carries on.
+    @Test(.timeLimit(.minutes(1)))
+    func malformedMessagesAreRejectedAndTheReceiverCarriesOn() async throws {
+        try await Self.withReceiver { outbox, processor, bus, scratch in
+            try await processor.send([Data("baton/1".utf8), Data("ack".utf8), Data("{".utf8)])
+            let rejected = try await bus.next(EventType.messageRejected)
+            #expect(rejected.attributes?["socket"] == "acks")
+            try await Self.sent(ResultSenderTests.run(1), outbox: outbox, scratch: scratch)
+            try await processor.send(
+                Wire.encode(Acknowledgement(runID: ResultSenderTests.run(1), part: 0, processor: "p1", duplicate: true))
+            )
+            #expect(try await bus.next(EventType.resultAcknowledged).attributes?["duplicate"] == "true")
+        }
+    }
+}
+
+struct ResultPayloadTests {
+    @Test func readsAndChecksAWholeFile() throws {
+        let scratch = try Scratch("payload")
+        defer { scratch.remove() }
+        let path = scratch.path + "/r.result"
+        // Over one read block, and not a multiple of it.
+        let payload = Data((0..<(3 << 20) + 17).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try payload.write(to: URL(fileURLWithPath: path))
+        #expect(try ResultPayload.read(path: path, size: payload.count, sha256: SHA256.hex(of: payload)) == payload)
+        let empty = scratch.path + "/empty.result"
+        try Data().write(to: URL(fileURLWithPath: empty))
+        #expect(try ResultPayload.read(path: empty, size: 0, sha256: SHA256.hex(of: Data())) == Data())
+    }
+
+    @Test func refusesAWrongSizeDigestOrMissingFile() throws {
+        let scratch = try Scratch("payload")
+        defer { scratch.remove() }
+        let path = scratch.path + "/r.result"
+        let payload = Data("hello".utf8)
+        try payload.write(to: URL(fileURLWithPath: path))
+        let digest = SHA256.hex(of: payload)
+        #expect(throws: StorageError.self) { try ResultPayload.read(path: path, size: 4, sha256: digest) }
+        #expect(throws: StorageError.self) { try ResultPayload.read(path: path, size: 6, sha256: digest) }
+        #expect(throws: StorageError.self) { try ResultPayload.read(path: path, size: 5, sha256: SHA256.hex(of: Data("hellO".utf8))) }
+        #expect(throws: StorageError.self) { try ResultPayload.read(path: path + ".gone", size: 5, sha256: digest) }
+    }
+}
