@@ -13,9 +13,9 @@ public import ZMQ
 /// It never waits for processors.
 public struct RunWorker: Service {
     private let configuration: Configuration
-    private let runs: AsyncSocket
+    private let runs: SocketInbound
     private let running = RunningRuns()
-    private let reports: AsyncSocket
+    private let reports: SocketOutbound
     private let ledger: RunLedger
     private let doorbell: Doorbell
     private let publisher: StatusPublisher
@@ -36,8 +36,8 @@ public struct RunWorker: Service {
     ///   - rejector: How malformed messages on `runs` are turned away; by default a `runs` rejector on `publisher`.
     public init(
         configuration: Configuration,
-        runs: AsyncSocket,
-        reports: AsyncSocket,
+        runs: SocketInbound,
+        reports: SocketOutbound,
         ledger: RunLedger,
         doorbell: Doorbell,
         publisher: StatusPublisher,
