@@ -30,7 +30,10 @@ final class Pipeline: @unchecked Sendable {
         outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
         let doorbell = Doorbell()
         handOff = ResultHandOff(ledger: RunLedger(outbox: outbox), doorbell: doorbell)
-        let sockets = try await AlgorithmService.resultSockets(configuration: configuration, context: context)
+        // Handles this object closes in stop(), as the sockets outlive init.
+        let results = try await AsyncSocket(context: context, configuration: AlgorithmService.resultsSocket(configuration))
+        let acks = try await AsyncSocket(context: context, configuration: AlgorithmService.acksSocket(configuration))
+        let sockets = (results: results, acks: acks)
         let publisher = try await StatusPublisher(
             context: context,
             endpoint: configuration.endpoints.statusIn,
@@ -45,13 +48,20 @@ final class Pipeline: @unchecked Sendable {
                 publisher,
                 ResultSender(
                     outbox: outbox,
-                    results: sockets.results,
+                    results: sockets.results.channel.outbound,
                     doorbell: doorbell,
                     lease: lease,
                     publisher: publisher,
                     logger: logger
                 ),
-                AckReceiver(outbox: outbox, acks: sockets.acks, doorbell: doorbell, lease: lease, publisher: publisher, logger: logger),
+                AckReceiver(
+                    outbox: outbox,
+                    acks: sockets.acks.channel.inbound,
+                    doorbell: doorbell,
+                    lease: lease,
+                    publisher: publisher,
+                    logger: logger
+                ),
             ]
             : [publisher]
         tasks = Task {

@@ -22,6 +22,14 @@ public struct ServiceEnvironment: Sendable {
     /// Where the service's metrics go (served on `/metrics` when it has a metrics port).
     public let metrics: ServiceMetrics
 
+    /// Runs a service's parts (its receivers, senders, workers) until they end, as a `ServiceGroup` inside the
+    /// service: graceful shutdown reaches it from the outer group (a task-local) and stops the parts in reverse
+    /// order, each once the one after it has stopped. A service calls this inside the scopes of its sockets,
+    /// so every user of a socket has stopped before the socket closes.
+    public func runParts(_ parts: [any Service]) async throws {
+        try await ServiceGroup(configuration: .init(services: parts, logger: logger)).run()
+    }
+
     /// The rejector for one of the service's receiving sockets: on the bus, counted, rate-limited per `limits`.
     public func rejector(socket: String) -> MessageRejector {
         MessageRejector(
@@ -43,7 +51,9 @@ public enum ServiceRunner {
     ///   - options: The parsed common options.
     ///   - instance: This instance's name; defaults to `$BATON_INSTANCE` (set by `baton up`), else `host:pid`.
     ///   - metricsPort: The `--metrics-port` option, if given.
-    ///   - makeServices: Builds the service's parts, in dependency order.
+    ///   - makeServices: Builds the service (state opened, nothing running yet). A service opens its sockets in
+    ///     its `run()`, scoped (`Context.withSocket`), and runs its parts inside those scopes with
+    ///     ``ServiceEnvironment/runParts(_:)``, so they stop before the sockets close.
     public static func run(
         name: String,
         options: ServiceOptions,
@@ -136,7 +146,7 @@ public enum ServiceRunner {
         do {
             services = try await makeServices(serviceEnvironment)
         } catch let error as ConfigurationError {
-            // A socket that cannot be bound, named by its key.
+            // A configuration problem found while building, named by its key.
             logger.critical("cannot start: \(error)")
             throw configurationError(error, program: "baton-\(name)", source: source)
         } catch {
@@ -180,7 +190,8 @@ public enum ServiceRunner {
         do {
             try await group.run()
         } catch let error as ConfigurationError {
-            // A part that binds when it runs (the logger's status bus) and could not.
+            // A socket that cannot be bound (services bind when they run, before any of their parts starts),
+            // named by its key: exit status 2.
             logger.critical("cannot run: \(error)")
             throw configurationError(error, program: "baton-\(name)", source: source)
         }

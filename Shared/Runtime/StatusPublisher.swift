@@ -9,7 +9,8 @@ public import ZMQ
 ///
 /// The publisher is an XPUB socket connected to the logger's XSUB. An XPUB learns when a subscriber arrives
 /// or leaves, so events are held in a bounded buffer while no subscriber is there (at start-up, while the
-/// logger restarts) and sent once one is. Every event gets the next sequence number whether it is sent,
+/// logger restarts) and sent once one is. The socket is open while ``run()`` runs (events published before
+/// or after are held in the buffer). Every event gets the next sequence number whether it is sent,
 /// buffered or dropped, so a subscriber can count what it missed.
 ///
 /// ```swift
@@ -22,7 +23,8 @@ public final class StatusPublisher: Service, Sendable {
     public let source: String
     /// The instance name in every event, e.g. `host:1234`.
     public let instance: String
-    private let socket: AsyncSocket
+    private let socketConfiguration: AsyncSocket.Configuration
+    private let context: Context
     private let heartbeatInterval: Duration
     private let capacity: Int
     private let state = Mutex(State())
@@ -32,12 +34,15 @@ public final class StatusPublisher: Service, Sendable {
 
     private struct State {
         var seq: UInt64 = 0
+        /// Set while ``run()`` holds the socket open.
+        var socket: SocketOutbound?
+        /// True while a logger is subscribed (and the socket open).
         var connected = false
         var pending: Deque<StatusEvent> = []
         var dropped: UInt64 = 0
     }
 
-    /// Connects a publisher to the bus.
+    /// Creates a publisher; its socket connects to the bus when it runs.
     /// - Parameters:
     ///   - context: The ZeroMQ context.
     ///   - endpoint: The logger's `status_in` endpoint.
@@ -57,19 +62,17 @@ public final class StatusPublisher: Service, Sendable {
         self.instance = instance
         self.heartbeatInterval = heartbeatInterval
         self.capacity = capacity
-        socket = try await AsyncSocket(
-            context: context,
-            configuration: .init(
-                type: .xpublish,
-                options: [
-                    .sendHighWaterMark(100_000),
-                    .reconnectInterval(.milliseconds(100), max: .seconds(2)),
-                    .peerHeartbeat,
-                ],
-                connect: [endpoint],
-                lingerOnClose: .milliseconds(500),
-                maxPosted: capacity
-            )
+        self.context = context
+        socketConfiguration = .init(
+            type: .xpublish,
+            options: [
+                .sendHighWaterMark(100_000),
+                .reconnectInterval(.milliseconds(100), max: .seconds(2)),
+                .peerHeartbeat,
+            ],
+            connect: [endpoint],
+            lingerOnClose: .milliseconds(500),
+            maxPosted: capacity
         )
     }
 
@@ -102,7 +105,7 @@ public final class StatusPublisher: Service, Sendable {
                 message: message,
                 attributes: attributes
             )
-            if state.connected {
+            if state.connected, let socket = state.socket {
                 if !socket.post(event.frames) { state.dropped += 1 }
             } else {
                 if state.pending.count >= capacity {
@@ -114,28 +117,35 @@ public final class StatusPublisher: Service, Sendable {
         }
     }
 
-    /// Follows subscriptions and sends heartbeats until graceful shutdown, then publishes `service.stopped`.
+    /// Opens the socket, follows subscriptions and sends heartbeats until graceful shutdown, then publishes
+    /// `service.stopped` and closes the socket.
     public func run() async throws {
         publish(
             EventType.serviceStarted,
             attributes: ["pid": "\(getpid())", "host": Self.host, "version": BatonVersion.current]
         )
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.followSubscriptions() }
-            group.addTask { await self.sendHeartbeats() }
-            // Returns when graceful shutdown begins (or the task is cancelled).
-            try? await gracefulShutdown()
-            group.cancelAll()
+        try await context.withSocket(socketConfiguration) { socket in
+            state.withLock { $0.socket = socket.outbound }
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.followSubscriptions(socket.inbound) }
+                group.addTask { await self.sendHeartbeats() }
+                // Returns when graceful shutdown begins (or the task is cancelled).
+                try? await gracefulShutdown()
+                group.cancelAll()
+            }
+            publish(EventType.serviceStopped)
+            // Give the stop event a moment to reach the logger, then close (the socket lingers briefly).
+            if state.withLock({ $0.connected }) { try? await Task.sleep(for: .milliseconds(50)) }
+            state.withLock { state in
+                state.socket = nil
+                state.connected = false
+            }
         }
-        publish(EventType.serviceStopped)
-        // Give the stop event a moment to reach the logger, then close (the socket lingers briefly).
-        if state.withLock({ $0.connected }) { try? await Task.sleep(for: .milliseconds(50)) }
-        await socket.close()
     }
 
-    private func followSubscriptions() async {
+    private func followSubscriptions(_ subscriptions: SocketInbound) async {
         while !Task.isCancelled {
-            guard let message = try? await socket.receive(), let frame = message.first, let first = frame.first else { return }
+            guard let message = try? await subscriptions.receive(), let frame = message.first, let first = frame.first else { return }
             // XPUB delivers subscriptions as 0x01+prefix and unsubscriptions as 0x00+prefix. The logger
             // subscribes to everything (the empty prefix); its proxy also forwards the prefixes its own
             // subscribers ask for, and their unsubscriptions when they leave. Only the empty prefix says
@@ -143,7 +153,7 @@ public final class StatusPublisher: Service, Sendable {
             // (The XPUB reports the empty prefix's unsubscription only when no connected logger holds it.)
             guard frame.count == 1 else { continue }
             state.withLock { state in
-                if first == 1 {
+                if first == 1, let socket = state.socket {
                     state.connected = true
                     while let event = state.pending.popFirst() {
                         if !socket.post(event.frames) { state.dropped += 1 }

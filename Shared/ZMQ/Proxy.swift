@@ -91,20 +91,47 @@ public final class Proxy: Sendable {
         (self.frontendEndpoints, self.backendEndpoints) = endpoints
     }
 
+    /// Starts a proxy, runs `body` while it forwards, and stops it (closing its sockets) however `body` ends.
+    /// - Parameters:
+    ///   - context: The context for all of the proxy's sockets.
+    ///   - frontend: The frontend socket.
+    ///   - backend: The backend socket.
+    ///   - capture: A socket that receives a copy of every forwarded message.
+    ///   - policy: What passes.
+    ///   - body: Runs while the proxy forwards.
+    /// - Throws: ``ZMQError`` if a socket cannot be created, bound or connected (then `body` does not run), or
+    ///   what `body` throws.
+    public static func withProxy<Result>(
+        context: Context,
+        frontend: AsyncSocket.Configuration,
+        backend: AsyncSocket.Configuration,
+        capture: AsyncSocket.Configuration? = nil,
+        policy: Policy = .everything,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (Proxy) async throws -> Result
+    ) async throws -> Result {
+        let proxy = try await Proxy(context: context, frontend: frontend, backend: backend, capture: capture, policy: policy)
+        let result: Result
+        do {
+            result = try await body(proxy)
+        } catch {
+            await proxy.stop()
+            throw error
+        }
+        await proxy.stop()
+        return result
+    }
+
     /// Stops the proxy and closes its sockets; returns once its thread has ended. Safe to call more than once.
     public func stop() async {
         if finished.isOpen { return }
-        if let control = try? await AsyncSocket(
-            context: context,
-            configuration: .init(type: .pair, connect: [controlEndpoint])
-        ) {
+        let finished = finished
+        let asked: Void? = try? await context.withOutbound(.init(type: .pair, connect: [controlEndpoint])) { control in
             // Never wait on the send: a proxy that already ended has no control peer.
             control.post([Data("TERMINATE".utf8)])
             await finished.wait()
-            await control.close()
-        } else {
-            await finished.wait()
         }
+        if asked == nil { await finished.wait() }
     }
 
     private static func run(

@@ -53,7 +53,7 @@ struct ResultSenderTests {
         let doorbell = Doorbell()
         let sender = ResultSender(
             outbox: outbox,
-            results: results,
+            results: results.channel.outbound,
             doorbell: doorbell,
             lease: .seconds(30),
             publisher: bus.publisher,
@@ -125,7 +125,7 @@ struct AckReceiverTests {
         let processor = try await AsyncSocket(context: context, configuration: .init(type: .push, connect: [endpoint]))
         let receiver = AckReceiver(
             outbox: outbox,
-            acks: acks,
+            acks: acks.channel.inbound,
             doorbell: Doorbell(),
             lease: .seconds(30),
             publisher: bus.publisher,

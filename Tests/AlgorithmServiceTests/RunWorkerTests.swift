@@ -49,8 +49,8 @@ struct RunWorkerTests {
         let clock = ManualClock()
         let worker = RunWorker(
             configuration: configuration,
-            runs: workerRuns,
-            reports: workerReports,
+            runs: workerRuns.channel.inbound,
+            reports: workerReports.channel.outbound,
             ledger: ledger,
             doorbell: Doorbell(),
             publisher: bus.publisher,

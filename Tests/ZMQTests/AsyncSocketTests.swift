@@ -107,34 +107,59 @@ struct AsyncSocketTests {
         await pull.close()
     }
 
-    @Test func cancellingReceiveEndsTheWait() async throws {
+    /// The receive is registered with the socket's thread before the cancel: the cancel ends a real wait.
+    @Test(.timeLimit(.minutes(1)))
+    func cancellingReceiveEndsTheWait() async throws {
         let context = Context()
         let pull = try await AsyncSocket(
             context: context,
             configuration: .init(type: .pull, bind: ["inproc://cancel-\(UUID().uuidString)"])
         )
         let task = Task { try await pull.receive() }
+        await pull.waitForReceivers(1)
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(pull.waitingReceivers == 0)
         await pull.close()
     }
 
-    @Test func closeFailsWaitersWithClosedError() async throws {
+    /// The receive is registered before the close (not merely started): close fails it with the closed error.
+    @Test(.timeLimit(.minutes(1)))
+    func closeFailsWaitersWithClosedError() async throws {
         let context = Context()
         let pull = try await AsyncSocket(
             context: context,
             configuration: .init(type: .pull, bind: ["inproc://close-\(UUID().uuidString)"])
         )
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                let error = await #expect(throws: ZMQError.self) { try await pull.receive() }
-                #expect(error?.isClosed == true)
-            }
-            try await Task.sleep(for: .milliseconds(20))
-            await pull.close()
-            try await group.waitForAll()
-        }
+        let waiting = Task { try await pull.receive() }
+        await pull.waitForReceivers(1)
         await pull.close()
+        let error = await #expect(throws: ZMQError.self) { try await waiting.value }
+        #expect(error?.isClosed == true)
+        // A receive after the close fails the same way, at once.
+        let late = await #expect(throws: ZMQError.self) { try await pull.receive() }
+        #expect(late?.isClosed == true)
+    }
+
+    /// A cancellation handler can run after its receive completed but before the task saw it: that cancel must
+    /// not be kept for good (it was, in the set of cancelled ids), while a cancel that comes before the receive
+    /// is queued must still fail it.
+    @Test func cancelAfterCompletionLeavesNothingBehind() async throws {
+        let core = try SocketCore()
+        let completed = core.makeID()
+        core.requeue([Data("ready".utf8)])
+        let message = try await withCheckedThrowingContinuation { core.enqueueReceive(id: completed, continuation: $0) }
+        #expect(message == [Data("ready".utf8)])
+        core.cancel(id: completed)
+        #expect(core.pendingCancels == 0)
+
+        let early = core.makeID()
+        core.cancel(id: early)
+        #expect(core.pendingCancels == 1)
+        await #expect(throws: CancellationError.self) {
+            try await withCheckedThrowingContinuation { core.enqueueReceive(id: early, continuation: $0) }
+        }
+        #expect(core.pendingCancels == 0)
     }
 
     @Test func badEndpointFailsCreation() async throws {

@@ -11,7 +11,7 @@ public import ZMQ
 /// lease renewals (still working) and failure reports, and updates the outbox.
 public struct AckReceiver: Service {
     private let outbox: Outbox
-    private let acks: AsyncSocket
+    private let acks: SocketInbound
     private let doorbell: Doorbell
     private let lease: Duration
     private let publisher: StatusPublisher
@@ -29,7 +29,7 @@ public struct AckReceiver: Service {
     ///   - rejector: How malformed messages are turned away; by default an `acks` rejector on `publisher`.
     public init(
         outbox: Outbox,
-        acks: AsyncSocket,
+        acks: SocketInbound,
         doorbell: Doorbell,
         lease: Duration,
         publisher: StatusPublisher,

@@ -5,59 +5,75 @@ public import ServiceLifecycle
 import Storage
 public import ZMQ
 
-/// Builds the algorithm service's parts: sockets, outbox, run workers, result sender and ack receiver.
-public enum AlgorithmService {
+/// `baton-algorithm`: binds PUSH `results` and PULL `acks` for the processors, connects PULL to the
+/// scheduler's `runs` and PUSH to its `reports`, and runs the ack receiver, result sender, retention sweeper,
+/// backlog monitor and run worker on them until graceful shutdown. The sockets are opened in ``run()`` and
+/// closed when it returns, after every part has stopped (the run worker first, the ack receiver last).
+public struct AlgorithmService: Service {
+    private let environment: ServiceEnvironment
+    private let outbox: Outbox
+
     /// The outbox database for a configuration.
     public static func outboxPath(_ configuration: Configuration) -> String {
         (configuration.dataDirectory as NSString).appendingPathComponent("algorithm/outbox.sqlite")
     }
 
-    /// The sockets processors connect to: PUSH `results` (HWM 1, immediate: a result goes only to a
-    /// processor ready for it) and PULL `acks`, both bound.
-    public static func resultSockets(
-        configuration: Configuration,
-        context: Context
-    ) async throws -> (results: AsyncSocket, acks: AsyncSocket) {
-        let heartbeat = SocketOption.peerHeartbeat
-        let results = try await AsyncSocket(
-            context: context,
-            configuration: .init(
-                type: .push,
-                // HWM 1 bounds the messages queued in libzmq, but small results also pile up in the kernel's TCP
-                // buffers (megabytes on loopback): thousands a processor has not started on, and whose leases run
-                // out. Small buffers (the kernel doubles them) keep that to about 64 KiB: some 100 small results.
-                // A PUSH receives nothing, but libzmq still reads what a peer sends: the small limit bounds that.
-                options: [
-                    .sendHighWaterMark(1), .immediate(true), .tcpBuffers(send: 16384, receive: 0), heartbeat,
-                    .maxMessageSize(configuration.limits.messageBytes),
-                ],
-                bind: [configuration.endpoints.results]
-            )
+    /// PUSH `results`, bound, where processors connect: HWM 1 and immediate, so a result goes only to a
+    /// processor ready for it.
+    public static func resultsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        .init(
+            type: .push,
+            // HWM 1 bounds the messages queued in libzmq, but small results also pile up in the kernel's TCP
+            // buffers (megabytes on loopback): thousands a processor has not started on, and whose leases run
+            // out. Small buffers (the kernel doubles them) keep that to about 64 KiB: some 100 small results.
+            // A PUSH receives nothing, but libzmq still reads what a peer sends: the small limit bounds that.
+            options: [
+                .sendHighWaterMark(1), .immediate(true), .tcpBuffers(send: 16384, receive: 0), .peerHeartbeat,
+                .maxMessageSize(configuration.limits.messageBytes),
+            ],
+            bind: [configuration.endpoints.results]
         )
-        do {
-            let acks = try await AsyncSocket(
-                context: context,
-                configuration: .init(
-                    type: .pull,
-                    // Acknowledgements are small (no payload), so the small limit holds.
-                    options: [
-                        heartbeat, .maxMessageSize(configuration.limits.messageBytes),
-                        .receiveHighWaterMark(configuration.limits.receiveQueue),
-                    ],
-                    bind: [configuration.endpoints.acks]
-                )
-            )
-            return (results, acks)
-        } catch {
-            await results.close()
-            throw error
-        }
     }
 
-    /// The services that make up `baton-algorithm`, in start order.
+    /// PULL `acks`, bound: the processors' acknowledgements, renewals and failure reports.
+    public static func acksSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        .init(
+            type: .pull,
+            // Acknowledgements are small (no payload), so the small limit holds.
+            options: [
+                .peerHeartbeat, .maxMessageSize(configuration.limits.messageBytes),
+                .receiveHighWaterMark(configuration.limits.receiveQueue),
+            ],
+            bind: [configuration.endpoints.acks]
+        )
+    }
+
+    /// PULL connected to the scheduler's `runs`, HWM 1: a request is taken only when the worker asks for one.
+    static func runsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        .init(
+            type: .pull,
+            options: [
+                .receiveHighWaterMark(1), .maxMessageSize(configuration.limits.messageBytes), .peerHeartbeat,
+                .reconnectInterval(.milliseconds(100), max: .seconds(2)),
+            ],
+            connect: [configuration.endpoints.runs]
+        )
+    }
+
+    /// PUSH connected to the scheduler's `reports`; lingers a second so the last reports leave at stop.
+    static func reportsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        .init(
+            type: .push,
+            options: [.peerHeartbeat, .reconnectInterval(.milliseconds(100), max: .seconds(2))],
+            connect: [configuration.endpoints.reports],
+            lingerOnClose: .seconds(1)
+        )
+    }
+
+    /// Prepares `baton-algorithm`: kills what a dead predecessor left and opens the outbox. Its sockets are
+    /// opened when it runs.
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
         let configuration = environment.configuration
-        let processor = configuration.processor
         // Before any run is run again: kill what a dead predecessor left running, then remove the partial
         // files of its attempts (every attempt writes its own; none is running now).
         for leftover in CommandOwner.killLeftovers(service: "algorithm", dataDirectory: configuration.dataDirectory) {
@@ -69,41 +85,39 @@ public enum AlgorithmService {
         for path in RawResults.removePartials(dataDirectory: configuration.dataDirectory) {
             environment.logger.notice("removed the partial result of an interrupted attempt", metadata: ["path": "\(path)"])
         }
+        let processor = configuration.processor
         let outbox = try Outbox(
             path: outboxPath(configuration),
             policy: .init(maxAttempts: processor.attempts, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
         )
-        let heartbeat = SocketOption.peerHeartbeat
-        let (results, acks) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
-            try await resultSockets(configuration: configuration, context: environment.context)
+        return [AlgorithmService(environment: environment, outbox: outbox)]
+    }
+
+    public func run() async throws {
+        let configuration = environment.configuration
+        let context = environment.context
+        // A bound socket that cannot be bound is a configuration error naming its key, before any part runs.
+        try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
+            try await context.withOutbound(Self.resultsSocket(configuration)) { results in
+                try await context.withInbound(Self.acksSocket(configuration)) { acks in
+                    try await context.withInbound(Self.runsSocket(configuration)) { runs in
+                        try await context.withOutbound(Self.reportsSocket(configuration)) { reports in
+                            try await runParts(results: results, acks: acks, runs: runs, reports: reports)
+                        }
+                    }
+                }
+            }
         }
-        let runs = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(
-                type: .pull,
-                options: [
-                    .receiveHighWaterMark(1), .maxMessageSize(configuration.limits.messageBytes), heartbeat,
-                    .reconnectInterval(.milliseconds(100), max: .seconds(2)),
-                ],
-                connect: [configuration.endpoints.runs]
-            )
-        )
-        let reports = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(
-                type: .push,
-                options: [heartbeat, .reconnectInterval(.milliseconds(100), max: .seconds(2))],
-                connect: [configuration.endpoints.reports],
-                lingerOnClose: .seconds(1)
-            )
-        )
+    }
+
+    /// The parts in start order; graceful shutdown stops them in reverse (the worker drains while the sender
+    /// still sends), and they have all stopped before the sockets close.
+    private func runParts(results: SocketOutbound, acks: SocketInbound, runs: SocketInbound, reports: SocketOutbound) async throws {
+        let configuration = environment.configuration
+        let processor = configuration.processor
         let doorbell = Doorbell()
         doorbell.ring()
-        return [
-            SocketCloser(socket: results),
-            SocketCloser(socket: acks),
-            SocketCloser(socket: runs),
-            SocketCloser(socket: reports),
+        try await environment.runParts([
             AckReceiver(
                 outbox: outbox,
                 acks: acks,
@@ -134,6 +148,6 @@ public enum AlgorithmService {
                 metrics: environment.metrics,
                 rejector: environment.rejector(socket: "runs")
             ),
-        ]
+        ])
     }
 }

@@ -16,7 +16,7 @@ public import ZMQ
 /// ``Doorbell`` or until the next deadline; it never polls.
 public struct ResultSender: Service {
     private let outbox: Outbox
-    private let results: AsyncSocket
+    private let results: SocketOutbound
     private let doorbell: Doorbell
     private let lease: Duration
     private let publisher: StatusPublisher
@@ -31,7 +31,7 @@ public struct ResultSender: Service {
     ///   - lease: How long a processor has to start on a result, and between renewals.
     ///   - publisher: The status bus.
     ///   - logger: The logger.
-    public init(outbox: Outbox, results: AsyncSocket, doorbell: Doorbell, lease: Duration, publisher: StatusPublisher, logger: Logger) {
+    public init(outbox: Outbox, results: SocketOutbound, doorbell: Doorbell, lease: Duration, publisher: StatusPublisher, logger: Logger) {
         self.outbox = outbox
         self.results = results
         self.doorbell = doorbell

@@ -13,9 +13,9 @@ public import ZMQ
 /// It never waits for processors.
 public struct RunWorker: Service {
     let configuration: Configuration
-    private let runs: AsyncSocket
+    private let runs: SocketInbound
     let running = RunningRuns()
-    private let reports: AsyncSocket
+    private let reports: SocketOutbound
     let ledger: RunLedger
     let doorbell: Doorbell
     let publisher: StatusPublisher
@@ -39,8 +39,8 @@ public struct RunWorker: Service {
     ///   - clock: What retry back-offs and the drain wait on.
     public init(
         configuration: Configuration,
-        runs: AsyncSocket,
-        reports: AsyncSocket,
+        runs: SocketInbound,
+        reports: SocketOutbound,
         ledger: RunLedger,
         doorbell: Doorbell,
         publisher: StatusPublisher,

@@ -12,19 +12,12 @@ struct RequestClient {
     /// Sends a request and decodes the reply; nil if nobody answered within the timeout.
     func ask<Request: WireMessage, Reply: WireMessage>(_ request: Request, expecting: Reply.Type) async throws -> Reply? {
         let context = Context()
-        let socket = try await AsyncSocket(
-            context: context,
-            configuration: .init(type: .request, options: [.requestRelaxed(true), .requestCorrelate(true)], connect: [endpoint])
-        )
-        let frames: [Data]?
-        do {
+        let frames = try await context.withSocket(
+            .init(type: .request, options: [.requestRelaxed(true), .requestCorrelate(true)], connect: [endpoint])
+        ) { socket in
             try await socket.send(Wire.encode(request))
-            frames = try await socket.receive(timeout: timeout)
-        } catch {
-            await socket.close()
-            throw error
+            return try await socket.receive(timeout: timeout)
         }
-        await socket.close()
         return try frames.map { try Wire.decode(Reply.self, from: $0).message }
     }
 }

@@ -5,39 +5,45 @@ import ZMQ
 
 /// A subscription to the status bus (`status_out`), yielding decoded events.
 struct EventStream {
-    let socket: AsyncSocket
+    private let events: SocketInbound
 
-    /// Connects to the bus.
+    /// Connects to the bus, runs `body` with the stream, and disconnects however `body` ends.
     /// - Parameters:
     ///   - context: The ZeroMQ context.
     ///   - endpoint: The logger's `status_out`.
     ///   - prefixes: Event type prefixes to receive; empty for all. Heartbeats (`service.heartbeat`) are always
     ///     received too, so that a quiet bus can be told from an unreachable logger; filter them out to show
     ///     only the prefixes asked for.
-    init(context: Context, endpoint: String, prefixes: [String]) async throws {
+    ///   - body: Reads the stream.
+    static func with<Result>(
+        context: Context,
+        endpoint: String,
+        prefixes: [String],
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (EventStream) async throws -> Result
+    ) async throws -> Result {
         let subscriptions =
             prefixes.isEmpty
             ? [SocketOption.subscribe([])]
             : (prefixes + [EventType.serviceHeartbeat]).map { SocketOption.subscribe(Array($0.utf8)) }
-        socket = try await AsyncSocket(
-            context: context,
-            configuration: .init(
+        return try await context.withInbound(
+            .init(
                 type: .subscribe,
                 options: subscriptions + [.receiveHighWaterMark(100_000), .reconnectInterval(.milliseconds(100), max: .seconds(2))],
                 connect: [endpoint]
             )
-        )
+        ) { events in
+            try await body(EventStream(events: events))
+        }
     }
 
     /// The next event; malformed messages are skipped. Throws when the socket is closed or the task cancelled.
     func next() async throws -> StatusEvent {
         while true {
-            let frames = try await socket.receive()
+            let frames = try await events.receive()
             if let event = try? StatusEvent(frames: frames) { return event }
         }
     }
-
-    func close() async { await socket.close() }
 }
 
 /// Whether the status bus is reachable, from when events last arrived: every service (the logger too)

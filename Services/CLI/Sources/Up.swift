@@ -111,10 +111,9 @@ extension Baton {
             }
 
             let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
-            let events = try await EventStream(context: context, endpoint: configuration.endpoints.statusOut, prefixes: [])
             Console.line("baton up: config \(configPath), data in \(configuration.dataDirectory), \(count) processor(s); Ctrl-C stops")
             await withDiscardingTaskGroup { outer in
-                outer.addTask { await printEvents(events) }
+                outer.addTask { await printEvents(context: context, endpoint: configuration.endpoints.statusOut) }
                 outer.addTask { try? await publisher.run() }
                 outer.addTask { await supervisor.supervise(child("logger", "baton-logger")) }
                 // The logger binds the bus first, so the other services' first events have somewhere to go.
@@ -133,7 +132,6 @@ extension Baton {
                 try? await Task.sleep(for: .milliseconds(300))
                 outer.cancelAll()
             }
-            await events.close()
             Console.line("baton up: stopped")
         }
 
@@ -157,13 +155,16 @@ extension Baton {
             }
         }
 
-        private func printEvents(_ events: EventStream) async {
+        /// Prints the bus's events until cancelled (its subscription is closed then).
+        private func printEvents(context: Context, endpoint: String) async {
             let formatter = EventFormatter()
-            while let event = try? await events.next() {
-                if json {
-                    Console.line(String(decoding: event.jsonLine, as: UTF8.self))
-                } else if verbose || Self.isInteresting(event) {
-                    Console.line(formatter.line(event))
+            _ = try? await EventStream.with(context: context, endpoint: endpoint, prefixes: []) { events in
+                while let event = try? await events.next() {
+                    if json {
+                        Console.line(String(decoding: event.jsonLine, as: UTF8.self))
+                    } else if verbose || Self.isInteresting(event) {
+                        Console.line(formatter.line(event))
+                    }
                 }
             }
         }

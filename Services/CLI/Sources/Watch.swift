@@ -40,7 +40,6 @@ extension Baton {
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "watch")
             let context = Context()
-            let stream = try await EventStream(context: context, endpoint: configuration.endpoints.statusOut, prefixes: types)
             let formatter = EventFormatter()
             // On a terminal, progress is a live line of bars at the bottom; piped, every event is a plain line.
             let live = !json && isatty(STDOUT_FILENO) == 1
@@ -72,30 +71,32 @@ extension Baton {
                     }
                 }
                 group.addTask {
-                    var board = ProgressBoard()
-                    while true {
-                        let event = try await stream.next()
-                        if let change = liveness.heard() { say(change) }
-                        // Heartbeats arrive whatever the --type filter (they tell a quiet bus from a dead one).
-                        if !types.isEmpty, !types.contains(where: { event.type.hasPrefix($0) }) { continue }
-                        if let job, event.job != job { continue }
-                        if json {
-                            Console.line(String(decoding: event.jsonLine, as: UTF8.self))
-                            continue
-                        }
-                        if live {
-                            let changed = board.apply(event)
-                            if event.type == EventType.runProgress && !verbose {
-                                if changed { Console.write("\r\u{1B}[K" + board.line) }
+                    try await EventStream.with(context: context, endpoint: endpoint, prefixes: types) { stream in
+                        var board = ProgressBoard()
+                        while true {
+                            let event = try await stream.next()
+                            if let change = liveness.heard() { say(change) }
+                            // Heartbeats arrive whatever the --type filter (they tell a quiet bus from a dead one).
+                            if !types.isEmpty, !types.contains(where: { event.type.hasPrefix($0) }) { continue }
+                            if let job, event.job != job { continue }
+                            if json {
+                                Console.line(String(decoding: event.jsonLine, as: UTF8.self))
                                 continue
                             }
-                            if verbose || Up.isInteresting(event) {
-                                Console.write("\r\u{1B}[K" + formatter.line(event) + "\n" + board.line)
-                            } else if changed {
-                                Console.write("\r\u{1B}[K" + board.line)
+                            if live {
+                                let changed = board.apply(event)
+                                if event.type == EventType.runProgress && !verbose {
+                                    if changed { Console.write("\r\u{1B}[K" + board.line) }
+                                    continue
+                                }
+                                if verbose || Up.isInteresting(event) {
+                                    Console.write("\r\u{1B}[K" + formatter.line(event) + "\n" + board.line)
+                                } else if changed {
+                                    Console.write("\r\u{1B}[K" + board.line)
+                                }
+                            } else if verbose || Up.isInteresting(event) {
+                                Console.line(formatter.line(event))
                             }
-                        } else if verbose || Up.isInteresting(event) {
-                            Console.line(formatter.line(event))
                         }
                     }
                 }
@@ -106,7 +107,6 @@ extension Baton {
                 group.cancelAll()
             }
             if live { Console.write("\n") }
-            await stream.close()
         }
     }
 }

@@ -67,15 +67,12 @@ public struct LoggerService: Service {
         let limits = configuration.limits
         let rejectors = Rejectors(publisher: publisher, logger: logger, metrics: metrics, limits: limits)
         let captureEndpoint = "inproc://status-capture-\(UUID().uuidString)"
-        let capture = try await AsyncSocket(
-            context: context,
-            configuration: .init(type: .pull, options: [.receiveHighWaterMark(Self.queue)], bind: [captureEndpoint])
-        )
-        // A socket that cannot be bound is a configuration error naming its key (endpoints.status_in, ...).
-        let (proxy, query) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "logger")) {
-            let proxy: Proxy
-            do {
-                proxy = try await Proxy(
+        // The capture is opened first and closed last: a proxy whose capture peer is gone blocks on it.
+        try await context.withInbound(.init(type: .pull, options: [.receiveHighWaterMark(Self.queue)], bind: [captureEndpoint])) {
+            capture in
+            // A socket that cannot be bound is a configuration error naming its key (endpoints.status_in, ...).
+            try await ConfigurationError.binding(configuration.boundEndpoints(service: "logger")) {
+                try await Proxy.withProxy(
                     context: context,
                     frontend: .init(
                         type: .xsubscribe,
@@ -94,112 +91,120 @@ public struct LoggerService: Service {
                     ),
                     capture: .init(type: .push, options: [.sendHighWaterMark(Self.queue)], connect: [captureEndpoint]),
                     policy: Self.policy(rejectors, limits: limits, logger: logger)
-                )
-            } catch {
-                await capture.close()
-                throw error
+                ) { proxy in
+                    try await context.withSocket(
+                        .init(
+                            type: .reply,
+                            options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+                            bind: [configuration.endpoints.query]
+                        )
+                    ) { query in
+                        try await serve(capture: capture, query: query, proxy: proxy, rejectors: rejectors)
+                    }
+                }
             }
-            let query: AsyncSocket
-            do {
-                query = try await AsyncSocket(
-                    context: context,
-                    configuration: .init(
-                        type: .reply,
-                        options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
-                        bind: [configuration.endpoints.query]
-                    )
-                )
-            } catch {
-                await proxy.stop()
-                await capture.close()
-                throw error
-            }
-            return (proxy, query)
         }
+    }
+
+    /// Follows the capture (gaps, status history, event log) and answers queries until graceful shutdown.
+    private func serve(capture: SocketInbound, query: SocketChannel, proxy: Proxy, rejectors: Rejectors) async throws {
         logger.info(
             "status bus up",
             metadata: ["status_in": "\(configuration.endpoints.statusIn)", "status_out": "\(configuration.endpoints.statusOut)"]
         )
+        let keeper = StatusKeeper(path: Self.statusPath(configuration), logger: logger)
+        let outcome: Result<Void, any Error> = await withDiscardingTaskGroup { group in
+            group.addTask { await Self.answerQueries(on: query, keeper: keeper, rejector: rejectors.query) }
+            group.addTask {
+                // Save at most once a second, and only after a change.
+                while await keeper.changed.wait() {
+                    guard (try? await Task.sleep(for: .seconds(1))) != nil else { return }
+                    keeper.saveIfChanged()
+                }
+            }
+            let outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { capturing in
+                capturing.addTask {
+                    do {
+                        try await follow(capture: capture, keeper: keeper)
+                        return .success(())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                capturing.addTask {
+                    try? await gracefulShutdown()
+                    return nil
+                }
+                // Graceful shutdown, or the capture ended.
+                let first = await capturing.next() ?? nil
+                // Stop forwarding while the capture is still read: a proxy blocked on a full capture cannot stop.
+                await proxy.stop()
+                capturing.cancelAll()
+                return first ?? .success(())
+            }
+            group.cancelAll()
+            return outcome
+        }
+        keeper.saveIfChanged()
+        try outcome.get()
+    }
+
+    /// Takes every captured event: counts it, tracks gaps, folds it into the status history, writes it to the log.
+    private func follow(capture: SocketInbound, keeper: StatusKeeper) async throws {
         let writer = try EventLogWriter(
             path: Self.logPath(configuration),
             maxBytes: configuration.log.maxBytes,
             keep: configuration.log.keep
         )
-        let keeper = StatusKeeper(path: Self.statusPath(configuration), logger: logger)
         let received = metrics.counter("baton_status_events_total")
         let droppedLines = metrics.counter("baton_event_log_dropped_total")
         let clock = ContinuousClock()
         var health = EventLogHealth(now: clock.now)
         var gaps = GapTracker()
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await Self.answerQueries(on: query, keeper: keeper, rejector: rejectors.query) }
-                group.addTask {
-                    // Save at most once a second, and only after a change.
-                    while await keeper.changed.wait() {
-                        guard (try? await Task.sleep(for: .seconds(1))) != nil else { return }
-                        keeper.saveIfChanged()
-                    }
-                }
-                while !Task.isShuttingDownGracefully {
-                    guard let frames = try? await capture.receive() else { break }
-                    // The proxy passes on only events that decode (and rejected the rest).
-                    guard let event = try? StatusEvent(frames: frames) else { continue }
-                    received.increment()
-                    switch gaps.observe(event) {
-                    case .gap(let lost):
-                        let publisher = "\(event.source)/\(event.instance)"
-                        keeper.recordLoss(publisher: publisher, lost: lost)
-                        metrics.counter("baton_status_events_lost_total", [("publisher", publisher)]).increment(by: Int64(lost))
-                        logger.warning(
-                            "lost status events",
-                            metadata: ["from": "\(event.source)/\(event.instance)", "lost": "\(lost)", "total_lost": "\(gaps.totalLost)"]
-                        )
-                    default:
-                        break
-                    }
-                    keeper.apply(event)
-                    guard health.shouldWrite(at: clock.now) else {
-                        // Writing failed a moment ago: drop the line until the backoff has passed.
-                        health.skipped()
-                        droppedLines.increment()
-                        continue
-                    }
-                    let action: EventLogHealth<ContinuousClock.Instant>.Action
-                    do {
-                        // As published, unless a foreign publisher spread its JSON over several lines.
-                        if frames[2].contains(0x0A) || frames[2].contains(0x0D) {
-                            try writer.append(event)
-                        } else {
-                            try writer.append(json: frames[2])
-                        }
-                        action = health.succeeded()
-                    } catch {
-                        droppedLines.increment()
-                        action = health.failed(at: clock.now)
-                        if action == .reportFull { report(full: error, path: writer.path) }
-                    }
-                    if case .reportOK(let dropped) = action { report(okAfter: dropped, path: writer.path) }
-                }
-                group.cancelAll()
+        while let frames = try? await capture.receive() {
+            // The proxy passes on only events that decode (and rejected the rest).
+            guard let event = try? StatusEvent(frames: frames) else { continue }
+            received.increment()
+            switch gaps.observe(event) {
+            case .gap(let lost):
+                let publisher = "\(event.source)/\(event.instance)"
+                keeper.recordLoss(publisher: publisher, lost: lost)
+                metrics.counter("baton_status_events_lost_total", [("publisher", publisher)]).increment(by: Int64(lost))
+                logger.warning(
+                    "lost status events",
+                    metadata: ["from": "\(event.source)/\(event.instance)", "lost": "\(lost)", "total_lost": "\(gaps.totalLost)"]
+                )
+            default:
+                break
             }
-        } onGracefulShutdown: {
-            // Stop the proxy before closing the capture: a proxy whose capture peer is gone blocks on it.
-            Task {
-                await proxy.stop()
-                await capture.close()
-                await query.close()
+            keeper.apply(event)
+            guard health.shouldWrite(at: clock.now) else {
+                // Writing failed a moment ago: drop the line until the backoff has passed.
+                health.skipped()
+                droppedLines.increment()
+                continue
             }
+            let action: EventLogHealth<ContinuousClock.Instant>.Action
+            do {
+                // As published, unless a foreign publisher spread its JSON over several lines.
+                if frames[2].contains(0x0A) || frames[2].contains(0x0D) {
+                    try writer.append(event)
+                } else {
+                    try writer.append(json: frames[2])
+                }
+                action = health.succeeded()
+            } catch {
+                droppedLines.increment()
+                action = health.failed(at: clock.now)
+                if action == .reportFull { report(full: error, path: writer.path) }
+            }
+            if case .reportOK(let dropped) = action { report(okAfter: dropped, path: writer.path) }
         }
-        await proxy.stop()
-        await capture.close()
-        await query.close()
-        keeper.saveIfChanged()
     }
 
     /// Answers `baton status` on the REP socket: every request gets exactly one reply, an error reply when
     /// the request is malformed.
-    private static func answerQueries(on socket: AsyncSocket, keeper: StatusKeeper, rejector: MessageRejector) async {
+    private static func answerQueries(on socket: SocketChannel, keeper: StatusKeeper, rejector: MessageRejector) async {
         while !Task.isCancelled {
             guard let frames = try? await socket.receive() else { return }
             let reply: StatusReport

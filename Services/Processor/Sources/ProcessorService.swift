@@ -4,9 +4,38 @@ public import ServiceLifecycle
 import Storage
 import ZMQ
 
-/// Builds a processor's parts: its sockets, the store and the processing loop.
-public enum ProcessorService {
-    /// The services that make up one `baton-processor`, in start order.
+/// One `baton-processor`: connects PULL to the algorithm's `results` (HWM 1) and PUSH to its `acks`, and runs
+/// the result processor on them until graceful shutdown. The sockets are opened in ``run()`` and closed
+/// when it returns, after the processor has stopped.
+public struct ProcessorService: Service {
+    private let environment: ServiceEnvironment
+    private let store: ResultStore
+
+    /// PULL connected to `results`, HWM 1 and a small kernel buffer: a processor holds few results it has not
+    /// started on.
+    static func resultsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        .init(
+            type: .pull,
+            options: [
+                .receiveHighWaterMark(1), .tcpBuffers(send: 0, receive: 16384), .maxMessageSize(configuration.limits.resultBytes),
+                .peerHeartbeat, .reconnectInterval(.milliseconds(100), max: .seconds(2)),
+            ],
+            connect: [configuration.endpoints.results]
+        )
+    }
+
+    /// PUSH connected to `acks`; lingers 2 s at stop so the last acknowledgement leaves.
+    static func acksSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        .init(
+            type: .push,
+            options: [.immediate(false), .peerHeartbeat, .reconnectInterval(.milliseconds(100), max: .seconds(2))],
+            connect: [configuration.endpoints.acks],
+            lingerOnClose: .seconds(2)
+        )
+    }
+
+    /// Prepares one `baton-processor`: kills what a dead processor left and opens the store. Its sockets are
+    /// opened when it runs.
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
         let configuration = environment.configuration
         // Commands a dead processor left running (its guard normally kills them); another live processor's
@@ -17,42 +46,27 @@ public enum ProcessorService {
                 metadata: ["pid": "\(leftover.pid)", "owner": "\(leftover.owner)", "command": "\(leftover.commandLine)"]
             )
         }
-        let store = try ResultStore(path: configuration.storePath)
-        let heartbeat = SocketOption.peerHeartbeat
-        let reconnect = SocketOption.reconnectInterval(.milliseconds(100), max: .seconds(2))
-        let results = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(
-                type: .pull,
-                options: [
-                    .receiveHighWaterMark(1), .tcpBuffers(send: 0, receive: 16384), .maxMessageSize(configuration.limits.resultBytes),
-                    heartbeat, reconnect,
-                ],
-                connect: [configuration.endpoints.results]
-            )
-        )
-        let acks = try await AsyncSocket(
-            context: environment.context,
-            configuration: .init(
-                type: .push,
-                options: [.immediate(false), heartbeat, reconnect],
-                connect: [configuration.endpoints.acks],
-                lingerOnClose: .seconds(2)
-            )
-        )
-        return [
-            SocketCloser(socket: acks),
-            SocketCloser(socket: results),
-            ResultProcessor(
-                handler: ResultHandler(configuration: configuration, store: store, instance: environment.instance),
-                results: results,
-                acks: acks,
-                instance: environment.instance,
-                publisher: environment.publisher,
-                logger: environment.logger,
-                metrics: environment.metrics,
-                rejector: environment.rejector(socket: "results")
-            ),
-        ]
+        return [ProcessorService(environment: environment, store: try ResultStore(path: configuration.storePath))]
+    }
+
+    public func run() async throws {
+        let configuration = environment.configuration
+        let context = environment.context
+        try await context.withOutbound(Self.acksSocket(configuration)) { acks in
+            try await context.withInbound(Self.resultsSocket(configuration)) { results in
+                try await environment.runParts([
+                    ResultProcessor(
+                        handler: ResultHandler(configuration: configuration, store: store, instance: environment.instance),
+                        results: results,
+                        acks: acks,
+                        instance: environment.instance,
+                        publisher: environment.publisher,
+                        logger: environment.logger,
+                        metrics: environment.metrics,
+                        rejector: environment.rejector(socket: "results")
+                    )
+                ])
+            }
+        }
     }
 }

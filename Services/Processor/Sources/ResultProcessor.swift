@@ -16,8 +16,8 @@ public import ZMQ
 /// was already stored, in which case it is acknowledged.
 public struct ResultProcessor: Service {
     private let handler: ResultHandler
-    private let results: AsyncSocket
-    private let acks: AsyncSocket
+    private let results: SocketInbound
+    private let acks: SocketOutbound
     private let instance: String
     private let publisher: StatusPublisher
     private let logger: Logger
@@ -36,8 +36,8 @@ public struct ResultProcessor: Service {
     ///     and results processed by outcome, per job.
     public init(
         handler: ResultHandler,
-        results: AsyncSocket,
-        acks: AsyncSocket,
+        results: SocketInbound,
+        acks: SocketOutbound,
         instance: String,
         publisher: StatusPublisher,
         logger: Logger,

@@ -10,7 +10,7 @@ public import ZMQ
 /// Answers `baton jobs`, `trigger`, `pause`, `resume` and `backfill` on the `control` REP socket.
 public struct ControlServer: Service {
     private let jobs: [Configuration.Job]
-    private let socket: AsyncSocket
+    private let socket: SocketChannel
     private let ledger: SchedulerState
     private let dispatcher: Dispatcher
     private let control: JobControl
@@ -23,7 +23,7 @@ public struct ControlServer: Service {
     /// Creates the server.
     public init(
         jobs: [Configuration.Job],
-        socket: AsyncSocket,
+        socket: SocketChannel,
         ledger: SchedulerState,
         dispatcher: Dispatcher,
         control: JobControl,

@@ -174,10 +174,10 @@ extension RunSink {
 
 /// The `runs` PUSH socket as a ``RunSink``.
 public struct SocketRunSink: RunSink {
-    private let socket: AsyncSocket
+    private let socket: SocketOutbound
 
     /// Wraps a bound PUSH socket.
-    public init(socket: AsyncSocket) {
+    public init(socket: SocketOutbound) {
         self.socket = socket
     }
 

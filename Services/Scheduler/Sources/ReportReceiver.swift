@@ -13,7 +13,7 @@ public import ZMQ
 public struct ReportReceiver: Service {
     private let jobs: [String: Configuration.Job]
     private let ledger: SchedulerState
-    private let reports: AsyncSocket
+    private let reports: SocketInbound
     private let dispatcher: Dispatcher
     private let publisher: StatusPublisher?
     private let logger: Logger
@@ -24,7 +24,7 @@ public struct ReportReceiver: Service {
     public init(
         jobs: [Configuration.Job],
         ledger: SchedulerState,
-        reports: AsyncSocket,
+        reports: SocketInbound,
         dispatcher: Dispatcher,
         publisher: StatusPublisher?,
         logger: Logger,

@@ -4,49 +4,74 @@ public import ServiceLifecycle
 import Storage
 import ZMQ
 
-/// Builds the scheduler's parts: its state, the `runs` and `reports` sockets, the job timers and the resender.
-public enum SchedulerService {
+/// `baton-scheduler`: binds PUSH `runs` (run requests and cancels), PULL `reports` and REP `control`, and runs
+/// the report receiver, resender, control server and job timers on them until graceful shutdown. The sockets
+/// are opened in ``run()`` and closed when it returns, after every part has stopped (the timers first).
+public struct SchedulerService: Service {
+    private let environment: ServiceEnvironment
+    private let ledger: SchedulerState
+
     /// The scheduler's state database for a configuration.
     public static func statePath(_ configuration: Configuration) -> String {
         (configuration.dataDirectory as NSString).appendingPathComponent("scheduler/state.sqlite")
     }
 
-    /// The services that make up `baton-scheduler`, in start order.
-    public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
-        let configuration = environment.configuration
-        let ledger = try SchedulerState(path: statePath(configuration))
-        let heartbeat = SocketOption.peerHeartbeat
+    /// PUSH `runs`, bound; lingers 2 s at stop so requests already queued still leave.
+    static func runsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        .init(
+            type: .push,
+            // A PUSH receives nothing, but libzmq still reads what a peer sends: bound it too.
+            options: [.sendHighWaterMark(1000), .peerHeartbeat, .maxMessageSize(configuration.limits.messageBytes)],
+            bind: [configuration.endpoints.runs],
+            lingerOnClose: .seconds(2)
+        )
+    }
+
+    /// PULL `reports`, bound: the algorithm's run reports.
+    static func reportsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
         let limits = configuration.limits
-        // Bound together: a failure names its key (endpoints.runs, .reports or .control).
-        let (runs, reports, controlSocket) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "scheduler")) {
-            let runs = try await AsyncSocket(
-                context: environment.context,
-                configuration: .init(
-                    type: .push,
-                    // A PUSH receives nothing, but libzmq still reads what a peer sends: bound it too.
-                    options: [.sendHighWaterMark(1000), heartbeat, .maxMessageSize(limits.messageBytes)],
-                    bind: [configuration.endpoints.runs],
-                    lingerOnClose: .seconds(2)
-                )
-            )
-            let reports = try await AsyncSocket(
-                context: environment.context,
-                configuration: .init(
-                    type: .pull,
-                    options: [heartbeat, .maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
-                    bind: [configuration.endpoints.reports]
-                )
-            )
-            let controlSocket = try await AsyncSocket(
-                context: environment.context,
-                configuration: .init(
-                    type: .reply,
-                    options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
-                    bind: [configuration.endpoints.control]
-                )
-            )
-            return (runs, reports, controlSocket)
+        return .init(
+            type: .pull,
+            options: [.peerHeartbeat, .maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+            bind: [configuration.endpoints.reports]
+        )
+    }
+
+    /// REP `control`, bound: `baton`'s commands.
+    static func controlSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        let limits = configuration.limits
+        return .init(
+            type: .reply,
+            options: [.maxMessageSize(limits.messageBytes), .receiveHighWaterMark(limits.receiveQueue)],
+            bind: [configuration.endpoints.control]
+        )
+    }
+
+    /// Prepares `baton-scheduler`: opens its state. Its sockets are opened when it runs.
+    public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
+        [SchedulerService(environment: environment, ledger: try SchedulerState(path: statePath(environment.configuration)))]
+    }
+
+    public func run() async throws {
+        let configuration = environment.configuration
+        let context = environment.context
+        // A socket that cannot be bound is a configuration error naming its key (endpoints.runs, .reports or
+        // .control), before any part runs.
+        try await ConfigurationError.binding(configuration.boundEndpoints(service: "scheduler")) {
+            try await context.withOutbound(Self.runsSocket(configuration)) { runs in
+                try await context.withInbound(Self.reportsSocket(configuration)) { reports in
+                    try await context.withSocket(Self.controlSocket(configuration)) { control in
+                        try await runParts(runs: runs, reports: reports, controlSocket: control)
+                    }
+                }
+            }
         }
+    }
+
+    /// The parts in start order; graceful shutdown stops them in reverse, and they have all stopped before
+    /// the sockets close.
+    private func runParts(runs: SocketOutbound, reports: SocketInbound, controlSocket: SocketChannel) async throws {
+        let configuration = environment.configuration
         let sink = SocketRunSink(socket: runs)
         let doorbell = Doorbell()
         let dispatcher = Dispatcher(
@@ -58,10 +83,7 @@ public enum SchedulerService {
             metrics: environment.metrics
         )
         let control = JobControl(ledger: ledger)
-        return [
-            SocketCloser(socket: runs),
-            SocketCloser(socket: reports),
-            SocketCloser(socket: controlSocket),
+        try await environment.runParts([
             ReportReceiver(
                 jobs: configuration.jobs,
                 ledger: ledger,
@@ -88,6 +110,6 @@ public enum SchedulerService {
                 control: control,
                 logger: environment.logger
             ),
-        ]
+        ])
     }
 }

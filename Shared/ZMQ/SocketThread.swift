@@ -1,0 +1,112 @@
+import Foundation
+import DequeModule
+import Glibc
+import Synchronization
+
+/// The socket's own thread: creates the socket, then polls it together with the wake-up pipe, sending what is
+/// queued while the socket can take it and receiving only while someone waits (demand-driven), until close.
+extension SocketCore {
+    func run(context: Context, configuration: AsyncSocket.Configuration, started: CheckedContinuation<[String], any Error>) {
+        state.withLock { $0.maxPosted = configuration.maxPosted }
+        var endpoints: [String] = []
+        var socket: Socket
+        do {
+            socket = try Socket.make(context: context, configuration: configuration, boundEndpoints: &endpoints)
+        } catch {
+            finish(error: error)
+            started.resume(throwing: error)
+            return
+        }
+        started.resume(returning: endpoints)
+
+        var failure: ZMQError?
+        var items = [socket.pollItem([]), PollItem.fileDescriptor(wakeRead, events: .readable)]
+        while true {
+            let (wantIn, wantOut, closing) = state.withLock { ($0.receivers.count > 0, !$0.sends.isEmpty, $0.closing) }
+            if closing { break }
+            var events: PollEvents = []
+            if wantIn { events.insert(.readable) }
+            if wantOut { events.insert(.writable) }
+            items[0] = socket.pollItem(events)
+            do {
+                try poll(&items, timeout: nil)
+                if items[1].ready.contains(.readable) { drainWakePipe() }
+                if items[0].ready.contains(.writable) { try flushSends(socket) }
+                if items[0].ready.contains(.readable) { try deliver(socket) }
+            } catch {
+                failure = error
+                break
+            }
+        }
+        _ = try? socket.set(.linger(configuration.lingerOnClose))
+        socket.close()
+        finish(error: failure ?? closedError())
+    }
+
+    fileprivate func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        // Empty the pipe first, then allow the next wake to write. The other order loses wake-ups: a wake
+        // between clearing the flag and reading would have its byte read here, leaving the flag set over an
+        // empty pipe, and every later wake() would skip writing while this thread sleeps in poll.
+        while read(wakeRead, &buffer, buffer.count) > 0 {}
+        state.withLock { $0.wakePending = false }
+        // Work queued before the flag cleared is picked up by the loop, which reads the state before polling.
+    }
+
+    fileprivate func flushSends(_ socket: borrowing Socket) throws(ZMQError) {
+        while let next = state.withLock({ $0.sends.popFirst() }) {
+            let sent: Bool
+            do {
+                sent = try socket.send(next.parts, wait: false)
+            } catch {
+                if error.isTerminated { throw error }
+                // A message the socket refuses (wrong state, unroutable) fails alone; the socket goes on.
+                complete(next, error: error)
+                continue
+            }
+            if !sent {
+                state.withLock { $0.sends.prepend(next) }
+                return
+            }
+            complete(next, error: nil)
+        }
+    }
+
+    fileprivate func complete(_ outgoing: Outgoing, error: ZMQError?) {
+        if let continuation = outgoing.continuation {
+            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        } else {
+            state.withLock { $0.posted -= 1 }
+        }
+    }
+
+    fileprivate func deliver(_ socket: borrowing Socket) throws(ZMQError) {
+        while state.withLock({ !$0.receivers.isEmpty }) {
+            guard let message = try socket.receive(wait: false) else { return }
+            let waiter: Waiter? = state.withLock { state in
+                if let waiter = state.receivers.popFirst() { return waiter }
+                state.inbox.append(message)
+                return nil
+            }
+            waiter?.continuation.resume(returning: message)
+        }
+    }
+
+    fileprivate func finish(error: any Error) {
+        let (sends, receivers, watchers) = state.withLock { state in
+            state.closing = true
+            defer {
+                state.sends.removeAll()
+                state.receivers.removeAll()
+                state.receiverWatchers.removeAll()
+                state.posted = 0
+            }
+            return (state.sends, state.receivers, state.receiverWatchers)
+        }
+        for send in sends { send.continuation?.resume(throwing: error) }
+        for receiver in receivers { receiver.continuation.resume(throwing: error) }
+        // No receive will ever be registered again: a watcher waits no longer.
+        for watcher in watchers { watcher.continuation.resume() }
+        closed.open()
+    }
+}
