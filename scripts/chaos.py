@@ -303,7 +303,7 @@ class Stack:
         algo = os.path.join(self.root, "algorithm.py")
         with open(algo, "w") as f:
             f.write(f"LINGER_MAX = {linger_max}\nTAG = {self.root!r}\n" + ALGORITHM_SCRIPT)
-        names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports"]
+        names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports", "algorithm_control"]
         if self.transport == "ipc":
             os.makedirs(os.path.join(self.root, "ipc"), exist_ok=True)
             self.ports = {}

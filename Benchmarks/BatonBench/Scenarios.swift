@@ -2,7 +2,7 @@ import AlgorithmService
 import Foundation
 import Glibc
 import Messaging
-import Storage
+import ProcessorService
 
 /// Each measurement of the suite, against real processes (or Baton's own parts in process), on loopback TCP.
 struct Scenarios {
@@ -233,7 +233,7 @@ struct Scenarios {
         }
         sleep(5)  // start-up done, connections made
         let names = ["logger", "scheduler", "algorithm", "processor"]
-        let pids = names.map { stack.pid($0)! }
+        let pids = names.compactMap { stack.pid($0) }
         let used = BenchStack.cpuNanos(of: pids, during: seconds)
         var result: [String: Idle] = [:]
         for (index, name) in names.enumerated() {
@@ -298,7 +298,7 @@ struct Scenarios {
         let killAt = min(2000, results / 5)
         while await sample() < killAt { try await Task.sleep(for: .milliseconds(50)) }
         let killTime = Date().timeIntervalSince(clock)
-        let storedAtKill = samples.last!.stored
+        let storedAtKill = samples.last?.stored ?? 0
         stack.kill("processor-1")
         try await Task.sleep(for: .milliseconds(500))
         try stack.start("processor-1", "baton-processor", ["--name", "processor-1"])
@@ -308,8 +308,10 @@ struct Scenarios {
         let doneTime = Date().timeIntervalSince(clock)
         // Rate before the kill: over the last second of samples before it.
         let before = samples.filter { $0.time <= killTime && $0.time >= killTime - 1 }
-        let rateBefore =
-            before.count >= 2 ? Double(before.last!.stored - before.first!.stored) / (before.last!.time - before.first!.time) : 0
+        var rateBefore = 0.0
+        if let first = before.first, let last = before.last, before.count >= 2 {
+            rateBefore = Double(last.stored - first.stored) / (last.time - first.time)
+        }
         // Back to full rate: the first 500 ms window after the restart storing at ≥ 90% of that rate.
         var fullRate: Double?
         for (index, start) in samples.enumerated() where start.time >= restartTime {
@@ -364,7 +366,7 @@ actor StoreCounter {
     init(path: String) { self.path = path }
 
     func count() async -> Int {
-        if store == nil, FileManager.default.fileExists(atPath: path) { store = try? ResultStore(path: path) }
+        if store == nil, FileManager.default.fileExists(atPath: path) { store = try? await ResultStore(path: path) }
         return (try? await store?.resultCount()) ?? 0
     }
 }

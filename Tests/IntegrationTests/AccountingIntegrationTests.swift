@@ -197,9 +197,10 @@ struct AccountingIntegrationTests {
             try stack.startServices(processors: 1)
             let stored = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 8 }
             #expect(stored)
-            await stack.stop()
+            // Audited at work: `baton audit` asks the running scheduler and algorithm.
             let clean = try stack.baton(["audit"])
             #expect(clean.status == 0, "\(clean.output)")
+            await stack.stop()
 
             let tampered = try Self.fires(stack, where: "state = 'finished'")
             try #require(tampered.count >= 6)
@@ -216,6 +217,9 @@ struct AccountingIntegrationTests {
                     arguments: [String(repeating: "0", count: 64), corrupt]
                 )
             }
+            // Tampered with while stopped; the scheduler and the algorithm answer for it once back.
+            try stack.start("scheduler", "baton-scheduler")
+            try stack.start("algorithm", "baton-algorithm")
             let audit = try stack.baton(["audit"])
             #expect(audit.status == 1, "\(audit.output)")
             #expect(audit.output.contains("\(hole): slot neither fired nor skipped"), "\(audit.output)")

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 public import Runtime
 public import ServiceLifecycle
-import Storage
+
 public import ZMQ
 
 /// Builds the algorithm service's parts: sockets, outbox, run workers, result sender and ack receiver.
@@ -69,13 +69,30 @@ public enum AlgorithmService {
         for path in RawResults.removePartials(dataDirectory: configuration.dataDirectory) {
             environment.logger.notice("removed the partial result of an interrupted attempt", metadata: ["path": "\(path)"])
         }
-        let outbox = try Outbox(
+        let outbox = try await Outbox(
             path: outboxPath(configuration),
             policy: .init(maxAttempts: processor.attempts, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
         )
         let heartbeat = SocketOption.peerHeartbeat
-        let (results, acks) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
-            try await resultSockets(configuration: configuration, context: environment.context)
+        let (results, acks, control) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
+            let (results, acks) = try await resultSockets(configuration: configuration, context: environment.context)
+            do {
+                let control = try await AsyncSocket(
+                    context: environment.context,
+                    configuration: .init(
+                        type: .reply,
+                        options: [
+                            .maxMessageSize(configuration.limits.messageBytes), .receiveHighWaterMark(configuration.limits.receiveQueue),
+                        ],
+                        bind: [configuration.endpoints.algorithmControl]
+                    )
+                )
+                return (results, acks, control)
+            } catch {
+                await results.close()
+                await acks.close()
+                throw error
+            }
         }
         let runs = try await AsyncSocket(
             context: environment.context,
@@ -104,6 +121,7 @@ public enum AlgorithmService {
             SocketCloser(socket: acks),
             SocketCloser(socket: runs),
             SocketCloser(socket: reports),
+            SocketCloser(socket: control),
             AckReceiver(
                 outbox: outbox,
                 acks: acks,
@@ -122,6 +140,13 @@ public enum AlgorithmService {
                 logger: environment.logger
             ),
             RetentionSweeper(configuration: configuration, outbox: outbox, logger: environment.logger),
+            AlgorithmControlServer(
+                socket: control,
+                outbox: outbox,
+                ledger: RunLedger(outbox: outbox),
+                logger: environment.logger,
+                rejector: environment.rejector(socket: "algorithm_control")
+            ),
             BacklogMonitor(outbox: outbox, publisher: environment.publisher, metrics: environment.metrics, logger: environment.logger),
             RunWorker(
                 configuration: configuration,

@@ -1,7 +1,7 @@
 import Logging
 public import Runtime
 public import ServiceLifecycle
-import Storage
+
 import ZMQ
 
 /// Builds a processor's parts: its sockets, the store and the processing loop.
@@ -17,7 +17,7 @@ public enum ProcessorService {
                 metadata: ["pid": "\(leftover.pid)", "owner": "\(leftover.owner)", "command": "\(leftover.commandLine)"]
             )
         }
-        let store = try ResultStore(path: configuration.storePath)
+        let store = try await ResultStore(path: configuration.storePath)
         let heartbeat = SocketOption.peerHeartbeat
         let reconnect = SocketOption.reconnectInterval(.milliseconds(100), max: .seconds(2))
         let results = try await AsyncSocket(

@@ -1,7 +1,7 @@
 import Foundation
 public import Runtime
 public import ServiceLifecycle
-import Storage
+
 import ZMQ
 
 /// Builds the scheduler's parts: its state, the `runs` and `reports` sockets, the job timers and the resender.
@@ -14,7 +14,7 @@ public enum SchedulerService {
     /// The services that make up `baton-scheduler`, in start order.
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
         let configuration = environment.configuration
-        let ledger = try SchedulerState(path: statePath(configuration))
+        let ledger = try await SchedulerState(path: statePath(configuration))
         let heartbeat = SocketOption.peerHeartbeat
         let limits = configuration.limits
         // Bound together: a failure names its key (endpoints.runs, .reports or .control).
