@@ -163,7 +163,8 @@ struct AccountingIntegrationTests {
                 let trigger = try stack.baton(["trigger", "slow"])
                 #expect(trigger.status == 0, "\(trigger.output)")
                 let run = try #require(trigger.output.split(separator: "\n").last.map(String.init))
-                let running = try await stack.waitUntil(timeout: .seconds(20)) { try ledgerState(run) == "running" }
+                // The algorithm may still be creating its ledger: not there yet is not running yet.
+                let running = try await stack.waitUntil(timeout: .seconds(20)) { (try? ledgerState(run)) == "running" }
                 #expect(running)
                 kill(algorithm.processIdentifier, SIGTERM)
                 if round == 2 {
