@@ -104,28 +104,31 @@ let package = Package(
             path: "Shared/Runtime",
             swiftSettings: swiftSettings
         ),
-        .target(name: "Storage", dependencies: ["Messaging", grdb, logging], path: "Shared/Storage", swiftSettings: swiftSettings),
+        // The one SQLite opening every store uses; each store lives in the module of the service that owns it.
+        .target(name: "Persistence", dependencies: ["Messaging", grdb], path: "Shared/Persistence", swiftSettings: swiftSettings),
     ]
-        + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase + ["Storage"])
+        + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase + ["Persistence", grdb])
         + service(
             "AlgorithmService",
             folder: "Algorithm",
             // NIOPosix for its blocking pool (BlockingWork): hashing, fsync and reads of results off the cooperative pool.
-            dependencies: serviceBase + ["Storage", subprocess, signals, .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: serviceBase + ["Persistence", grdb, subprocess, signals, .product(name: "NIOPosix", package: "swift-nio")]
         )
-        + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
+        + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Persistence", grdb, subprocess])
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
         + service(
             "CLI",
             folder: "CLI",
             dependencies: serviceBase + [
-                "Storage", "ProcessorService", "AlgorithmService", "LoggerService", "SchedulerService", subprocess, system, signals,
+                "ProcessorService", "AlgorithmService", "LoggerService", "SchedulerService", subprocess, system, signals,
             ]
         )
         + [
             .executableTarget(
                 name: "BatonBench",
-                dependencies: ["ZMQ", "Messaging", "Runtime", "Storage", "AlgorithmService", grdb, logging, lifecycle, argumentParser],
+                dependencies: [
+                    "ZMQ", "Messaging", "Runtime", "ProcessorService", "AlgorithmService", grdb, logging, lifecycle, argumentParser,
+                ],
                 path: "Benchmarks/BatonBench",
                 swiftSettings: swiftSettings
             ),
@@ -145,18 +148,22 @@ let package = Package(
             .testTarget(
                 name: "AlgorithmServiceTests",
                 dependencies: [
-                    "AlgorithmService", "Storage", "Messaging", "Runtime", "ZMQ", logging,
+                    "AlgorithmService", "Messaging", "Runtime", "ZMQ", logging,
                     .product(name: "PropertyBased", package: "swift-property-based"),
                 ],
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging", logging], swiftSettings: swiftSettings),
-            .testTarget(name: "StorageTests", dependencies: ["Storage", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "ProcessorServiceTests",
+                dependencies: ["ProcessorService", "Messaging", grdb, logging],
+                swiftSettings: swiftSettings
+            ),
             .testTarget(name: "CLITests", dependencies: ["CLI"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "SchedulerServiceTests",
                 dependencies: [
-                    "SchedulerService", "Scheduling", "Messaging", "Runtime", "Storage", logging,
+                    "SchedulerService", "Scheduling", "Messaging", "Runtime", "ZMQ", logging,
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                     .product(name: "PropertyBased", package: "swift-property-based"),
                 ],
@@ -164,7 +171,7 @@ let package = Package(
             ),
             .testTarget(
                 name: "IntegrationTests",
-                dependencies: ["Runtime", "Messaging", "ZMQ", "Storage", logging, grdb],
+                dependencies: ["Runtime", "Messaging", "ZMQ", "ProcessorService", logging, grdb],
                 swiftSettings: swiftSettings
             ),
         ]

@@ -322,7 +322,7 @@ class Stack:
         algo = os.path.join(self.root, "algorithm.py")
         with open(algo, "w") as f:
             f.write(f"LINGER_MAX = {linger_max}\nTAG = {self.root!r}\n" + ALGORITHM_SCRIPT)
-        names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports"]
+        names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports", "algorithm_control"]
         if self.transport == "ipc":
             os.makedirs(os.path.join(self.root, "ipc"), exist_ok=True)
             self.ports = {}
@@ -1319,6 +1319,21 @@ def main(argv: list[str] | None = None) -> int:
                 v.fail(f"after the drain the algorithm's backlog is not empty: {backlog}")
         except (ValueError, AttributeError):
             v.info(f"baton status --json gave no JSON: {(st.stdout + st.stderr).decode(errors='replace')[:200]}")
+        # baton audit, while the scheduler and the algorithm still run: it asks them through their sockets.
+        try:
+            a = stack.cli("audit", timeout=120)
+            audit_out = (a.stdout + a.stderr).decode(errors="replace").strip()
+            if a.returncode != 0:
+                unknown = re.search(r"unknown|unexpected argument|usage|no such|not a .*command", audit_out, re.I)
+                if unknown and a.returncode != 1:
+                    v.fail(f"`baton audit` is not available in this binary (status {a.returncode})")
+                else:
+                    v.fail(f"`baton audit --config FILE` exited {a.returncode}")
+            elif re.search(r"no result store", audit_out, re.I):
+                v.fail("`baton audit` exited 0 but says it had no result store to check the results against "
+                       f"(the store is {os.path.join(stack.data_dir, 'results.sqlite')})")
+        except subprocess.TimeoutExpired:
+            v.fail("`baton audit` did not finish within 120 s")
         stop_stack(stack, v)
         time.sleep(1.0)
         me = {os.getpid()}
@@ -1338,21 +1353,6 @@ def main(argv: list[str] | None = None) -> int:
             v.fail(f"{len(stats.survived_supervisor)} services outlived a SIGKILLed `baton up` by 15 s: "
                    f"{sample(stats.survived_supervisor, 4)}")
         summary = check_results(stack, must_until, v)
-        # baton audit
-        try:
-            a = stack.cli("audit", timeout=120)
-            audit_out = (a.stdout + a.stderr).decode(errors="replace").strip()
-            if a.returncode != 0:
-                unknown = re.search(r"unknown|unexpected argument|usage|no such|not a .*command", audit_out, re.I)
-                if unknown and a.returncode != 1:
-                    v.fail(f"`baton audit` is not available in this binary (status {a.returncode})")
-                else:
-                    v.fail(f"`baton audit --config FILE` exited {a.returncode}")
-            elif re.search(r"no result store", audit_out, re.I):
-                v.fail("`baton audit` exited 0 but says it had no result store to check the results against "
-                       f"(the store is {os.path.join(stack.data_dir, 'results.sqlite')})")
-        except subprocess.TimeoutExpired:
-            v.fail("`baton audit` did not finish within 120 s")
         # Every event the logger kept, through kills and restarts, matches docs/protocol.schema.json.
         bad = schema_failures(read_events(stack.data_dir))
         if bad:

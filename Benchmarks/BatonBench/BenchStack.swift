@@ -30,6 +30,7 @@ final class BenchStack {
               status_out: tcp://127.0.0.1:\(basePort + 6)
               query: tcp://127.0.0.1:\(basePort + 7)
               reports: tcp://127.0.0.1:\(basePort + 8)
+              algorithm_control: tcp://127.0.0.1:\(basePort + 9)
             metrics:
               logger: \(basePort + 10)
               scheduler: \(basePort + 11)

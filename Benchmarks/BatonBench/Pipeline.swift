@@ -4,7 +4,7 @@ import Logging
 import Messaging
 import Runtime
 import ServiceLifecycle
-import Storage
+
 import ZMQ
 
 /// The algorithm's side of the result pipeline, in this process, built from the algorithm service's own
@@ -27,7 +27,7 @@ final class Pipeline: @unchecked Sendable {
     init(stack: BenchStack, lease: Duration, deliver: Bool = true) async throws {
         self.stack = stack
         let configuration = try Configuration.load(path: stack.configPath, environment: [:])
-        outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
+        outbox = try await Outbox(path: AlgorithmService.outboxPath(configuration))
         let doorbell = Doorbell()
         handOff = ResultHandOff(ledger: RunLedger(outbox: outbox), doorbell: doorbell)
         // Handles this object closes in stop(), as the sockets outlive init.

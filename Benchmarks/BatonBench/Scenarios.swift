@@ -2,7 +2,7 @@ import AlgorithmService
 import Foundation
 import Glibc
 import Messaging
-import Storage
+import ProcessorService
 
 /// Each measurement of the suite, against real processes (or Baton's own parts in process), on loopback TCP.
 struct Scenarios {
@@ -366,7 +366,7 @@ actor StoreCounter {
     init(path: String) { self.path = path }
 
     func count() async -> Int {
-        if store == nil, FileManager.default.fileExists(atPath: path) { store = try? ResultStore(path: path) }
+        if store == nil, FileManager.default.fileExists(atPath: path) { store = try? await ResultStore(path: path) }
         return (try? await store?.resultCount()) ?? 0
     }
 }

@@ -18,6 +18,8 @@ public struct ControlRequest: WireMessage, Equatable {
         case backfill
         /// End a run (`run`), or every run of a job not started yet (`job` with `queued`).
         case cancel
+        /// Every fire of a job, its last slot handled and whether it is paused (`baton audit`).
+        case fires
     }
 
     /// The command.
@@ -146,6 +148,29 @@ public struct ControlReply: WireMessage, Equatable {
     public var jobs: [Job]?
     /// `trigger`, `backfill`: the runs fired.
     public var runs: [String]?
+    /// `fires`: every fire of the job, oldest first.
+    public var fires: [Fire]?
+    /// `fires`: the job's last slot handled (fired or skipped), if any.
+    public var lastSlot: Date?
+    /// `fires`: whether the job is paused.
+    public var paused: Bool?
+
+    /// One slot or run in the scheduler's fire ledger.
+    public struct Fire: Codable, Sendable, Equatable {
+        /// The request as fired.
+        public var request: RunRequest
+        /// Where it is in its lifecycle.
+        public var state: FireState
+        /// Why it was skipped, or why it failed.
+        public var detail: String?
+
+        /// Creates a fire.
+        public init(request: RunRequest, state: FireState, detail: String?) {
+            self.request = request
+            self.state = state
+            self.detail = detail
+        }
+    }
 
     /// Creates a reply.
     public init(ok: Bool, error: String? = nil, message: String? = nil, jobs: [Job]? = nil, runs: [String]? = nil) {
@@ -154,6 +179,14 @@ public struct ControlReply: WireMessage, Equatable {
         self.message = message
         self.jobs = jobs
         self.runs = runs
+    }
+
+    /// Creates the reply to `fires`.
+    public init(fires: [Fire], lastSlot: Date?, paused: Bool) {
+        self.init(ok: true)
+        self.fires = fires
+        self.lastSlot = lastSlot
+        self.paused = paused
     }
 
     public func validate() throws(ProtocolError) {}

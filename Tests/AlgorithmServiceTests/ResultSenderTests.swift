@@ -1,9 +1,9 @@
 import AlgorithmService
 import Foundation
+import Persistence
 import Logging
 import Messaging
 import Runtime
-import Storage
 import Testing
 import ZMQ
 
@@ -22,7 +22,7 @@ struct ResultSenderTests {
         in scratch: Scratch,
         outbox: Outbox
     ) async throws -> ResultHeader {
-        let path = scratch.path + "/\(runID).result"
+        let path = scratch.directory + "/\(runID).result"
         try (onDisk ?? payload).write(to: URL(fileURLWithPath: path))
         let header = ResultHeader(
             runID: runID,
@@ -39,11 +39,11 @@ struct ResultSenderTests {
     static func withSender(
         _ body: (_ outbox: Outbox, _ processor: AsyncSocket, _ bus: Bus, _ doorbell: Doorbell, _ scratch: Scratch) async throws -> Void
     ) async throws {
-        let scratch = try Scratch("sender")
+        let scratch = Scratch("sender")
         defer { scratch.remove() }
         let context = Context()
         let bus = try await Bus(context: context)
-        let outbox = try Outbox(path: scratch.path + "/outbox.sqlite")
+        let outbox = try await Outbox(path: scratch.directory + "/outbox.sqlite")
         let endpoint = "inproc://results-\(UUID().uuidString)"
         let results = try await AsyncSocket(
             context: context,
@@ -115,11 +115,11 @@ struct AckReceiverTests {
     )
         async throws
     {
-        let scratch = try Scratch("acks")
+        let scratch = Scratch("acks")
         defer { scratch.remove() }
         let context = Context()
         let bus = try await Bus(context: context)
-        let outbox = try Outbox(path: scratch.path + "/outbox.sqlite", policy: .init(maxAttempts: 2))
+        let outbox = try await Outbox(path: scratch.directory + "/outbox.sqlite", policy: .init(maxAttempts: 2))
         let endpoint = "inproc://acks-\(UUID().uuidString)"
         let acks = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: [endpoint]))
         let processor = try await AsyncSocket(context: context, configuration: .init(type: .push, connect: [endpoint]))
@@ -207,22 +207,22 @@ struct AckReceiverTests {
 
 struct ResultPayloadTests {
     @Test func readsAndChecksAWholeFile() throws {
-        let scratch = try Scratch("payload")
+        let scratch = Scratch("payload")
         defer { scratch.remove() }
-        let path = scratch.path + "/r.result"
+        let path = scratch.directory + "/r.result"
         // Over one read block, and not a multiple of it.
         let payload = Data((0..<(3 << 20) + 17).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         try payload.write(to: URL(fileURLWithPath: path))
         #expect(try ResultPayload.read(path: path, size: payload.count, sha256: SHA256.hex(of: payload)) == payload)
-        let empty = scratch.path + "/empty.result"
+        let empty = scratch.directory + "/empty.result"
         try Data().write(to: URL(fileURLWithPath: empty))
         #expect(try ResultPayload.read(path: empty, size: 0, sha256: SHA256.hex(of: Data())) == Data())
     }
 
     @Test func refusesAWrongSizeDigestOrMissingFile() throws {
-        let scratch = try Scratch("payload")
+        let scratch = Scratch("payload")
         defer { scratch.remove() }
-        let path = scratch.path + "/r.result"
+        let path = scratch.directory + "/r.result"
         let payload = Data("hello".utf8)
         try payload.write(to: URL(fileURLWithPath: path))
         let digest = SHA256.hex(of: payload)

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import Messaging
 import Runtime
-import Storage
+
 import Testing
 
 struct RetentionSweeperTests {
@@ -12,7 +12,7 @@ struct RetentionSweeperTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bt-retention-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let outbox = try Outbox(path: directory + "/outbox.sqlite")
+        let outbox = try await Outbox(path: directory + "/outbox.sqlite")
         let start = Date(timeIntervalSince1970: 1_000_000)
         var paths: [String] = []
         for index in 0..<4 {

@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import Messaging
 import Runtime
-import Storage
 import Testing
 import ZMQ
 
@@ -32,14 +31,14 @@ struct RunWorkerTests {
     }
 
     static func withWorker(_ jobs: [Configuration.Job], _ body: (Harness) async throws -> Void) async throws {
-        let scratch = try Scratch("worker")
+        let scratch = Scratch("worker")
         defer { scratch.remove() }
         let context = Context()
         let bus = try await Bus(context: context)
-        let outbox = try Outbox(path: scratch.path + "/algorithm/outbox.sqlite")
+        let outbox = try await Outbox(path: scratch.directory + "/algorithm/outbox.sqlite")
         let ledger = RunLedger(outbox: outbox)
         var configuration = Configuration()
-        configuration.dataDirectory = scratch.path
+        configuration.dataDirectory = scratch.directory
         configuration.jobs = jobs
         let (runsEndpoint, reportsEndpoint) = ("inproc://runs-\(UUID().uuidString)", "inproc://reports-\(UUID().uuidString)")
         let scheduler = try await AsyncSocket(context: context, configuration: .init(type: .push, bind: [runsEndpoint]))
@@ -65,7 +64,7 @@ struct RunWorkerTests {
             outbox: outbox,
             ledger: ledger,
             clock: clock,
-            dataDirectory: scratch.path
+            dataDirectory: scratch.directory
         )
         do {
             try await body(harness)

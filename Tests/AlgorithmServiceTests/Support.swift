@@ -5,18 +5,6 @@ import Synchronization
 import Testing
 import ZMQ
 
-/// A directory of its own for one test, removed by `remove()`.
-struct Scratch {
-    let path: String
-
-    init(_ name: String) throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("bt-\(name)-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// A status bus in the process: a publisher for the part under test and an XSUB that sees what it publishes.
 struct Bus {
     let publisher: StatusPublisher

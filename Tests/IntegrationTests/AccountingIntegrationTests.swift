@@ -163,7 +163,8 @@ struct AccountingIntegrationTests {
                 let trigger = try stack.baton(["trigger", "slow"])
                 #expect(trigger.status == 0, "\(trigger.output)")
                 let run = try #require(trigger.output.split(separator: "\n").last.map(String.init))
-                let running = try await stack.waitUntil(timeout: .seconds(20)) { try ledgerState(run) == "running" }
+                // The algorithm may still be creating its ledger: not there yet is not running yet.
+                let running = try await stack.waitUntil(timeout: .seconds(20)) { (try? ledgerState(run)) == "running" }
                 #expect(running)
                 kill(algorithm.processIdentifier, SIGTERM)
                 if round == 2 {
@@ -197,9 +198,10 @@ struct AccountingIntegrationTests {
             try stack.startServices(processors: 1)
             let stored = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 8 }
             #expect(stored)
-            await stack.stop()
+            // Audited at work: `baton audit` asks the running scheduler and algorithm.
             let clean = try stack.baton(["audit"])
             #expect(clean.status == 0, "\(clean.output)")
+            await stack.stop()
 
             let tampered = try Self.fires(stack, where: "state = 'finished'")
             try #require(tampered.count >= 6)
@@ -216,6 +218,9 @@ struct AccountingIntegrationTests {
                     arguments: [String(repeating: "0", count: 64), corrupt]
                 )
             }
+            // Tampered with while stopped; the scheduler and the algorithm answer for it once back.
+            try stack.start("scheduler", "baton-scheduler")
+            try stack.start("algorithm", "baton-algorithm")
             let audit = try stack.baton(["audit"])
             #expect(audit.status == 1, "\(audit.output)")
             #expect(audit.output.contains("\(hole): slot neither fired nor skipped"), "\(audit.output)")

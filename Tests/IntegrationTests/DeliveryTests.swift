@@ -59,6 +59,8 @@ struct DeliveryTests {
             let enough = try await stack.waitUntil(timeout: .seconds(60)) { stack.storedCount() >= 8 }
             #expect(enough)
             await stack.stop()
+            // Only the algorithm again: `baton replay` fetches the raw results from it.
+            try stack.start("algorithm", "baton-algorithm")
             let times = try stack.read { db in try String.fetchAll(db, sql: "SELECT logical_time FROM results ORDER BY logical_time") }
             let from = times[1]
             let to = times[times.count - 2]

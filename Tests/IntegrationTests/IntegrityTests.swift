@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 import Messaging
-import Storage
+import ProcessorService
+
 import Testing
 import ZMQ
 
@@ -133,7 +134,7 @@ struct IntegrityTests {
         )
         try await TestStack.with("conflict2", yaml: yaml) { stack in
             let forged = Data("{\"forged\":true}\n".utf8)
-            let store = try ResultStore(path: stack.storePath)
+            let store = try await ResultStore(path: stack.storePath)
             try stack.startServices(processors: 1)
             let runID = try await Self.run(stack)
             let logicalTime = try #require(RunID.parse(runID).flatMap { Timestamp.parse($0.timestamp) })
@@ -167,7 +168,7 @@ struct IntegrityTests {
             let other = try stack.baton(["results", "--state", "acked"])
             #expect(!other.output.contains(runID), "\(other.output)")
 
-            await stack.stop()
+            // The processor stays up: a dead letter is not delivered again unless replayed.
             let refused = try stack.baton(["replay", "--dead"])
             #expect(refused.status != 0)
             #expect(refused.output.contains("conflict"), "\(refused.output)")

@@ -109,6 +109,40 @@ struct ProtocolConformanceTests {
             durableAtUs: 1_774_746_000_123_000
         )
         documents.append(("result", Wire.encode(result, payload: Data("hello".utf8))[2]))
+        let request = RunRequest(runID: run, job: "hourly.v2", logicalTime: Self.time, firedAt: Self.time, trigger: .schedule)
+        documents += [
+            header(ControlRequest(command: .fires, job: "hourly.v2")),
+            header(
+                ControlReply(
+                    fires: [ControlReply.Fire(request: request, state: .skipped, detail: "misfire policy skip")],
+                    lastSlot: Self.time,
+                    paused: false
+                )
+            ),
+            header(AlgorithmRequest(command: .results)),
+            header(AlgorithmRequest(command: .results, state: .dead, cause: "conflict", job: "hourly.v2", from: Self.time, to: Self.time)),
+            header(AlgorithmRequest(command: .raw, run: run, part: 0)),
+            header(AlgorithmRequest(command: .delivered, run: run, part: 0)),
+            header(AlgorithmReply(ok: false, error: "no result recorded for run \(run) part 0")),
+            header(
+                AlgorithmReply(
+                    ok: true,
+                    parts: [
+                        AlgorithmReply.Part(
+                            header: result,
+                            path: "/data/raw/r.result",
+                            state: .dead,
+                            failures: 2,
+                            lastError: "e",
+                            cause: "conflict"
+                        )
+                    ],
+                    counts: ["dead": 1, "acked": 3]
+                )
+            ),
+            header(AlgorithmReply(ok: true, runs: [AlgorithmReply.Run(request: request, state: .failed, attempts: 1, error: "boom")])),
+            header(AlgorithmReply(ok: true, changed: true)),
+        ]
         let event = StatusEvent(
             type: EventType.runFinished,
             source: "algorithm",

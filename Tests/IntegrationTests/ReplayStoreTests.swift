@@ -34,7 +34,9 @@ struct ReplayStoreTests {
             #expect(!FileManager.default.fileExists(atPath: scratch))
 
             // Without --store the replay goes through the command, as documented: production keeps what it had
-            // (parts it stored are left as they are; parts still waiting when the stack stopped are added).
+            // (parts it stored are left as they are; parts still waiting when the stack stopped are added). The
+            // algorithm, which keeps the raw results, must be up for it.
+            try stack.start("algorithm", "baton-algorithm")
             let plain = try stack.baton(["replay", "--job", "quick"])
             #expect(plain.status == 0, "\(plain.output)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: production)).starts(with: before))

@@ -62,6 +62,7 @@ final class TestStack: @unchecked Sendable {
               status_out: ipc://\(directory)/status-out
               query: ipc://\(directory)/query
               reports: ipc://\(directory)/reports
+              algorithm_control: ipc://\(directory)/algorithm-control
             metrics:
               logger: \(metricsPorts ?? 0)
               scheduler: \(metricsPorts.map { $0 + 1 } ?? 0)

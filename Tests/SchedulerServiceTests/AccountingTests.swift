@@ -3,7 +3,7 @@ import Logging
 import Messaging
 import Runtime
 import SchedulerService
-import Storage
+
 import Synchronization
 import Testing
 
@@ -56,7 +56,7 @@ struct AccountingTests {
     static func withLedger(_ body: (SchedulerState) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bt-accounting-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        try await body(try SchedulerState(path: directory.appendingPathComponent("state.sqlite").path))
+        try await body(try await SchedulerState(path: directory.appendingPathComponent("state.sqlite").path))
     }
 
     /// A scheduler of one 150 ms job over a real ledger.

@@ -3,7 +3,7 @@ import Logging
 import Messaging
 import Runtime
 import SchedulerService
-import Storage
+
 import Testing
 
 /// Collects requests and cancels.
@@ -41,7 +41,7 @@ struct DispatcherTests {
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bt-dispatch-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let ledger = try SchedulerState(path: directory.appendingPathComponent("state.sqlite").path)
+        let ledger = try await SchedulerState(path: directory.appendingPathComponent("state.sqlite").path)
         let sink = CollectingSink()
         var job = Configuration.Job(name: "j", every: .seconds(60), algorithm: .demo(duration: .zero, resultSize: 0))
         job.overlap = overlap

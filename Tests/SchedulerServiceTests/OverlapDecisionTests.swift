@@ -3,7 +3,6 @@ import Messaging
 import PropertyBased
 import Runtime
 import SchedulerService
-import Storage
 import Testing
 
 struct OverlapDecisionTests {

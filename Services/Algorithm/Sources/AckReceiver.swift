@@ -4,7 +4,7 @@ public import Logging
 import Messaging
 public import Runtime
 public import ServiceLifecycle
-public import Storage
+
 public import ZMQ
 
 /// Receives what processors say about results on the `acks` PULL socket: acknowledgements (stored),

@@ -2,10 +2,10 @@ import Foundation
 import Logging
 public import Runtime
 public import ServiceLifecycle
-import Storage
 public import ZMQ
 
-/// `baton-algorithm`: binds PUSH `results` and PULL `acks` for the processors, connects PULL to the
+/// `baton-algorithm`: binds PUSH `results` and PULL `acks` for the processors and REP `algorithm_control` for
+/// the command line, connects PULL to the
 /// scheduler's `runs` and PUSH to its `reports`, and runs the ack receiver, result sender, retention sweeper,
 /// backlog monitor and run worker on them until graceful shutdown. The sockets are opened in ``run()`` and
 /// closed when it returns, after every part has stopped (the run worker first, the ack receiver last).
@@ -48,6 +48,16 @@ public struct AlgorithmService: Service {
         )
     }
 
+    /// REP `algorithm_control`, bound: `baton results`, `replay` and `audit` ask here for the outbox and the
+    /// run ledger, so the command line never opens the algorithm's files.
+    static func controlSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
+        .init(
+            type: .reply,
+            options: [.maxMessageSize(configuration.limits.messageBytes), .receiveHighWaterMark(configuration.limits.receiveQueue)],
+            bind: [configuration.endpoints.algorithmControl]
+        )
+    }
+
     /// PULL connected to the scheduler's `runs`, HWM 1: a request is taken only when the worker asks for one.
     static func runsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
         .init(
@@ -86,7 +96,7 @@ public struct AlgorithmService: Service {
             environment.logger.notice("removed the partial result of an interrupted attempt", metadata: ["path": "\(path)"])
         }
         let processor = configuration.processor
-        let outbox = try Outbox(
+        let outbox = try await Outbox(
             path: outboxPath(configuration),
             policy: .init(maxAttempts: processor.attempts, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
         )
@@ -100,9 +110,11 @@ public struct AlgorithmService: Service {
         try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
             try await context.withOutbound(Self.resultsSocket(configuration)) { results in
                 try await context.withInbound(Self.acksSocket(configuration)) { acks in
-                    try await context.withInbound(Self.runsSocket(configuration)) { runs in
-                        try await context.withOutbound(Self.reportsSocket(configuration)) { reports in
-                            try await runParts(results: results, acks: acks, runs: runs, reports: reports)
+                    try await context.withSocket(Self.controlSocket(configuration)) { control in
+                        try await context.withInbound(Self.runsSocket(configuration)) { runs in
+                            try await context.withOutbound(Self.reportsSocket(configuration)) { reports in
+                                try await runParts(results: results, acks: acks, control: control, runs: runs, reports: reports)
+                            }
                         }
                     }
                 }
@@ -112,7 +124,13 @@ public struct AlgorithmService: Service {
 
     /// The parts in start order; graceful shutdown stops them in reverse (the worker drains while the sender
     /// still sends), and they have all stopped before the sockets close.
-    private func runParts(results: SocketOutbound, acks: SocketInbound, runs: SocketInbound, reports: SocketOutbound) async throws {
+    private func runParts(
+        results: SocketOutbound,
+        acks: SocketInbound,
+        control: SocketChannel,
+        runs: SocketInbound,
+        reports: SocketOutbound
+    ) async throws {
         let configuration = environment.configuration
         let processor = configuration.processor
         let doorbell = Doorbell()
@@ -136,6 +154,13 @@ public struct AlgorithmService: Service {
                 logger: environment.logger
             ),
             RetentionSweeper(configuration: configuration, outbox: outbox, logger: environment.logger),
+            AlgorithmControlServer(
+                socket: control,
+                outbox: outbox,
+                ledger: RunLedger(outbox: outbox),
+                logger: environment.logger,
+                rejector: environment.rejector(socket: "algorithm_control")
+            ),
             BacklogMonitor(outbox: outbox, publisher: environment.publisher, metrics: environment.metrics, logger: environment.logger),
             RunWorker(
                 configuration: configuration,

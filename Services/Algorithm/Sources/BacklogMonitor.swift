@@ -4,7 +4,6 @@ public import Logging
 import Messaging
 public import Runtime
 public import ServiceLifecycle
-public import Storage
 
 /// Watches the outbox and tells what is waiting: results pending (not yet sent or due for a retry), sent
 /// (with a processor, not yet acknowledged) and dead-lettered. It sets the `baton_results_backlog{state}`
@@ -42,7 +41,7 @@ public struct BacklogMonitor: Service {
     }
 
     public func run() async throws {
-        let gauges = ["pending", "sent", "dead"].map { metrics.gauge("baton_results_backlog", [("state", $0)]) }
+        let gauges = [DeliveryState.pending, .sent, .dead].map { metrics.gauge("baton_results_backlog", [("state", $0.rawValue)]) }
         await cancelWhenGracefulShutdown {
             var last: [Int] = []
             var seen = -1
@@ -56,7 +55,10 @@ public struct BacklogMonitor: Service {
                         if now != last {
                             publisher.publish(
                                 EventType.resultBacklog,
-                                attributes: ["pending": "\(now[0])", "sent": "\(now[1])", "dead": "\(now[2])"]
+                                attributes: [
+                                    DeliveryState.pending.rawValue: "\(now[0])", DeliveryState.sent.rawValue: "\(now[1])",
+                                    DeliveryState.dead.rawValue: "\(now[2])",
+                                ]
                             )
                             last = now
                         }

@@ -1,7 +1,7 @@
 public import Foundation
 import Glibc
 import Messaging
-import Storage
+import Persistence
 
 /// Reads a sealed raw result for sending, checking it against its outbox record as it goes.
 ///

@@ -1,9 +1,10 @@
 import Foundation
 public import Logging
 import Messaging
+import Persistence
 public import Runtime
 public import ServiceLifecycle
-public import Storage
+
 public import ZMQ
 
 /// Drains the outbox into the `results` PUSH socket, oldest first, as fast as processors take results,

@@ -2,7 +2,6 @@ public import Foundation
 public import Logging
 public import Runtime
 public import ServiceLifecycle
-public import Storage
 
 /// Deletes raw result files that retention allows: only results a processor has acknowledged, those older
 /// than `retention.max_age`, then the oldest while the rest exceed `retention.max_size`. Runs at start-up

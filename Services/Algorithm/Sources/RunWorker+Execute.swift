@@ -3,7 +3,6 @@ import Logging
 import Messaging
 import Metrics
 import Runtime
-import Storage
 
 // The I/O around one run: ``RunAttempts`` decides what comes next, these functions do it.
 extension RunWorker {

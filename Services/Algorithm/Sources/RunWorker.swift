@@ -4,7 +4,7 @@ public import Logging
 import Messaging
 public import Runtime
 public import ServiceLifecycle
-public import Storage
+
 import UnixSignals
 public import ZMQ
 

@@ -1,11 +1,10 @@
-import AlgorithmService
 import ArgumentParser
 import Foundation
 import Messaging
+import ProcessorService
 import Runtime
 import SchedulerService
 import Scheduling
-import Storage
 
 extension Baton {
     /// `baton audit`: checks the accounting invariant on a running or stopped deployment.
@@ -13,8 +12,9 @@ extension Baton {
         static let configuration = CommandConfiguration(
             abstract: "Check that every slot is accounted for, every run ended once, and every result was stored once.",
             discussion: """
-                Reads the services' own state under data_dir (the scheduler's fires, the algorithm's run ledger and \
-                outbox, the result store), so run it where they keep it. It checks, for each job:
+                Asks the scheduler (endpoints.control) for its fires and the algorithm (endpoints.algorithm_control) \
+                for its run ledger and outbox, and reads the result store (store.path), so the scheduler and the \
+                algorithm must be running (it says so and exits 3 when one is not). It checks, for each job:
                   - every slot of its schedule from its first fire to the last slot the scheduler handled is either \
                 fired (one run id) or skipped with a recorded reason;
                   - every fired run has one outcome, the same at the scheduler and the algorithm (succeeded, failed \
@@ -41,18 +41,23 @@ extension Baton {
             if let job, jobs.isEmpty {
                 throw ValidationError("unknown job \"\(job)\"; configured jobs: \(configuration.jobs.map(\.name).joined(separator: ", "))")
             }
-            let statePath = SchedulerService.statePath(configuration)
-            let outboxPath = AlgorithmService.outboxPath(configuration)
             var findings = Findings()
-            let state = FileManager.default.fileExists(atPath: statePath) ? try SchedulerState(path: statePath) : nil
-            let outbox = FileManager.default.fileExists(atPath: outboxPath) ? try Outbox(path: outboxPath) : nil
+            let scheduler = ControlClient(endpoint: configuration.endpoints.control, timeout: .seconds(10))
+            let algorithm = AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "audit")
             let storePath = configuration.storePath
-            let store = FileManager.default.fileExists(atPath: storePath) ? try ResultStore(path: storePath) : nil
-            var ledgerRuns: [RunLedger.Run] = []
-            if let outbox { ledgerRuns = try await RunLedger(outbox: outbox).runs() }
+            // The result store is the deployment's output (store.path), read as any consumer of it would.
+            let store = FileManager.default.fileExists(atPath: storePath) ? try await ResultStore(path: storePath) : nil
+            // In the order the facts are made (the scheduler records a fire before the algorithm has it; the
+            // algorithm ends a run with its parts in one transaction; a processor stores a part before it is
+            // acknowledged), so that a deployment at work is never caught half-way through a change.
+            var recorded: [String: ControlReply] = [:]
+            for job in jobs {
+                recorded[job.name] = try await scheduler.send(ControlRequest(command: .fires, job: job.name), command: "audit")
+            }
+            let ledgerRuns = try await algorithm.ask(AlgorithmRequest(command: .runs)).runs ?? []
             let runs = Dictionary(ledgerRuns.map { ($0.request.runID, $0) }, uniquingKeysWith: { first, _ in first })
-            let parts = try await outbox?.entries() ?? []
-            var partsByRun: [String: [Outbox.Entry]] = [:]
+            let parts = try await algorithm.ask(AlgorithmRequest(command: .results)).parts ?? []
+            var partsByRun: [String: [AlgorithmReply.Part]] = [:]
             for entry in parts { partsByRun[entry.header.runID, default: []].append(entry) }
             var stored: [String: (size: Int, sha256: String)] = [:]
             for row in try await store?.storedParts() ?? [] { stored["\(row.runID)#\(row.part)"] = (row.size, row.sha256) }
@@ -60,11 +65,11 @@ extension Baton {
             func inRange(_ date: Date) -> Bool { (from.map { date >= $0.date } ?? true) && (to.map { date <= $0.date } ?? true) }
 
             for job in jobs {
-                let fires = try await state?.fires(job: job.name) ?? []
+                let fires = recorded[job.name]?.fires ?? []
                 let byID = Dictionary(fires.map { ($0.request.runID, $0) }, uniquingKeysWith: { first, _ in first })
                 // Slots: from the first scheduled fire to the last slot handled.
                 let scheduled = fires.filter { $0.request.trigger == .schedule }
-                if let first = scheduled.map(\.request.logicalTime).min(), let cursor = try await state?.lastSlot(job: job.name) {
+                if let first = scheduled.map(\.request.logicalTime).min(), let cursor = recorded[job.name]?.lastSlot {
                     let start = max(first, from?.date ?? first)
                     let end = min(cursor, to?.date ?? cursor)
                     if start <= end {
@@ -82,7 +87,7 @@ extension Baton {
                             }
                         }
                     }
-                    let paused = try await state?.isPaused(job: job.name) ?? false
+                    let paused = recorded[job.name]?.paused ?? false
                     let due = MissedSlots.slots(of: job.schedule, after: cursor, until: min(now, to?.date ?? now), limit: 100_000).count
                     if due > 0 {
                         findings.note(

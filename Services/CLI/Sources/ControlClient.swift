@@ -11,6 +11,14 @@ struct RequestClient {
 
     /// Sends a request and decodes the reply; nil if nobody answered within the timeout.
     func ask<Request: WireMessage, Reply: WireMessage>(_ request: Request, expecting: Reply.Type) async throws -> Reply? {
+        try await askWithPayload(request, expecting: Reply.self)?.message
+    }
+
+    /// Sends a request and decodes the reply with its payload frame, if any; nil if nobody answered in time.
+    func askWithPayload<Request: WireMessage, Reply: WireMessage>(
+        _ request: Request,
+        expecting: Reply.Type
+    ) async throws -> (message: Reply, payload: Data?)? {
         let context = Context()
         let frames = try await context.withSocket(
             .init(type: .request, options: [.requestRelaxed(true), .requestCorrelate(true)], connect: [endpoint])
@@ -18,7 +26,7 @@ struct RequestClient {
             try await socket.send(Wire.encode(request))
             return try await socket.receive(timeout: timeout)
         }
-        return try frames.map { try Wire.decode(Reply.self, from: $0).message }
+        return try frames.map { try Wire.decode(Reply.self, from: $0) }
     }
 }
 

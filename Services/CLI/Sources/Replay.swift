@@ -1,11 +1,9 @@
-import AlgorithmService
 import ArgumentParser
 import Foundation
 import Logging
 import Messaging
 import ProcessorService
 import Runtime
-import Storage
 
 extension Baton {
     /// `baton replay`: process kept raw results again, without running the algorithm.
@@ -14,11 +12,13 @@ extension Baton {
             abstract:
                 "Process kept raw results again (without running the algorithm): by run id, by job and time range, or all dead letters.",
             discussion: """
-                Each raw result is read from <data_dir>/raw, checked against its recorded sha256 (a corrupt file is \
-                reported and never stored), and processed here as a processor would: the built-in store, or \
+                Each raw result is fetched from baton-algorithm on its algorithm_control socket (so the algorithm must \
+                be running; the command says so and exits 3 when it is not), checked against its recorded sha256 there \
+                and again here (a corrupt file is reported and never stored), and processed here as a processor would \
+                into the deployment's result store (store.path, the product's output) or --store: the built-in store, or \
                 processor.command. A result already stored is left as it is unless --overwrite is given; one stored with \
                 another sha256 is a conflict, reported as failed and kept aside, unless --overwrite is given. Replaying \
-                into the deployment's own store marks dead letters as delivered. Run it where baton-algorithm runs.
+                into the deployment's own store tells the algorithm each part was delivered (a dead letter becomes acked).
                 """
         )
 
@@ -69,21 +69,36 @@ extension Baton {
                 Console.error(refusal)
                 throw ExitCode(2)
             }
-            let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
-            var entries: [Outbox.Entry] = []
+            let algorithm = AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "replay")
+            // Long enough for a large raw result to come through.
+            let fetcher = AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "replay", timeout: .seconds(120))
+            func parts(_ request: AlgorithmRequest) async throws -> [AlgorithmReply.Part] {
+                try await algorithm.ask(request).parts ?? []
+            }
+            var entries: [AlgorithmReply.Part] = []
             if dead {
-                entries += try await outbox.entries(state: .dead, job: selection.job, from: selection.from?.date, to: selection.to?.date)
+                entries += try await parts(
+                    AlgorithmRequest(
+                        command: .results,
+                        state: .dead,
+                        job: selection.job,
+                        from: selection.from?.date,
+                        to: selection.to?.date
+                    )
+                )
             }
             if !selection.isEmpty, !dead {
-                entries += try await outbox.entries(job: selection.job, from: selection.from?.date, to: selection.to?.date)
+                entries += try await parts(
+                    AlgorithmRequest(command: .results, job: selection.job, from: selection.from?.date, to: selection.to?.date)
+                )
             }
             for runID in runIDs {
-                let parts = try await outbox.entries().filter { $0.header.runID == runID }
-                if parts.isEmpty { Console.error("baton replay: no result recorded for run \(runID)") }
-                entries += parts
+                let found = try await parts(AlgorithmRequest(command: .results, run: runID))
+                if found.isEmpty { Console.error("baton replay: no result recorded for run \(runID)") }
+                entries += found
             }
             let intoLiveStore = store == nil
-            let resultStore = try ResultStore(path: store ?? configuration.storePath)
+            let resultStore = try await ResultStore(path: store ?? configuration.storePath)
             let handler = ResultHandler(configuration: configuration, store: resultStore, instance: "replay")
             var logger = Logger(label: "baton.replay")
             logger.logLevel = Logger.Level(rawValue: configuration.log.level) ?? .info
@@ -91,20 +106,30 @@ extension Baton {
             for entry in entries {
                 let name = "\(entry.header.runID) part \(entry.header.part)"
                 do {
-                    let payload = try Data(contentsOf: URL(fileURLWithPath: entry.path))
+                    // The algorithm checks its file against the recorded sha256; the bytes are checked again here,
+                    // as they arrived.
+                    let raw = try await fetcher.exchange(AlgorithmRequest(command: .raw, run: entry.header.runID, part: entry.header.part))
+                    guard raw.reply.ok, let payload = raw.payload else {
+                        throw ReplayFailure(raw.reply.error ?? "the algorithm sent no bytes")
+                    }
                     guard payload.count == entry.header.size, SHA256.hex(of: payload) == entry.header.sha256 else {
-                        throw StorageError("\(entry.path) does not match its recorded sha256 \(entry.header.sha256): not stored")
+                        throw ReplayFailure("the bytes received do not match the recorded sha256 \(entry.header.sha256): not stored")
                     }
                     let message = ResultMessage(header: entry.header, payload: payload)
                     let outcome = try await handler.process(message, overwrite: overwrite, logger: logger)
                     if case .conflict(let stored) = outcome {
                         // Refused (and kept aside in the store's conflicts table); the dead letter stays as it is.
-                        throw StorageError(
+                        throw ReplayFailure(
                             "conflict: stored with sha256 \(stored), this result has sha256 \(entry.header.sha256); not stored (--overwrite replaces it)"
                         )
                     }
                     if intoLiveStore, entry.state != .acked {
-                        try await outbox.markAcked(runID: entry.header.runID, part: entry.header.part, processor: "replay")
+                        let marked = try await algorithm.exchange(
+                            AlgorithmRequest(command: .delivered, run: entry.header.runID, part: entry.header.part)
+                        )
+                        guard marked.reply.ok else {
+                            throw ReplayFailure(marked.reply.error ?? "the algorithm did not record the delivery")
+                        }
                     }
                     switch outcome {
                     case .stored:
@@ -116,6 +141,8 @@ extension Baton {
                     case .conflict:
                         break
                     }
+                } catch let exit as ExitCode {
+                    throw exit  // the algorithm stopped answering: said so already
                 } catch {
                     tally.failed += 1
                     Console.error("\(name): failed: \(error)")
@@ -125,4 +152,11 @@ extension Baton {
             if tally.failed > 0 { throw ExitCode(1) }
         }
     }
+}
+
+/// Why one part was not replayed, as printed.
+struct ReplayFailure: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) { self.description = description }
 }

@@ -1,9 +1,7 @@
-import AlgorithmService
 import ArgumentParser
 import Foundation
 import Messaging
 import Runtime
-import Storage
 
 extension Baton {
     /// `baton results`: the algorithm's results and their delivery state.
@@ -11,7 +9,8 @@ extension Baton {
         static let configuration = CommandConfiguration(
             abstract: "List results and their delivery state: pending, sent, acked, or dead (dead-lettered).",
             discussion: """
-                Reads <data_dir>/algorithm/outbox.sqlite, so run it where baton-algorithm runs. A dead result failed \
+                Asks baton-algorithm on its algorithm_control socket (endpoints.algorithm_control), so it needs the \
+                algorithm running; it says so and exits 3 when it is not. A dead result failed \
                 1 + processor.retries times (its last error ends with the last lines its processor command wrote on \
                 standard error), or was refused as a conflict: a processor has its key (run, part) stored with another \
                 sha256 (--state conflict lists those; the refused bytes are kept in the store's conflicts table). Fix \
@@ -34,24 +33,29 @@ extension Baton {
         @Flag(help: "One JSON object per line.")
         var json = false
 
+        /// The `--state` that lists parts dead-lettered as conflicts (the outbox's cause for them).
+        static let conflict = "conflict"
+
         func validate() throws {
-            if let state, state != Outbox.conflictCause, DeliveryState(rawValue: state) == nil {
+            if let state, state != Self.conflict, DeliveryState(rawValue: state) == nil {
                 throw ValidationError("--state must be pending, sent, acked, dead or conflict (got \"\(state)\")")
             }
         }
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "results")
-            let outbox = try Outbox(path: AlgorithmService.outboxPath(configuration))
-            let conflicts = state == Outbox.conflictCause
-            let entries = try await outbox.entries(
-                state: conflicts ? .dead : state.flatMap(DeliveryState.init),
-                cause: conflicts ? Outbox.conflictCause : nil,
-                job: selection.job,
-                from: selection.from?.date,
-                to: selection.to?.date
+            let conflicts = state == Self.conflict
+            let reply = try await AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "results").ask(
+                AlgorithmRequest(
+                    command: .results,
+                    state: conflicts ? .dead : state.flatMap(DeliveryState.init),
+                    cause: conflicts ? Self.conflict : nil,
+                    job: selection.job,
+                    from: selection.from?.date,
+                    to: selection.to?.date
+                )
             )
-            for entry in entries {
+            for entry in reply.parts ?? [] {
                 if json {
                     var object: [String: Any] = [
                         "runId": entry.header.runID, "part": entry.header.part, "job": entry.header.job,
@@ -72,8 +76,8 @@ extension Baton {
                 }
             }
             if !json {
-                let counts = try await outbox.counts()
-                Console.line(["pending", "sent", "acked", "dead"].map { "\($0): \(counts[$0] ?? 0)" }.joined(separator: ", "))
+                let counts = reply.counts ?? [:]
+                Console.line(DeliveryState.allCases.map { "\($0.rawValue): \(counts[$0.rawValue] ?? 0)" }.joined(separator: ", "))
             }
         }
     }

@@ -1,7 +1,7 @@
 import Logging
 public import Runtime
 public import ServiceLifecycle
-import Storage
+
 import ZMQ
 
 /// One `baton-processor`: connects PULL to the algorithm's `results` (HWM 1) and PUSH to its `acks`, and runs
@@ -46,7 +46,7 @@ public struct ProcessorService: Service {
                 metadata: ["pid": "\(leftover.pid)", "owner": "\(leftover.owner)", "command": "\(leftover.commandLine)"]
             )
         }
-        return [ProcessorService(environment: environment, store: try ResultStore(path: configuration.storePath))]
+        return [ProcessorService(environment: environment, store: try await ResultStore(path: configuration.storePath))]
     }
 
     public func run() async throws {

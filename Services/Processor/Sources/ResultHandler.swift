@@ -1,8 +1,8 @@
 import Foundation
 public import Logging
 public import Messaging
+import Persistence
 public import Runtime
-public import Storage
 
 /// Processes one result part: the built-in store, or the configured processor command. Either way the
 /// part's key `(run id, part)` is recorded in the store in one transaction, so a part processed twice is

@@ -4,7 +4,7 @@ public import Logging
 import Messaging
 public import Runtime
 public import ServiceLifecycle
-import Storage
+
 public import ZMQ
 
 /// Takes results from the algorithm, one at a time, checks them, processes and stores them (through a

@@ -1,10 +1,10 @@
 import Foundation
 public import Logging
-import Messaging
+public import Messaging
 public import Runtime
 import Scheduling
 public import ServiceLifecycle
-public import Storage
+
 public import ZMQ
 
 /// Answers `baton jobs`, `trigger`, `pause`, `resume` and `backfill` on the `control` REP socket.
@@ -60,7 +60,8 @@ public struct ControlServer: Service {
         }
     }
 
-    func handle(_ request: ControlRequest) async throws -> ControlReply {
+    /// The answer to one request (what the socket loop sends back).
+    public func handle(_ request: ControlRequest) async throws -> ControlReply {
         if request.command == .jobs { return ControlReply(ok: true, jobs: try await describeJobs()) }
         if request.command == .cancel, let run = request.run { return try await cancel(run) }
         guard let name = request.job, let job = jobs.first(where: { $0.name == name }) else {
@@ -88,6 +89,14 @@ public struct ControlServer: Service {
             )
         case .cancel:
             return try await cancelWaiting(job)
+        case .fires:
+            // The last slot first: every slot up to it was recorded with it, so the fires read after include them all.
+            let lastSlot = try await ledger.lastSlot(job: name)
+            return ControlReply(
+                fires: try await ledger.fires(job: name).map { ControlReply.Fire(request: $0.request, state: $0.state, detail: $0.detail) },
+                lastSlot: lastSlot,
+                paused: await control.isPaused(name)
+            )
         case .trigger:
             // Whole milliseconds, so that the run id and `BATON_LOGICAL_TIME` name the same instant.
             let now = Timestamp.wholeMilliseconds(Date())

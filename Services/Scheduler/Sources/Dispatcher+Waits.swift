@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import Messaging
 import Runtime
-import Storage
 
 // The dispatcher's waits: for the algorithm to confirm the runs in flight, and for the state to be writable.
 extension Dispatcher {

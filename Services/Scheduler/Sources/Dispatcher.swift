@@ -3,7 +3,6 @@ public import Foundation
 public import Logging
 public import Messaging
 public import Runtime
-public import Storage
 
 /// Records each fire durably, applies the job's overlap policy, and sends the request.
 ///

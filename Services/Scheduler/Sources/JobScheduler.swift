@@ -4,7 +4,7 @@ public import Messaging
 public import Runtime
 import Scheduling
 public import ServiceLifecycle
-import Storage
+
 public import ZMQ
 
 /// Fires each job's runs on time and hands the run requests to the algorithm.

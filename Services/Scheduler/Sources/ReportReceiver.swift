@@ -4,7 +4,7 @@ import Messaging
 public import Runtime
 import Scheduling
 public import ServiceLifecycle
-public import Storage
+
 public import ZMQ
 
 /// Receives the algorithm's run reports on the `reports` PULL socket and records them: this is how the

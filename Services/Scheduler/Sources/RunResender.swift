@@ -3,7 +3,7 @@ public import Logging
 import Messaging
 public import Runtime
 public import ServiceLifecycle
-public import Storage
+
 import ZMQ
 
 /// Keeps the scheduler's fire ledger in step with the algorithm, so every fired run reaches an end:

@@ -1,7 +1,7 @@
 import Foundation
 public import Runtime
 public import ServiceLifecycle
-import Storage
+
 import ZMQ
 
 /// `baton-scheduler`: binds PUSH `runs` (run requests and cancels), PULL `reports` and REP `control`, and runs
@@ -49,7 +49,7 @@ public struct SchedulerService: Service {
 
     /// Prepares `baton-scheduler`: opens its state. Its sockets are opened when it runs.
     public static func make(environment: ServiceEnvironment) async throws -> [any Service] {
-        [SchedulerService(environment: environment, ledger: try SchedulerState(path: statePath(environment.configuration)))]
+        [SchedulerService(environment: environment, ledger: try await SchedulerState(path: statePath(environment.configuration)))]
     }
 
     public func run() async throws {

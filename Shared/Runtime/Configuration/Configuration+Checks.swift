@@ -14,7 +14,11 @@ extension Configuration {
         switch service {
         case "scheduler":
             [("endpoints.runs", endpoints.runs), ("endpoints.control", endpoints.control), ("endpoints.reports", endpoints.reports)]
-        case "algorithm": [("endpoints.results", endpoints.results), ("endpoints.acks", endpoints.acks)]
+        case "algorithm":
+            [
+                ("endpoints.results", endpoints.results), ("endpoints.acks", endpoints.acks),
+                ("endpoints.algorithm_control", endpoints.algorithmControl),
+            ]
         case "logger":
             [
                 ("endpoints.status_in", endpoints.statusIn), ("endpoints.status_out", endpoints.statusOut),

@@ -149,7 +149,7 @@ extension Configuration.Endpoints: Decodable {
     public init(from decoder: any Decoder) throws {
         let reader = try MappingReader(
             decoder,
-            allowed: ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports"]
+            allowed: ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports", "algorithm_control"]
         )
         self.init()
         runs = try reader.value("runs", runs)
@@ -160,6 +160,7 @@ extension Configuration.Endpoints: Decodable {
         statusOut = try reader.value("status_out", statusOut)
         query = try reader.value("query", query)
         reports = try reader.value("reports", reports)
+        algorithmControl = try reader.value("algorithm_control", algorithmControl)
     }
 }
 

@@ -86,6 +86,9 @@ extension Configuration {
         Override(variable: "BATON_ENDPOINT_STATUS_OUT", key: "endpoints.status_out") {
             $0.endpoints.statusOut = $1; return true
         },
+        Override(variable: "BATON_ENDPOINT_ALGORITHM_CONTROL", key: "endpoints.algorithm_control") {
+            $0.endpoints.algorithmControl = $1; return true
+        },
         Override(variable: "BATON_ENDPOINT_QUERY", key: "endpoints.query") {
             $0.endpoints.query = $1; return true
         },
@@ -173,7 +176,7 @@ extension Configuration {
         let endpointFields: [(String, String)] = [
             ("runs", endpoints.runs), ("control", endpoints.control), ("results", endpoints.results),
             ("acks", endpoints.acks), ("status_in", endpoints.statusIn), ("status_out", endpoints.statusOut),
-            ("query", endpoints.query), ("reports", endpoints.reports),
+            ("query", endpoints.query), ("reports", endpoints.reports), ("algorithm_control", endpoints.algorithmControl),
         ]
         for (name, endpoint) in endpointFields {
             guard ["tcp://", "ipc://", "inproc://"].contains(where: endpoint.hasPrefix), endpoint.count > 8 else {

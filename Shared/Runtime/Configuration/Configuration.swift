@@ -48,6 +48,8 @@ public struct Configuration: Sendable, Equatable {
         public var query = "tcp://127.0.0.1:7607"
         /// Scheduler binds PULL; the algorithm connects PUSH with run reports (accepted, finished, failed).
         public var reports = "tcp://127.0.0.1:7608"
+        /// Algorithm binds REP for `baton results`, `audit` and `replay` (its outbox, run ledger and raw results).
+        public var algorithmControl = "tcp://127.0.0.1:7609"
 
         /// Creates the default endpoints.
         public init() {}

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Messaging
+import Persistence
 
 /// The layout and sealing of raw result files under `<data_dir>/raw/<job>/`.
 ///
@@ -121,24 +122,5 @@ public enum RawResults {
         guard fd >= 0 else { throw StorageError("cannot open \(path) to sync it", errno: errno) }
         defer { close(fd) }
         guard Glibc.fsync(fd) == 0 else { throw StorageError("cannot sync \(path)", errno: errno) }
-    }
-}
-
-/// A storage failure with the system's reason.
-public struct StorageError: Error, Sendable, CustomStringConvertible {
-    /// What failed.
-    public var message: String
-    /// The C errno, if a system call failed.
-    public var code: Int32?
-
-    /// Creates an error.
-    public init(_ message: String, errno code: Int32? = nil) {
-        self.message = message
-        self.code = code
-    }
-
-    public var description: String {
-        guard let code else { return message }
-        return "\(message): \(String(cString: strerror(code)))"
     }
 }

@@ -1,6 +1,7 @@
 public import Foundation
 import GRDB
 public import Messaging
+import Persistence
 
 /// The processors' SQLite store: one row per stored result part, and for JSON-lines results one row per line.
 ///
@@ -27,42 +28,9 @@ public final class ResultStore: Sendable {
 
     /// Opens (creating and migrating if needed) the store.
     /// - Parameter path: The SQLite file.
-    public init(path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
-        pool = try Self.open(path: path) { try Self.migrator.migrate($0) }
+    public init(path: String) async throws {
+        pool = try await SQLiteFile.open(path: path, migrator: Self.migrator)
         self.path = path
-    }
-
-    /// Opens a WAL database, retrying while another process holds the lock that switching to WAL needs
-    /// (SQLite does not apply the busy timeout to that step, so processors starting together can collide).
-    static func open(path: String, migrate: (DatabasePool) throws -> Void) throws -> DatabasePool {
-        var configuration = GRDB.Configuration()
-        configuration.busyMode = .timeout(30)
-        var attempt = 0
-        while true {
-            do {
-                let pool = try DatabasePool(path: path, configuration: configuration)
-                // GRDB sets WAL databases to synchronous=NORMAL, which survives a killed process but not a power
-                // loss or kernel crash: the last commits can roll back. Baton acknowledges and reports what it
-                // committed, so every commit must be on disk: FULL syncs the WAL at each commit.
-                try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
-                try migrate(pool)
-                return pool
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempt < 50 {
-                attempt += 1
-                usleep(UInt32(20_000 + (attempt * 10_000)))
-            } catch let error as DatabaseError
-                where error.resultCode == .SQLITE_ERROR && "\(error)".contains("already exists") && attempt < 50
-            {
-                // Another process created the schema between our check and our migration (processors sharing a
-                // store, starting together): open again and find it migrated.
-                attempt += 1
-                usleep(UInt32(20_000 + (attempt * 10_000)))
-            }
-        }
     }
 
     private static var migrator: DatabaseMigrator {

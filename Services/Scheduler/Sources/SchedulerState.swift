@@ -1,6 +1,7 @@
 public import Foundation
 import GRDB
 public import Messaging
+import Persistence
 
 /// The scheduler's durable state: each job's last fired slot, and every fired run with what the algorithm
 /// reported of it. A slot is recorded here before its run request is sent, so a restart neither fires a
@@ -45,11 +46,10 @@ public final class SchedulerState: Sendable {
         }
     }
 
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (creating if needed) the state database.
-    public init(path: String) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    public init(path: String) async throws {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -117,13 +117,12 @@ public final class SchedulerState: Sendable {
             // for an answer to a question asked after they began.
             try db.execute(sql: "ALTER TABLE fires ADD COLUMN last_answer REAL")
         }
-        pool = try ResultStore.open(path: path) { try migrator.migrate($0) }
+        pool = try await SQLiteFile.open(path: path, migrator: migrator)
     }
 
     /// Whether an error means the disk (or the database's size limit) is full.
     public static func isDiskFull(_ error: any Error) -> Bool {
-        guard let error = error as? DatabaseError else { return false }
-        return error.resultCode == .SQLITE_FULL || error.extendedResultCode == .SQLITE_IOERR_WRITE
+        SQLiteFile.isDiskFull(error)
     }
 
     /// Caps the database at `pages` pages (SQLite's `max_page_count`), so tests can fill it like a full disk;
@@ -169,7 +168,7 @@ public final class SchedulerState: Sendable {
                         """,
                     arguments: [
                         request.runID, request.job, Timestamp.format(request.logicalTime), Timestamp.format(request.firedAt),
-                        request.trigger.rawValue, record.state.rawValue, record.detail, now.timeIntervalSince1970, Timestamp.format(now),
+                        request.trigger.rawValue, record.state, record.detail, now.timeIntervalSince1970, Timestamp.format(now),
                         record.state.isTerminal ? now.timeIntervalSince1970 : nil,
                     ]
                 )
@@ -189,49 +188,6 @@ public final class SchedulerState: Sendable {
                 )
             }
             return isNew
-        }
-    }
-
-    /// Requests not yet accepted whose last send is older than `before`: to send again.
-    public func unaccepted(sentBefore before: Date) async throws -> [RunRequest] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM fires WHERE state = 'fired' AND last_sent <= ? ORDER BY logical_time",
-                arguments: [before.timeIntervalSince1970]
-            ).map { Self.fire($0).request }
-        }
-    }
-
-    /// When the oldest unaccepted request was last sent, if any is waiting.
-    public func oldestUnacceptedSend() async throws -> Date? {
-        try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(last_sent) FROM fires WHERE state = 'fired'").map { Date(timeIntervalSince1970: $0) }
-        }
-    }
-
-    /// Runs the algorithm has (accepted or running) that it has not spoken of, nor been asked about, since
-    /// `before`: to ask again. A report lost on the way (the scheduler killed as it arrived) is found this way.
-    public func unsettled(quietSince before: Date) async throws -> [Fire] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM fires WHERE state IN ('accepted', 'running')
-                    AND last_sent <= ? AND COALESCE(last_heard, 0) <= ? ORDER BY logical_time
-                    """,
-                arguments: [before.timeIntervalSince1970, before.timeIntervalSince1970]
-            ).map(Self.fire)
-        }
-    }
-
-    /// Runs a user asked to cancel that have not ended yet: the cancel is sent until they do.
-    public func cancelsPending() async throws -> [Fire] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM fires WHERE cancel_requested = 1 AND state IN ('fired', 'accepted', 'running') ORDER BY logical_time"
-            ).map(Self.fire)
         }
     }
 
@@ -276,9 +232,9 @@ public final class SchedulerState: Sendable {
         in db: Database
     ) throws -> FireState? {
         let seconds = now.timeIntervalSince1970
-        guard let text = try String.fetchOne(db, sql: "SELECT state FROM fires WHERE run_id = ?", arguments: [runID]),
-            let current = FireState(rawValue: text)
-        else { return nil }
+        guard let current = try FireState.fetchOne(db, sql: "SELECT state FROM fires WHERE run_id = ?", arguments: [runID]) else {
+            return nil
+        }
         if case .reported = event {
             try db.execute(sql: "UPDATE fires SET last_heard = ? WHERE run_id = ?", arguments: [seconds, runID])
         }
@@ -287,62 +243,16 @@ public final class SchedulerState: Sendable {
         try db.execute(
             sql: """
                 UPDATE fires SET state = ?, detail = COALESCE(?, detail), updated_at = ?,
-                    accepted_at = CASE WHEN ? IN ('accepted', 'running') THEN COALESCE(accepted_at, ?) ELSE accepted_at END,
+                    accepted_at = CASE WHEN ? THEN COALESCE(accepted_at, ?) ELSE accepted_at END,
                     ended_at = CASE WHEN ? THEN ? ELSE NULL END,
                     last_sent = COALESCE(?, last_sent)
                 WHERE run_id = ?
                 """,
-            arguments: [next.rawValue, detail, Timestamp.format(now), next.rawValue, seconds, next.isTerminal, seconds, sent, runID]
+            arguments: [
+                next, detail, Timestamp.format(now), next == .accepted || next == .running, seconds, next.isTerminal, seconds, sent, runID,
+            ]
         )
         return next
-    }
-
-    /// Live runs of a job that were fired and have not ended (sent, accepted or running): what the overlap
-    /// policy counts. Backfilled runs have their own lane at the algorithm and are never counted.
-    public func inFlight(job: String) async throws -> [Fire] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM fires WHERE job = ? AND state IN ('fired', 'accepted', 'running') AND trigger != 'backfill'
-                    ORDER BY logical_time
-                    """,
-                arguments: [job]
-            ).map(Self.fire)
-        }
-    }
-
-    /// Every run of a job that has not ended (queued, sent, accepted or running), live or backfilled.
-    public func unfinished(job: String) async throws -> [Fire] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM fires WHERE job = ? AND state IN ('queued', 'fired', 'accepted', 'running') ORDER BY logical_time",
-                arguments: [job]
-            ).map(Self.fire)
-        }
-    }
-
-    /// Runs of a job not started yet: queued at the scheduler, or sent and waiting at the algorithm.
-    public func waiting(job: String) async throws -> [Fire] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM fires WHERE job = ? AND state IN ('queued', 'fired', 'accepted') ORDER BY logical_time",
-                arguments: [job]
-            ).map(Self.fire)
-        }
-    }
-
-    /// The oldest queued fire of a job, if any.
-    public func oldestQueued(job: String) async throws -> Fire? {
-        try await pool.read { db in
-            try Row.fetchOne(
-                db,
-                sql: "SELECT * FROM fires WHERE job = ? AND state = 'queued' ORDER BY logical_time LIMIT 1",
-                arguments: [job]
-            ).map(Self.fire)
-        }
     }
 
     /// Moves a queued fire to `fired` (it is being sent now).
@@ -363,7 +273,7 @@ public final class SchedulerState: Sendable {
                     try db.execute(
                         sql: """
                             UPDATE fires SET cancel_requested = ?, detail = ?, updated_at = ?
-                            WHERE run_id = ? AND state IN ('fired', 'accepted', 'running')
+                            WHERE run_id = ? AND state IN (\(Self.inFlight))
                             """,
                         arguments: [queuedOnly ? 2 : 1, reason, Timestamp.format(now), runID]
                     )
@@ -381,32 +291,6 @@ public final class SchedulerState: Sendable {
         try await requestCancel([runID], reason: reason, queuedOnly: queuedOnly, now: now).first
     }
 
-    /// The durations (seconds) of a job's last `limit` finished runs, newest first.
-    public func recentDurations(job: String, limit: Int = 10) async throws -> [Double] {
-        try await pool.read { db in
-            try Double.fetchAll(
-                db,
-                sql: """
-                    SELECT ended_at - accepted_at FROM fires WHERE job = ? AND state = 'finished'
-                    AND accepted_at IS NOT NULL AND ended_at IS NOT NULL ORDER BY logical_time DESC LIMIT ?
-                    """,
-                arguments: [job, limit]
-            )
-        }
-    }
-
-    /// The latest run of a job that ended (finished, failed or cancelled).
-    public func lastEnded(job: String) async throws -> Fire? {
-        try await pool.read { db in
-            try Row.fetchOne(
-                db,
-                sql:
-                    "SELECT * FROM fires WHERE job = ? AND state IN ('finished', 'failed', 'cancelled') ORDER BY logical_time DESC LIMIT 1",
-                arguments: [job]
-            ).map(Self.fire)
-        }
-    }
-
     /// Pauses or resumes a job (kept across restarts).
     public func setPaused(job: String, _ paused: Bool) async throws {
         try await pool.write { db in
@@ -415,57 +299,5 @@ public final class SchedulerState: Sendable {
                 arguments: [job, paused]
             )
         }
-    }
-
-    /// Whether a job is paused.
-    public func isPaused(job: String) async throws -> Bool {
-        try await pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT paused FROM jobs WHERE name = ?", arguments: [job]) ?? false
-        }
-    }
-
-    /// Whether a run id was recorded (in any state).
-    public func contains(runID: String) async throws -> Bool {
-        try await pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM fires WHERE run_id = ?)", arguments: [runID]) ?? false
-        }
-    }
-
-    /// The state of a run id, if recorded.
-    public func state(runID: String) async throws -> FireState? {
-        try await fire(runID)?.state
-    }
-
-    /// One fire.
-    public func fire(_ runID: String) async throws -> Fire? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM fires WHERE run_id = ?", arguments: [runID]).map(Self.fire)
-        }
-    }
-
-    /// Every fire of a job (or all), oldest first.
-    public func fires(job: String? = nil) async throws -> [Fire] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM fires WHERE (? IS NULL OR job = ?) ORDER BY logical_time",
-                arguments: [job, job]
-            ).map(Self.fire)
-        }
-    }
-
-    private static func fire(_ row: Row) -> Fire {
-        let state: String = row["state"]
-        return Fire(
-            request: RunRequest(row: row),
-            state: FireState(rawValue: state) ?? .fired,
-            sends: row["sends"],
-            detail: row["detail"],
-            duration: (row["ended_at"] as Double?).flatMap { end in (row["accepted_at"] as Double?).map { end - $0 } },
-            cancelRequested: (row["cancel_requested"] as Int) != 0,
-            cancelQueuedOnly: (row["cancel_requested"] as Int) == 2,
-            lastHeard: (row["last_heard"] as Double?).map { Date(timeIntervalSince1970: $0) },
-            lastAnswer: (row["last_answer"] as Double?).map { Date(timeIntervalSince1970: $0) }
-        )
     }
 }

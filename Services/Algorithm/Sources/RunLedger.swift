@@ -1,6 +1,7 @@
 public import Foundation
 import GRDB
 public import Messaging
+import Persistence
 
 /// The algorithm's record of every run request it accepted, so that a request delivered twice runs once,
 /// and a run interrupted by a crash or a stop is run again when the service comes back.
@@ -81,11 +82,11 @@ public final class RunLedger: Sendable {
             try db.execute(
                 sql: """
                     INSERT INTO runs (run_id, job, logical_time, fired_at, trigger, state, updated_at)
-                    VALUES (?, ?, ?, ?, ?, 'accepted', ?)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     request.runID, request.job, Timestamp.format(request.logicalTime), Timestamp.format(request.firedAt),
-                    request.trigger.rawValue, Timestamp.format(now),
+                    request.trigger.rawValue, RunState.accepted, Timestamp.format(now),
                 ]
             )
             return nil
@@ -128,19 +129,26 @@ public final class RunLedger: Sendable {
     /// - Returns: the run after the cancel.
     public func cancel(_ runID: String, reason: String, now: Date = Date()) async throws -> Run {
         try await outbox.write { db in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM runs WHERE run_id = ?", arguments: [runID]) == nil {
-                let job = RunID.job(of: runID)
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [runID]) {
+                guard try Self.apply(.cancel, to: runID, in: db, now: now, error: reason) else { return Self.run(row) }
+            } else {
+                // Never requested here: recorded as if accepted and cancelled at once, through the machine.
+                let cancelled = RunState.accepted.applying(.cancel) ?? .cancelled
                 try db.execute(
                     sql: """
                         INSERT INTO runs (run_id, job, logical_time, fired_at, trigger, state, error, updated_at)
-                        VALUES (?, ?, ?, ?, 'schedule', 'cancelled', ?, ?)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [runID, job, "", Timestamp.format(now), reason, Timestamp.format(now)]
+                    arguments: [
+                        runID, RunID.job(of: runID), "", Timestamp.format(now), RunRequest.Trigger.schedule.rawValue, cancelled, reason,
+                        Timestamp.format(now),
+                    ]
                 )
-            } else {
-                _ = try Self.apply(.cancel, to: runID, in: db, now: now, error: reason)
             }
-            return try Self.run(Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [runID])!)
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [runID]) else {
+                throw RunLedgerError.notRunning(runID)
+            }
+            return Self.run(row)
         }
     }
 
@@ -162,12 +170,12 @@ public final class RunLedger: Sendable {
 
     /// Applies an event to a run's stored state; returns whether it moved.
     private static func apply(_ event: RunState.Event, to runID: String, in db: Database, now: Date, error: String?) throws -> Bool {
-        guard let text = try String.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [runID]),
-            let next = RunState(rawValue: text)?.applying(event)
+        guard let current = try RunState.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [runID]),
+            let next = current.applying(event)
         else { return false }
         try db.execute(
             sql: "UPDATE runs SET state = ?, error = ?, updated_at = ? WHERE run_id = ?",
-            arguments: [next.rawValue, error, Timestamp.format(now), runID]
+            arguments: [next, error, Timestamp.format(now), runID]
         )
         return true
     }
@@ -175,7 +183,7 @@ public final class RunLedger: Sendable {
     /// Runs left `accepted` or `running` (by a crash or a stop), oldest first: to run again.
     public func unfinished() async throws -> [Run] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE state IN ('accepted', 'running') ORDER BY logical_time").map(Self.run)
+            try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE state IN (\(Self.live)) ORDER BY logical_time").map(Self.run)
         }
     }
 
@@ -184,7 +192,7 @@ public final class RunLedger: Sendable {
         try await pool.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT * FROM runs WHERE state IN ('finished', 'failed', 'cancelled') AND updated_at >= ? ORDER BY updated_at",
+                sql: "SELECT * FROM runs WHERE state IN (\(Self.ended)) AND updated_at >= ? ORDER BY updated_at",
                 arguments: [Timestamp.format(since)]
             ).map(Self.run)
         }
@@ -204,11 +212,14 @@ public final class RunLedger: Sendable {
         }
     }
 
+    /// Runs not ended, and ended, as SQL lists from the machine.
+    private static let live = RunState.sqlList(RunState.allCases.filter { !$0.isTerminal })
+    private static let ended = RunState.sqlList(RunState.allCases.filter(\.isTerminal))
+
     private static func run(_ row: Row) -> Run {
-        let state: String = row["state"]
-        return Run(
+        Run(
             request: RunRequest(row: row),
-            state: RunState(rawValue: state) ?? .failed,
+            state: RunState.fromDatabaseValue(row["state"] as DatabaseValue) ?? .failed,
             attempts: row["attempts"],
             error: row["error"]
         )
@@ -224,21 +235,5 @@ public enum RunLedgerError: Error, CustomStringConvertible {
         switch self {
         case .notRunning(let runID): "\(runID) is no longer running (cancelled?); its result is not handed off"
         }
-    }
-}
-
-extension RunRequest {
-    /// The request stored in a row with `run_id`, `job`, `logical_time`, `fired_at` and `trigger` columns.
-    init(row: Row) {
-        let logical: String = row["logical_time"]
-        let fired: String = row["fired_at"]
-        let trigger: String = row["trigger"]
-        self.init(
-            runID: row["run_id"],
-            job: row["job"],
-            logicalTime: Timestamp.parse(logical) ?? Date(timeIntervalSince1970: 0),
-            firedAt: Timestamp.parse(fired) ?? Date(timeIntervalSince1970: 0),
-            trigger: RunRequest.Trigger(rawValue: trigger) ?? .schedule
-        )
     }
 }

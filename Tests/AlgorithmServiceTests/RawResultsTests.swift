@@ -1,6 +1,7 @@
 import Foundation
+import AlgorithmService
 import Messaging
-import Storage
+
 import Testing
 
 struct RawResultsTests {

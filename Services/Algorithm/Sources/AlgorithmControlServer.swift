@@ -1,0 +1,120 @@
+import Dispatch
+public import Foundation
+public import Logging
+public import Messaging
+import Persistence
+public import Runtime
+public import ServiceLifecycle
+public import ZMQ
+
+/// Answers `baton results`, `baton audit` and `baton replay` on the algorithm's `algorithm_control` REP socket,
+/// from the outbox, the run ledger and the raw result files, which only the algorithm opens.
+public struct AlgorithmControlServer: Service {
+    private let socket: SocketChannel
+    private let answers: AlgorithmControl
+    private let rejector: MessageRejector
+
+    /// Creates the server.
+    public init(socket: SocketChannel, outbox: Outbox, ledger: RunLedger, logger: Logger, rejector: MessageRejector? = nil) {
+        self.socket = socket
+        self.answers = AlgorithmControl(outbox: outbox, ledger: ledger)
+        self.rejector = rejector ?? MessageRejector(socket: "algorithm_control", publisher: nil, logger: logger)
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                guard let frames = try? await socket.receive() else { return }
+                let answer: (reply: AlgorithmReply, payload: Data?)
+                do {
+                    answer = try await answers.handle(try Wire.decode(AlgorithmRequest.self, from: frames).message)
+                } catch let error as ProtocolError {
+                    // Still a reply: a REQ client waits for one.
+                    rejector.reject(error, frames: frames)
+                    answer = (AlgorithmReply(ok: false, error: WireText.escape("\(error)")), nil)
+                } catch {
+                    answer = (AlgorithmReply(ok: false, error: "the algorithm could not answer: \(error)"), nil)
+                }
+                // REP must answer every request before it can receive the next.
+                do { try await socket.send(Wire.encode(answer.reply, payload: answer.payload)) } catch { return }
+            }
+        }
+    }
+}
+
+/// The answers of the algorithm's `algorithm_control` socket, without the socket.
+public struct AlgorithmControl: Sendable {
+    private let outbox: Outbox
+    private let ledger: RunLedger
+
+    /// Answers from this outbox and run ledger.
+    public init(outbox: Outbox, ledger: RunLedger) {
+        self.outbox = outbox
+        self.ledger = ledger
+    }
+
+    /// The answer to one request (for `raw`, with the part's bytes).
+    public func handle(_ request: AlgorithmRequest) async throws -> (reply: AlgorithmReply, payload: Data?) {
+        switch request.command {
+        case .results:
+            var entries = try await outbox.entries(
+                state: request.state,
+                cause: request.cause,
+                job: request.job,
+                from: request.from,
+                to: request.to
+            )
+            if let run = request.run { entries = entries.filter { $0.header.runID == run } }
+            let counts = try await outbox.counts()
+            return (
+                AlgorithmReply(
+                    ok: true,
+                    parts: entries.map(Self.part),
+                    counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) })
+                ),
+                nil
+            )
+        case .runs:
+            let runs = try await ledger.runs().map {
+                AlgorithmReply.Run(request: $0.request, state: $0.state, attempts: $0.attempts, error: $0.error)
+            }
+            return (AlgorithmReply(ok: true, runs: runs), nil)
+        case .raw:
+            let (run, part) = (request.run ?? "", request.part ?? 0)
+            guard let entry = try await outbox.entry(runID: run, part: part) else {
+                return (AlgorithmReply(ok: false, error: "no result recorded for run \(run) part \(part)"), nil)
+            }
+            let payload = try await Self.read(entry.path)
+            guard payload.count == entry.header.size, SHA256.hex(of: payload) == entry.header.sha256 else {
+                return (
+                    AlgorithmReply(ok: false, error: "\(entry.path) does not match its recorded sha256 \(entry.header.sha256): not stored"),
+                    nil
+                )
+            }
+            return (AlgorithmReply(ok: true, parts: [Self.part(entry)]), payload)
+        case .delivered:
+            let changed = try await outbox.markAcked(runID: request.run ?? "", part: request.part ?? 0, processor: "replay")
+            return (AlgorithmReply(ok: true, changed: changed), nil)
+        }
+    }
+
+    private static func part(_ entry: Outbox.Entry) -> AlgorithmReply.Part {
+        AlgorithmReply.Part(
+            header: entry.header,
+            path: entry.path,
+            state: entry.state,
+            failures: entry.failures,
+            lastError: entry.lastError,
+            cause: entry.cause
+        )
+    }
+
+    /// Reads a raw result file on a Dispatch thread: it may be large, and the cooperative pool must not wait on it.
+    private static func read(_ path: String) async throws -> Data {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try Data(contentsOf: URL(fileURLWithPath: path)) })
+            }
+        }
+    }
+}

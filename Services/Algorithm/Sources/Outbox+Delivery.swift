@@ -1,0 +1,251 @@
+public import Foundation
+import GRDB
+import Messaging
+import Persistence
+
+// The delivery lifecycle of a part (``DeliveryState``): every update takes its `WHERE state IN (…)` and its new
+// state from the machine, and only persists what it decides.
+extension Outbox {
+    /// The next part due to be sent at `now`, oldest first: pending parts whose retry time has come, and sent
+    /// parts whose lease ran out. A lease that ran out after the processor started counts as a failure, which
+    /// may dead-letter the part; those parts are returned in `dead`.
+    public func nextDue(now: Date = Date()) async throws -> (entry: Entry?, dead: [Entry]) {
+        let policy = policy
+        let found = try await write { db in try Self.due(in: db, now: now, policy: policy) }
+        return (found.entry.map(withCommitTime), found.dead)
+    }
+
+    /// Marks a part sent (see ``markSent(runID:part:leaseDeadline:now:)``) and finds the next due part (see
+    /// ``nextDue(now:)``), in one transaction: the sender's loop, at one commit per result.
+    public func markSentAndNextDue(
+        runID: String,
+        part: Int,
+        leaseDeadline: Date,
+        now: Date = Date()
+    ) async throws -> (
+        entry: Entry?, dead: [Entry]
+    ) {
+        let policy = policy
+        // Bookkeeping only, unless an expired lease counted a failure (which must not be forgotten).
+        let found = try await writeBookkeeping { db in
+            try Self.markSent(runID: runID, part: part, leaseDeadline: leaseDeadline, now: now, in: db)
+            return try Self.due(in: db, now: now, policy: policy, countFailures: false)
+        }
+        if found.expired { return try await nextDue(now: now) }
+        return (found.entry.map(withCommitTime), found.dead)
+    }
+
+    /// The next due part. With `countFailures` false, expired leases of started parts are not counted but
+    /// reported (`expired`), for the caller to count them in a durable transaction.
+    private static func due(
+        in db: Database,
+        now: Date,
+        policy: RetryPolicy,
+        countFailures: Bool = true
+    ) throws -> (entry: Entry?, dead: [Entry], expired: Bool) {
+        let seconds = now.timeIntervalSince1970
+        // Processors that died while working: one failed attempt each.
+        let expired = try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM outbox WHERE state IN (\(leaseHolders)) AND started = 1 AND due_at <= ?",
+            arguments: [seconds]
+        )
+        if !countFailures && !expired.isEmpty { return (nil, [], true) }
+        var dead: [Entry] = []
+        for row in expired {
+            let failures = (row["failures"] as Int) + 1
+            let reason = "lease expired: processor \(row["processor"] as String? ?? "?") stopped renewing it"
+            let next = target(of: .leaseExpired(exhausted: failures >= policy.maxAttempts))
+            if next == .dead {
+                try db.execute(
+                    sql: "UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ? WHERE seq = ?",
+                    arguments: [next, failures, reason, row["seq"] as Int64]
+                )
+                var entry = Self.entry(row)
+                entry.state = next
+                entry.failures = failures
+                entry.lastError = reason
+                dead.append(entry)
+            } else {
+                try db.execute(
+                    sql: "UPDATE outbox SET failures = ?, started = 0, last_error = ? WHERE seq = ?",
+                    arguments: [failures, reason, row["seq"] as Int64]
+                )
+            }
+        }
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT * FROM outbox WHERE state IN (\(sendable)) AND due_at <= ?
+                ORDER BY due_at, seq LIMIT 1
+                """,
+            arguments: [seconds]
+        )
+        return (row.map(Self.entry), dead, false)
+    }
+
+    /// When the next part becomes due (a retry or a lease deadline), if any part is waiting at all.
+    public func nextDeadline() async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM outbox WHERE state IN (\(Self.sendable))")
+                .map { Date(timeIntervalSince1970: $0) }
+        }
+    }
+
+    /// Marks a part as handed to a processor, which must start on it before `leaseDeadline`.
+    public func markSent(runID: String, part: Int, leaseDeadline: Date, now: Date = Date()) async throws {
+        try await write { db in try Self.markSent(runID: runID, part: part, leaseDeadline: leaseDeadline, now: now, in: db) }
+    }
+
+    private static func markSent(runID: String, part: Int, leaseDeadline: Date, now: Date, in db: Database) throws {
+        try db.execute(
+            sql: """
+                UPDATE outbox SET state = ?, deliveries = deliveries + 1, started = 0, due_at = ?, sent_at = ?
+                WHERE run_id = ? AND part = ? AND state IN (\(sendable))
+                """,
+            arguments: [target(of: .send), leaseDeadline.timeIntervalSince1970, Timestamp.format(now), runID, part]
+        )
+    }
+
+    /// A processor is working on a part: extend its lease. Returns false if the part is not in flight.
+    @discardableResult
+    public func renewLease(runID: String, part: Int, processor: String, until deadline: Date) async throws -> Bool {
+        try await write { db in try Self.renew(runID: runID, part: part, processor: processor, until: deadline, in: db) }
+    }
+
+    private static func renew(runID: String, part: Int, processor: String, until deadline: Date, in db: Database) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE outbox SET started = 1, processor = ?, due_at = MAX(due_at, ?)
+                WHERE run_id = ? AND part = ? AND state IN (\(renewable))
+                """,
+            arguments: [processor, deadline.timeIntervalSince1970, runID, part]
+        )
+        return db.changesCount > 0
+    }
+
+    /// What a processor said about a part it holds, applied in a batch by ``settle(_:now:)``.
+    public enum Settlement: Sendable, Equatable {
+        /// It is working on the part: extend the lease to `until`.
+        case renew(runID: String, part: Int, processor: String, until: Date)
+        /// It stored the part.
+        case ack(runID: String, part: Int, processor: String)
+    }
+
+    /// Applies lease renewals and acknowledgements in order, in one transaction (the ack receiver batches
+    /// whatever arrived while the previous batch committed). Returns, for each, whether it changed the part
+    /// (an ack of a part already acknowledged, or a renewal of a part not in flight, changes nothing).
+    public func settle(_ settlements: [Settlement], now: Date = Date()) async throws -> [Bool] {
+        try await writeBookkeeping { db in
+            try settlements.map { settlement in
+                switch settlement {
+                case .renew(let runID, let part, let processor, let until):
+                    try Self.renew(runID: runID, part: part, processor: processor, until: until, in: db)
+                case .ack(let runID, let part, let processor):
+                    try Self.ack(runID: runID, part: part, processor: processor, now: now, in: db)
+                }
+            }
+        }
+    }
+
+    /// Marks a part as stored by a processor. Returns false if it was unknown or already acknowledged.
+    @discardableResult
+    public func markAcked(runID: String, part: Int, processor: String? = nil, now: Date = Date()) async throws -> Bool {
+        try await write { db in try Self.ack(runID: runID, part: part, processor: processor, now: now, in: db) }
+    }
+
+    private static func ack(runID: String, part: Int, processor: String?, now: Date, in db: Database) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE outbox SET state = ?, acked_at = ?, started = 0, processor = COALESCE(?, processor)
+                WHERE run_id = ? AND part = ? AND state IN (\(acknowledgeable))
+                """,
+            arguments: [target(of: .ack), Timestamp.format(now), processor, runID, part]
+        )
+        return db.changesCount > 0
+    }
+
+    /// A processor failed on a part (or handed it back). A failure counts towards dead-lettering and delays
+    /// the next attempt by the policy's backoff; a hand-back makes the part due again at once; a permanent
+    /// failure (retrying cannot help) dead-letters the part at once.
+    public func recordFailure(
+        runID: String,
+        part: Int,
+        reason: String,
+        countsAsFailure: Bool = true,
+        permanent: Bool = false,
+        now: Date = Date()
+    ) async throws -> FailureOutcome {
+        let policy = policy
+        return try await write { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT failures FROM outbox WHERE run_id = ? AND part = ? AND state IN (\(Self.failable))",
+                    arguments: [runID, part]
+                )
+            else { return .ignored }
+            guard countsAsFailure else {
+                try db.execute(
+                    sql: "UPDATE outbox SET state = ?, started = 0, due_at = ? WHERE run_id = ? AND part = ?",
+                    arguments: [Self.target(of: .handBack), now.timeIntervalSince1970, runID, part]
+                )
+                return .retry(after: .zero)
+            }
+            let failures = (row["failures"] as Int) + 1
+            let next = Self.target(of: .fail(exhausted: failures >= policy.maxAttempts || permanent))
+            if next == .dead {
+                try db.execute(
+                    sql: "UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ? WHERE run_id = ? AND part = ?",
+                    arguments: [next, failures, reason, runID, part]
+                )
+                return .dead
+            }
+            let delay = policy.backoff(afterFailures: failures)
+            let due = now.timeIntervalSince1970 + Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+            try db.execute(
+                sql: """
+                    UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ?, due_at = ?
+                    WHERE run_id = ? AND part = ?
+                    """,
+                arguments: [next, failures, reason, due, runID, part]
+            )
+            return .retry(after: delay)
+        }
+    }
+
+    /// The ``Entry/cause`` of a part refused by a processor because its key is stored with another sha256.
+    public static let conflictCause = "conflict"
+
+    /// Dead-letters a part at once (its raw file is unusable, or a processor refused it as a conflict:
+    /// retrying cannot help). Returns whether the part was in a state that can be dead-lettered.
+    @discardableResult
+    public func markDead(runID: String, part: Int, reason: String, cause: String? = nil) async throws -> Bool {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE outbox SET state = ?, started = 0, last_error = ?, cause = ?
+                    WHERE run_id = ? AND part = ? AND state IN (\(Self.killable))
+                    """,
+                arguments: [Self.target(of: .kill), reason, cause, runID, part]
+            )
+            return db.changesCount > 0
+        }
+    }
+
+    /// Puts parts back in the queue as new (attempts and failures forgotten), e.g. dead letters after a fix.
+    /// - Returns: How many parts were requeued.
+    @discardableResult
+    public func requeue(runID: String, part: Int? = nil, now: Date = Date()) async throws -> Int {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE outbox SET state = ?, failures = 0, started = 0, last_error = NULL, cause = NULL, due_at = ?
+                    WHERE run_id = ? AND (? IS NULL OR part = ?)
+                    """,
+                arguments: [Self.target(of: .requeue), now.timeIntervalSince1970, runID, part, part]
+            )
+            return db.changesCount
+        }
+    }
+}

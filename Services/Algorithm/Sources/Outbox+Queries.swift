@@ -1,0 +1,93 @@
+public import Foundation
+import GRDB
+public import Messaging
+import Persistence
+
+// What the outbox is asked about: the backlog and retention here, the listings `baton results`, `baton audit`
+// and `baton replay` see through the algorithm's `control` socket (``AlgorithmControlServer``).
+extension Outbox {
+    /// Parts in a state (or all), oldest first, optionally with a dead-letter cause (``Entry/cause``), for one
+    /// job and a logical-time range.
+    public func entries(
+        state: DeliveryState? = nil,
+        cause: String? = nil,
+        job: String? = nil,
+        from: Date? = nil,
+        to: Date? = nil
+    ) async throws -> [Entry] {
+        try await pool.read { db in
+            var conditions: [String] = []
+            var arguments: [any DatabaseValueConvertible] = []
+            if let state {
+                conditions.append("state = ?")
+                arguments.append(state)
+            }
+            if let cause {
+                conditions.append("cause = ?")
+                arguments.append(cause)
+            }
+            if let job {
+                conditions.append("job = ?")
+                arguments.append(job)
+            }
+            if let from {
+                conditions.append("logical_time >= ?")
+                arguments.append(Timestamp.format(from))
+            }
+            if let to {
+                conditions.append("logical_time <= ?")
+                arguments.append(Timestamp.format(to))
+            }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM outbox \(filter) ORDER BY logical_time, part",
+                arguments: StatementArguments(arguments)
+            ).map(Self.entry)
+        }
+    }
+
+    /// One part.
+    public func entry(runID: String, part: Int) async throws -> Entry? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE run_id = ? AND part = ?", arguments: [runID, part]).map(Self.entry)
+        }
+    }
+
+    /// How many parts are in each state.
+    public func counts() async throws -> [DeliveryState: Int] {
+        try await pool.read { db in
+            var counts: [DeliveryState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state") {
+                if let state = DeliveryState.fromDatabaseValue(row["state"] as DatabaseValue) { counts[state] = row["n"] }
+            }
+            return counts
+        }
+    }
+
+    /// The parts not yet stored, by state: `pending` (waiting to be sent or retried), `sent` (with a processor)
+    /// and `dead`. Counted on the state index, so it costs nothing for the acknowledged parts.
+    public func backlog() async throws -> (pending: Int, sent: Int, dead: Int) {
+        try await pool.read { db in
+            func count(_ state: DeliveryState) throws -> Int {
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = ?", arguments: [state]) ?? 0
+            }
+            return (try count(.pending), try count(.sent), try count(.dead))
+        }
+    }
+
+    /// Acknowledged parts whose raw files may be deleted by retention, oldest first: (run, part, path, size, acked).
+    public func acknowledgedFiles() async throws -> [(runID: String, part: Int, path: String, size: Int, ackedAt: Date)] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT run_id, part, path, size, acked_at FROM outbox WHERE state = ? ORDER BY acked_at, seq",
+                arguments: [DeliveryState.acked]
+            )
+            .map { row in
+                let acked: String = row["acked_at"]
+                return (row["run_id"], row["part"], row["path"], row["size"], Timestamp.parse(acked) ?? Date(timeIntervalSince1970: 0))
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+public import Foundation
+import GRDB
+import Persistence
+import Synchronization
+public import Messaging
+
+/// The algorithm's durable hand-off queue: a result part is recorded here (after its raw file is on disk)
+/// before anything is sent, and stays until a processor acknowledges that it stored it.
+///
+/// A part moves `pending → sent → acked`, or to `dead` after too many failed attempts:
+/// - `pending`: due to be sent at `due_at` (now, or after a retry backoff).
+/// - `sent`: handed to a processor; `due_at` is the lease deadline. A processor that starts on the part
+///   renews the lease; if the deadline passes, the part is sent again. A lease that expires after the
+///   processor had started counts as a failed attempt (the processor died on it).
+/// - `acked`: stored by a processor. `dead`: failed `maxAttempts` times; kept, visible, replayable.
+///
+/// The file is SQLite in WAL mode; every change is one committed transaction.
+public final class Outbox: Sendable {
+    // The states each kind of update applies to, from the delivery state machine (``DeliveryState``).
+    static let sendable = DeliveryState.sqlStates(accepting: .send)
+    static let renewable = DeliveryState.sqlStates(accepting: .renew)
+    static let leaseHolders = DeliveryState.sqlStates(accepting: .leaseExpired(exhausted: false))
+    static let acknowledgeable = DeliveryState.sqlStates(accepting: .ack)
+    static let failable = DeliveryState.sqlStates(accepting: .fail(exhausted: false))
+    static let killable = DeliveryState.sqlStates(accepting: .kill)
+
+    /// The state `event` leads to: the outbox's updates are set-based (`WHERE state IN (states it applies
+    /// to)`), so the machine must send every such state to the same one, which is what is persisted.
+    static func target(of event: DeliveryState.Event) -> DeliveryState {
+        let targets = Set(DeliveryState.allCases.compactMap { $0.applying(event) })
+        guard targets.count == 1, let target = targets.first else {
+            preconditionFailure("\(event) leads to \(targets), not one state: the outbox cannot persist it in one update")
+        }
+        return target
+    }
+
+    /// One result part and its delivery state.
+    public struct Entry: Sendable, Equatable {
+        /// The part's header as it will be sent (its `attempt` is the next delivery's number).
+        public var header: ResultHeader
+        /// The raw result file.
+        public var path: String
+        /// Where its delivery is (``DeliveryState``).
+        public var state: DeliveryState
+        /// Failed processing attempts so far.
+        public var failures: Int
+        /// The last failure's reason (for a failed processor command, with the last lines of its standard error).
+        public var lastError: String?
+        /// Why a dead part is dead when it was dead-lettered at once rather than after its retries:
+        /// ``Outbox/conflictCause`` for a part refused as a conflict. nil otherwise.
+        public var cause: String?
+
+        /// Creates an entry for a new part.
+        public init(
+            header: ResultHeader,
+            path: String,
+            state: DeliveryState = .pending,
+            failures: Int = 0,
+            lastError: String? = nil,
+            cause: String? = nil
+        ) {
+            self.header = header
+            self.path = path
+            self.state = state
+            self.failures = failures
+            self.lastError = lastError
+            self.cause = cause
+        }
+    }
+
+    /// How failed parts are retried.
+    public struct RetryPolicy: Sendable, Equatable {
+        /// Attempts before a part is dead-lettered.
+        public var maxAttempts: Int
+        /// Delay before the first retry; doubled each time.
+        public var initialBackoff: Duration
+        /// Longest delay between attempts.
+        public var maxBackoff: Duration
+
+        /// Creates a policy.
+        public init(maxAttempts: Int = 5, initialBackoff: Duration = .seconds(2), maxBackoff: Duration = .seconds(300)) {
+            self.maxAttempts = maxAttempts
+            self.initialBackoff = initialBackoff
+            self.maxBackoff = maxBackoff
+        }
+
+        /// The delay before retry number `failures` (1 = first retry), with jitter between 50% and 100%.
+        public func backoff(afterFailures failures: Int, jitter: Double = Double.random(in: 0.5...1)) -> Duration {
+            let exponent = min(max(failures - 1, 0), 30)
+            let base = initialBackoff * (1 << exponent)
+            return min(base, maxBackoff) * jitter
+        }
+    }
+
+    /// What became of a part after a reported failure.
+    public enum FailureOutcome: Sendable, Equatable {
+        /// It will be sent again after this delay.
+        case retry(after: Duration)
+        /// It failed too often and is dead-lettered.
+        case dead
+        /// The part was not in flight (already acked, dead, or unknown); nothing changed.
+        case ignored
+    }
+
+    let pool: DatabasePool
+    private let changes = Atomic<Int>(0)
+    /// The retry policy applied to failures.
+    public let policy: RetryPolicy
+
+    /// Opens (creating if needed) the outbox.
+    /// - Parameters:
+    ///   - path: The SQLite file.
+    ///   - policy: How failed parts are retried.
+    public init(path: String, policy: RetryPolicy = RetryPolicy()) async throws {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE outbox (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        run_id TEXT NOT NULL,
+                        part INTEGER NOT NULL,
+                        parts INTEGER NOT NULL,
+                        job TEXT NOT NULL,
+                        logical_time TEXT NOT NULL,
+                        path TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'acked', 'dead')),
+                        due_at REAL NOT NULL,
+                        deliveries INTEGER NOT NULL DEFAULT 0,
+                        failures INTEGER NOT NULL DEFAULT 0,
+                        started INTEGER NOT NULL DEFAULT 0,
+                        processor TEXT,
+                        last_error TEXT,
+                        created_at TEXT NOT NULL,
+                        sent_at TEXT,
+                        acked_at TEXT,
+                        UNIQUE (run_id, part)
+                    );
+                    CREATE INDEX outbox_due ON outbox (state, due_at, seq);
+                    CREATE INDEX outbox_job_time ON outbox (job, logical_time);
+                    """
+            )
+        }
+        RunLedger.migrate(&migrator)
+        migrator.registerMigration("v2 durable_at") { db in
+            // When each part became durable (seconds since 1970, sub-millisecond), for hand-off latency.
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN durable_at REAL")
+        }
+        migrator.registerMigration("v3 cause") { db in
+            // Why a part was dead-lettered at once ('conflict'); NULL when dead after its retries.
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN cause TEXT")
+        }
+        pool = try await SQLiteFile.open(path: path, migrator: migrator)
+        self.policy = policy
+    }
+
+    /// When parts handed off by this process became durable: the moment their transaction's commit returned,
+    /// which `durable_at` (written inside the transaction) cannot know. Taken once, by the first send.
+    private let commitTimes = Mutex<[String: Int64]>([:])
+
+    /// Notes that these parts' transaction committed at `micros` (µs since 1970).
+    func noteCommitted(_ entries: [Entry], micros: Int64) {
+        commitTimes.withLock { times in
+            if times.count > 100_000 { times.removeAll() }  // parts never sent here (e.g. a stopping sender)
+            for entry in entries { times["\(entry.header.runID)#\(entry.header.part)"] = micros }
+        }
+    }
+
+    func withCommitTime(_ entry: Entry) -> Entry {
+        var entry = entry
+        if let micros = commitTimes.withLock({ $0.removeValue(forKey: "\(entry.header.runID)#\(entry.header.part)") }) {
+            entry.header.durableAtUs = micros
+        }
+        return entry
+    }
+
+    /// How many write transactions ran so far; a reader that saw the same number saw the same outbox.
+    public var changeCount: Int { changes.load(ordering: .acquiring) }
+
+    /// One write transaction on the outbox's database (also the run ledger's), counted in ``changeCount``.
+    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        defer { changes.add(1, ordering: .releasing) }
+        return try await pool.write(body)
+    }
+
+    /// A write transaction whose loss in a power failure is harmless: delivery bookkeeping (sent, lease
+    /// renewed, acknowledged). If it rolls back, the part is simply sent again and the processor, which stores
+    /// idempotently, acknowledges it again. It commits without syncing the WAL (synchronous=NORMAL; the next
+    /// durable commit syncs it too), which saves an fsync per result. Hand-offs, failures and dead letters
+    /// stay durable (`write`).
+    func writeBookkeeping<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        defer { changes.add(1, ordering: .releasing) }
+        return try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            guard let result else { throw StorageError("the outbox's bookkeeping transaction committed without a result") }
+            return result
+        }
+    }
+
+    /// Records a result part for delivery (committed when this returns). Adding the same part again does nothing.
+    public func add(_ entry: Entry, now: Date = Date()) async throws {
+        try await write { db in try Self.insert(entry, in: db, now: now) }
+    }
+
+    /// Inserts a part inside a caller's transaction (see ``RunLedger/finish(_:outbox:now:)``).
+    static func insert(_ entry: Entry, in db: Database, now: Date) throws {
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO outbox
+                    (run_id, part, parts, job, logical_time, path, size, sha256, state, due_at, created_at, durable_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                entry.header.runID, entry.header.part, entry.header.parts, entry.header.job,
+                Timestamp.format(entry.header.logicalTime), entry.path, entry.header.size, entry.header.sha256, DeliveryState.pending,
+                now.timeIntervalSince1970, Timestamp.format(now), now.timeIntervalSince1970,
+            ]
+        )
+    }
+
+    static func entry(_ row: Row) -> Entry {
+        let time: String = row["logical_time"]
+        return Entry(
+            header: ResultHeader(
+                runID: row["run_id"],
+                job: row["job"],
+                logicalTime: Timestamp.parse(time) ?? Date(timeIntervalSince1970: 0),
+                part: row["part"],
+                parts: row["parts"],
+                size: row["size"],
+                sha256: row["sha256"],
+                attempt: (row["deliveries"] as Int) + 1,
+                durableAtUs: (row["durable_at"] as Double?).map(Timestamp.microseconds(since1970:))
+            ),
+            path: row["path"],
+            state: DeliveryState.fromDatabaseValue(row["state"] as DatabaseValue) ?? .pending,
+            failures: row["failures"],
+            lastError: row["last_error"],
+            cause: row["cause"]
+        )
+    }
+}

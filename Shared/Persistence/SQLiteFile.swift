@@ -1,0 +1,70 @@
+import Foundation
+public import GRDB
+
+/// The one way a service opens its SQLite file: WAL, a busy timeout for concurrent writers, every commit
+/// synced, and its migrations applied. Each store (the scheduler's state, the algorithm's outbox and run
+/// ledger, the processor's result store) keeps its own schema; only this opening is shared.
+public enum SQLiteFile {
+    /// Opens (creating its directory and the file if needed) a WAL database and migrates it.
+    ///
+    /// Retries, waiting without blocking a thread, while another process holds the lock that switching to
+    /// WAL needs (SQLite does not apply the busy timeout to that step, so processors starting together can
+    /// collide), or created the schema between our check and our migration.
+    /// - Parameters:
+    ///   - path: The SQLite file.
+    ///   - migrator: The store's migrations.
+    ///   - attempts: How many times a collision is retried.
+    public static func open(path: String, migrator: DatabaseMigrator, attempts: Int = 50) async throws -> DatabasePool {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var configuration = GRDB.Configuration()
+        configuration.busyMode = .timeout(30)
+        var attempt = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                // GRDB sets WAL databases to synchronous=NORMAL, which survives a killed process but not a power
+                // loss or kernel crash: the last commits can roll back. Baton acknowledges and reports what it
+                // committed, so every commit must be on disk: FULL syncs the WAL at each commit.
+                try await pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+                try migrator.migrate(pool)
+                return pool
+            } catch let error as DatabaseError where isCollision(error) && attempt < attempts {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(20 + attempt * 10))
+            }
+        }
+    }
+
+    /// Another process is switching the file to WAL, or created the schema we were about to create.
+    private static func isCollision(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_BUSY || (error.resultCode == .SQLITE_ERROR && "\(error)".contains("already exists"))
+    }
+
+    /// Whether an error means the disk (or the database's size limit) is full.
+    public static func isDiskFull(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        return error.resultCode == .SQLITE_FULL || error.extendedResultCode == .SQLITE_IOERR_WRITE
+    }
+}
+
+/// A storage failure with the system's reason.
+public struct StorageError: Error, Sendable, CustomStringConvertible {
+    /// What failed.
+    public var message: String
+    /// The C errno, if a system call failed.
+    public var code: Int32?
+
+    /// Creates an error.
+    public init(_ message: String, errno code: Int32? = nil) {
+        self.message = message
+        self.code = code
+    }
+
+    public var description: String {
+        guard let code else { return message }
+        return "\(message): \(String(cString: strerror(code)))"
+    }
+}
