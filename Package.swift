@@ -113,7 +113,12 @@ let package = Package(
             // NIOPosix for its blocking pool (BlockingWork): hashing, fsync and reads of results off the cooperative pool.
             dependencies: serviceBase + ["Storage", subprocess, signals, .product(name: "NIOPosix", package: "swift-nio")]
         )
-        + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
+        + service(
+            "ProcessorService",
+            folder: "Processor",
+            // NIOPosix for its blocking pool: checking and writing results off the cooperative pool.
+            dependencies: serviceBase + ["Storage", subprocess, .product(name: "NIOPosix", package: "swift-nio")]
+        )
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
         + service(
             "CLI",
