@@ -152,6 +152,7 @@ let package = Package(
                 dependencies: [
                     "AlgorithmService", "Storage", "Messaging", "Runtime", "ZMQ", logging,
                     .product(name: "PropertyBased", package: "swift-property-based"),
+                    .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 ],
                 swiftSettings: swiftSettings
             ),
