@@ -91,7 +91,7 @@ struct RunWorkerTests {
     }
 
     /// A run goes accepted → running → finished; its sealed result is in the outbox with its checksum.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aRunIsRunAndItsResultHandedOff() async throws {
         let job = Configuration.Job(name: "demo", every: .seconds(60), algorithm: .demo(duration: .zero, resultSize: 2000))
         try await Self.withWorker([job]) { harness, _ in
@@ -114,7 +114,7 @@ struct RunWorkerTests {
     }
 
     /// A request for a job this algorithm does not know fails at once, in the words users know.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func anUnknownJobFails() async throws {
         try await Self.withWorker([]) { harness, _ in
             let request = Self.request("ghost")
@@ -128,7 +128,7 @@ struct RunWorkerTests {
 
     /// A failing command is tried again after its back-off, which waits on the injected clock (no real
     /// second passes), and fails the run after its last attempt, with the command's stderr in the reason.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aFailedAttemptIsRetriedAfterItsBackOffThenFails() async throws {
         var job = Configuration.Job(
             name: "flaky",
@@ -154,7 +154,7 @@ struct RunWorkerTests {
     }
 
     /// A cancel stops a running run: it ends `cancelled`, with the reason, and leaves no partial file.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aCancelStopsARunningRun() async throws {
         let job = Configuration.Job(name: "slow", every: .seconds(60), algorithm: .demo(duration: .seconds(600), resultSize: 10))
         try await Self.withWorker([job]) { harness, _ in
@@ -173,7 +173,7 @@ struct RunWorkerTests {
 
     /// On graceful shutdown a running run gets the drain (waited on the worker's clock), then is stopped: it
     /// stays `running` in the ledger, to run again at the next start, and leaves no partial file.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aRunStillRunningAfterTheDrainIsStoppedAndKeptForTheNextStart() async throws {
         let job = Configuration.Job(name: "slow", every: .seconds(60), algorithm: .demo(duration: .seconds(600), resultSize: 10))
         try await testGracefulShutdown { trigger in
