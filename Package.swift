@@ -114,7 +114,12 @@ let package = Package(
             // NIOPosix for its blocking pool (BlockingWork): hashing, fsync and reads of results off the cooperative pool.
             dependencies: serviceBase + ["Persistence", grdb, subprocess, signals, .product(name: "NIOPosix", package: "swift-nio")]
         )
-        + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Persistence", grdb, subprocess])
+        + service(
+            "ProcessorService",
+            folder: "Processor",
+            // NIOPosix for its blocking pool: checking and writing results off the cooperative pool.
+            dependencies: serviceBase + ["Persistence", grdb, subprocess, .product(name: "NIOPosix", package: "swift-nio")]
+        )
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
         + service(
             "CLI",
@@ -150,6 +155,7 @@ let package = Package(
                 dependencies: [
                     "AlgorithmService", "Messaging", "Runtime", "ZMQ", logging,
                     .product(name: "PropertyBased", package: "swift-property-based"),
+                    .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 ],
                 swiftSettings: swiftSettings
             ),

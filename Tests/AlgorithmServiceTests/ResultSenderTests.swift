@@ -74,7 +74,7 @@ struct ResultSenderTests {
     }
 
     /// A queued result goes out as one result message: its header with the lease, its bytes, checked.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aQueuedResultIsSentWithItsLease() async throws {
         try await Self.withSender { outbox, processor, bus, doorbell, scratch in
             let payload = Data((0..<300_000).map { UInt8($0 % 251) })
@@ -92,7 +92,7 @@ struct ResultSenderTests {
     }
 
     /// A raw file that no longer matches its record is dead-lettered at once, visibly, and not sent.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aCorruptRawResultIsDeadLetteredNotSent() async throws {
         try await Self.withSender { outbox, processor, bus, doorbell, scratch in
             let header = try await Self.queue(Data("good".utf8), runID: Self.run(1), onDisk: Data("evil".utf8), in: scratch, outbox: outbox)
@@ -151,7 +151,7 @@ struct AckReceiverTests {
         try await outbox.markSent(runID: runID, part: 0, leaseDeadline: Date().addingTimeInterval(30))
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func anAckSettlesTheResult() async throws {
         try await Self.withReceiver { outbox, processor, bus, scratch in
             try await Self.sent(ResultSenderTests.run(1), outbox: outbox, scratch: scratch)
@@ -165,7 +165,7 @@ struct AckReceiverTests {
     }
 
     /// A failure is retried while attempts are left, then dead-lettered; a conflict is dead at once.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func failuresAreRetriedThenDeadLettered() async throws {
         try await Self.withReceiver { outbox, processor, bus, scratch in
             try await Self.sent(ResultSenderTests.run(1), outbox: outbox, scratch: scratch)
@@ -190,7 +190,7 @@ struct AckReceiverTests {
     }
 
     /// What is not an ack, a lease or a nack is turned away, visibly, and the receiver carries on.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func malformedMessagesAreRejectedAndTheReceiverCarriesOn() async throws {
         try await Self.withReceiver { outbox, processor, bus, scratch in
             try await processor.send([Data("baton/1".utf8), Data("ack".utf8), Data("{".utf8)])

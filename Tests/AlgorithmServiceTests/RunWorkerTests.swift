@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Messaging
 import Runtime
+import ServiceLifecycleTestKit
 import Testing
 import ZMQ
 
@@ -30,7 +31,11 @@ struct RunWorkerTests {
         }
     }
 
-    static func withWorker(_ jobs: [Configuration.Job], _ body: (Harness) async throws -> Void) async throws {
+    static func withWorker(
+        _ jobs: [Configuration.Job],
+        drain: Duration = .seconds(30),
+        _ body: (Harness, Task<Void, any Error>) async throws -> Void
+    ) async throws {
         let scratch = Scratch("worker")
         defer { scratch.remove() }
         let context = Context()
@@ -40,6 +45,7 @@ struct RunWorkerTests {
         var configuration = Configuration()
         configuration.dataDirectory = scratch.directory
         configuration.jobs = jobs
+        configuration.algorithm.drain = drain
         let (runsEndpoint, reportsEndpoint) = ("inproc://runs-\(UUID().uuidString)", "inproc://reports-\(UUID().uuidString)")
         let scheduler = try await AsyncSocket(context: context, configuration: .init(type: .push, bind: [runsEndpoint]))
         let reports = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: [reportsEndpoint]))
@@ -67,7 +73,7 @@ struct RunWorkerTests {
             dataDirectory: scratch.directory
         )
         do {
-            try await body(harness)
+            try await body(harness, running)
         } catch {
             running.cancel()
             throw error
@@ -84,10 +90,10 @@ struct RunWorkerTests {
     }
 
     /// A run goes accepted → running → finished; its sealed result is in the outbox with its checksum.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aRunIsRunAndItsResultHandedOff() async throws {
         let job = Configuration.Job(name: "demo", every: .seconds(60), algorithm: .demo(duration: .zero, resultSize: 2000))
-        try await Self.withWorker([job]) { harness in
+        try await Self.withWorker([job]) { harness, _ in
             let request = Self.request("demo")
             try await harness.send(request)
             #expect(try await harness.report(request.runID).state == .accepted)
@@ -107,9 +113,9 @@ struct RunWorkerTests {
     }
 
     /// A request for a job this algorithm does not know fails at once, in the words users know.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func anUnknownJobFails() async throws {
-        try await Self.withWorker([]) { harness in
+        try await Self.withWorker([]) { harness, _ in
             let request = Self.request("ghost")
             try await harness.send(request)
             #expect(try await harness.report(request.runID).state == .accepted)
@@ -121,7 +127,7 @@ struct RunWorkerTests {
 
     /// A failing command is tried again after its back-off, which waits on the injected clock (no real
     /// second passes), and fails the run after its last attempt, with the command's stderr in the reason.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aFailedAttemptIsRetriedAfterItsBackOffThenFails() async throws {
         var job = Configuration.Job(
             name: "flaky",
@@ -129,7 +135,7 @@ struct RunWorkerTests {
             algorithm: .command(.init(argv: ["sh", "-c", "echo broken >&2; exit 3"]))
         )
         job.retries = 1
-        try await Self.withWorker([job]) { harness in
+        try await Self.withWorker([job]) { harness, _ in
             let request = Self.request("flaky")
             try await harness.send(request)
             #expect(try await harness.report(request.runID).state == .accepted)
@@ -147,10 +153,10 @@ struct RunWorkerTests {
     }
 
     /// A cancel stops a running run: it ends `cancelled`, with the reason, and leaves no partial file.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(5)))
     func aCancelStopsARunningRun() async throws {
         let job = Configuration.Job(name: "slow", every: .seconds(60), algorithm: .demo(duration: .seconds(600), resultSize: 10))
-        try await Self.withWorker([job]) { harness in
+        try await Self.withWorker([job]) { harness, _ in
             let request = Self.request("slow")
             try await harness.send(request)
             #expect(try await harness.report(request.runID).state == .accepted)
@@ -161,6 +167,28 @@ struct RunWorkerTests {
             #expect(try await harness.ledger.run(request.runID)?.state == .cancelled)
             let folder = RawResults.directory(dataDirectory: harness.dataDirectory, job: "slow")
             #expect(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".partial") }.isEmpty)
+        }
+    }
+
+    /// On graceful shutdown a running run gets the drain (waited on the worker's clock), then is stopped: it
+    /// stays `running` in the ledger, to run again at the next start, and leaves no partial file.
+    @Test(.timeLimit(.minutes(5)))
+    func aRunStillRunningAfterTheDrainIsStoppedAndKeptForTheNextStart() async throws {
+        let job = Configuration.Job(name: "slow", every: .seconds(60), algorithm: .demo(duration: .seconds(600), resultSize: 10))
+        try await testGracefulShutdown { trigger in
+            try await Self.withWorker([job], drain: .seconds(10)) { harness, running in
+                let request = Self.request("slow")
+                try await harness.send(request)
+                #expect(try await harness.report(request.runID).state == .accepted)
+                #expect(try await harness.report(request.runID).state == .running)
+                trigger.triggerGracefulShutdown()
+                await harness.clock.waitForSleeper()
+                harness.clock.advance(by: .seconds(10))
+                try await running.value
+                #expect(try await harness.ledger.run(request.runID)?.state == .running)
+                let folder = RawResults.directory(dataDirectory: harness.dataDirectory, job: "slow")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".partial") }.isEmpty)
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ struct Bus {
     }
 
     /// The next event of `type` (others are passed over), waiting at most `timeout`.
-    func next(_ type: String, timeout: Duration = .seconds(30)) async throws -> StatusEvent {
+    func next(_ type: String, timeout: Duration = .seconds(120)) async throws -> StatusEvent {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard let frames = try await subscriber.receive(timeout: deadline - ContinuousClock.now) else { break }
@@ -46,8 +46,9 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Receives messages on a socket, each within a deadline (a wait for an event, not a fixed time).
-func receive(_ socket: AsyncSocket, within timeout: Duration = .seconds(30)) async throws -> [Data] {
+/// Receives a message on a socket within a deadline (a wait for an event, not a fixed time). The deadlines
+/// here are generous: the full suite runs integration tests alongside, which can hold the process's threads.
+func receive(_ socket: AsyncSocket, within timeout: Duration = .seconds(120)) async throws -> [Data] {
     guard let frames = try await socket.receive(timeout: timeout) else { throw TestFailure("nothing received within \(timeout)") }
     return frames
 }

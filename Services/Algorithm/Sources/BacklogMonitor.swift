@@ -18,6 +18,7 @@ public struct BacklogMonitor: Service {
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let interval: Duration
+    private let clock: any Clock<Duration>
 
     /// Creates the monitor.
     /// - Parameters:
@@ -26,13 +27,16 @@ public struct BacklogMonitor: Service {
     ///   - metrics: Where the gauges go.
     ///   - logger: The logger.
     ///   - interval: How often to count.
+    ///   - clock: What the interval is waited on.
     public init(
         outbox: Outbox,
         publisher: StatusPublisher,
         metrics: ServiceMetrics,
         logger: Logger,
-        interval: Duration = .seconds(5)
+        interval: Duration = .seconds(5),
+        clock: any Clock<Duration> = ContinuousClock()
     ) {
+        self.clock = clock
         self.outbox = outbox
         self.publisher = publisher
         self.metrics = metrics
@@ -67,7 +71,7 @@ public struct BacklogMonitor: Service {
                         logger.warning("cannot count the outbox backlog", metadata: ["error": "\(error)"])
                     }
                 }
-                do { try await Task.sleep(for: interval) } catch { return }
+                do { try await clock.sleep(for: interval) } catch { return }
             }
         }
     }

@@ -11,13 +11,27 @@ public struct RetentionSweeper: Service {
     private let outbox: Outbox
     private let interval: Duration
     private let logger: Logger
+    private let clock: any Clock<Duration>
 
     /// Creates the sweeper.
-    public init(configuration: Configuration, outbox: Outbox, interval: Duration = .seconds(600), logger: Logger) {
+    /// - Parameters:
+    ///   - configuration: Its `retention` section.
+    ///   - outbox: Which raw results were acknowledged, and when.
+    ///   - interval: The time between sweeps.
+    ///   - logger: The logger.
+    ///   - clock: What the time between sweeps is waited on.
+    public init(
+        configuration: Configuration,
+        outbox: Outbox,
+        interval: Duration = .seconds(600),
+        logger: Logger,
+        clock: any Clock<Duration> = ContinuousClock()
+    ) {
         self.retention = configuration.retention
         self.outbox = outbox
         self.interval = interval
         self.logger = logger
+        self.clock = clock
     }
 
     public func run() async throws {
@@ -34,14 +48,26 @@ public struct RetentionSweeper: Service {
                 } catch {
                     logger.error("retention sweep failed", metadata: ["error": "\(error)"])
                 }
-                do { try await Task.sleep(for: interval) } catch { return }
+                do { try await clock.sleep(for: interval) } catch { return }
             }
         }
     }
 
     /// One sweep; returns how many files were deleted.
     public func sweep(now: Date = Date()) async throws -> Int {
-        let files = try await outbox.acknowledgedFiles().filter { FileManager.default.fileExists(atPath: $0.path) }
+        let acknowledged = try await outbox.acknowledgedFiles()
+        let retention = retention
+        // A look at every acknowledged file and the removal of many: on the blocking pool.
+        return try await BlockingWork.shared.run { try Self.remove(acknowledged, retention: retention, now: now) }
+    }
+
+    /// Removes the files retention lets go, oldest acknowledged first; returns how many.
+    private static func remove(
+        _ acknowledged: [(runID: String, part: Int, path: String, size: Int, ackedAt: Date)],
+        retention: Configuration.Retention,
+        now: Date
+    ) throws -> Int {
+        let files = acknowledged.filter { FileManager.default.fileExists(atPath: $0.path) }
         var total = files.reduce(Int64(0)) { $0 + Int64($1.size) }
         var removed = 0
         for file in files {

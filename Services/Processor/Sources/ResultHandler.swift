@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 public import Logging
 public import Messaging
 import Persistence
@@ -56,7 +57,9 @@ public struct ResultHandler: Sendable {
         let directory = (configuration.dataDirectory as NSString).appendingPathComponent("processor/work")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let inputFile = (directory as NSString).appendingPathComponent("\(header.runID).part\(header.part).\(getpid())")
-        try message.payload.write(to: URL(fileURLWithPath: inputFile))
+        // The whole result, written on NIO's blocking pool rather than on the cooperative pool.
+        let payload = message.payload
+        try await NIOThreadPool.singleton.runIfActive { try payload.write(to: URL(fileURLWithPath: inputFile)) }
         defer { try? FileManager.default.removeItem(atPath: inputFile) }
         var input = CommandRunner.Input.file(inputFile)
         if settings.input == .file {

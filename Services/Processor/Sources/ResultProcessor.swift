@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import NIOPosix
 public import Logging
 import Messaging
 public import Runtime
@@ -60,7 +61,11 @@ public struct ResultProcessor: Service {
                 guard let frames = try? await results.receive() else { return }
                 let message: ResultMessage
                 do {
-                    message = try ResultMessage(frames: frames)
+                    // Checking the payload's SHA-256 reads every byte of what may be gigabytes: on NIO's
+                    // blocking pool, not on one of the cooperative pool's few threads.
+                    message = try await NIOThreadPool.singleton.runIfActive { try ResultMessage(frames: frames) }
+                } catch is CancellationError {
+                    return
                 } catch {
                     rejector.reject(error, frames: frames)
                     continue

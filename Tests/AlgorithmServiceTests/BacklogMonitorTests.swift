@@ -1,0 +1,38 @@
+import AlgorithmService
+import Foundation
+import Logging
+import Messaging
+import Runtime
+import Testing
+import ZMQ
+
+struct BacklogMonitorTests {
+    /// The backlog is published at start and again, on the monitor's clock, once the outbox changed.
+    @Test(.timeLimit(.minutes(5)))
+    func aChangedBacklogIsPublishedAtTheNextLook() async throws {
+        let scratch = Scratch("backlog")
+        defer { scratch.remove() }
+        let bus = try await Bus(context: Context())
+        let outbox = try await Outbox(path: scratch.directory + "/outbox.sqlite")
+        _ = try await ResultSenderTests.queue(Data("a".utf8), runID: ResultSenderTests.run(1), in: scratch, outbox: outbox)
+        let clock = ManualClock()
+        let monitor = BacklogMonitor(
+            outbox: outbox,
+            publisher: bus.publisher,
+            metrics: .disabled,
+            logger: Logger(label: "test"),
+            interval: .seconds(5),
+            clock: clock
+        )
+        let running = Task { try await monitor.run() }
+        defer { running.cancel() }
+        #expect(try await bus.next(EventType.resultBacklog).attributes?["pending"] == "1")
+        _ = try await ResultSenderTests.queue(Data("b".utf8), runID: ResultSenderTests.run(2), in: scratch, outbox: outbox)
+        await clock.waitForSleeper()
+        clock.advance(by: .seconds(5))
+        #expect(try await bus.next(EventType.resultBacklog).attributes?["pending"] == "2")
+        running.cancel()
+        _ = try? await running.value
+        await bus.close()
+    }
+}
