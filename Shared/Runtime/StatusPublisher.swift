@@ -1,6 +1,7 @@
 import Foundation
 import DequeModule
 import Messaging
+import Racing
 public import ServiceLifecycle
 import Synchronization
 public import ZMQ
@@ -120,13 +121,18 @@ public final class StatusPublisher: Service, Sendable {
             EventType.serviceStarted,
             attributes: ["pid": "\(getpid())", "host": Self.host, "version": BatonVersion.current]
         )
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.followSubscriptions() }
-            group.addTask { await self.sendHeartbeats() }
-            // Returns when graceful shutdown begins (or the task is cancelled).
-            try? await gracefulShutdown()
-            group.cancelAll()
-        }
+        // Only graceful shutdown (or cancellation) ends the race: the other two give no verdict when they end.
+        _ = await firstResult(
+            of: {
+                await self.followSubscriptions()
+                return nil
+            },
+            {
+                await self.sendHeartbeats()
+                return nil
+            },
+            { try? await gracefulShutdown() }
+        )
         publish(EventType.serviceStopped)
         // Give the stop event a moment to reach the logger, then close (the socket lingers briefly).
         if state.withLock({ $0.connected }) { try? await Task.sleep(for: .milliseconds(50)) }

@@ -7,6 +7,7 @@ public import ServiceLifecycle
 public import Storage
 import UnixSignals
 public import ZMQ
+import Racing
 
 /// Takes run requests from the scheduler and runs them, `concurrency` at a time; hands each successful
 /// result off by sealing its raw file and adding it to the outbox, then rings the sender's doorbell.
@@ -264,14 +265,11 @@ public struct RunWorker: Service {
             let runLogger = logger
             // The run races a stop: the scheduler's cancel (`baton cancel`, overlap policy `replace`) or the
             // end of the drain at shutdown.
-            let ending: Ending = await withTaskGroup(of: Ending?.self) { group in
-                group.addTask { .ran(failure: await self.runAlgorithm(job, request: request, output: partial, logger: runLogger)) }
-                group.addTask { await stop.doorbell.wait() ? .stopped : nil }
-                var first: Ending?
-                while first == nil, let next = await group.next() { first = next }
-                group.cancelAll()
-                return first ?? .ran(failure: "interrupted")
-            }
+            let ending: Ending =
+                await firstResult(
+                    of: { .ran(failure: await self.runAlgorithm(job, request: request, output: partial, logger: runLogger)) },
+                    { await stop.doorbell.wait() ? .stopped : nil }
+                ) ?? .ran(failure: "interrupted")
             let stopReason = await running.end(request.runID)
             if case .stopped = ending, stopReason == nil || Task.isCancelled {
                 // Stopping the service: the run stays `running` in the ledger and is run again on restart.

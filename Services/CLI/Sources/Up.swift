@@ -117,8 +117,17 @@ extension Baton {
                 outer.addTask { await printEvents(events) }
                 outer.addTask { try? await publisher.run() }
                 outer.addTask { await supervisor.supervise(child("logger", "baton-logger")) }
-                // The logger binds the bus first, so the other services' first events have somewhere to go.
-                try? await Task.sleep(for: .milliseconds(300))
+                // The logger binds the bus first, so the other services' first events have somewhere to go. It binds
+                // `status_in` and `status_out` before `query`, so its answer there says the bus is up. If it does not
+                // answer in time (it cannot bind, or keeps dying and is restarted), the others start anyway: they
+                // reconnect to the bus on their own once it is up, and what they publish before that is lost.
+                let query = configuration.endpoints.query
+                let busUp = await Supervisor.waitUntilReady(within: Self.busTimeout) { await Self.loggerAnswers(on: query) }
+                if !busUp {
+                    Console.line(
+                        "baton up: the logger did not answer on \(query) within \(DurationText.format(Self.busTimeout)) (see \(logDirectory)/logger.stderr.log); starting the other services anyway"
+                    )
+                }
                 await withDiscardingTaskGroup { inner in
                     for worker in workers {
                         inner.addTask { await supervisor.supervise(worker) }
@@ -135,6 +144,15 @@ extension Baton {
             }
             await events.close()
             Console.line("baton up: stopped")
+        }
+
+        /// How long `baton up` waits for the logger's bus before it starts the other services anyway.
+        static let busTimeout = Duration.seconds(10)
+
+        /// Whether the logger answers a status query on `endpoint` within a second.
+        static func loggerAnswers(on endpoint: String) async -> Bool {
+            let reply = try? await RequestClient(endpoint: endpoint, timeout: .seconds(1)).ask(StatusQuery(), expecting: StatusReport.self)
+            return reply != nil
         }
 
         private func loadConfiguration(environment: [String: String]) throws -> (Configuration, String) {
