@@ -9,13 +9,10 @@ import Testing
 struct OrphanTests {
     /// Whether `pid` (or the group, for a negative id) is gone within `timeout`.
     static func gone(_ id: Int32, within timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if kill(id, 0) != 0 && errno == ESRCH { return true }
-            if id > 0 && isZombie(id) { return true }
-            try? await Task.sleep(for: .milliseconds(20))
+        let gone = try? await TestStack.waitUntil(timeout: timeout, poll: .milliseconds(20)) {
+            (kill(id, 0) != 0 && errno == ESRCH) || (id > 0 && isZombie(id))
         }
-        return (kill(id, 0) != 0 && errno == ESRCH) || (id > 0 && isZombie(id))
+        return gone == true
     }
 
     /// A process that has ended but whose new parent (init, after its own parent died) has not reaped it yet.
@@ -136,10 +133,8 @@ struct OrphanTests {
             // in all, printed below); the bound checked is looser, as a machine loaded by the other suites may
             // not schedule the processes for a while. Time targets are the benchmark's, not the tests'.
             let start = ContinuousClock.now
-            var gone = false
-            while !gone, ContinuousClock.now - start < .seconds(10) {
-                gone = services.allSatisfy { kill($0, 0) != 0 || Self.isZombie($0) }
-                if !gone { try await Task.sleep(for: .milliseconds(20)) }
+            let gone = try await TestStack.waitUntil(timeout: .seconds(10), poll: .milliseconds(20)) {
+                services.allSatisfy { kill($0, 0) != 0 || Self.isZombie($0) }
             }
             print("services gone \(ContinuousClock.now - start) after kill -9 of baton up")
             let orphans = services.filter { kill($0, 0) == 0 && !Self.isZombie($0) }.compactMap(TestStack.commandLine(of:))
