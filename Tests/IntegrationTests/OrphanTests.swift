@@ -81,7 +81,7 @@ struct OrphanTests {
             #expect(leftBehind.count == 1)
 
             kill(algorithm.processIdentifier, SIGKILL)
-            algorithm.waitUntilExit()
+            #expect(try await TestStack.exited(algorithm))
             let commandGone = await Self.gone(-command, within: .seconds(2))
             if !commandGone { kill(-command, SIGKILL) }
             #expect(commandGone, "the command outlived the killed algorithm")
@@ -157,13 +157,13 @@ struct OrphanTests {
             #expect(second.status == 1)
             #expect(second.output.contains("another baton up (pid \(first.processIdentifier))"), "\(second.output)")
             kill(first.processIdentifier, SIGTERM)
-            first.waitUntilExit()
+            #expect(try await TestStack.exited(first))
 
             // A logger of a dead `baton up` (its lifeline still open: an older baton up had none).
             let dead = Process()
             dead.executableURL = URL(fileURLWithPath: "/bin/true")
             try dead.run()
-            dead.waitUntilExit()
+            #expect(try await TestStack.exited(dead))
             let lifeline = Pipe()
             let stray = Process()
             stray.executableURL = URL(fileURLWithPath: TestStack.binaries + "/baton-logger")
@@ -191,7 +191,7 @@ struct OrphanTests {
             #expect(stopped, "\(output)")
             #expect(said, "\(output)")
             kill(again.processIdentifier, SIGTERM)
-            again.waitUntilExit()
+            #expect(try await TestStack.exited(again))
 
             // A service started by hand: refused, naming it.
             let byHand = try stack.start("scheduler", "baton-scheduler")

@@ -1,6 +1,7 @@
 import Foundation
 import SchedulerService
 import Synchronization
+import Testing
 
 /// A wall clock that tests move by hand: `sleep(until:)` returns when the test advances time to or past the
 /// deadline, and `waitForSleeper()` returns when some task sleeps on the clock. Nothing polls: `advance` resumes
@@ -16,7 +17,8 @@ final class ManualClock: WallClock, Sendable {
         var now: Date
         var nextID = 0
         var sleepers: [Sleeper] = []
-        var sleeperWatchers: [CheckedContinuation<Void, Never>] = []
+        /// Tasks waiting for at least `count` sleepers.
+        var sleeperWatchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     private let state: Mutex<State>
@@ -35,8 +37,9 @@ final class ManualClock: WallClock, Sendable {
                 let (ready, watchers) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
                     if state.now >= deadline || Task.isCancelled { return (true, []) }
                     state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
-                    defer { state.sleeperWatchers.removeAll() }
-                    return (false, state.sleeperWatchers)
+                    let count = state.sleepers.count
+                    defer { state.sleeperWatchers.removeAll { $0.count <= count } }
+                    return (false, state.sleeperWatchers.filter { $0.count <= count }.map(\.continuation))
                 }
                 if ready { continuation.resume() }
                 for watcher in watchers { watcher.resume() }
@@ -52,12 +55,12 @@ final class ManualClock: WallClock, Sendable {
 
     var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
-    /// Returns once some task sleeps on this clock (at once if one does already).
-    func waitForSleeper() async {
+    /// Returns once at least `count` tasks sleep on this clock (at once if they do already).
+    func waitForSleeper(count: Int = 1) async {
         await withCheckedContinuation { (watcher: CheckedContinuation<Void, Never>) in
             let sleeping = state.withLock { state in
-                if !state.sleepers.isEmpty { return true }
-                state.sleeperWatchers.append(watcher)
+                if state.sleepers.count >= count { return true }
+                state.sleeperWatchers.append((count, watcher))
                 return false
             }
             if sleeping { watcher.resume() }
@@ -73,5 +76,26 @@ final class ManualClock: WallClock, Sendable {
             return due.map(\.continuation)
         }
         for continuation in due { continuation.resume() }
+    }
+}
+
+struct ManualClockTests {
+    /// Sleepers wake when the clock is moved to or past their deadline, not before, and not the others.
+    @Test(.timeLimit(.minutes(1)))
+    func advanceWakesTheSleepersThatAreDueOnly() async throws {
+        let clock = ManualClock(now: Date(timeIntervalSince1970: 0))
+        let early = Task { try await clock.sleep(until: Date(timeIntervalSince1970: 10)) }
+        let late = Task { try await clock.sleep(until: Date(timeIntervalSince1970: 20)) }
+        await clock.waitForSleeper(count: 2)
+        clock.advance(to: Date(timeIntervalSince1970: 9))
+        #expect(clock.sleeperCount == 2)
+        clock.advance(to: Date(timeIntervalSince1970: 10))
+        try await early.value
+        #expect(clock.sleeperCount == 1)
+        late.cancel()
+        await #expect(throws: CancellationError.self) { try await late.value }
+        #expect(clock.sleeperCount == 0)
+        // A deadline already passed returns at once.
+        try await clock.sleep(until: Date(timeIntervalSince1970: 5))
     }
 }

@@ -13,7 +13,9 @@ extension Baton {
             abstract: "Run the whole stack here: logger, scheduler, algorithm and processors, restarted if they die.",
             discussion: """
                 Without --config (or $BATON_CONFIG), runs the built-in demo: the demo algorithm every 10 s, two \
-                processors, SQLite under ./data. Prints one line per status event. Ctrl-C or SIGTERM stops every \
+                processors, SQLite under ./data. The logger starts first, the others once it answers on its query \
+                endpoint (its bus is up), or after 10 s without an answer, which is printed. Prints one line per status \
+                event. Ctrl-C or SIGTERM stops every \
                 service (SIGTERM, then SIGKILL after 10 s) and waits for them; if baton up itself is killed, the \
                 services stop too. Each service's standard error goes to <data_dir>/logs/<service>.stderr.log (restarts \
                 append to it); the previous baton up's file is kept as <service>.stderr.log.1, and the two before as .2 \
