@@ -508,7 +508,7 @@ actor RunQueue {
     func push(_ request: RunRequest) {
         let lane = Self.lane(of: request)
         if !waiters[lane, default: []].isEmpty {
-            waiters[lane]!.removeFirst().resume(returning: request)
+            waiters[lane, default: []].removeFirst().resume(returning: request)
             return
         }
         waiting[lane, default: []].append(request)
@@ -517,7 +517,7 @@ actor RunQueue {
     /// The next run of a lane, waiting for one; nil once the queue is closed (or the task cancelled).
     func next(_ lane: Lane) async -> RunRequest? {
         if closed || Task.isCancelled { return nil }
-        if !waiting[lane, default: []].isEmpty { return waiting[lane]!.removeFirst() }
+        if !waiting[lane, default: []].isEmpty { return waiting[lane, default: []].removeFirst() }
         return await withCheckedContinuation { continuation in
             waiters[lane, default: []].append(continuation)
         }
@@ -528,7 +528,7 @@ actor RunQueue {
     func remove(_ runID: String) -> Bool {
         for lane in [Lane.live, .backfill] {
             if let index = waiting[lane]?.firstIndex(where: { $0.runID == runID }) {
-                waiting[lane]!.remove(at: index)
+                waiting[lane, default: []].remove(at: index)
                 return true
             }
         }
