@@ -92,7 +92,9 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .executableTarget(name: "BatonExec", path: "Shared/Exec"),
-        .target(name: "ZMQ", dependencies: ["CZMQ", deque], path: "Shared/ZMQ", swiftSettings: swiftSettings),
+        // The "race tasks, take the first result" helper: below ZMQ, which needs it for a receive with a timeout.
+        .target(name: "Racing", path: "Shared/Racing", swiftSettings: swiftSettings),
+        .target(name: "ZMQ", dependencies: ["CZMQ", deque, "Racing"], path: "Shared/ZMQ", swiftSettings: swiftSettings),
         .target(name: "Messaging", dependencies: ["CPlatform", "Scheduling"], path: "Shared/Messaging", swiftSettings: swiftSettings),
         .target(name: "Scheduling", path: "Shared/Scheduling", swiftSettings: swiftSettings),
         .target(
@@ -138,6 +140,13 @@ let package = Package(
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
+            .testTarget(name: "RacingTests", dependencies: ["Racing"], swiftSettings: swiftSettings),
+            .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "ProcessorServiceTests",
+                dependencies: ["ProcessorService", "Messaging", "Runtime", "ZMQ", grdb, logging],
+                swiftSettings: swiftSettings
+            ),
             .testTarget(
                 name: "MessagingTests",
                 dependencies: ["Messaging", .product(name: "PropertyBased", package: "swift-property-based")],
@@ -160,12 +169,7 @@ let package = Package(
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging", logging], swiftSettings: swiftSettings),
-            .testTarget(
-                name: "ProcessorServiceTests",
-                dependencies: ["ProcessorService", "Messaging", grdb, logging],
-                swiftSettings: swiftSettings
-            ),
-            .testTarget(name: "CLITests", dependencies: ["CLI"], swiftSettings: swiftSettings),
+            .testTarget(name: "CLITests", dependencies: ["CLI", "Messaging", "ZMQ", argumentParser], swiftSettings: swiftSettings),
             .testTarget(
                 name: "SchedulerServiceTests",
                 dependencies: [

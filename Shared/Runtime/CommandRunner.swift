@@ -2,6 +2,7 @@ public import Foundation
 import Glibc
 import Subprocess
 import SystemPackage
+import Racing
 
 /// Runs a user's command (an algorithm or a processor) as a child process, streaming its output lines
 /// to callbacks, with a time limit after which it is stopped (SIGTERM, then SIGKILL after a grace period).
@@ -86,23 +87,15 @@ public struct CommandRunner: Sendable {
         onOutput: @escaping @Sendable (String) -> Void,
         onError: @escaping @Sendable (String) -> Void
     ) async throws -> Outcome {
-        try await withThrowingTaskGroup(of: Outcome?.self) { group in
-            group.addTask { try await self.execute(input: input, onOutput: onOutput, onError: onError) }
-            group.addTask {
+        // The runner finishes once teardown has ended the process; a timeout's verdict is kept over its outcome.
+        let outcome = try await firstResult(
+            of: { try await self.execute(input: input, onOutput: onOutput, onError: onError) },
+            {
                 try? await Task.sleep(for: timeout)
                 return Task.isCancelled ? nil : .timedOut(timeout)
             }
-            var outcome: Outcome?
-            while outcome == nil, let next = try await group.next() {
-                outcome = next
-                group.cancelAll()
-            }
-            // The runner task finishes once teardown has ended the process; keep a timeout's verdict.
-            while let rest = try await group.next() {
-                if case .timedOut = outcome {} else if outcome == nil { outcome = rest }
-            }
-            return outcome ?? .signaled(SIGKILL)
-        }
+        )
+        return outcome ?? .signaled(SIGKILL)
     }
 
     private func execute(

@@ -1,5 +1,6 @@
 public import Foundation
 import Synchronization
+import Racing
 
 /// Wakes a waiting loop when there is new work. A ring while nobody waits is kept (several as one), so a
 /// loop that checks for work and then waits never misses a ring that came in between.
@@ -59,13 +60,11 @@ public final class Doorbell: Sendable {
         guard let deadline else { return await wait() }
         let delay = deadline.timeIntervalSinceNow
         if delay <= 0 { return !Task.isCancelled }
-        let woken = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.wait() }
-            group.addTask { (try? await Task.sleep(for: .microseconds(Int64(delay * 1_000_000) + 1))) != nil }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        let woken =
+            await firstResult(
+                of: { await self.wait() },
+                { (try? await Task.sleep(for: .microseconds(Int64(delay * 1_000_000) + 1))) != nil }
+            ) ?? false
         return woken && !Task.isCancelled
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import DequeModule
 import Messaging
+import Racing
 public import ServiceLifecycle
 import Synchronization
 public import ZMQ

@@ -2,6 +2,7 @@ public import Foundation
 import DequeModule
 import Glibc
 import Synchronization
+import Racing
 
 /// A ZeroMQ socket for async code: the socket lives on a dedicated thread that blocks in `zmq_poll`,
 /// so waiting costs no CPU and never occupies Swift's cooperative thread pool.
@@ -125,20 +126,17 @@ public final class AsyncSocket: Sendable {
 
     /// Waits for the next message at most `timeout`; returns `nil` when none came in time.
     public func receive(timeout: Duration) async throws -> [Data]? {
-        try await withThrowingTaskGroup(of: [Data]?.self) { group in
-            group.addTask { try await self.receive() }
-            group.addTask {
+        // The timeout's verdict is `.some(nil)`: no message, and the race is over.
+        let first: [Data]?? = try await firstResult(
+            of: { try await self.receive() },
+            {
                 try await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = try await group.next() ?? nil
-            group.cancelAll()
+                return .some(nil)
+            },
             // A message that arrived while the timeout won must not be lost: give it back.
-            while let late = try? await group.next() {
-                if let late { core.requeue(late) }
-            }
-            return first
-        }
+            late: { late in if let late { core.requeue(late) } }
+        )
+        return first ?? nil
     }
 
     /// Closes the socket (after its linger time) and ends its thread. Waiting operations fail with

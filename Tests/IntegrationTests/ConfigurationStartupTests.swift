@@ -19,12 +19,7 @@ struct ConfigurationStartupTests {
 
     /// Waits (polling, without blocking the pool) for a started process to exit; `nil` if it still runs.
     static func exitStatus(_ process: Process, within timeout: Duration = .seconds(30)) async throws -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else { return nil }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return process.terminationStatus
+        try await TestStack.exited(process, within: timeout) ? process.terminationStatus : nil
     }
 
     enum Case: String, CaseIterable, CustomTestStringConvertible {

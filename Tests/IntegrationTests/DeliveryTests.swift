@@ -29,9 +29,14 @@ struct DeliveryTests {
             let piled = try await stack.waitUntil(timeout: .seconds(60)) { (stack.outboxCounts()["pending"] ?? 0) >= 100 }
             #expect(piled, "outbox: \(stack.outboxCounts()); algorithm: \(stack.stderr("algorithm").suffix(500))")
             kill(scheduler.processIdentifier, SIGTERM)
-            scheduler.waitUntilExit()
-            // Let the last requests finish, then count what is waiting.
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await TestStack.exited(scheduler))
+            // The last requests finish (no run accepted or running in the algorithm's ledger), then count what waits.
+            let settled = try await stack.waitUntil(timeout: .seconds(30)) {
+                (try? stack.read(stack.outboxPath) { db in
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM runs WHERE state IN ('accepted', 'running')")
+                }) == 0
+            }
+            #expect(settled, "runs still in flight at the algorithm")
             let waiting = stack.outboxCounts()
             #expect(waiting["acked"] == nil && waiting["sent"] == nil)
             let total = waiting.values.reduce(0, +)

@@ -60,8 +60,8 @@ struct IntegrityTests {
                     connect: ["ipc://\(stack.directory)/status-out"]
                 )
             )
-            // Let the subscription reach the logger before anything is published.
-            try await Task.sleep(for: .milliseconds(300))
+            // The subscription must reach the logger before anything is published.
+            try await stack.awaitSubscription(watcher, topic: EventType.resultConflict, context: context)
             try stack.start("processor-1", "baton-processor", ["--name", "p1"])
 
             let runID = RunID.make(job: "quick", logicalTime: Timestamp.wholeMilliseconds(Date()))
@@ -203,8 +203,8 @@ struct IntegrityTests {
             let runID = try await Self.run(stack)
             let dead = try await stack.waitUntil(timeout: .seconds(60)) { stack.outboxCounts()["dead"] == 1 }
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
-            // Nothing runs after a dead letter; give a wrong extra attempt the time to show.
-            try await Task.sleep(for: .milliseconds(500))
+            // Nothing runs after a dead letter: a wrong extra attempt would show within the backoff (100-200 ms).
+            try await Deliberately.wait(.milliseconds(500), because: "an attempt after the dead letter must not come")
             let runs = (try? String(contentsOfFile: attempts, encoding: .utf8))?.split(separator: "\n").count ?? 0
             #expect(runs == retries + 1)
             let listed = try stack.baton(["results", "--state", "dead"])

@@ -9,13 +9,10 @@ import Testing
 struct OrphanTests {
     /// Whether `pid` (or the group, for a negative id) is gone within `timeout`.
     static func gone(_ id: Int32, within timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if kill(id, 0) != 0 && errno == ESRCH { return true }
-            if id > 0 && isZombie(id) { return true }
-            try? await Task.sleep(for: .milliseconds(20))
+        let gone = try? await TestStack.waitUntil(timeout: timeout, poll: .milliseconds(20)) {
+            (kill(id, 0) != 0 && errno == ESRCH) || (id > 0 && isZombie(id))
         }
-        return (kill(id, 0) != 0 && errno == ESRCH) || (id > 0 && isZombie(id))
+        return gone == true
     }
 
     /// A process that has ended but whose new parent (init, after its own parent died) has not reaped it yet.
@@ -84,7 +81,7 @@ struct OrphanTests {
             #expect(leftBehind.count == 1)
 
             kill(algorithm.processIdentifier, SIGKILL)
-            algorithm.waitUntilExit()
+            #expect(try await TestStack.exited(algorithm))
             let commandGone = await Self.gone(-command, within: .seconds(2))
             if !commandGone { kill(-command, SIGKILL) }
             #expect(commandGone, "the command outlived the killed algorithm")
@@ -136,10 +133,8 @@ struct OrphanTests {
             // in all, printed below); the bound checked is looser, as a machine loaded by the other suites may
             // not schedule the processes for a while. Time targets are the benchmark's, not the tests'.
             let start = ContinuousClock.now
-            var gone = false
-            while !gone, ContinuousClock.now - start < .seconds(10) {
-                gone = services.allSatisfy { kill($0, 0) != 0 || Self.isZombie($0) }
-                if !gone { try await Task.sleep(for: .milliseconds(20)) }
+            let gone = try await TestStack.waitUntil(timeout: .seconds(10), poll: .milliseconds(20)) {
+                services.allSatisfy { kill($0, 0) != 0 || Self.isZombie($0) }
             }
             print("services gone \(ContinuousClock.now - start) after kill -9 of baton up")
             let orphans = services.filter { kill($0, 0) == 0 && !Self.isZombie($0) }.compactMap(TestStack.commandLine(of:))
@@ -162,13 +157,13 @@ struct OrphanTests {
             #expect(second.status == 1)
             #expect(second.output.contains("another baton up (pid \(first.processIdentifier))"), "\(second.output)")
             kill(first.processIdentifier, SIGTERM)
-            first.waitUntilExit()
+            #expect(try await TestStack.exited(first))
 
             // A logger of a dead `baton up` (its lifeline still open: an older baton up had none).
             let dead = Process()
             dead.executableURL = URL(fileURLWithPath: "/bin/true")
             try dead.run()
-            dead.waitUntilExit()
+            #expect(try await TestStack.exited(dead))
             let lifeline = Pipe()
             let stray = Process()
             stray.executableURL = URL(fileURLWithPath: TestStack.binaries + "/baton-logger")
@@ -196,7 +191,7 @@ struct OrphanTests {
             #expect(stopped, "\(output)")
             #expect(said, "\(output)")
             kill(again.processIdentifier, SIGTERM)
-            again.waitUntilExit()
+            #expect(try await TestStack.exited(again))
 
             // A service started by hand: refused, naming it.
             let byHand = try stack.start("scheduler", "baton-scheduler")

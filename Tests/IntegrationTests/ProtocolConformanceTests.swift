@@ -191,6 +191,21 @@ struct ProtocolConformanceTests {
         }
     }
 
+    /// The kinds of event a live stack's log must show.
+    static let expectedKinds = [
+        "run.scheduled", "run.finished", "run.failed", "run.cancelled", "result.stored", "result.acknowledged", "service.heartbeat",
+    ]
+
+    /// Waits until the stack's event log holds every kind of ``expectedKinds``.
+    static func waitForExpectedKinds(_ stack: TestStack) async throws -> Bool {
+        try await stack.waitUntil(timeout: .seconds(30)) { Set(stack.loggedEvents().map(\.type)).isSuperset(of: expectedKinds) }
+    }
+
+    /// Waits until the stack's event log holds an event of `type` for `run`.
+    static func waitForLogged(_ stack: TestStack, _ type: String, run: String) async throws -> Bool {
+        try await stack.waitUntil(timeout: .seconds(30)) { stack.loggedEvents().contains { $0.type == type && $0.run == run } }
+    }
+
     /// A live stack with succeeding, failing, manual and cancelled runs: every event in the logger's event
     /// log, the status report and the control replies match the schema.
     @Test(.timeLimit(.minutes(2)))
@@ -228,13 +243,16 @@ struct ProtocolConformanceTests {
             documents.append(("control.reply", triggered))
             let reply = try Wire.decode(ControlReply.self, from: [Data(Wire.protocolID.utf8), Data("control.reply".utf8), triggered])
             let slow = try #require(reply.message.runs?.first)
-            try await Task.sleep(for: .seconds(1))
+            // Cancelled while it runs, so the cancel stops a running command.
+            let started = try await Self.waitForLogged(stack, EventType.runStarted, run: slow)
+            #expect(started, "\(slow) did not start")
             documents.append(
                 ("control.reply", try #require(try await ask("control", Wire.encode(ControlRequest(command: .cancel, run: slow)))))
             )
             documents.append(("control.reply", try #require(try await ask("control", Wire.encode(ControlRequest(command: .jobs))))))
             documents.append(("control.reply", try #require(try await ask("control", [Data("garbage".utf8)]))))
-            try await Task.sleep(for: .seconds(3))
+            // Every kind of event checked below is in the log before the status is asked for.
+            _ = try await Self.waitForExpectedKinds(stack)
             documents.append(("query.reply", try #require(try await ask("query", Wire.encode(StatusQuery())))))
             documents.append(("query.reply", try #require(try await ask("query", Wire.encode(StatusQuery(what: "everything"))))))
             let events = try String(contentsOfFile: stack.dataDirectory + "/logs/events.jsonl", encoding: .utf8)
@@ -242,9 +260,7 @@ struct ProtocolConformanceTests {
             let kinds = Set(
                 events.compactMap { try? JSONSerialization.jsonObject(with: $0.1) as? [String: Any] }.compactMap { $0["type"] as? String }
             )
-            for expected in [
-                "run.scheduled", "run.finished", "run.failed", "run.cancelled", "result.stored", "result.acknowledged", "service.heartbeat",
-            ] {
+            for expected in Self.expectedKinds {
                 #expect(kinds.contains(expected), "no \(expected) event among \(kinds.sorted())")
             }
             let outcome = try await Self.check(documents + events, file: stack.directory + "/live.tsv")

@@ -31,15 +31,18 @@ struct SchedulerTests {
             try stack.startServices(processors: 1)
             let running = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 6 }
             #expect(running)
-            let scheduler = try #require(stack.process("scheduler"))
-            kill(scheduler.processIdentifier, SIGTERM)
-            scheduler.waitUntilExit()
+            try await stack.terminate("scheduler")
             let stoppedAt = Date()
-            try await Task.sleep(for: .milliseconds(3_500))
+            // Down for three slots of the grid (whole seconds): the restart comes just after the third.
+            let thirdSlot = floor(stoppedAt.timeIntervalSince1970) + 3
+            try await Deliberately.wait(
+                until: Date(timeIntervalSince1970: thirdSlot + 0.05),
+                because: "the scheduler must be down while three slots pass"
+            )
             let restartedAt = Date()
             try stack.start("scheduler-2", "baton-scheduler")
-            // The grid's slots (whole seconds) between the stop and the restart: three or more (a loaded machine
-            // may sleep longer), all decided by the new scheduler once it is up, however long that takes.
+            // The grid's slots between the stop and the restart, from the actual times: three, or more if the
+            // machine woke this test late; all decided by the new scheduler once it is up, however long that takes.
             let missed = Int(floor(restartedAt.timeIntervalSince1970)) - Int(floor(stoppedAt.timeIntervalSince1970))
             #expect(missed >= 3)
 
@@ -54,7 +57,8 @@ struct SchedulerTests {
                         )
                     }
                 }
-                _ = try await stack.waitUntil(timeout: .seconds(30)) { try window().count >= missed }
+                let decided = try await stack.waitUntil(timeout: .seconds(30)) { try window().count >= missed }
+                #expect(decided, "\(job): \((try? window()) ?? [])")
                 let rows = try window()
                 #expect(rows.count == missed, "\(job): \(rows)")
                 let skipped = rows.filter { ($0["state"] as String) == "skipped" }
@@ -93,10 +97,10 @@ struct SchedulerTests {
         let yaml = "jobs:\n" + Self.job("hourly", "cron: \"0 * * * *\"\n    timezone: Europe/Berlin")
         try await TestStack.with("control", yaml: yaml) { stack in
             try stack.startServices(processors: 1)
-            var listed = try stack.baton(["jobs"])
-            for _ in 0..<50 where listed.status != 0 {
-                try await Task.sleep(for: .milliseconds(100))
+            var listed: (status: Int32, output: String) = (-1, "")
+            _ = try await stack.waitUntil(timeout: .seconds(30)) {
                 listed = try stack.baton(["jobs"])
+                return listed.status == 0
             }
             #expect(listed.status == 0, "\(listed.output)")
             #expect(listed.output.contains("hourly  cron 0 * * * * (Europe/Berlin)"), "\(listed.output)")
@@ -110,14 +114,12 @@ struct SchedulerTests {
             #expect(try stack.baton(["pause", "hourly"]).status == 0)
             #expect(try stack.baton(["jobs"]).output.contains("PAUSED"))
             // Paused survives a scheduler restart.
-            let scheduler = try #require(stack.process("scheduler"))
-            kill(scheduler.processIdentifier, SIGTERM)
-            scheduler.waitUntilExit()
+            try await stack.terminate("scheduler")
             try stack.start("scheduler-2", "baton-scheduler")
-            var paused = try stack.baton(["jobs"])
-            for _ in 0..<50 where paused.status != 0 {
-                try await Task.sleep(for: .milliseconds(100))
+            var paused: (status: Int32, output: String) = (-1, "")
+            _ = try await stack.waitUntil(timeout: .seconds(30)) {
                 paused = try stack.baton(["jobs"])
+                return paused.status == 0
             }
             #expect(paused.output.contains("PAUSED"), "\(paused.output)")
             #expect(try stack.baton(["resume", "hourly"]).status == 0)
@@ -141,9 +143,7 @@ struct SchedulerTests {
             #expect(unknown.status == 1)
             #expect(unknown.output.contains("unknown job \"nope\"; configured jobs: hourly"))
 
-            let restarted = try #require(stack.process("scheduler-2"))
-            kill(restarted.processIdentifier, SIGTERM)
-            restarted.waitUntilExit()
+            try await stack.terminate("scheduler-2")
             let dead = try stack.baton(["jobs"])
             #expect(dead.status == 3)
             #expect(dead.output.contains("did not answer"), "\(dead.output)")

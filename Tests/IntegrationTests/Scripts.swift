@@ -39,9 +39,9 @@ enum Scripts {
         try process.run()
         let stopper = timeout.map { limit in
             Task {
-                try await Task.sleep(for: limit)
+                try await Deliberately.wait(limit, because: "the script's time limit")
                 process.terminate()
-                try await Task.sleep(for: .seconds(2))
+                try await Deliberately.wait(.seconds(2), because: "the script's time to stop after SIGTERM")
                 if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             }
         }

@@ -26,8 +26,8 @@ struct StatusBusTests {
             // The logger subscribes to everything once connected.
             let subscribed = try await publisher.receive(timeout: .seconds(20))
             #expect(subscribed == [Data([1])])
-            // Let the watcher's subscription reach the logger's XPUB before anything is sent.
-            try await Task.sleep(for: .milliseconds(300))
+            // The watcher's subscription must reach the logger's XPUB before anything is sent.
+            try await stack.awaitSubscription(watcher, topic: "log.warning", context: context)
             for seq: UInt64 in [1, 2, 3, 9, 10, 20] {
                 let event = StatusEvent(type: EventType.runProgress, source: "test", instance: "gap:1", seq: seq, run: "j@x")
                 try await publisher.send(event.frames)
@@ -90,7 +90,8 @@ struct StatusBusTests {
                 _ = try await prefixed.receive(timeout: .seconds(2))
                 await prefixed.close()
                 // Its unsubscription travels logger → publisher; events published after it must still arrive.
-                try await Task.sleep(for: .milliseconds(20))
+                // Nothing tells when it got there: without a moment for it, the next event would not test this.
+                try await Deliberately.wait(.milliseconds(20), because: "the unsubscription must reach the publisher first")
                 publisher.publish(EventType.runProgress, run: "j@after-\(round)")
             }
             publisher.publish(EventType.runProgress, run: "j@last")

@@ -79,8 +79,9 @@ struct StatusTests {
             report = try Self.status(stack)
             let history = report.recent
             #expect(history.count == 1)
-            kill(try #require(stack.process("logger")).processIdentifier, SIGKILL)
-            stack.process("logger")?.waitUntilExit()
+            let logger = try #require(stack.process("logger"))
+            kill(logger.processIdentifier, SIGKILL)
+            #expect(try await TestStack.exited(logger))
             let unanswered = try stack.baton(["status", "--timeout", "500ms"])
             #expect(unanswered.status == 3)
             #expect(unanswered.output.contains("did not answer"), "\(unanswered.output)")
@@ -188,7 +189,7 @@ struct StatusTests {
     }
 
     static func get(_ port: Int, _ path: String) async throws -> (status: Int, body: String) {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
         request.timeoutInterval = 2
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))

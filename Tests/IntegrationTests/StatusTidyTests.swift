@@ -38,10 +38,14 @@ struct StatusTidyTests {
             #expect(shown.output.contains("1 error in the last 10m"), "\(shown.output)")
             running.cancel()
             _ = try? await running.value
-            try await Task.sleep(for: .milliseconds(1500))
 
-            // Stopped more than a second ago: gone with --gone 1s, listed with --all.
-            let tidy = try stack.baton(["status", "--timeout", "20s", "--gone", "1s", "--window", "1s"])
+            // Once stopped more than a second ago: gone with --gone 1s, listed with --all.
+            var tidy: (status: Int32, output: String) = (-1, "")
+            let hidden = try await stack.waitUntil(timeout: .seconds(20)) {
+                tidy = try stack.baton(["status", "--timeout", "20s", "--gone", "1s", "--window", "1s"])
+                return tidy.status == 0 && !tidy.output.contains("vm:4242")
+            }
+            #expect(hidden, "\(tidy.output)")
             #expect(
                 tidy.status == 0,
                 "\(tidy.output) logger running: \(stack.process("logger")?.isRunning == true) \(stack.stderr("logger").suffix(1500))"

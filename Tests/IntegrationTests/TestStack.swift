@@ -121,15 +121,13 @@ final class TestStack: @unchecked Sendable {
     func stop(grace: Duration = .seconds(10)) async {
         let running = lock.withLock { Array(processes.values) }
         for process in running where process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        let deadline = ContinuousClock.now + grace
-        while running.contains(where: \.isRunning), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
+        _ = try? await Self.waitUntil(timeout: grace, poll: .milliseconds(50)) { !running.contains(where: \.isRunning) }
         for process in running where process.isRunning {
             for child in Self.descendants(of: process.processIdentifier) { kill(child, SIGKILL) }
             kill(process.processIdentifier, SIGKILL)
         }
-        for process in running { process.waitUntilExit() }
+        // Reaped, so the next test's `descendants` and pid checks see no zombie of this one.
+        for process in running { _ = try? await Self.exited(process, within: .seconds(10)) }
     }
 
     /// Runs `body` with a new stack and always stops its processes and removes its directory afterwards.
@@ -159,16 +157,6 @@ final class TestStack: @unchecked Sendable {
     /// The text a process wrote to stderr (for failure messages).
     func stderr(_ name: String) -> String {
         (try? String(contentsOfFile: "\(directory)/\(name).err", encoding: .utf8)) ?? ""
-    }
-
-    /// Waits until `condition` holds, checking every 100 ms, for at most `timeout`.
-    func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return try await condition()
     }
 
     var outboxPath: String { dataDirectory + "/algorithm/outbox.sqlite" }

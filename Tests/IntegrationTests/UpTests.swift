@@ -105,6 +105,58 @@ struct UpTests {
         }
     }
 
+    /// A logger that cannot come up (its `status_in` port is taken): `baton up` waits for its bus for 10 s, says
+    /// so, and starts the other services anyway; once the port is free, the restarted logger comes up and the
+    /// stack works.
+    @Test(.timeLimit(.minutes(2)))
+    func theOthersStartAnywayWhenTheLoggerDoesNotComeUp() async throws {
+        try await TestStack.with("nologger", yaml: Self.demoJob) { stack in
+            let (holder, port) = try Self.holdPort()
+            var held = true
+            defer { if held { close(holder) } }
+            let endpoint = "tcp://127.0.0.1:\(port)"
+            let up = try stack.start(
+                "up",
+                "baton",
+                ["up", "--config", stack.configPath],
+                environment: ["BATON_ENDPOINT_STATUS_IN": endpoint]
+            )
+            func output() -> String { (try? String(contentsOfFile: stack.directory + "/up.out", encoding: .utf8)) ?? "" }
+            let said = try await stack.waitUntil(timeout: .seconds(40)) { output().contains("the logger did not answer") }
+            #expect(said, "\(output())")
+            let text = output()
+            // Not one other service before the 10 s were up.
+            if let notice = text.range(of: "the logger did not answer"), let scheduler = text.range(of: "starting scheduler") {
+                #expect(notice.lowerBound < scheduler.lowerBound, "\(text)")
+            }
+            close(holder)
+            held = false
+            let flowing = try await stack.waitUntil(timeout: .seconds(60)) { stack.storedCount() >= 1 }
+            #expect(flowing, "\(output())")
+            kill(up.processIdentifier, SIGTERM)
+            #expect(try await TestStack.exited(up))
+        }
+    }
+
+    /// A listening TCP socket on a free port of 127.0.0.1, and the port.
+    static func holdPort() throws -> (Int32, UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(fd, address, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, address, &length) == 0
+            }
+        }
+        if !bound { close(fd) }
+        try #require(bound, "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
+        return (fd, UInt16(bigEndian: address.sin_port))
+    }
+
     static func processors(under pid: Int32) -> [Int32] {
         TestStack.descendants(of: pid).filter { TestStack.commandLine(of: $0)?.contains("baton-processor") == true }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Messaging
 import Testing
 
 /// `baton watch` says when it cannot reach the logger, and when it is back.
@@ -20,8 +21,14 @@ struct WatchTests {
             try stack.start("logger", "baton-logger")
             let reached = try await stack.waitUntil(timeout: .seconds(15)) { count(back) == 1 }
             #expect(reached, "watch: \(output())")
-            // Heartbeats keep it reachable: no new notice while the logger runs, and none printed as events.
-            try await Task.sleep(for: .seconds(2))
+            // Heartbeats keep it reachable: no new notice while the logger runs, and none printed as events. The
+            // logger's own heartbeats in its log show when more than the 1.4 s of silence that would trigger
+            // a notice has passed.
+            let backAt = Date()
+            let heartbeats = try await stack.waitUntil(timeout: .seconds(20)) {
+                stack.loggedEvents().contains { $0.type == EventType.serviceHeartbeat && $0.time.timeIntervalSince(backAt) > 2 }
+            }
+            #expect(heartbeats, "no heartbeat in the logger's log")
             #expect(count(unreachable) == 1, "\(output())")
             #expect(!output().contains("service.heartbeat"), "\(output())")
             kill(try #require(stack.process("logger")).processIdentifier, SIGKILL)

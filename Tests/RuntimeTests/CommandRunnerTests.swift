@@ -77,12 +77,24 @@ struct CommandRunnerTests {
 
     /// Whether no process of the group (or the process, for a positive id) is left, within `timeout`.
     static func gone(_ id: Int32, timeout: Duration = .seconds(10)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if kill(id, 0) != 0 && errno == ESRCH { return true }
-            try? await Task.sleep(for: .milliseconds(20))
+        await Wait.until(timeout: timeout) { kill(id, 0) != 0 && errno == ESRCH }
+    }
+
+    /// The waits of these tests: for a condition that sends no event (a pid file written, a process gone),
+    /// polled with a deadline; or, deliberately, a window in which something must not happen.
+    enum Wait {
+        static func until(timeout: Duration, every poll: Duration = .milliseconds(20), _ condition: () -> Bool) async -> Bool {
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                if condition() { return true }
+                do { try await Task.sleep(for: poll) } catch { break }
+            }
+            return condition()
         }
-        return kill(id, 0) != 0 && errno == ESRCH
+
+        static func deliberately(_ duration: Duration, because reason: String) async throws {
+            try await Task.sleep(for: duration)
+        }
     }
 
     @Test func timeoutKillsTheWholeGroupEvenAChildIgnoringSIGTERM() async throws {
@@ -106,8 +118,7 @@ struct CommandRunnerTests {
         let runner = CommandRunner(argv: Self.stubbornScript(directory), timeout: .seconds(60), gracePeriod: .milliseconds(300))
         let task = Task { try await runner.run(onOutput: { _ in }, onError: { _ in }) }
         // A wait, not a time target: a machine loaded by the other suites may take seconds to start the script.
-        let deadline = ContinuousClock.now + .seconds(60)
-        while Self.pid(in: "\(directory)/child") == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        _ = await Wait.until(timeout: .seconds(60)) { Self.pid(in: "\(directory)/child") != nil }
         let child = try #require(Self.pid(in: "\(directory)/child"))
         let group = try #require(Self.pid(in: "\(directory)/group"))
         task.cancel()
@@ -132,7 +143,7 @@ struct CommandRunnerTests {
         if alive { kill(child, SIGKILL) }
         #expect(!alive, "the forked writer is still running after run returned")
         let size = (try? FileManager.default.attributesOfItem(atPath: "\(directory)/out")[.size] as? Int) ?? 0
-        try await Task.sleep(for: .milliseconds(200))
+        try await Wait.deliberately(.milliseconds(200), because: "a writer left behind would grow the file within 20 ms")
         #expect(((try? FileManager.default.attributesOfItem(atPath: "\(directory)/out")[.size] as? Int) ?? 0) == size)
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Messaging
 import Metrics
+import Racing
 import Runtime
 
 // The I/O around one run: ``RunAttempts`` decides what comes next, these functions do it.
@@ -100,14 +101,10 @@ extension RunWorker {
     private func attempt(_ job: Configuration.Job, request: RunRequest, output: String, logger: Logger) async -> Ending {
         let stop = await running.begin(request.runID)
         report(RunReport(runID: request.runID, job: job.name, state: .running))
-        return await withTaskGroup(of: Ending?.self) { group in
-            group.addTask { .ran(failure: await self.runAlgorithm(job, request: request, output: output, logger: logger)) }
-            group.addTask { await stop.doorbell.wait() ? .stopped : nil }
-            var first: Ending?
-            while first == nil, let next = await group.next() { first = next }
-            group.cancelAll()
-            return first ?? .ran(failure: .interrupted)
-        }
+        return await firstResult(
+            of: { .ran(failure: await self.runAlgorithm(job, request: request, output: output, logger: logger)) },
+            { await stop.doorbell.wait() ? .stopped : nil }
+        ) ?? .ran(failure: .interrupted)
     }
 
     /// Records, reports and logs how a run ended here.

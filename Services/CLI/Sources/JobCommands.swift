@@ -37,7 +37,7 @@ extension Baton {
     }
 
     /// `baton trigger`.
-    struct Trigger: AsyncParsableCommand {
+    struct Trigger: JobCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a job now (its run id ends in ~manual).",
             discussion: """
@@ -55,15 +55,10 @@ extension Baton {
         @Flag(help: "Run it even if the job is paused.")
         var force = false
 
-        func run() async throws {
-            let configuration = try options.loadConfiguration(command: "trigger")
-            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
-                .init(command: .trigger, job: job, force: force ? true : nil),
-                command: "trigger"
-            )
-            Console.line(reply.message ?? "triggered")
-            for run in reply.runs ?? [] { Console.line(run) }
-        }
+        static let name = "trigger"
+        static let done = "triggered"
+        static let listsRuns = true
+        var request: ControlRequest { .init(command: .trigger, job: job, force: force ? true : nil) }
     }
 
     /// `baton cancel`.
@@ -107,7 +102,7 @@ extension Baton {
     }
 
     /// `baton pause`.
-    struct Pause: AsyncParsableCommand {
+    struct Pause: JobCommand {
         static let configuration = CommandConfiguration(abstract: "Stop firing a job until it is resumed (kept across scheduler restarts).")
 
         @OptionGroup var options: ServiceOptions
@@ -115,18 +110,13 @@ extension Baton {
         @Argument(help: "The job.")
         var job: String
 
-        func run() async throws {
-            let configuration = try options.loadConfiguration(command: "pause")
-            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
-                .init(command: .pause, job: job),
-                command: "pause"
-            )
-            Console.line(reply.message ?? "paused")
-        }
+        static let name = "pause"
+        static let done = "paused"
+        var request: ControlRequest { .init(command: .pause, job: job) }
     }
 
     /// `baton resume`.
-    struct Resume: AsyncParsableCommand {
+    struct Resume: JobCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fire a paused job again. Slots missed while paused are recorded as skipped, unless --catch-up."
         )
@@ -139,14 +129,9 @@ extension Baton {
         @Flag(help: "Apply the job's misfire policy to the slots missed while it was paused instead of skipping them.")
         var catchUp = false
 
-        func run() async throws {
-            let configuration = try options.loadConfiguration(command: "resume")
-            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
-                .init(command: .resume, job: job, catchUp: catchUp),
-                command: "resume"
-            )
-            Console.line(reply.message ?? "resumed")
-        }
+        static let name = "resume"
+        static let done = "resumed"
+        var request: ControlRequest { .init(command: .resume, job: job, catchUp: catchUp) }
     }
 
     /// `baton backfill`.
@@ -231,5 +216,31 @@ extension Baton {
                 date = next
             }
         }
+    }
+}
+
+/// The shape `trigger`, `pause` and `resume` share: one request about one job to the scheduler's `control` socket,
+/// and its answer printed: the message (or `done` if it has none), then the run ids it names if `listsRuns`.
+protocol JobCommand: AsyncParsableCommand {
+    var options: ServiceOptions { get }
+    var job: String { get }
+    /// The command, as `baton NAME` and in messages.
+    static var name: String { get }
+    /// Printed when the scheduler's answer has no message.
+    static var done: String { get }
+    /// Whether the run ids in the answer are printed, one a line.
+    static var listsRuns: Bool { get }
+    /// The request sent.
+    var request: ControlRequest { get }
+}
+
+extension JobCommand {
+    static var listsRuns: Bool { false }
+
+    func run() async throws {
+        let configuration = try options.loadConfiguration(command: Self.name)
+        let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(request, command: Self.name)
+        Console.line(reply.message ?? Self.done)
+        if Self.listsRuns { for run in reply.runs ?? [] { Console.line(run) } }
     }
 }

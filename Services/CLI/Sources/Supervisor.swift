@@ -39,6 +39,24 @@ struct Supervisor: Sendable {
     var gracePeriod: Duration = .seconds(10)
     var environment: [String: String]
     var report: @Sendable (Report) -> Void
+    var restartPolicy = RestartPolicy()
+
+    /// How long to wait before restarting a child that ended: exponential backoff, reset by a healthy run.
+    struct RestartPolicy: Sendable {
+        /// The first delay, and the delay after a child that ran longer than `healthyAfter`.
+        var initial: Duration = .milliseconds(500)
+        /// The longest delay.
+        var maximum: Duration = .seconds(30)
+        /// A child that ran longer than this is healthy again: its next restart waits `initial` only.
+        var healthyAfter: Duration = .seconds(30)
+
+        /// The delay before the next restart of a child that ran for `ran`, given the delay before its previous
+        /// restart (`nil` if it had none): double that, up to `maximum`.
+        func delay(previous: Duration?, ran: Duration) -> Duration {
+            guard let previous, ran <= healthyAfter else { return initial }
+            return min(previous * 2, maximum)
+        }
+    }
 
     /// How many earlier runs' standard error logs are kept (`NAME.stderr.log.1` is the latest).
     static let keptLogs = 3
@@ -46,7 +64,7 @@ struct Supervisor: Sendable {
     /// Supervises one child until the calling task is cancelled. The previous run's standard error log is
     /// kept (see ``rotate(_:keep:)``); restarts within this run append to the new one.
     func supervise(_ child: Child) async {
-        var backoff = Duration.milliseconds(500)
+        var previous: Duration?
         let stderrPath = (logDirectory as NSString).appendingPathComponent("\(child.name).stderr.log")
         Self.rotate(stderrPath, keep: Self.keptLogs)
         while !Task.isCancelled {
@@ -60,15 +78,14 @@ struct Supervisor: Sendable {
                 launchError = "\(error)"
             }
             if Task.isCancelled { return }
-            // A child that ran a good while is healthy again: restart it at once next time.
-            if clock.now - started > .seconds(30) { backoff = .milliseconds(500) }
+            let backoff = restartPolicy.delay(previous: previous, ran: clock.now - started)
+            previous = backoff
             if let launchError {
                 report(.failedToStart(child.name, error: launchError, restartIn: backoff))
             } else {
                 report(.exited(child, status: status, restartIn: backoff, lastError: Self.lastError(of: stderrPath)))
             }
             do { try await Task.sleep(for: backoff) } catch { return }
-            backoff = min(backoff * 2, .seconds(30))
         }
     }
 
@@ -125,6 +142,31 @@ struct Supervisor: Sendable {
             let words = line.split(separator: " ", maxSplits: 2)
             return words.count > 1 && ["warning", "error", "critical"].contains(words[1])
         }.map(String.init)
+    }
+}
+
+extension Supervisor {
+    /// Asks `probe` until it says yes or `timeout` has passed on `clock`; returns whether it said yes. After a no,
+    /// waits `pause` before asking again, so a probe that fails at once (nothing listening yet) does not spin.
+    /// The probe bounds its own wait; the last attempt may end up to one probe's time after the deadline.
+    static func waitUntilReady<C: Clock<Duration>>(
+        within timeout: Duration,
+        clock: C = ContinuousClock(),
+        pause: Duration = .milliseconds(100),
+        probe: () async -> Bool
+    ) async -> Bool {
+        let deadline = clock.now.advanced(by: timeout)
+        while !Task.isCancelled {
+            if await probe() { return true }
+            let now = clock.now
+            guard now < deadline else { return false }
+            do {
+                try await clock.sleep(until: min(now.advanced(by: pause), deadline), tolerance: nil)
+            } catch {
+                return false
+            }
+        }
+        return false
     }
 }
 

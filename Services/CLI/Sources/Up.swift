@@ -13,7 +13,9 @@ extension Baton {
             abstract: "Run the whole stack here: logger, scheduler, algorithm and processors, restarted if they die.",
             discussion: """
                 Without --config (or $BATON_CONFIG), runs the built-in demo: the demo algorithm every 10 s, two \
-                processors, SQLite under ./data. Prints one line per status event. Ctrl-C or SIGTERM stops every \
+                processors, SQLite under ./data. The logger starts first, the others once it answers on its query \
+                endpoint (its bus is up), or after 10 s without an answer, which is printed. Prints one line per status \
+                event. Ctrl-C or SIGTERM stops every \
                 service (SIGTERM, then SIGKILL after 10 s) and waits for them; if baton up itself is killed, the \
                 services stop too. Each service's standard error goes to <data_dir>/logs/<service>.stderr.log (restarts \
                 append to it); the previous baton up's file is kept as <service>.stderr.log.1, and the two before as .2 \
@@ -116,8 +118,17 @@ extension Baton {
                 outer.addTask { await printEvents(context: context, endpoint: configuration.endpoints.statusOut) }
                 outer.addTask { try? await publisher.run() }
                 outer.addTask { await supervisor.supervise(child("logger", "baton-logger")) }
-                // The logger binds the bus first, so the other services' first events have somewhere to go.
-                try? await Task.sleep(for: .milliseconds(300))
+                // The logger binds the bus first, so the other services' first events have somewhere to go. It binds
+                // `status_in` and `status_out` before `query`, so its answer there says the bus is up. If it does not
+                // answer in time (it cannot bind, or keeps dying and is restarted), the others start anyway: they
+                // reconnect to the bus on their own once it is up, and what they publish before that is lost.
+                let query = configuration.endpoints.query
+                let busUp = await Supervisor.waitUntilReady(within: Self.busTimeout) { await Self.loggerAnswers(on: query) }
+                if !busUp {
+                    Console.line(
+                        "baton up: the logger did not answer on \(query) within \(DurationText.format(Self.busTimeout)) (see \(logDirectory)/logger.stderr.log); starting the other services anyway"
+                    )
+                }
                 await withDiscardingTaskGroup { inner in
                     for worker in workers {
                         inner.addTask { await supervisor.supervise(worker) }
@@ -133,6 +144,15 @@ extension Baton {
                 outer.cancelAll()
             }
             Console.line("baton up: stopped")
+        }
+
+        /// How long `baton up` waits for the logger's bus before it starts the other services anyway.
+        static let busTimeout = Duration.seconds(10)
+
+        /// Whether the logger answers a status query on `endpoint` within a second.
+        static func loggerAnswers(on endpoint: String) async -> Bool {
+            let reply = try? await RequestClient(endpoint: endpoint, timeout: .seconds(1)).ask(StatusQuery(), expecting: StatusReport.self)
+            return reply != nil
         }
 
         private func loadConfiguration(environment: [String: String]) throws -> (Configuration, String) {

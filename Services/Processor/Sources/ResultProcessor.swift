@@ -7,6 +7,7 @@ public import Runtime
 public import ServiceLifecycle
 
 public import ZMQ
+import Racing
 
 /// Takes results from the algorithm, one at a time, checks them, processes and stores them (through a
 /// ``ResultHandler``), and tells the algorithm: a lease renewal when it starts and then every third of the
@@ -96,22 +97,18 @@ public struct ResultProcessor: Service {
         acks.post(renewal)
         let clock = ContinuousClock()
         let start = clock.now
-        let result: Result<ResultStore.Outcome, any Error> = await withTaskGroup(of: Result<ResultStore.Outcome, any Error>?.self) {
-            group in
-            group.addTask {
-                // Keep the lease alive for as long as the work takes.
-                let every = Duration.milliseconds(max(header.leaseMs / 3, 5))
-                while (try? await Task.sleep(for: every)) != nil { acks.post(renewal) }
-                return nil
-            }
-            group.addTask {
-                do { return .success(try await handler.process(message, logger: processLogger)) } catch { return .failure(error) }
-            }
-            var outcome: Result<ResultStore.Outcome, any Error>?
-            while outcome == nil, let next = await group.next() { outcome = next }
-            group.cancelAll()
-            return outcome ?? .failure(CancellationError())
-        }
+        let result: Result<ResultStore.Outcome, any Error> =
+            await firstResult(
+                of: {
+                    // Keep the lease alive for as long as the work takes.
+                    let every = Duration.milliseconds(max(header.leaseMs / 3, 5))
+                    while (try? await Task.sleep(for: every)) != nil { acks.post(renewal) }
+                    return nil
+                },
+                {
+                    do { return .success(try await handler.process(message, logger: processLogger)) } catch { return .failure(error) }
+                }
+            ) ?? .failure(CancellationError())
         switch result {
         case .success(.conflict(let stored)):
             // Never a duplicate: the stored part stays, this one was kept aside by the store and is refused.

@@ -6,6 +6,7 @@ import Scheduling
 public import ServiceLifecycle
 
 public import ZMQ
+import Racing
 
 /// Fires each job's runs on time and hands the run requests to the algorithm.
 ///
@@ -148,12 +149,10 @@ public struct JobScheduler: Service {
 
     /// Sleeps until `deadline` on the clock, or until the doorbell rings.
     private func sleep(until deadline: Date, orWake wake: Doorbell) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await clock.sleep(until: deadline) }
-            group.addTask { _ = await wake.wait() }
-            await group.next()
-            group.cancelAll()
-        }
+        _ = await firstResult(
+            of: { _ = try? await clock.sleep(until: deadline) },
+            { _ = await wake.wait() }
+        )
     }
 }
 

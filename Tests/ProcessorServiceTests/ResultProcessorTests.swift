@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import Messaging
+import ProcessorService
+import Runtime
+import Storage
+import Testing
+import ZMQ
+
+/// `ResultProcessor` with `ResultHandler` over `inproc://` sockets, without processes: the test is the algorithm,
+/// pushing results and reading what comes back on the acknowledgement socket.
+struct ResultProcessorTests {
+    static let instance = "p1"
+
+    /// One processor: its PULL and PUSH sockets connected to the test's, its store in a scratch directory.
+    struct Harness {
+        let results: AsyncSocket
+        let acks: AsyncSocket
+        let directory: String
+
+        func send(_ frames: [Data]) async throws { try await results.send(frames) }
+
+        /// The next message the processor sends back, decoded as `T` (a lease renewal, acknowledgement or failure).
+        func next<T: WireMessage>(_ type: T.Type) async throws -> T {
+            let frames = try #require(try await acks.receive(timeout: .seconds(30)), "no answer from the processor")
+            return try Wire.decode(T.self, from: frames).message
+        }
+
+        /// The answer that settles a result, after its lease renewal.
+        func settled<T: WireMessage>(_ type: T.Type, run: String) async throws -> T {
+            #expect(try await next(LeaseRenewal.self) == LeaseRenewal(runID: run, part: 0, processor: ResultProcessorTests.instance))
+            return try await next(T.self)
+        }
+    }
+
+    static func with(
+        configure: (inout Configuration, String) throws -> Void = { _, _ in },
+        _ body: (Harness) async throws -> Void
+    ) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("processor-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = Configuration()
+        configuration.dataDirectory = directory
+        try configure(&configuration, directory)
+        let id = UUID().uuidString
+        let context = Context()
+        let results = try await AsyncSocket(context: context, configuration: .init(type: .push, bind: ["inproc://results-\(id)"]))
+        let acks = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: ["inproc://acks-\(id)"]))
+        let pull = try await AsyncSocket(context: context, configuration: .init(type: .pull, connect: ["inproc://results-\(id)"]))
+        let push = try await AsyncSocket(context: context, configuration: .init(type: .push, connect: ["inproc://acks-\(id)"]))
+        let logger = Logger(label: "test")
+        // Nobody listens on the bus: the publisher holds its events, which is all these tests need.
+        let publisher = try await StatusPublisher(
+            context: context,
+            endpoint: "inproc://status-\(id)",
+            source: "processor",
+            instance: instance
+        )
+        let store = try await ResultStore(path: (directory as NSString).appendingPathComponent("results.sqlite"))
+        let processor = ResultProcessor(
+            handler: ResultHandler(configuration: configuration, store: store, instance: instance),
+            results: pull.channel.inbound,
+            acks: push.channel.outbound,
+            instance: instance,
+            publisher: publisher,
+            logger: logger
+        )
+        let running = Task { try await processor.run() }
+        do {
+            try await body(Harness(results: results, acks: acks, directory: directory))
+        } catch {
+            running.cancel()
+            _ = try? await running.value
+            for socket in [results, acks, pull, push] { await socket.close() }
+            throw error
+        }
+        running.cancel()
+        _ = try? await running.value
+        for socket in [results, acks, pull, push] { await socket.close() }
+    }
+
+    static let logicalTime = Date(timeIntervalSince1970: 1_767_225_600)
+    static let run = RunID.make(job: "j", logicalTime: logicalTime)
+
+    static func result(_ payload: String, run: String = run) -> [Data] {
+        let data = Data(payload.utf8)
+        let header = ResultHeader(runID: run, job: "j", logicalTime: logicalTime, size: data.count, sha256: SHA256.hex(of: data))
+        return ResultMessage(header: header, payload: data).frames
+    }
+
+    /// A result is leased (renewal first), stored, then acknowledged as new.
+    @Test(.timeLimit(.minutes(1)))
+    func aResultIsLeasedStoredAndAcknowledged() async throws {
+        try await Self.with { harness in
+            try await harness.send(Self.result("{\"a\":1}\n"))
+            let ack = try await harness.settled(Acknowledgement.self, run: Self.run)
+            #expect(ack == Acknowledgement(runID: Self.run, part: 0, processor: Self.instance, duplicate: false))
+        }
+    }
+
+    /// The same result again (a re-send after a lost acknowledgement) is acknowledged as a duplicate, not stored twice.
+    @Test(.timeLimit(.minutes(1)))
+    func aResultSentTwiceIsAcknowledgedAsADuplicate() async throws {
+        try await Self.with { harness in
+            try await harness.send(Self.result("{\"a\":1}\n"))
+            _ = try await harness.settled(Acknowledgement.self, run: Self.run)
+            try await harness.send(Self.result("{\"a\":1}\n"))
+            let again = try await harness.settled(Acknowledgement.self, run: Self.run)
+            #expect(again.duplicate)
+        }
+    }
+
+    /// Another payload under a stored key is a conflict: refused with a permanent failure report marked as such.
+    @Test(.timeLimit(.minutes(1)))
+    func anotherPayloadUnderAStoredKeyIsAConflict() async throws {
+        try await Self.with { harness in
+            try await harness.send(Self.result("{\"a\":1}\n"))
+            _ = try await harness.settled(Acknowledgement.self, run: Self.run)
+            try await harness.send(Self.result("{\"a\":2}\n"))
+            let report = try await harness.settled(FailureReport.self, run: Self.run)
+            #expect(report.conflict == true)
+            #expect(!report.handBack)
+            #expect(report.reason.hasPrefix("conflict: \(Self.run) part 0 is stored with sha256"), "\(report.reason)")
+        }
+    }
+
+    /// A processing failure is reported (a nack); a command that cannot be executed fails every attempt alike,
+    /// so its report is permanent (dead-lettered at once).
+    @Test(.timeLimit(.minutes(1)))
+    func aCommandThatCannotRunIsAPermanentFailure() async throws {
+        try await Self.with(configure: { configuration, directory in
+            let script = (directory as NSString).appendingPathComponent("not-executable.sh")
+            try Data("#!/bin/sh\n".utf8).write(to: URL(fileURLWithPath: script))
+            configuration.processor.command = [script]
+        }) { harness in
+            try await harness.send(Self.result("{\"a\":1}\n"))
+            let report = try await harness.settled(FailureReport.self, run: Self.run)
+            #expect(report.permanent)
+            #expect(!report.handBack)
+            #expect(report.conflict != true)
+            #expect(report.reason.contains("not an executable file"), "\(report.reason)")
+        }
+    }
+
+    /// Malformed frames and a payload that does not match its checksum are rejected without an answer; the next
+    /// good result is processed as usual.
+    @Test(.timeLimit(.minutes(1)))
+    func malformedResultsAreRejectedAndTheNextOneIsProcessed() async throws {
+        try await Self.with { harness in
+            try await harness.send([Data("garbage".utf8)])
+            var tampered = Self.result("{\"a\":1}\n", run: RunID.make(job: "j", logicalTime: Self.logicalTime + 60))
+            tampered[tampered.count - 1] = Data("{\"a\":9}\n".utf8)
+            try await harness.send(tampered)
+            try await harness.send(Self.result("{\"a\":1}\n"))
+            // The first answer is the good result's: nothing came back for the two before it.
+            let ack = try await harness.settled(Acknowledgement.self, run: Self.run)
+            #expect(!ack.duplicate)
+        }
+    }
+}
