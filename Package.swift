@@ -28,7 +28,7 @@ let nio: [Target.Dependency] = [
 ]
 
 /// A service: a library target holding the logic, and a thin executable over it.
-func service(_ name: String, folder: String, dependencies: [Target.Dependency]) -> [Target] {
+func service(_ name: String, folder: String, dependencies: [Target.Dependency], main: [Target.Dependency] = []) -> [Target] {
     [
         .target(
             name: name,
@@ -38,14 +38,16 @@ func service(_ name: String, folder: String, dependencies: [Target.Dependency]) 
         ),
         .executableTarget(
             name: "\(name)Main",
-            dependencies: [.target(name: name), argumentParser, "Runtime"],
+            dependencies: [.target(name: name), argumentParser, "ServiceKit", "Config"] + main,
             path: "Services/\(folder)/Main",
             swiftSettings: swiftSettings
         ),
     ]
 }
 
-let serviceBase: [Target.Dependency] = ["ZMQ", "Messaging", "Scheduling", "Runtime", logging, lifecycle, argumentParser, metrics]
+let serviceBase: [Target.Dependency] = [
+    "ZMQ", "Messaging", "Scheduling", "Config", "ServiceKit", "MetricsHTTP", logging, lifecycle, argumentParser, metrics,
+]
 
 let package = Package(
     name: "Baton",
@@ -95,32 +97,63 @@ let package = Package(
         .target(name: "ZMQ", dependencies: ["CZMQ", deque], path: "Shared/ZMQ", swiftSettings: swiftSettings),
         .target(name: "Messaging", dependencies: ["CPlatform", "Scheduling"], path: "Shared/Messaging", swiftSettings: swiftSettings),
         .target(name: "Scheduling", path: "Shared/Scheduling", swiftSettings: swiftSettings),
+        // The configuration file: sections, keys, environment overrides, validation (Yams).
+        .target(name: "Config", dependencies: ["Messaging", "Scheduling", yams], path: "Shared/Config", swiftSettings: swiftSettings),
+        // What every service process is made of: runner, service description, status publisher, log handlers,
+        // message rejector, doorbell, pid file.
         .target(
-            name: "Runtime",
+            name: "ServiceKit",
             dependencies: [
-                "ZMQ", "Messaging", "Scheduling", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, system, deque,
-                metrics, prometheus, hummingbird, hummingbirdCore,
-            ] + nio,
-            path: "Shared/Runtime",
+                "ZMQ", "Messaging", "Config", "MetricsHTTP", "CPlatform", logging, lifecycle, signals, argumentParser, deque, metrics,
+            ],
+            path: "Shared/ServiceKit",
+            swiftSettings: swiftSettings
+        ),
+        // Each service's HTTP endpoint: /metrics (Prometheus) and /healthz.
+        .target(
+            name: "MetricsHTTP",
+            dependencies: ["Messaging", logging, lifecycle, metrics, prometheus, hummingbird, hummingbirdCore] + nio,
+            path: "Shared/MetricsHTTP",
+            swiftSettings: swiftSettings
+        ),
+        // User commands: the runner (through baton-exec), owner markers, output tails, PATH lookup.
+        .target(
+            name: "Commands",
+            dependencies: ["Config", "CPlatform", subprocess, system],
+            path: "Shared/Commands",
             swiftSettings: swiftSettings
         ),
         .target(name: "Storage", dependencies: ["Messaging", grdb, logging], path: "Shared/Storage", swiftSettings: swiftSettings),
     ]
         + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase + ["Storage"])
-        + service("AlgorithmService", folder: "Algorithm", dependencies: serviceBase + ["Storage", subprocess, signals])
-        + service("ProcessorService", folder: "Processor", dependencies: serviceBase + ["Storage", subprocess])
+        + service(
+            "AlgorithmService",
+            folder: "Algorithm",
+            dependencies: serviceBase + ["Storage", "Commands", subprocess, signals],
+            main: ["Commands"]
+        )
+        + service(
+            "ProcessorService",
+            folder: "Processor",
+            dependencies: serviceBase + ["Storage", "Commands", subprocess],
+            main: ["Commands"]
+        )
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
         + service(
             "CLI",
             folder: "CLI",
             dependencies: serviceBase + [
-                "Storage", "ProcessorService", "AlgorithmService", "LoggerService", "SchedulerService", subprocess, system, signals,
+                "Storage", "Commands", "ProcessorService", "AlgorithmService", "LoggerService", "SchedulerService", subprocess, system,
+                signals,
             ]
         )
         + [
             .executableTarget(
                 name: "BatonBench",
-                dependencies: ["ZMQ", "Messaging", "Runtime", "Storage", "AlgorithmService", grdb, logging, lifecycle, argumentParser],
+                dependencies: [
+                    "ZMQ", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Commands", "Storage", "AlgorithmService", grdb, logging,
+                    lifecycle, argumentParser,
+                ],
                 path: "Benchmarks/BatonBench",
                 swiftSettings: swiftSettings
             ),
@@ -130,16 +163,25 @@ let package = Package(
                 dependencies: ["Messaging", .product(name: "PropertyBased", package: "swift-property-based")],
                 swiftSettings: swiftSettings
             ),
+            .testTarget(name: "ConfigTests", dependencies: ["Config", "Messaging"], swiftSettings: swiftSettings),
+            // The services' descriptions are checked here against the configuration, so it sees the services.
             .testTarget(
-                name: "RuntimeTests",
+                name: "ServiceKitTests",
                 dependencies: [
-                    "Runtime", "Messaging", "ZMQ", logging, lifecycle, .product(name: "PropertyBased", package: "swift-property-based"),
+                    "ServiceKit", "Config", "MetricsHTTP", "Messaging", "ZMQ", "SchedulerService", "AlgorithmService", "ProcessorService",
+                    "LoggerService", logging, lifecycle, .product(name: "PropertyBased", package: "swift-property-based"),
                 ],
                 swiftSettings: swiftSettings
             ),
             .testTarget(
+                name: "MetricsHTTPTests",
+                dependencies: ["MetricsHTTP", logging, lifecycle],
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(name: "CommandsTests", dependencies: ["Commands", "Config"], swiftSettings: swiftSettings),
+            .testTarget(
                 name: "AlgorithmServiceTests",
-                dependencies: ["AlgorithmService", "Storage", "Messaging", "Runtime", logging],
+                dependencies: ["AlgorithmService", "Storage", "Messaging", "Config", "ServiceKit", "MetricsHTTP", logging],
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging", logging], swiftSettings: swiftSettings),
@@ -148,14 +190,14 @@ let package = Package(
             .testTarget(
                 name: "SchedulerServiceTests",
                 dependencies: [
-                    "SchedulerService", "Scheduling", "Messaging", "Runtime", "Storage", logging,
+                    "SchedulerService", "Scheduling", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Storage", logging,
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 ],
                 swiftSettings: swiftSettings
             ),
             .testTarget(
                 name: "IntegrationTests",
-                dependencies: ["Runtime", "Messaging", "ZMQ", "Storage", logging, grdb],
+                dependencies: ["Config", "ServiceKit", "MetricsHTTP", "Commands", "Messaging", "ZMQ", "Storage", logging, grdb],
                 swiftSettings: swiftSettings
             ),
         ]

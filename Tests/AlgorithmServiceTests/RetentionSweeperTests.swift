@@ -2,7 +2,7 @@ import AlgorithmService
 import Foundation
 import Logging
 import Messaging
-import Runtime
+import Config
 import Storage
 import Testing
 

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import Messaging
-import Runtime
+import MetricsHTTP
 import Testing
 import ZMQ
 
@@ -188,7 +188,7 @@ struct StatusTests {
     }
 
     static func get(_ port: Int, _ path: String) async throws -> (status: Int, body: String) {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
         request.timeoutInterval = 2
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))

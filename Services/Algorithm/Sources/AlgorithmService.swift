@@ -1,6 +1,8 @@
 import Foundation
 import Logging
-public import Runtime
+public import Config
+public import ServiceKit
+import Commands
 public import ServiceLifecycle
 import Storage
 public import ZMQ
@@ -74,7 +76,7 @@ public enum AlgorithmService {
             policy: .init(maxAttempts: processor.attempts, initialBackoff: processor.backoff, maxBackoff: processor.backoffMax)
         )
         let heartbeat = SocketOption.peerHeartbeat
-        let (results, acks) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
+        let (results, acks) = try await ConfigurationError.binding(ServiceDescription.algorithm.boundEndpoints(configuration.endpoints)) {
             try await resultSockets(configuration: configuration, context: environment.context)
         }
         let runs = try await AsyncSocket(

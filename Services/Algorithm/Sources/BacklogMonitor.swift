@@ -2,7 +2,8 @@ import Metrics
 import Foundation
 public import Logging
 import Messaging
-public import Runtime
+public import ServiceKit
+public import MetricsHTTP
 public import ServiceLifecycle
 public import Storage
 

@@ -1,6 +1,6 @@
 public import Foundation
 public import Messaging
-public import Runtime
+public import ServiceKit
 public import Storage
 
 /// The algorithm's hand-off: make a finished run's raw result durable and queue it for the processors,

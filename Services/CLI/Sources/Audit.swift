@@ -2,7 +2,8 @@ import AlgorithmService
 import ArgumentParser
 import Foundation
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 import SchedulerService
 import Scheduling
 import Storage

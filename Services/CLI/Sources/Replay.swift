@@ -4,7 +4,8 @@ import Foundation
 import Logging
 import Messaging
 import ProcessorService
-import Runtime
+import Config
+import ServiceKit
 import Storage
 
 extension Baton {

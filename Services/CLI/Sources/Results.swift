@@ -2,7 +2,7 @@ import AlgorithmService
 import ArgumentParser
 import Foundation
 import Messaging
-import Runtime
+import ServiceKit
 import Storage
 
 extension Baton {

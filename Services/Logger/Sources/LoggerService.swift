@@ -3,7 +3,9 @@ import Glibc
 public import Logging
 import Metrics
 import Messaging
-public import Runtime
+public import Config
+public import ServiceKit
+public import MetricsHTTP
 public import ServiceLifecycle
 public import ZMQ
 
@@ -72,7 +74,7 @@ public struct LoggerService: Service {
             configuration: .init(type: .pull, options: [.receiveHighWaterMark(Self.queue)], bind: [captureEndpoint])
         )
         // A socket that cannot be bound is a configuration error naming its key (endpoints.status_in, ...).
-        let (proxy, query) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "logger")) {
+        let (proxy, query) = try await ConfigurationError.binding(ServiceDescription.logger.boundEndpoints(configuration.endpoints)) {
             let proxy: Proxy
             do {
                 proxy = try await Proxy(

@@ -1,7 +1,8 @@
 import Foundation
 public import Logging
 public import Messaging
-public import Runtime
+public import Config
+import Commands
 public import Storage
 
 /// Processes one result part: the built-in store, or the configured processor command. Either way the

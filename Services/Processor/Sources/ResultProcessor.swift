@@ -2,7 +2,9 @@ import Foundation
 import Metrics
 public import Logging
 import Messaging
-public import Runtime
+public import ServiceKit
+public import MetricsHTTP
+import Commands
 public import ServiceLifecycle
 import Storage
 public import ZMQ

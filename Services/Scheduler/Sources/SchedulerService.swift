@@ -1,5 +1,6 @@
 import Foundation
-public import Runtime
+public import Config
+public import ServiceKit
 public import ServiceLifecycle
 import Storage
 import ZMQ
@@ -18,7 +19,9 @@ public enum SchedulerService {
         let heartbeat = SocketOption.peerHeartbeat
         let limits = configuration.limits
         // Bound together: a failure names its key (endpoints.runs, .reports or .control).
-        let (runs, reports, controlSocket) = try await ConfigurationError.binding(configuration.boundEndpoints(service: "scheduler")) {
+        let (runs, reports, controlSocket) = try await ConfigurationError.binding(
+            ServiceDescription.scheduler.boundEndpoints(configuration.endpoints)
+        ) {
             let runs = try await AsyncSocket(
                 context: environment.context,
                 configuration: .init(
