@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Config
 import Glibc
 import Subprocess

@@ -1,6 +1,6 @@
 public import Foundation
 public import Logging
-public import Messaging
+import Messaging
 import CoreMetrics
 public import MetricsHTTP
 import Synchronization
