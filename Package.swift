@@ -28,7 +28,7 @@ let nio: [Target.Dependency] = [
 ]
 
 /// A service: a library target holding the logic, and a thin executable over it.
-func service(_ name: String, folder: String, dependencies: [Target.Dependency]) -> [Target] {
+func service(_ name: String, folder: String, dependencies: [Target.Dependency], main: [Target.Dependency] = []) -> [Target] {
     [
         .target(
             name: name,
@@ -38,14 +38,16 @@ func service(_ name: String, folder: String, dependencies: [Target.Dependency]) 
         ),
         .executableTarget(
             name: "\(name)Main",
-            dependencies: [.target(name: name), argumentParser, "Runtime"],
+            dependencies: [.target(name: name), argumentParser, "ServiceKit", "Config"] + main,
             path: "Services/\(folder)/Main",
             swiftSettings: swiftSettings
         ),
     ]
 }
 
-let serviceBase: [Target.Dependency] = ["ZMQ", "Messaging", "Scheduling", "Runtime", logging, lifecycle, argumentParser, metrics]
+let serviceBase: [Target.Dependency] = [
+    "ZMQ", "Messaging", "Scheduling", "Config", "ServiceKit", "MetricsHTTP", logging, lifecycle, argumentParser, metrics,
+]
 
 let package = Package(
     name: "Baton",
@@ -97,13 +99,30 @@ let package = Package(
         .target(name: "ZMQ", dependencies: ["CZMQ", deque, "Racing"], path: "Shared/ZMQ", swiftSettings: swiftSettings),
         .target(name: "Messaging", dependencies: ["CPlatform", "Scheduling"], path: "Shared/Messaging", swiftSettings: swiftSettings),
         .target(name: "Scheduling", path: "Shared/Scheduling", swiftSettings: swiftSettings),
+        // The configuration file: sections, keys, environment overrides, validation (Yams).
+        .target(name: "Config", dependencies: ["Messaging", "Scheduling", yams], path: "Shared/Config", swiftSettings: swiftSettings),
+        // What every service process is made of: runner, service description, status publisher, log handlers,
+        // message rejector, doorbell, pid file.
         .target(
-            name: "Runtime",
+            name: "ServiceKit",
             dependencies: [
-                "ZMQ", "Messaging", "Scheduling", "CPlatform", logging, lifecycle, signals, argumentParser, yams, subprocess, system, deque,
-                metrics, prometheus, hummingbird, hummingbirdCore,
-            ] + nio,
-            path: "Shared/Runtime",
+                "ZMQ", "Messaging", "Config", "MetricsHTTP", "CPlatform", logging, lifecycle, signals, argumentParser, deque, metrics,
+            ],
+            path: "Shared/ServiceKit",
+            swiftSettings: swiftSettings
+        ),
+        // Each service's HTTP endpoint: /metrics (Prometheus) and /healthz.
+        .target(
+            name: "MetricsHTTP",
+            dependencies: ["Messaging", logging, lifecycle, metrics, prometheus, hummingbird, hummingbirdCore] + nio,
+            path: "Shared/MetricsHTTP",
+            swiftSettings: swiftSettings
+        ),
+        // User commands: the runner (through baton-exec), owner markers, output tails, PATH lookup.
+        .target(
+            name: "Commands",
+            dependencies: ["Config", "CPlatform", subprocess, system],
+            path: "Shared/Commands",
             swiftSettings: swiftSettings
         ),
         // The one SQLite opening every store uses; each store lives in the module of the service that owns it.
@@ -114,27 +133,33 @@ let package = Package(
             "AlgorithmService",
             folder: "Algorithm",
             // NIOPosix for its blocking pool (BlockingWork): hashing, fsync and reads of results off the cooperative pool.
-            dependencies: serviceBase + ["Persistence", grdb, subprocess, signals, .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: serviceBase + [
+                "Persistence", "Commands", grdb, subprocess, signals, .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            main: ["Commands"]
         )
         + service(
             "ProcessorService",
             folder: "Processor",
             // NIOPosix for its blocking pool: checking and writing results off the cooperative pool.
-            dependencies: serviceBase + ["Persistence", grdb, subprocess, .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: serviceBase + ["Persistence", "Commands", grdb, subprocess, .product(name: "NIOPosix", package: "swift-nio")],
+            main: ["Commands"]
         )
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
         + service(
             "CLI",
             folder: "CLI",
             dependencies: serviceBase + [
-                "ProcessorService", "AlgorithmService", "LoggerService", "SchedulerService", subprocess, system, signals,
+                "Persistence", "Commands", "ProcessorService", "AlgorithmService", "LoggerService", "SchedulerService", subprocess,
+                system, signals,
             ]
         )
         + [
             .executableTarget(
                 name: "BatonBench",
                 dependencies: [
-                    "ZMQ", "Messaging", "Runtime", "ProcessorService", "AlgorithmService", grdb, logging, lifecycle, argumentParser,
+                    "ZMQ", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Commands", "Persistence", "ProcessorService",
+                    "AlgorithmService", grdb, logging, lifecycle, argumentParser,
                 ],
                 path: "Benchmarks/BatonBench",
                 swiftSettings: swiftSettings
@@ -144,7 +169,7 @@ let package = Package(
             .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "ProcessorServiceTests",
-                dependencies: ["ProcessorService", "Messaging", "Runtime", "ZMQ", grdb, logging],
+                dependencies: ["ProcessorService", "Persistence", "Messaging", "Config", "ServiceKit", "ZMQ", grdb, logging],
                 swiftSettings: swiftSettings
             ),
             .testTarget(
@@ -152,17 +177,26 @@ let package = Package(
                 dependencies: ["Messaging", .product(name: "PropertyBased", package: "swift-property-based")],
                 swiftSettings: swiftSettings
             ),
+            .testTarget(name: "ConfigTests", dependencies: ["Config", "Messaging"], swiftSettings: swiftSettings),
+            // The services' descriptions are checked here against the configuration, so it sees the services.
             .testTarget(
-                name: "RuntimeTests",
+                name: "ServiceKitTests",
                 dependencies: [
-                    "Runtime", "Messaging", "ZMQ", logging, lifecycle, .product(name: "PropertyBased", package: "swift-property-based"),
+                    "ServiceKit", "Config", "MetricsHTTP", "Messaging", "ZMQ", "SchedulerService", "AlgorithmService", "ProcessorService",
+                    "LoggerService", logging, lifecycle, .product(name: "PropertyBased", package: "swift-property-based"),
                 ],
                 swiftSettings: swiftSettings
             ),
             .testTarget(
+                name: "MetricsHTTPTests",
+                dependencies: ["MetricsHTTP", logging, lifecycle],
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(name: "CommandsTests", dependencies: ["Commands", "Config"], swiftSettings: swiftSettings),
+            .testTarget(
                 name: "AlgorithmServiceTests",
                 dependencies: [
-                    "AlgorithmService", "Messaging", "Runtime", "ZMQ", logging,
+                    "AlgorithmService", "Persistence", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "ZMQ", logging,
                     .product(name: "PropertyBased", package: "swift-property-based"),
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 ],
@@ -173,7 +207,7 @@ let package = Package(
             .testTarget(
                 name: "SchedulerServiceTests",
                 dependencies: [
-                    "SchedulerService", "Scheduling", "Messaging", "Runtime", "ZMQ", logging,
+                    "SchedulerService", "Scheduling", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Persistence", "ZMQ", logging,
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                     .product(name: "PropertyBased", package: "swift-property-based"),
                 ],
@@ -181,7 +215,7 @@ let package = Package(
             ),
             .testTarget(
                 name: "IntegrationTests",
-                dependencies: ["Runtime", "Messaging", "ZMQ", "ProcessorService", logging, grdb],
+                dependencies: ["Config", "ServiceKit", "MetricsHTTP", "Commands", "Messaging", "ZMQ", "ProcessorService", logging, grdb],
                 swiftSettings: swiftSettings
             ),
         ]

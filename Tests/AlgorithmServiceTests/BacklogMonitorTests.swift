@@ -2,9 +2,11 @@ import AlgorithmService
 import Foundation
 import Logging
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 import Testing
 import ZMQ
+import MetricsHTTP
 
 struct BacklogMonitorTests {
     /// The backlog is published at start and again, on the monitor's clock, once the outbox changed.

@@ -3,7 +3,8 @@ import Foundation
 import Persistence
 import Logging
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 import Testing
 import ZMQ
 

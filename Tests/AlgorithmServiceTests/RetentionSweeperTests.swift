@@ -2,8 +2,7 @@ import AlgorithmService
 import Foundation
 import Logging
 import Messaging
-import Runtime
-
+import Config
 import Testing
 
 struct RetentionSweeperTests {

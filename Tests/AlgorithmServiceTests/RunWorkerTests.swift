@@ -2,7 +2,8 @@ import AlgorithmService
 import Foundation
 import Logging
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 import ServiceLifecycleTestKit
 import Testing
 import ZMQ

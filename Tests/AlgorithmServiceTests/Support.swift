@@ -1,6 +1,7 @@
 import Foundation
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 import Synchronization
 import Testing
 import ZMQ

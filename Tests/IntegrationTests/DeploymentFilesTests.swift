@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import Config
 import Testing
 
 /// The shipped configuration files and the compose stack stay valid.

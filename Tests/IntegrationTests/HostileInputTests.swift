@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import Messaging
-import Runtime
+import ServiceKit
 import Testing
 import ZMQ
 

@@ -1,7 +1,8 @@
 import Foundation
 import Glibc
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 import Testing
 import ZMQ
 

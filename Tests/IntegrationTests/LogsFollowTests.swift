@@ -1,6 +1,6 @@
 import Foundation
 import Messaging
-import Runtime
+import ServiceKit
 import Testing
 import ZMQ
 

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import Messaging
-import Runtime
+import MetricsHTTP
 import Testing
 import ZMQ
 

@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import Messaging
 import ProcessorService
-import Runtime
-import Storage
+import Config
+import ServiceKit
 import Testing
 import ZMQ
 

@@ -1,7 +1,8 @@
 import Foundation
 import Logging
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 import SchedulerService
 import Testing
 import ZMQ

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Messaging
-import Runtime
+import Config
 import SchedulerService
 import Scheduling
 import ServiceLifecycleTestKit

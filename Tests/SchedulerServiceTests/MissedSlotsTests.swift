@@ -1,6 +1,6 @@
 import Foundation
-import Runtime
 import SchedulerService
+import Config
 import Testing
 
 struct MissedSlotsTests {

@@ -1,7 +1,8 @@
 import Foundation
 import Messaging
 import PropertyBased
-import Runtime
+import Config
+import ServiceKit
 import SchedulerService
 import Testing
 

@@ -1,6 +1,8 @@
 import AlgorithmService
 import ArgumentParser
-import Runtime
+import Commands
+import Config
+import ServiceKit
 
 /// `baton-algorithm`: runs the jobs' algorithms and hands results to the processors.
 @main
@@ -18,8 +20,10 @@ struct AlgorithmCommand: AsyncParsableCommand {
     @OptionGroup var metricsOptions: MetricsOptions
 
     func run() async throws {
-        try await ServiceRunner.run(name: "algorithm", options: options, metricsPort: metricsOptions.metricsPort) { environment in
-            try await AlgorithmService.make(environment: environment)
+        try await ServiceRunner.run(.algorithm, options: options, metricsPort: metricsOptions.metricsPort) { environment in
+            // Commands started from now on carry this process's marker, so a successor can find what it leaves behind.
+            CommandOwner.register(service: "algorithm", dataDirectory: environment.configuration.dataDirectory)
+            return try await AlgorithmService.make(environment: environment)
         }
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 public import Logging
 import Messaging
-public import Runtime
+public import ServiceKit
 public import ServiceLifecycle
 
 public import ZMQ

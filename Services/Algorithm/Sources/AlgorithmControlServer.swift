@@ -3,7 +3,8 @@ public import Foundation
 public import Logging
 public import Messaging
 import Persistence
-public import Runtime
+public import Config
+public import ServiceKit
 public import ServiceLifecycle
 public import ZMQ
 

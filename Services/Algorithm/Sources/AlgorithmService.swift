@@ -1,6 +1,8 @@
 import Foundation
 import Logging
-public import Runtime
+public import Config
+public import ServiceKit
+import Commands
 public import ServiceLifecycle
 public import ZMQ
 
@@ -107,7 +109,7 @@ public struct AlgorithmService: Service {
         let configuration = environment.configuration
         let context = environment.context
         // A bound socket that cannot be bound is a configuration error naming its key, before any part runs.
-        try await ConfigurationError.binding(configuration.boundEndpoints(service: "algorithm")) {
+        try await ConfigurationError.binding(ServiceDescription.algorithm.boundEndpoints(configuration.endpoints)) {
             try await context.withOutbound(Self.resultsSocket(configuration)) { results in
                 try await context.withInbound(Self.acksSocket(configuration)) { acks in
                     try await context.withSocket(Self.controlSocket(configuration)) { control in

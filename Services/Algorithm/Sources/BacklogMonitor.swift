@@ -2,7 +2,8 @@ import Metrics
 import Foundation
 public import Logging
 import Messaging
-public import Runtime
+public import ServiceKit
+public import MetricsHTTP
 public import ServiceLifecycle
 
 /// Watches the outbox and tells what is waiting: results pending (not yet sent or due for a retry), sent

@@ -1,7 +1,7 @@
 public import Foundation
 public import Messaging
 import Persistence
-public import Runtime
+public import ServiceKit
 
 /// The algorithm's hand-off: make a finished run's raw result durable and queue it for the processors,
 /// then wake the sender. This is all the algorithm waits for before its next run; it never waits for a

@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 import Messaging
 import Persistence
-public import Runtime
+public import ServiceKit
 public import ServiceLifecycle
 
 public import ZMQ

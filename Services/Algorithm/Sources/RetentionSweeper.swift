@@ -1,6 +1,6 @@
 public import Foundation
 public import Logging
-public import Runtime
+public import Config
 public import ServiceLifecycle
 
 /// Deletes raw result files that retention allows: only results a processor has acknowledged, those older

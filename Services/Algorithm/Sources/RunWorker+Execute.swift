@@ -3,7 +3,10 @@ import Logging
 import Messaging
 import Metrics
 import Racing
-import Runtime
+import Config
+import ServiceKit
+import MetricsHTTP
+import Commands
 
 // The I/O around one run: ``RunAttempts`` decides what comes next, these functions do it.
 extension RunWorker {

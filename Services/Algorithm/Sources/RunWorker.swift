@@ -2,7 +2,10 @@ import Metrics
 import Foundation
 public import Logging
 import Messaging
-public import Runtime
+public import Config
+public import ServiceKit
+public import MetricsHTTP
+import Commands
 public import ServiceLifecycle
 
 import UnixSignals

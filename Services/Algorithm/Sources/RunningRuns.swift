@@ -1,4 +1,5 @@
-import Runtime
+import Config
+import ServiceKit
 
 /// The runs executing now, each with a doorbell that stops it and the reason it was stopped for.
 actor RunningRuns {

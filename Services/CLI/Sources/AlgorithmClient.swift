@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 
 /// Asks the algorithm, on its `algorithm_control` socket, for what only it keeps: result parts and their
 /// delivery, its run ledger, and raw result bytes.

@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Messaging
 import ProcessorService
-import Runtime
+import Config
+import ServiceKit
 import SchedulerService
 import Scheduling
 

@@ -1,7 +1,8 @@
 import Messaging
 import ArgumentParser
 import Foundation
-import Runtime
+import Config
+import ServiceKit
 
 extension ServiceOptions {
     /// Loads the configuration for a `baton` subcommand, or exits with status 2 and the reason.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Messaging
-import Runtime
+import Config
 import ZMQ
 
 /// One request on a REQ socket, with a bounded wait for the reply.

@@ -2,7 +2,8 @@ import Scheduling
 import ArgumentParser
 import Foundation
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 
 extension Baton {
     /// `baton jobs`.

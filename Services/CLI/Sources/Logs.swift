@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import LoggerService
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 
 extension Baton {
     /// `baton logs`: read the services' logs that the logger collected.

@@ -3,7 +3,8 @@ import Foundation
 import Logging
 import Messaging
 import ProcessorService
-import Runtime
+import Config
+import ServiceKit
 
 extension Baton {
     /// `baton replay`: process kept raw results again, without running the algorithm.

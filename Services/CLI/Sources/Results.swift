@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import Messaging
-import Runtime
+import ServiceKit
+import Config
 
 extension Baton {
     /// `baton results`: the algorithm's results and their delivery state.

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 
 extension Baton {
     /// `baton status`.

@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-import Runtime
 import Subprocess
 import SystemPackage
 

@@ -1,8 +1,14 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import LoggerService
+import ProcessorService
+import SchedulerService
+import AlgorithmService
 import Messaging
-import Runtime
+import Config
+import ServiceKit
+import Commands
 import UnixSignals
 import ZMQ
 
@@ -41,9 +47,10 @@ extension Baton {
             let (configuration, configPath) = try loadConfiguration(environment: environment)
             // Every service checks its folders and commands when it starts; checked here first, a problem is one
             // clear error (status 2) instead of a child exiting and being restarted over and over.
-            for service in Configuration.services where service != "processor" || (processors ?? configuration.processor.count) > 0 {
+            let services: [ServiceDescription] = [.logger, .scheduler, .algorithm, .processor]
+            for service in services where service.name != "processor" || (processors ?? configuration.processor.count) > 0 {
                 do {
-                    try configuration.checkStartup(service: service, environment: environment, source: configPath)
+                    try service.checkStartup(configuration, environment: environment, source: configPath)
                 } catch {
                     Console.error("baton up: configuration error: \(error)")
                     throw ExitCode(2)

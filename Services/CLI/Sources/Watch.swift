@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 import UnixSignals
 import ZMQ
 

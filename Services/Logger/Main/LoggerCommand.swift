@@ -1,6 +1,7 @@
 import ArgumentParser
 import LoggerService
-import Runtime
+import Config
+import ServiceKit
 
 /// `baton-logger`: the status bus and the event log.
 @main
@@ -15,7 +16,7 @@ struct LoggerCommand: AsyncParsableCommand {
     @OptionGroup var metricsOptions: MetricsOptions
 
     func run() async throws {
-        try await ServiceRunner.run(name: "logger", options: options, metricsPort: metricsOptions.metricsPort) { environment in
+        try await ServiceRunner.run(.logger, options: options, metricsPort: metricsOptions.metricsPort) { environment in
             [
                 LoggerService(
                     context: environment.context,

@@ -3,7 +3,9 @@ import Glibc
 public import Logging
 import Metrics
 import Messaging
-public import Runtime
+public import Config
+public import ServiceKit
+public import MetricsHTTP
 public import ServiceLifecycle
 public import ZMQ
 
@@ -71,7 +73,7 @@ public struct LoggerService: Service {
         try await context.withInbound(.init(type: .pull, options: [.receiveHighWaterMark(Self.queue)], bind: [captureEndpoint])) {
             capture in
             // A socket that cannot be bound is a configuration error naming its key (endpoints.status_in, ...).
-            try await ConfigurationError.binding(configuration.boundEndpoints(service: "logger")) {
+            try await ConfigurationError.binding(ServiceDescription.logger.boundEndpoints(configuration.endpoints)) {
                 try await Proxy.withProxy(
                     context: context,
                     frontend: .init(

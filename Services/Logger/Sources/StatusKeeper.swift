@@ -1,7 +1,7 @@
 public import Foundation
 public import Logging
 public import Messaging
-public import Runtime
+public import ServiceKit
 import Synchronization
 
 /// The logger's ``StatusBoard``, shared between the event loop that updates it and the query socket that

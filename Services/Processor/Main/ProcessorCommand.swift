@@ -1,6 +1,8 @@
 import ArgumentParser
+import Commands
+import Config
 import ProcessorService
-import Runtime
+import ServiceKit
 
 /// `baton-processor`: processes and stores results; run as many as needed, on any host.
 @main
@@ -21,9 +23,11 @@ struct ProcessorCommand: AsyncParsableCommand {
     var name: String?
 
     func run() async throws {
-        try await ServiceRunner.run(name: "processor", options: options, instance: name, metricsPort: metricsOptions.metricsPort) {
+        try await ServiceRunner.run(.processor, options: options, instance: name, metricsPort: metricsOptions.metricsPort) {
             environment in
-            try await ProcessorService.make(environment: environment)
+            // Commands started from now on carry this process's marker, so a successor can find what it leaves behind.
+            CommandOwner.register(service: "processor", dataDirectory: environment.configuration.dataDirectory)
+            return try await ProcessorService.make(environment: environment)
         }
     }
 }

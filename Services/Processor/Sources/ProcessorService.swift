@@ -1,5 +1,7 @@
 import Logging
-public import Runtime
+import Config
+public import ServiceKit
+import Commands
 public import ServiceLifecycle
 
 import ZMQ

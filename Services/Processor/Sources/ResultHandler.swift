@@ -3,7 +3,8 @@ import NIOPosix
 public import Logging
 public import Messaging
 import Persistence
-public import Runtime
+public import Config
+import Commands
 
 /// Processes one result part: the built-in store, or the configured processor command. Either way the
 /// part's key `(run id, part)` is recorded in the store in one transaction, so a part processed twice is

@@ -3,7 +3,9 @@ import Metrics
 import NIOPosix
 public import Logging
 import Messaging
-public import Runtime
+public import ServiceKit
+public import MetricsHTTP
+import Commands
 public import ServiceLifecycle
 
 public import ZMQ

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Runtime
+import ServiceKit
 import SchedulerService
 
 /// `baton-scheduler`: fires the configured jobs' runs on time.
@@ -15,7 +15,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     @OptionGroup var metricsOptions: MetricsOptions
 
     func run() async throws {
-        try await ServiceRunner.run(name: "scheduler", options: options, metricsPort: metricsOptions.metricsPort) { environment in
+        try await ServiceRunner.run(.scheduler, options: options, metricsPort: metricsOptions.metricsPort) { environment in
             try await SchedulerService.make(environment: environment)
         }
     }

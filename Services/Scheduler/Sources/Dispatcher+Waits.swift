@@ -1,7 +1,8 @@
 import Foundation
 import Logging
 import Messaging
-import Runtime
+import Config
+import ServiceKit
 
 // The dispatcher's waits: for the algorithm to confirm the runs in flight, and for the state to be writable.
 extension Dispatcher {

@@ -2,7 +2,9 @@ import Metrics
 public import Foundation
 public import Logging
 public import Messaging
-public import Runtime
+public import Config
+public import ServiceKit
+public import MetricsHTTP
 
 /// Records each fire durably, applies the job's overlap policy, and sends the request.
 ///

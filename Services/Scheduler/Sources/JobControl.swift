@@ -1,5 +1,5 @@
 import Foundation
-public import Runtime
+public import ServiceKit
 
 /// Which jobs are paused, and how to wake a job's timer when that changes. Shared by the timers and the
 /// control server; the paused flags persist in the scheduler's state.

@@ -1,5 +1,5 @@
 public import Foundation
-public import Runtime
+public import Config
 public import Scheduling
 
 /// What to do with slots that passed without being fired (the scheduler was down, the job was paused,

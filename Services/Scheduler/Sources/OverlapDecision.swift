@@ -1,6 +1,7 @@
 public import Foundation
 public import Messaging
-public import Runtime
+public import Config
+public import ServiceKit
 
 /// The overlap policy as pure decisions: what to do with a slot given the job's runs in flight, and when the
 /// runs in flight are known well enough to decide on. The ``Dispatcher`` reads the ledger, asks the

@@ -1,7 +1,8 @@
 import Foundation
 public import Logging
 import Messaging
-public import Runtime
+public import Config
+public import ServiceKit
 import Scheduling
 public import ServiceLifecycle
 

@@ -1,7 +1,7 @@
 import Foundation
 public import Logging
 import Messaging
-public import Runtime
+public import ServiceKit
 public import ServiceLifecycle
 
 import ZMQ

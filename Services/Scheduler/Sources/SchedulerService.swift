@@ -1,5 +1,6 @@
 import Foundation
-public import Runtime
+public import Config
+public import ServiceKit
 public import ServiceLifecycle
 
 import ZMQ
@@ -57,7 +58,7 @@ public struct SchedulerService: Service {
         let context = environment.context
         // A socket that cannot be bound is a configuration error naming its key (endpoints.runs, .reports or
         // .control), before any part runs.
-        try await ConfigurationError.binding(configuration.boundEndpoints(service: "scheduler")) {
+        try await ConfigurationError.binding(ServiceDescription.scheduler.boundEndpoints(configuration.endpoints)) {
             try await context.withOutbound(Self.runsSocket(configuration)) { runs in
                 try await context.withInbound(Self.reportsSocket(configuration)) { reports in
                     try await context.withSocket(Self.controlSocket(configuration)) { control in

@@ -1,0 +1,36 @@
+import Commands
+import Config
+public import ServiceKit
+
+extension ServiceDescription {
+    /// `baton-processor`: binds nothing, writes the result store, runs `processor.command`; several run at once.
+    public static let processor = ServiceDescription(
+        name: "processor",
+        metricsPort: { $0.port(\.processor) },
+        // Several processors may run on one host with one configuration: each takes the next free port.
+        metricsPortSearch: 64,
+        dataFolders: ["processor"],
+        files: { configuration in
+            let store = configuration.store.path
+            // Joined as plain strings: checked before anything else touches the path (see `PathCheck.join`).
+            return [
+                (
+                    store.isEmpty ? "data_dir" : "store.path",
+                    store.isEmpty ? PathCheck.join(configuration.dataDirectory, "results.sqlite") : store
+                )
+            ]
+        },
+        // One pid file per processor instance, so several share a data directory.
+        pidName: { instance in instance.hasPrefix("processor") ? instance : "processor-\(instance)" },
+        checkCommands: { configuration, environment, source throws(ConfigurationError) in
+            let processor = configuration.processor
+            guard !processor.command.isEmpty else { return }
+            let command = Configuration.Command(
+                argv: processor.command,
+                workingDirectory: processor.workingDirectory,
+                environment: processor.environment
+            )
+            try CommandCheck.check([("processor", command)], environment: environment, source: source)
+        }
+    )
+}

@@ -1,0 +1,244 @@
+import CoreMetrics
+import Foundation
+import Glibc
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+public import Logging
+import Messaging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// The HTTP endpoint orchestrators and Prometheus talk to: `GET /metrics` (Prometheus text format) and
+/// `GET /healthz` (200 with a small JSON body while the service runs, 503 once it is stopping).
+///
+/// A port that is taken is an error in the log, not a reason to stop the service: it keeps doing its work
+/// without the endpoint.
+///
+/// No client can stall the service through it. Hummingbird serves it on one SwiftNIO event-loop thread of its
+/// own, and its request handling runs there too (a task executor on that loop), never on Swift's cooperative
+/// pool, where the service does its work. Everything a client can make it hold is bounded (``Limits``): the
+/// bytes of a request line and headers (SwiftNIO's parser, linear, counts them as they come; over the limit is a
+/// 400 and a close), the time a connection may take to send a request and read the answer (a slow client is
+/// closed), and the number of connections (when full, the connection idle the longest is closed so a new one
+/// gets in: the endpoint never goes dead). Failed accepts (no fds left) back off and resume by themselves.
+public final class MetricsServer: Service, Sendable {
+    /// What one client can make the server hold.
+    public struct Limits: Sendable, Equatable {
+        /// Open connections at most; when full, the one idle the longest is closed for a new one.
+        public var maxConnections: Int
+        /// Bytes of request line and headers at most (a request over it gets 400 and a close).
+        public var maxHeaderBytes: Int
+        /// How long a connection may take to send a request and read its answer, or sit idle between requests.
+        public var requestTimeout: Duration
+
+        /// Creates limits (the defaults are those of `metrics:` in the configuration).
+        public init(maxConnections: Int = 256, maxHeaderBytes: Int = 16 * 1024, requestTimeout: Duration = .seconds(10)) {
+            self.maxConnections = maxConnections
+            self.maxHeaderBytes = maxHeaderBytes
+            self.requestTimeout = requestTimeout
+        }
+    }
+
+    /// The address listened on.
+    public let host: String
+    /// The TCP port asked for.
+    public let port: Int
+    /// How many ports above `port` may be tried when it is taken (processors on one host share a setting).
+    public let search: Int
+    /// The limits applied to every client.
+    public let limits: Limits
+    private let logger: Logger
+    private let metrics: ServiceMetrics
+    private let service: String
+    private let instance: String
+    private let started = Date()
+    private let stopping = Atomic<Bool>(false)
+    private let listening = Mutex<Int?>(nil)
+
+    /// Creates the server (it listens once run).
+    /// - Parameters:
+    ///   - host: An IPv4 address, e.g. `127.0.0.1`, or `0.0.0.0` for every interface.
+    ///   - port: The TCP port.
+    ///   - metrics: What `/metrics` shows.
+    ///   - service: The service's name, shown by `/healthz`.
+    ///   - instance: The instance's name, shown by `/healthz`.
+    ///   - search: How many ports above `port` to try if it is taken.
+    ///   - limits: What one client can make the server hold.
+    ///   - logger: Where the port used is logged.
+    public init(
+        host: String,
+        port: Int,
+        metrics: ServiceMetrics,
+        service: String,
+        instance: String,
+        search: Int = 0,
+        limits: Limits = Limits(),
+        logger: Logger
+    ) {
+        self.host = host
+        self.port = port
+        self.search = search
+        self.limits = limits
+        self.logger = logger
+        self.metrics = metrics
+        self.service = service
+        self.instance = instance
+    }
+
+    /// The port listened on, once listening (nil before, and when no port could be had).
+    public var boundPort: Int? { listening.withLock { $0 } }
+
+    public func run() async throws {
+        let candidates = port...min(port + search, 65535)
+        guard let chosen = candidates.first(where: { Self.isFree(host: host, port: $0) }) else {
+            // The service's own work matters more than its metrics: say so loudly, and keep running without them.
+            let range = search > 0 ? "ports \(port)–\(candidates.upperBound) are" : "port \(port) is"
+            logger.error(
+                "no /metrics or /healthz: \(range) in use on \(host) (set metrics.* or --metrics-port; 0 turns it off)"
+            )
+            try? await gracefulShutdown()
+            return
+        }
+        guard Self.isIPv4(host) else { throw MetricsServerError("metrics.host \"\(host)\" is not an IPv4 address") }
+
+        // One thread of its own: a slow or hostile client costs this thread's time, never the service's.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let closed = ClosedCounters(metrics: metrics)
+        let table = ConnectionTable(capacity: max(1, limits.maxConnections), closed: closed)
+        let timeout = TimeAmount(limits.requestTimeout)
+        let headerBytes = max(256, limits.maxHeaderBytes)
+        let channel = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(table: table, timeout: timeout, closed: closed)],
+            idleTimeout: nil,
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: headerBytes, maxHeaderListSize: headerBytes, maxHeaderFieldCount: 100)
+        )
+        var quiet = logger
+        quiet.logLevel = .warning
+        let app = Application(
+            router: makeRouter(),
+            server: .http1(configuration: channel),
+            configuration: .init(address: .hostname(host, port: chosen), backlog: 256),
+            onServerRunning: { [self] channel in self.listening.withLock { $0 = channel.localAddress?.port } },
+            eventLoopGroupProvider: .shared(group),
+            logger: quiet
+        )
+        var metadata: Logger.Metadata = ["address": "http://\(host):\(chosen)"]
+        if chosen != port { metadata["note"] = "port \(port) was in use" }
+        logger.info("serving /metrics and /healthz", metadata: metadata)
+        let executor = EventLoopTaskExecutor(group.next())
+        await withGracefulShutdownHandler {
+            do {
+                try await withTaskExecutorPreference(executor) { try await app.run() }
+                if !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    // Returning would stop the service's group: its work goes on without the endpoint.
+                    logger.error("/metrics and /healthz on \(host):\(chosen) stopped unexpectedly; the service runs on without them")
+                    try? await gracefulShutdown()
+                }
+            } catch  where stopping.load(ordering: .relaxed) || Task.isCancelled {
+                // Stopped on purpose.
+            } catch {
+                // Taken between the check and the bind, or failed later: keep the service running without it.
+                logger.error("no /metrics or /healthz on \(host):\(chosen): \(error)")
+                try? await gracefulShutdown()
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+        }
+        listening.withLock { $0 = nil }
+        try? await group.shutdownGracefully()
+    }
+
+    private func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.middlewares.add(NotFoundText())
+        router.get("metrics") { [metrics] _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.exposition()))
+            )
+        }
+        router.get("healthz") { [self] _, _ in
+            let stopping = stopping.load(ordering: .relaxed)
+            let body: [String: Any] = [
+                "status": stopping ? "stopping" : "ok",
+                "service": service,
+                "instance": instance,
+                "uptime_s": Int(Date().timeIntervalSince(started)),
+                "version": BatonVersion.current,
+            ]
+            let json = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
+            return Response(
+                status: stopping ? .serviceUnavailable : .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: json + Data("\n".utf8)))
+            )
+        }
+        return router
+    }
+}
+
+extension MetricsServer {
+    /// Whether a TCP port can be listened on at `host` now (with SO_REUSEADDR, as the server binds). Binding alone
+    /// is not enough: with SO_REUSEADDR a port held as the local end of a connection binds, but `listen` fails.
+    public static func isFree(host: String, port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        } && listen(fd, 1) == 0
+    }
+
+    static func isIPv4(_ host: String) -> Bool {
+        var address = in_addr()
+        return inet_pton(AF_INET, host, &address) == 1
+    }
+}
+
+/// Why the metrics endpoint could not be served.
+public struct MetricsServerError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Anything not routed gets a plain-text 404 that says what is there.
+struct NotFoundText: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound || error.status == .methodNotAllowed {
+            return Response(
+                status: .notFound,
+                headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "not found: try /metrics or /healthz\n"))
+            )
+        }
+    }
+}
+
+/// Runs jobs on one SwiftNIO event loop: with it as the task executor preference, the HTTP server's tasks
+/// never touch Swift's cooperative pool.
+final class EventLoopTaskExecutor: TaskExecutor {
+    private let loop: any EventLoop
+
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
