@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and a few more.
-.PHONY: demo test bench build release format clean chaos fuzz
+.PHONY: demo test lint bench build release format clean chaos fuzz
 
 # Build and run the demo stack (Ctrl-C stops it). Results land in ./data/results.sqlite.
 demo:
@@ -12,10 +12,16 @@ demo:
 CHAOS_SUITES = ChaosTests|ChaosHarnessTests|FuzzTests
 test:
 	scripts/install-deps.sh --test
+	$(MAKE) lint
 	swift build --build-tests
 	swift test --skip-build --skip '$(CHAOS_SUITES)'
 	swift test --skip-build --filter '$(CHAOS_SUITES)'
 
+
+# The style check CI runs: swift-format (part of the toolchain) with the repository's .swift-format, every finding
+# an error (`make format` fixes most of them in place).
+lint:
+	swift format lint --strict --recursive --parallel Package.swift Shared Services Tests Benchmarks
 
 # The benchmark suite (docs/PERFORMANCE.md): a static release build, then every measurement with its
 # raw libzmq / SQLite baseline; prints a table and writes bench.json. About 8 minutes.
@@ -51,7 +57,7 @@ release:
 	swift build -c release
 
 format:
-	swift format --in-place --recursive Package.swift Shared Services Tests
+	swift format --in-place --recursive Package.swift Shared Services Tests Benchmarks
 
 clean:
 	rm -rf .build data .bench bench.json

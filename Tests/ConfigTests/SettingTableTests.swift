@@ -8,7 +8,7 @@ struct SettingTableTests {
     /// Each section's known options, exactly as an unknown key reports them.
     @Test(arguments: [
         ("", "data_dir, endpoints, store, processor, algorithm, log, retention, metrics, jobs, limits"),
-        ("endpoints", "runs, control, results, acks, status_in, status_out, query, reports"),
+        ("endpoints", "runs, control, results, acks, status_in, status_out, query, reports, algorithm_control"),
         ("store", "path"),
         ("processor", "count, command, input, workdir, env, timeout, lease, retries, backoff, backoff_max"),
         ("algorithm", "concurrency, backfill_concurrency, drain"),

@@ -8,7 +8,7 @@ import ZMQ
 /// those of the window, which the output names.
 @Suite(.serialized)
 struct StatusTidyTests {
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func goneServicesAndWindowedErrorsThroughTheCommandLine() async throws {
         try await TestStack.with("tidy", yaml: "") { stack in
             try stack.start("logger", "baton-logger")
@@ -22,12 +22,12 @@ struct StatusTidyTests {
             // It announces itself, logs an error, and says goodbye when its task ends.
             let running = Task { try await publisher.run() }
             publisher.publish("log.error", level: "error", message: "the disk is on fire")
-            let errorSeen = try await stack.waitUntil(timeout: .seconds(20)) {
+            let errorSeen = try await stack.waitUntil(timeout: .seconds(60)) {
                 try stack.baton(["status", "--timeout", "20s"]).output.contains("the disk is on fire")
             }
             try #require(errorSeen, "logger: \(stack.stderr("logger").suffix(800))")
             publisher.publish(EventType.serviceStopped)
-            let heard = try await stack.waitUntil(timeout: .seconds(20)) {
+            let heard = try await stack.waitUntil(timeout: .seconds(60)) {
                 try stack.baton(["status", "--timeout", "20s", "--all"]).output.contains("vm:4242  STOPPED")
             }
             let status = try stack.baton(["status", "--timeout", "20s", "--all"]).output

@@ -36,7 +36,11 @@ struct ServiceDescriptionTests {
                 "endpoints.runs", "endpoints.control", "endpoints.reports",
             ]
         )
-        #expect(ServiceDescription.algorithm.boundEndpoints(endpoints).map(\.key) == ["endpoints.results", "endpoints.acks"])
+        #expect(
+            ServiceDescription.algorithm.boundEndpoints(endpoints).map(\.key) == [
+                "endpoints.results", "endpoints.acks", "endpoints.algorithm_control",
+            ]
+        )
         #expect(
             ServiceDescription.logger.boundEndpoints(endpoints).map(\.key) == [
                 "endpoints.status_in", "endpoints.status_out", "endpoints.query",
