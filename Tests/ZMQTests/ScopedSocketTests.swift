@@ -80,4 +80,34 @@ struct ScopedSocketTests {
             }
         }
     }
+
+    /// Demand-driven: a PULL with HWM 1 that nobody reads holds what fits its pipe (about 2 messages over
+    /// inproc: the PUSH's HWM plus its own) and no more, so the PUSH sends the rest to the peer that asks. A
+    /// socket thread reading ahead would take about half, and the reader would never reach its count.
+    @Test(.timeLimit(.minutes(1)))
+    func idlePullWithHighWaterMarkOneTakesNoMoreThanItsPipe() async throws {
+        let context = Context()
+        let endpoint = "inproc://demand-\(UUID().uuidString)"
+        let total = 50
+        let slack = 5
+        let pull: AsyncSocket.Configuration = .init(type: .pull, options: [.receiveHighWaterMark(1)], connect: [endpoint])
+        try await context.withOutbound(.init(type: .push, options: [.sendHighWaterMark(1)], bind: [endpoint])) { push in
+            try await context.withInbound(pull) { _ in
+                try await context.withInbound(pull) { busy in
+                    // The sender finishes once everything is queued: the idle pipe's few plus what the busy one takes.
+                    let sender = Task {
+                        for index in 0..<total { try await push.send([Data("\(index)".utf8)]) }
+                    }
+                    var taken = 0
+                    for try await _ in busy {
+                        taken += 1
+                        if taken == total - slack { break }
+                    }
+                    #expect(taken == total - slack)
+                    sender.cancel()
+                    _ = await sender.result
+                }
+            }
+        }
+    }
 }
