@@ -1,3 +1,5 @@
+// Over 300 lines: one function per benchmark scenario, each with its baseline beside it, as docs/PERFORMANCE.md
+// lists them; they share nothing but BenchStack.
 import AlgorithmService
 import Foundation
 import Glibc

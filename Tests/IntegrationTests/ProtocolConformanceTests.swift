@@ -1,3 +1,5 @@
+// Over 300 lines: the protocol's conformance in one place, each message and event against docs/protocol.schema.json
+// and the doc's Python examples run as printed; split, a new message would be easy to leave out of one half.
 import Foundation
 import Messaging
 import Testing

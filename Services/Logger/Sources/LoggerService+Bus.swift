@@ -1,8 +1,10 @@
 import Foundation
 import Logging
 import Messaging
-import Runtime
 import ZMQ
+import ServiceKit
+import MetricsHTTP
+import Config
 
 // The bus's policy, its rejectors and the logger's disk reports; the wiring is in LoggerService.swift.
 extension LoggerService {

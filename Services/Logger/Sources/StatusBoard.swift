@@ -1,3 +1,5 @@
+// Over 300 lines: one fold of every status event into one board; split by event type, the rules for one
+// service or run (heartbeats, gone, restarts) would be spread over several files.
 public import Foundation
 public import Messaging
 

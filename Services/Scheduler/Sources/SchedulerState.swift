@@ -1,3 +1,5 @@
+// About 300 lines: the scheduler's store, its schema and migrations with the writes that keep the accounting
+// invariant; the read-only queries are in SchedulerState+Queries.swift.
 public import Foundation
 import GRDB
 public import Messaging
