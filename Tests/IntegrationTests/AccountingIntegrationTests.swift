@@ -54,7 +54,7 @@ struct AccountingIntegrationTests {
             #expect(ended, "\(stack.stderr("scheduler"))")
             let scheduler = try #require(stack.process("scheduler"))
             kill(scheduler.processIdentifier, SIGTERM)
-            scheduler.waitUntilExit()
+            #expect(try await TestStack.exited(scheduler, within: .seconds(60)))
             let lost = try await DatabaseQueue(path: stack.schedulerPath).write { db in
                 try db.execute(sql: "UPDATE fires SET state = 'accepted', ended_at = NULL WHERE state IN ('finished', 'running')")
                 return db.changesCount
@@ -101,7 +101,7 @@ struct AccountingIntegrationTests {
             let first = Timestamp.milliseconds(now) / 1000 - Int64(slots) - 100
             let from = Timestamp.format(Timestamp.date(milliseconds: first * 1000))
             let to = Timestamp.format(Timestamp.date(milliseconds: (first + Int64(slots) - 1) * 1000))
-            let backfill = try stack.baton(["backfill", "live", "--from", from, "--to", to])
+            let backfill = try await stack.baton(["backfill", "live", "--from", from, "--to", to])
             #expect(backfill.status == 0, "\(backfill.output)")
             // Several live slots pass while the backfill's runs wait in their lane.
             let liveSince = "trigger = 'schedule' AND logical_time > '\(Timestamp.format(now.addingTimeInterval(1)))'"
@@ -116,9 +116,9 @@ struct AccountingIntegrationTests {
             #expect(starved.isEmpty, "live slots skipped behind the backfill: \(starved)")
             #expect(live.contains { $0.state != "skipped" }, "\(live)")
 
-            let jobs = try stack.baton(["jobs"])
+            let jobs = try await stack.baton(["jobs"])
             #expect(jobs.status == 0, "\(jobs.output)")
-            let cancel = try stack.baton(["cancel", "--job", "live", "--queued"])
+            let cancel = try await stack.baton(["cancel", "--job", "live", "--queued"])
             #expect(cancel.status == 0, "\(cancel.output)\n\(stack.stderr("scheduler").suffix(3000))")
             let ended = try await stack.waitUntil(timeout: .seconds(30)) {
                 try Self.fires(stack, where: "trigger = 'backfill' AND state NOT IN ('finished', 'failed', 'cancelled')").isEmpty
@@ -137,7 +137,7 @@ struct AccountingIntegrationTests {
             }
             for fire in backfills where fire.state == "cancelled" { #expect(ledger[fire.run] == "cancelled", "\(fire.run)") }
 
-            let audit = try stack.baton(["audit"])
+            let audit = try await stack.baton(["audit"])
             #expect(audit.status == 0, "\(audit.output)")
         }
     }
@@ -160,7 +160,7 @@ struct AccountingIntegrationTests {
             var algorithm = try stack.start("algorithm", "baton-algorithm")
             func ledgerState(_ run: String) throws -> String? { try Self.runState(stack, run) }
             for round in 1...2 {
-                let trigger = try stack.baton(["trigger", "slow"])
+                let trigger = try await stack.baton(["trigger", "slow"])
                 #expect(trigger.status == 0, "\(trigger.output)")
                 let run = try #require(trigger.output.split(separator: "\n").last.map(String.init))
                 // The algorithm may still be creating its ledger: not there yet is not running yet.
@@ -168,10 +168,10 @@ struct AccountingIntegrationTests {
                 #expect(running)
                 kill(algorithm.processIdentifier, SIGTERM)
                 if round == 2 {
-                    try await Task.sleep(for: .milliseconds(300))
+                    try await Deliberately.wait(.milliseconds(300), because: "the second SIGTERM must come while the first drain runs")
                     kill(algorithm.processIdentifier, SIGTERM)
                 }
-                algorithm.waitUntilExit()
+                #expect(try await TestStack.exited(algorithm, within: .seconds(60)))
                 // Drained: the run finished before the service stopped. Stopped at once: it runs again later.
                 #expect(
                     try ledgerState(run) == (round == 1 ? "finished" : "running"),
@@ -199,7 +199,7 @@ struct AccountingIntegrationTests {
             let stored = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() >= 8 }
             #expect(stored)
             // Audited at work: `baton audit` asks the running scheduler and algorithm.
-            let clean = try stack.baton(["audit"])
+            let clean = try await stack.baton(["audit"])
             #expect(clean.status == 0, "\(clean.output)")
             await stack.stop()
 
@@ -221,12 +221,12 @@ struct AccountingIntegrationTests {
             // Tampered with while stopped; the scheduler and the algorithm answer for it once back.
             try stack.start("scheduler", "baton-scheduler")
             try stack.start("algorithm", "baton-algorithm")
-            let audit = try stack.baton(["audit"])
+            let audit = try await stack.baton(["audit"])
             #expect(audit.status == 1, "\(audit.output)")
             #expect(audit.output.contains("\(hole): slot neither fired nor skipped"), "\(audit.output)")
             #expect(audit.output.contains("\(disagreement): the scheduler says failed, the algorithm finished"), "\(audit.output)")
             #expect(audit.output.contains("\(corrupt)#0: stored with size"), "\(audit.output)")
-            let json = try stack.baton(["audit", "--json"])
+            let json = try await stack.baton(["audit", "--json"])
             let report = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
             #expect((report?["violations"] as? [String])?.count == 3, "\(json.output)")
         }
@@ -246,19 +246,19 @@ struct AccountingIntegrationTests {
         try await TestStack.with("cancelrun", yaml: yaml) { stack in
             try stack.start("scheduler", "baton-scheduler")
             try stack.start("algorithm", "baton-algorithm")
-            let trigger = try stack.baton(["trigger", "slow"])
+            let trigger = try await stack.baton(["trigger", "slow"])
             let run = try #require(trigger.output.split(separator: "\n").last.map(String.init))
             func ledgerState() throws -> String? { try Self.runState(stack, run) }
             let running = try await stack.waitUntil(timeout: .seconds(20)) { try ledgerState() == "running" }
             #expect(running)
-            let cancel = try stack.baton(["cancel", run])
+            let cancel = try await stack.baton(["cancel", run])
             #expect(cancel.status == 0, "\(cancel.output)")
             let ended = try await stack.waitUntil(timeout: .seconds(20)) {
                 try ledgerState() == "cancelled" && Self.fires(stack, where: "run_id = '\(run)'").first?.state == "cancelled"
             }
             let states = "\(try ledgerState() ?? "?") \(try Self.fires(stack, where: "run_id = '\(run)'"))"
             #expect(ended, "\(states)")
-            let again = try stack.baton(["cancel", run])
+            let again = try await stack.baton(["cancel", run])
             #expect(again.status != 0 && again.output.contains("already ended"), "\(again.output)")
         }
     }

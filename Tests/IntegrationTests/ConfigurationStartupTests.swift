@@ -139,11 +139,11 @@ struct ConfigurationStartupTests {
             let started = try await stack.waitUntil(timeout: .seconds(30)) { stack.stderr("processor-1").contains("started") }
             #expect(started, "\(stack.stderr("processor-1"))")
             try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: script)
-            let triggered = try await stack.waitUntil(timeout: .seconds(30)) { try stack.baton(["trigger", "quick"]).status == 0 }
+            let triggered = try await stack.waitUntil(timeout: .seconds(30)) { try await stack.baton(["trigger", "quick"]).status == 0 }
             #expect(triggered, "\(stack.stderr("scheduler"))")
             let dead = try await stack.waitUntil(timeout: .seconds(40)) { stack.outboxCounts()["dead"] == 1 }
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
-            let listed = try stack.baton(["results", "--state", "dead"])
+            let listed = try await stack.baton(["results", "--state", "dead"])
             #expect(listed.output.contains("failures=1"), "\(listed.output)")
             #expect(listed.output.contains("is not an executable file"), "\(listed.output)")
         }

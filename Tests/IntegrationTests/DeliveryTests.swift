@@ -70,7 +70,7 @@ struct DeliveryTests {
             let from = times[1]
             let to = times[times.count - 2]
             let fresh = stack.directory + "/fresh.sqlite"
-            let replay = try stack.baton(["replay", "--job", "quick", "--from", from, "--to", to, "--store", fresh])
+            let replay = try await stack.baton(["replay", "--job", "quick", "--from", from, "--to", to, "--store", fresh])
             #expect(replay.status == 0, "\(replay.output)")
             let original = try Self.rows(stack, path: nil, from: from, to: to)
             let replayed = try Self.rows(stack, path: fresh, from: from, to: to)
@@ -78,7 +78,7 @@ struct DeliveryTests {
             #expect(replay.output.contains("\(replayedResults) stored, 0 already stored"), "\(replay.output)")
             #expect(original.count == replayedResults * 2, "one results row and one record per 64-byte result")
             #expect(replayed == original)
-            let again = try stack.baton(["replay", "--job", "quick", "--from", from, "--to", to, "--store", fresh])
+            let again = try await stack.baton(["replay", "--job", "quick", "--from", from, "--to", to, "--store", fresh])
             #expect(again.output.contains("0 stored, \(replayedResults) already stored"), "\(again.output)")
             #expect(try Self.rows(stack, path: fresh, from: from, to: to) == original)
         }
@@ -106,14 +106,14 @@ struct DeliveryTests {
             _ = try await stack.trigger("quick")
             let dead = try await stack.waitUntil(timeout: .seconds(60)) { stack.outboxCounts()["dead"] == 1 }
             #expect(dead, "outbox: \(stack.outboxCounts()); processor: \(stack.stderr("processor-1").suffix(800))")
-            let listed = try stack.baton(["results", "--state", "dead"])
+            let listed = try await stack.baton(["results", "--state", "dead"])
             #expect(listed.output.contains("dead"))
             // retries: 3 is three retries after the first attempt: 4 attempts in all.
             #expect(listed.output.contains("failures=4"), "\(listed.output)")
             #expect(stack.storedCount() == 0)
 
             FileManager.default.createFile(atPath: marker, contents: nil)
-            let replay = try stack.baton(["replay", "--dead"])
+            let replay = try await stack.baton(["replay", "--dead"])
             #expect(replay.status == 0, "\(replay.output)")
             #expect(replay.output.contains("1 stored"))
             #expect(stack.outboxCounts()["acked"] == 1)

@@ -106,7 +106,7 @@ struct HTTPAttackTests {
     static func rate(_ stack: TestStack, over seconds: Double) async throws -> (count: Int, seconds: Double, perSecond: Double) {
         let before = stack.storedCount()
         let start = ContinuousClock.now
-        try await Task.sleep(for: .seconds(seconds))
+        try await Deliberately.wait(.seconds(seconds), because: "a rate is what is stored over a window of time")
         let count = stack.storedCount() - before
         let elapsed = (ContinuousClock.now - start) / .seconds(1)
         return (count, (elapsed * 10).rounded() / 10, (Double(count) / elapsed * 10).rounded() / 10)

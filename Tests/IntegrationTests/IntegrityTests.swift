@@ -162,19 +162,19 @@ struct IntegrityTests {
             let real: String = try #require(row?["sha256"])
             #expect(real != header.sha256)
 
-            let listed = try stack.baton(["results", "--state", "conflict"])
+            let listed = try await stack.baton(["results", "--state", "conflict"])
             #expect(listed.status == 0)
             #expect(listed.output.contains("\(runID) part 0  dead (conflict)"), "\(listed.output)")
-            let other = try stack.baton(["results", "--state", "acked"])
+            let other = try await stack.baton(["results", "--state", "acked"])
             #expect(!other.output.contains(runID), "\(other.output)")
 
             // The processor stays up: a dead letter is not delivered again unless replayed.
-            let refused = try stack.baton(["replay", "--dead"])
+            let refused = try await stack.baton(["replay", "--dead"])
             #expect(refused.status != 0)
             #expect(refused.output.contains("conflict"), "\(refused.output)")
             #expect(try await store.storedSHA256(runID: runID, part: 0) == header.sha256)
 
-            let replaced = try stack.baton(["replay", "--dead", "--overwrite"])
+            let replaced = try await stack.baton(["replay", "--dead", "--overwrite"])
             #expect(replaced.status == 0, "\(replaced.output)")
             #expect(replaced.output.contains("1 stored"), "\(replaced.output)")
             #expect(try await store.storedSHA256(runID: runID, part: 0) == real)
@@ -207,7 +207,7 @@ struct IntegrityTests {
             try await Deliberately.wait(.milliseconds(500), because: "an attempt after the dead letter must not come")
             let runs = (try? String(contentsOfFile: attempts, encoding: .utf8))?.split(separator: "\n").count ?? 0
             #expect(runs == retries + 1)
-            let listed = try stack.baton(["results", "--state", "dead"])
+            let listed = try await stack.baton(["results", "--state", "dead"])
             #expect(listed.output.contains("failures=\(retries + 1)"), "\(listed.output)")
             #expect(listed.output.contains("exited with status 1"), "\(listed.output)")
             #expect(listed.output.contains("cannot reach the warehouse | giving up on \(runID)"), "\(listed.output)")
@@ -234,10 +234,11 @@ struct IntegrityTests {
             let expected = (20...39).map { "line-\($0)" }.joined(separator: " | ")
             #expect(error == "the command exited with status 1; stderr: \(expected)")
             let shown = try await stack.waitUntil(timeout: .seconds(20)) {
-                let status = try stack.baton(["status"])
+                let status = try await stack.baton(["status"])
                 return status.output.contains(expected)
             }
-            #expect(shown, "\((try? stack.baton(["status"]).output) ?? "")")
+            let status = (try? await stack.baton(["status"]).output) ?? ""
+            #expect(shown, "\(status)")
         }
     }
 }

@@ -28,12 +28,12 @@ struct LogsFollowTests {
             let total = 30
             for number in 1...total { publisher.publish("log.info", level: "info", message: entry(number)) }
             let logged = try await stack.waitUntil(timeout: .seconds(20)) {
-                try stack.baton(["logs", "--service", "test"]).output.contains(entry(total))
+                try await stack.baton(["logs", "--service", "test"]).output.contains(entry(total))
             }
             try #require(logged, "logger: \(stack.stderr("logger").suffix(800))")
             // Without --follow, the whole history (today's behaviour); with -n, its last records.
-            #expect(try stack.baton(["logs", "--service", "test"]).output.split(separator: "\n").count == total)
-            let lastThree = try stack.baton(["logs", "--service", "test", "-n", "3"]).output.split(separator: "\n")
+            #expect(try await stack.baton(["logs", "--service", "test"]).output.split(separator: "\n").count == total)
+            let lastThree = try await stack.baton(["logs", "--service", "test", "-n", "3"]).output.split(separator: "\n")
             #expect(lastThree.count == 3 && lastThree.enumerated().allSatisfy { $1.contains(entry(total - 2 + $0)) }, "\(lastThree)")
 
             try stack.start("follow", "baton", ["logs", "--follow", "-n", "5", "--service", "test", "--config", stack.configPath])

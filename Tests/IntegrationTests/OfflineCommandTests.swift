@@ -8,11 +8,11 @@ struct OfflineCommandTests {
     func commandsSayWhichServiceIsNotRunning() async throws {
         try await TestStack.with("offline", yaml: DeliveryTests.quickJob(every: "1h")) { stack in
             for arguments in [["results"], ["replay", "--dead"]] {
-                let outcome = try stack.baton(arguments)
+                let outcome = try await stack.baton(arguments)
                 #expect(outcome.status == 3, "\(arguments): \(outcome.output)")
                 #expect(outcome.output.contains("is baton-algorithm running?"), "\(arguments): \(outcome.output)")
             }
-            let audit = try stack.baton(["audit"])
+            let audit = try await stack.baton(["audit"])
             #expect(audit.status == 3, "\(audit.output)")
             #expect(audit.output.contains("is baton-scheduler running?"), "\(audit.output)")
             // Nothing was created in the services' place.

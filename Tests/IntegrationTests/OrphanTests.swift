@@ -153,7 +153,7 @@ struct OrphanTests {
                 PidFileProbe.held(stack.dataDirectory + "/run/algorithm.pid", by: nil)
             }
             #expect(running)
-            let second = try stack.baton(["up"])
+            let second = try await stack.baton(["up"])
             #expect(second.status == 1)
             #expect(second.output.contains("another baton up (pid \(first.processIdentifier))"), "\(second.output)")
             kill(first.processIdentifier, SIGTERM)
@@ -199,7 +199,7 @@ struct OrphanTests {
                 PidFileProbe.held(stack.dataDirectory + "/run/scheduler.pid", by: byHand.processIdentifier)
             }
             #expect(up)
-            let refused = try stack.baton(["up"])
+            let refused = try await stack.baton(["up"])
             #expect(refused.status == 1)
             #expect(refused.output.contains("baton-scheduler (pid \(byHand.processIdentifier)"), "\(refused.output)")
         }

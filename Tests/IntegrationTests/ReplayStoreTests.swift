@@ -25,7 +25,7 @@ struct ReplayStoreTests {
             #expect(!before.isEmpty)
 
             let scratch = stack.directory + "/scratch.sqlite"
-            let replay = try stack.baton(["replay", "--job", "quick", "--store", scratch])
+            let replay = try await stack.baton(["replay", "--job", "quick", "--store", scratch])
             #expect(replay.status == 2, "\(replay.output)")
             #expect(replay.output.contains("processor.command"), "\(replay.output)")
             #expect(replay.output.contains("Nothing was replayed"), "\(replay.output)")
@@ -37,7 +37,7 @@ struct ReplayStoreTests {
             // (parts it stored are left as they are; parts still waiting when the stack stopped are added). The
             // algorithm, which keeps the raw results, must be up for it.
             try stack.start("algorithm", "baton-algorithm")
-            let plain = try stack.baton(["replay", "--job", "quick"])
+            let plain = try await stack.baton(["replay", "--job", "quick"])
             #expect(plain.status == 0, "\(plain.output)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: production)).starts(with: before))
         }

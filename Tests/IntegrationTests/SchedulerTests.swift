@@ -99,52 +99,52 @@ struct SchedulerTests {
             try stack.startServices(processors: 1)
             var listed: (status: Int32, output: String) = (-1, "")
             _ = try await stack.waitUntil(timeout: .seconds(30)) {
-                listed = try stack.baton(["jobs"])
+                listed = try await stack.baton(["jobs"])
                 return listed.status == 0
             }
             #expect(listed.status == 0, "\(listed.output)")
             #expect(listed.output.contains("hourly  cron 0 * * * * (Europe/Berlin)"), "\(listed.output)")
             #expect(listed.output.contains("next 20"))
 
-            let triggered = try stack.baton(["trigger", "hourly"])
+            let triggered = try await stack.baton(["trigger", "hourly"])
             #expect(triggered.status == 0, "\(triggered.output)")
             #expect(triggered.output.contains("~manual"))
             #expect(try await stack.waitUntil(timeout: .seconds(20)) { stack.storedCount() == 1 })
 
-            #expect(try stack.baton(["pause", "hourly"]).status == 0)
-            #expect(try stack.baton(["jobs"]).output.contains("PAUSED"))
+            #expect(try await stack.baton(["pause", "hourly"]).status == 0)
+            #expect(try await stack.baton(["jobs"]).output.contains("PAUSED"))
             // Paused survives a scheduler restart.
             try await stack.terminate("scheduler")
             try stack.start("scheduler-2", "baton-scheduler")
             var paused: (status: Int32, output: String) = (-1, "")
             _ = try await stack.waitUntil(timeout: .seconds(30)) {
-                paused = try stack.baton(["jobs"])
+                paused = try await stack.baton(["jobs"])
                 return paused.status == 0
             }
             #expect(paused.output.contains("PAUSED"), "\(paused.output)")
-            #expect(try stack.baton(["resume", "hourly"]).status == 0)
-            #expect(!(try stack.baton(["jobs"]).output.contains("PAUSED")))
+            #expect(try await stack.baton(["resume", "hourly"]).status == 0)
+            #expect(!(try await stack.baton(["jobs"]).output.contains("PAUSED")))
 
             let range = ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T02:00:00Z"]
-            let backfill = try stack.baton(["backfill", "hourly"] + range)
+            let backfill = try await stack.baton(["backfill", "hourly"] + range)
             #expect(backfill.output.contains("3 slot(s) fired, 0 already done"), "\(backfill.output)")
             #expect(try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() == 4 })
             let times = try stack.read { db in
                 try String.fetchAll(db, sql: "SELECT logical_time FROM results WHERE run_id NOT LIKE '%~manual' ORDER BY logical_time")
             }
             #expect(times == ["2026-01-01T00:00:00.000Z", "2026-01-01T01:00:00.000Z", "2026-01-01T02:00:00.000Z"])
-            #expect(try stack.baton(["backfill", "hourly"] + range).output.contains("0 slot(s) fired, 3 already done"))
-            let rerun = try stack.baton(["backfill", "hourly", "--rerun"] + range)
+            #expect(try await stack.baton(["backfill", "hourly"] + range).output.contains("0 slot(s) fired, 3 already done"))
+            let rerun = try await stack.baton(["backfill", "hourly", "--rerun"] + range)
             #expect(rerun.output.contains("3 slot(s) fired"), "\(rerun.output)")
             #expect(rerun.output.contains("hourly@2026-01-01T00:00:00.000Z~2"))
             #expect(try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() == 7 })
 
-            let unknown = try stack.baton(["trigger", "nope"])
+            let unknown = try await stack.baton(["trigger", "nope"])
             #expect(unknown.status == 1)
             #expect(unknown.output.contains("unknown job \"nope\"; configured jobs: hourly"))
 
             try await stack.terminate("scheduler-2")
-            let dead = try stack.baton(["jobs"])
+            let dead = try await stack.baton(["jobs"])
             #expect(dead.status == 3)
             #expect(dead.output.contains("did not answer"), "\(dead.output)")
         }

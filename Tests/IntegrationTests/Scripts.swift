@@ -17,9 +17,21 @@ enum Scripts {
         environment: [String: String] = [:],
         timeout: Duration? = nil
     ) async throws -> Outcome {
+        try await execute("/usr/bin/env", [interpreter] + arguments, directory: directory, environment: environment, timeout: timeout)
+    }
+
+    /// Runs the program at `path` with `arguments` from `directory`, stdout and stderr together, and waits for it
+    /// without blocking a thread of the cooperative pool. With `timeout`, as ``run(_:_:directory:environment:timeout:)``.
+    static func execute(
+        _ path: String,
+        _ arguments: [String],
+        directory: String = TestStack.repository,
+        environment: [String: String] = [:],
+        timeout: Duration? = nil
+    ) async throws -> Outcome {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [interpreter] + arguments
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("baton-script-\(UUID().uuidString).out")

@@ -40,7 +40,7 @@ struct StatusBusTests {
             }
             #expect(lost == ["5/5", "9/14"])
             // The same warnings are in the logger's log, which `baton logs` reads.
-            let logs = try stack.baton(["logs", "--service", "logger", "--level", "warning"])
+            let logs = try await stack.baton(["logs", "--service", "logger", "--level", "warning"])
             #expect(logs.status == 0)
             #expect(logs.output.components(separatedBy: "lost status events").count == 3, "\(logs.output)")
             await publisher.close()

@@ -33,11 +33,12 @@ struct StatusTests {
             try stack.start("algorithm", "baton-algorithm", environment: ["BATON_INSTANCE": "algorithm"])
             try stack.start("processor-1", "baton-processor", ["--name", "processor-1"])
             let allUp = try await stack.waitUntil(timeout: .seconds(60)) {
-                let report = try? Self.status(stack)
+                let report = try? await Self.status(stack)
                 return report?.services.filter { $0.state == "up" }.count == 4
             }
-            #expect(allUp, "\(String(describing: try? Self.status(stack)))")
-            var report = try Self.status(stack)
+            let afterStart = try? await Self.status(stack)
+            #expect(allUp, "\(String(describing: afterStart))")
+            var report = try await Self.status(stack)
             let processor = try #require(report.services.first { $0.instance == "processor-1" })
             #expect(processor.service == "processor")
             #expect(processor.pid == stack.process("processor-1").map { Int($0.processIdentifier) })
@@ -48,50 +49,52 @@ struct StatusTests {
             #expect(report.jobs.first?.schedule != nil, "the scheduler adds the schedule")
 
             // A run in flight, with the demo's progress.
-            #expect(try stack.baton(["trigger", "slow"]).status == 0)
+            #expect(try await stack.baton(["trigger", "slow"]).status == 0)
             // Long enough (8 s) that a loaded machine, slow to start it and to answer, still sees it running.
             let inFlight = try await stack.waitUntil(timeout: .seconds(30)) {
-                (try? Self.status(stack))?.runs.contains { $0.state == "running" && ($0.percent ?? 0) > 0 } ?? false
+                (try? await Self.status(stack))?.runs.contains { $0.state == "running" && ($0.percent ?? 0) > 0 } ?? false
             }
-            #expect(inFlight, "\(String(describing: try? Self.status(stack).runs))")
-            let text = try stack.baton(["status"])
+            let inFlightRuns = try? await Self.status(stack).runs
+            #expect(inFlight, "\(String(describing: inFlightRuns))")
+            let text = try await stack.baton(["status"])
             #expect(text.status == 0)
             #expect(text.output.contains("RUNS IN FLIGHT\n  slow@"), "\(text.output)")
             let finished = try await stack.waitUntil(timeout: .seconds(30)) {
-                (try? Self.status(stack))?.recent.first?.state == "succeeded"
+                (try? await Self.status(stack))?.recent.first?.state == "succeeded"
             }
             #expect(finished)
 
             // kill -9 of the processor: down within three heartbeats (0.9 s, plus slack), up once restarted.
             kill(try #require(stack.process("processor-1")).processIdentifier, SIGKILL)
             let down = try await stack.waitUntil(timeout: .seconds(5)) {
-                (try? Self.status(stack))?.services.first { $0.instance == "processor-1" }?.state == "down"
+                (try? await Self.status(stack))?.services.first { $0.instance == "processor-1" }?.state == "down"
             }
             #expect(down)
             try stack.start("processor-1", "baton-processor", ["--name", "processor-1"])
             let upAgain = try await stack.waitUntil(timeout: .seconds(10)) {
-                let entry = (try? Self.status(stack))?.services.first { $0.instance == "processor-1" }
+                let entry = (try? await Self.status(stack))?.services.first { $0.instance == "processor-1" }
                 return entry?.state == "up" && entry?.restarts == 1
             }
-            #expect(upAgain, "\(String(describing: try? Self.status(stack).services))")
+            let servicesAgain = try? await Self.status(stack).services
+            #expect(upAgain, "\(String(describing: servicesAgain))")
 
             // The history survives a logger killed without warning.
-            report = try Self.status(stack)
+            report = try await Self.status(stack)
             let history = report.recent
             #expect(history.count == 1)
             let logger = try #require(stack.process("logger"))
             kill(logger.processIdentifier, SIGKILL)
             #expect(try await TestStack.exited(logger))
-            let unanswered = try stack.baton(["status", "--timeout", "500ms"])
+            let unanswered = try await stack.baton(["status", "--timeout", "500ms"])
             #expect(unanswered.status == 3)
             #expect(unanswered.output.contains("did not answer"), "\(unanswered.output)")
             try stack.start("logger", "baton-logger", environment: ["BATON_INSTANCE": "logger"])
             let back = try await stack.waitUntil(timeout: .seconds(60)) {
-                let report = try? Self.status(stack)
+                let report = try? await Self.status(stack)
                 return report?.services.filter { $0.state == "up" }.count == 4
             }
             #expect(back)
-            report = try Self.status(stack)
+            report = try await Self.status(stack)
             #expect(report.recent == history)
             #expect(report.jobs.first?.lastOutcome == "succeeded")
         }
@@ -148,7 +151,7 @@ struct StatusTests {
             #expect(health.body.contains("\"status\":\"ok\""))
             #expect(try await Self.get(base, "/nothing").status == 404)
 
-            for _ in 0..<3 { #expect(try stack.baton(["trigger", "counted"]).status == 0) }
+            for _ in 0..<3 { #expect(try await stack.baton(["trigger", "counted"]).status == 0) }
             let stored = try await stack.waitUntil(timeout: .seconds(30)) { stack.storedCount() == 3 }
             #expect(stored)
 
@@ -174,8 +177,8 @@ struct StatusTests {
         }
     }
 
-    static func status(_ stack: TestStack) throws -> StatusReport {
-        let result = try stack.baton(["status", "--json", "--timeout", "2s"])
+    static func status(_ stack: TestStack) async throws -> StatusReport {
+        let result = try await stack.baton(["status", "--json", "--timeout", "2s"])
         guard result.status == 0 else { throw StatusTestError("baton status exited \(result.status): \(result.output)") }
         return try Timestamp.decoder().decode(StatusReport.self, from: Data(result.output.utf8))
     }

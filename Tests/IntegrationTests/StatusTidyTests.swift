@@ -23,16 +23,16 @@ struct StatusTidyTests {
             let running = Task { try await publisher.run() }
             publisher.publish("log.error", level: "error", message: "the disk is on fire")
             let errorSeen = try await stack.waitUntil(timeout: .seconds(60)) {
-                try stack.baton(["status", "--timeout", "20s"]).output.contains("the disk is on fire")
+                try await stack.baton(["status", "--timeout", "20s"]).output.contains("the disk is on fire")
             }
             try #require(errorSeen, "logger: \(stack.stderr("logger").suffix(800))")
             publisher.publish(EventType.serviceStopped)
             let heard = try await stack.waitUntil(timeout: .seconds(60)) {
-                try stack.baton(["status", "--timeout", "20s", "--all"]).output.contains("vm:4242  STOPPED")
+                try await stack.baton(["status", "--timeout", "20s", "--all"]).output.contains("vm:4242  STOPPED")
             }
-            let status = try stack.baton(["status", "--timeout", "20s", "--all"]).output
+            let status = try await stack.baton(["status", "--timeout", "20s", "--all"]).output
             try #require(heard, "status: \(status)")
-            let shown = try stack.baton(["status", "--timeout", "20s"])
+            let shown = try await stack.baton(["status", "--timeout", "20s"])
             #expect(shown.output.contains("algorithm vm:4242  STOPPED"), "\(shown.output)")
             #expect(shown.output.contains("RECENT ERRORS (last 10m)"), "\(shown.output)")
             #expect(shown.output.contains("1 error in the last 10m"), "\(shown.output)")
@@ -42,7 +42,7 @@ struct StatusTidyTests {
             // Once stopped more than a second ago: gone with --gone 1s, listed with --all.
             var tidy: (status: Int32, output: String) = (-1, "")
             let hidden = try await stack.waitUntil(timeout: .seconds(20)) {
-                tidy = try stack.baton(["status", "--timeout", "20s", "--gone", "1s", "--window", "1s"])
+                tidy = try await stack.baton(["status", "--timeout", "20s", "--gone", "1s", "--window", "1s"])
                 return tidy.status == 0 && !tidy.output.contains("vm:4242")
             }
             #expect(hidden, "\(tidy.output)")
@@ -56,16 +56,16 @@ struct StatusTidyTests {
                 "\(tidy.output)"
             )
             #expect(!tidy.output.contains("RECENT ERRORS"), "errors older than the window: \(tidy.output)")
-            let all = try stack.baton(["status", "--timeout", "20s", "--gone", "1s", "--all"])
+            let all = try await stack.baton(["status", "--timeout", "20s", "--gone", "1s", "--all"])
             #expect(all.output.contains("algorithm vm:4242  STOPPED"), "\(all.output)")
             #expect(all.output.contains("(gone)"), "\(all.output)")
-            let json = try stack.baton(["status", "--timeout", "20s", "--gone", "1s", "--window", "1s", "--json"])
+            let json = try await stack.baton(["status", "--timeout", "20s", "--gone", "1s", "--window", "1s", "--json"])
             let report = try Timestamp.decoder().decode(StatusReport.self, from: Data(json.output.utf8))
             #expect(report.hiddenServices == 1)
             #expect(report.windowSeconds == 1)
             #expect(report.errors.isEmpty)
             #expect(!report.services.contains { $0.instance == "vm:4242" })
-            #expect(try stack.baton(["status", "--timeout", "20s", "--gone", "soon"]).status != 0)
+            #expect(try await stack.baton(["status", "--timeout", "20s", "--gone", "soon"]).status != 0)
         }
     }
 }

@@ -189,19 +189,12 @@ final class TestStack: @unchecked Sendable {
         }) ?? [:]
     }
 
-    /// Runs a `baton` subcommand against this stack and returns its exit status and output.
-    func baton(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaries + "/baton")
-        process.arguments = arguments + ["--config", configPath]
-        process.currentDirectoryURL = URL(fileURLWithPath: Self.repository)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    /// Runs a `baton` subcommand against this stack and returns its exit status and output, waiting for it
+    /// without holding a thread of the cooperative pool (a command such as `status --timeout 20s` may take that
+    /// long, and two such waits would stop every other test in the process).
+    func baton(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let outcome = try await Scripts.execute(Self.binaries + "/baton", arguments + ["--config", configPath])
+        return (outcome.status, outcome.output)
     }
 
     /// Rewrites the configuration's YAML body (after data_dir and endpoints).
@@ -211,12 +204,12 @@ final class TestStack: @unchecked Sendable {
     func trigger(_ job: String) async throws -> String {
         var asked = ""
         let answering = try await waitUntil(timeout: .seconds(60)) {
-            let jobs = try baton(["jobs"])
+            let jobs = try await baton(["jobs"])
             asked = jobs.output
             return jobs.status == 0
         }
         try #require(answering, "the scheduler does not answer: \(asked)")
-        let trigger = try baton(["trigger", job])
+        let trigger = try await baton(["trigger", job])
         try #require(trigger.status == 0, "\(trigger.output)")
         return try #require(trigger.output.split(separator: "\n").last.map(String.init))
     }

@@ -35,36 +35,36 @@ struct TriggerTests {
         try await TestStack.with("trigger", yaml: yaml) { stack in
             try stack.start("scheduler", "baton-scheduler")
             try stack.start("algorithm", "baton-algorithm")
-            let answering = try await stack.waitUntil(timeout: .seconds(30)) { try stack.baton(["jobs"]).status == 0 }
+            let answering = try await stack.waitUntil(timeout: .seconds(30)) { try await stack.baton(["jobs"]).status == 0 }
             try #require(answering, "scheduler: \(stack.stderr("scheduler").suffix(800))")
 
             // forbid: a second trigger while the first run is in flight is refused, with the reason.
-            let first = try stack.baton(["trigger", "solo"])
+            let first = try await stack.baton(["trigger", "solo"])
             #expect(first.status == 0, "\(first.output)")
             let soloRunning = try await stack.waitUntil(timeout: .seconds(20)) { Self.fires(stack, job: "solo").first?.state == "running" }
             #expect(soloRunning, "\(Self.fires(stack, job: "solo"))")
-            let refused = try stack.baton(["trigger", "solo"])
+            let refused = try await stack.baton(["trigger", "solo"])
             let soloRun = try #require(Self.fires(stack, job: "solo").first?.run)
             #expect(refused.status == 1, "\(refused.output)")
             #expect(refused.output.contains("forbid") && refused.output.contains(soloRun), "\(refused.output)")
             #expect(Self.fires(stack, job: "solo").count == 1)
 
             // queue: the second trigger is queued behind the first, and runs after it.
-            #expect(try stack.baton(["trigger", "line"]).status == 0)
+            #expect(try await stack.baton(["trigger", "line"]).status == 0)
             let lineRunning = try await stack.waitUntil(timeout: .seconds(20)) { Self.fires(stack, job: "line").first?.state == "running" }
             #expect(lineRunning, "\(Self.fires(stack, job: "line"))")
-            let queued = try stack.baton(["trigger", "line"])
+            let queued = try await stack.baton(["trigger", "line"])
             #expect(queued.status == 0, "\(queued.output)")
             #expect(queued.output.contains("queued"), "\(queued.output)")
             #expect(Self.fires(stack, job: "line").map(\.state) == ["running", "queued"])
 
             // A paused job is refused, unless forced.
-            #expect(try stack.baton(["pause", "held"]).status == 0)
-            let paused = try stack.baton(["trigger", "held"])
+            #expect(try await stack.baton(["pause", "held"]).status == 0)
+            let paused = try await stack.baton(["trigger", "held"])
             #expect(paused.status == 1, "\(paused.output)")
             #expect(paused.output.contains("paused"), "\(paused.output)")
             #expect(Self.fires(stack, job: "held").isEmpty)
-            let forced = try stack.baton(["trigger", "held", "--force"])
+            let forced = try await stack.baton(["trigger", "held", "--force"])
             #expect(forced.status == 0, "\(forced.output)")
 
             FileManager.default.createFile(atPath: gate, contents: nil)
