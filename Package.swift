@@ -164,12 +164,16 @@ let package = Package(
                 path: "Benchmarks/BatonBench",
                 swiftSettings: swiftSettings
             ),
+            // Fixtures and scratch directories for the unit tests of the modules that keep stores.
+            .target(name: "TestSupport", dependencies: ["Messaging"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
             .testTarget(name: "RacingTests", dependencies: ["Racing"], swiftSettings: swiftSettings),
             .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
             .testTarget(
                 name: "ProcessorServiceTests",
-                dependencies: ["ProcessorService", "Persistence", "Messaging", "Config", "ServiceKit", "ZMQ", grdb, logging],
+                dependencies: [
+                    "TestSupport", "ProcessorService", "Persistence", "Messaging", "Config", "ServiceKit", "ZMQ", grdb, logging,
+                ],
                 swiftSettings: swiftSettings
             ),
             .testTarget(
@@ -196,6 +200,7 @@ let package = Package(
             .testTarget(
                 name: "AlgorithmServiceTests",
                 dependencies: [
+                    "TestSupport",
                     "AlgorithmService", "Persistence", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "ZMQ", logging,
                     .product(name: "PropertyBased", package: "swift-property-based"),
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
@@ -207,6 +212,7 @@ let package = Package(
             .testTarget(
                 name: "SchedulerServiceTests",
                 dependencies: [
+                    "TestSupport",
                     "SchedulerService", "Scheduling", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Persistence", "ZMQ", logging,
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                     .product(name: "PropertyBased", package: "swift-property-based"),

@@ -1,6 +1,7 @@
 import AlgorithmService
 import Foundation
 import Messaging
+import TestSupport
 import Testing
 
 /// What the algorithm's `algorithm_control` socket answers `baton results`, `audit` and `replay`.

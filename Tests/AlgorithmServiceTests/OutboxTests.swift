@@ -1,6 +1,7 @@
 import AlgorithmService
 import Foundation
 import Messaging
+import TestSupport
 import Testing
 
 struct OutboxTests {

@@ -5,6 +5,7 @@ import Logging
 import Messaging
 import Config
 import ServiceKit
+import TestSupport
 import Testing
 import ZMQ
 

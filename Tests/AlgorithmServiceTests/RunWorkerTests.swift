@@ -5,6 +5,7 @@ import Messaging
 import Config
 import ServiceKit
 import ServiceLifecycleTestKit
+import TestSupport
 import Testing
 import ZMQ
 

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Messaging
 import ProcessorService
+import TestSupport
 import Testing
 
 /// A known key `(run, part)` with another sha256 is a conflict, never a duplicate.

@@ -1,6 +1,7 @@
 import Foundation
 import Messaging
 import ProcessorService
+import TestSupport
 import Testing
 
 struct ResultStoreTests {

@@ -1,9 +1,11 @@
-import Foundation
-import Messaging
+public import Foundation
+public import Messaging
+
+// Shared by the unit-test targets whose modules keep stores (algorithm, processor, scheduler).
 
 /// Headers and requests for store tests.
-enum Fixtures {
-    static func header(_ payload: Data, run: String = "j@1", part: Int = 0) -> ResultHeader {
+public enum Fixtures {
+    public static func header(_ payload: Data, run: String = "j@1", part: Int = 0) -> ResultHeader {
         ResultHeader(
             runID: run,
             job: "j",
@@ -15,7 +17,7 @@ enum Fixtures {
         )
     }
 
-    static func request(_ run: String, at seconds: Double = 60) -> RunRequest {
+    public static func request(_ run: String, at seconds: Double = 60) -> RunRequest {
         RunRequest(
             runID: run,
             job: "j",
@@ -27,18 +29,18 @@ enum Fixtures {
 }
 
 /// A directory for one test's files, removed when the last reference to it goes away (or by ``remove()``).
-final class Scratch: Sendable {
-    let directory: String
+public final class Scratch: Sendable {
+    public let directory: String
 
-    init(_ name: String = "storage") {
+    public init(_ name: String = "storage") {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("bt-\(name)-\(UUID().uuidString)").path
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
     /// A path inside the directory.
-    func path(_ name: String) -> String { directory + "/" + name }
+    public func path(_ name: String) -> String { directory + "/" + name }
 
-    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+    public func remove() { try? FileManager.default.removeItem(atPath: directory) }
 
     deinit { remove() }
 }
