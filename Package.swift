@@ -166,7 +166,7 @@ let package = Package(
             ),
             // Fixtures and scratch directories for the unit tests of the modules that keep stores.
             .target(name: "TestSupport", dependencies: ["Messaging"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
-            .testTarget(name: "ZMQTests", dependencies: ["ZMQ"], swiftSettings: swiftSettings),
+            .testTarget(name: "ZMQTests", dependencies: ["ZMQ", "TestSupport"], swiftSettings: swiftSettings),
             .testTarget(name: "RacingTests", dependencies: ["Racing"], swiftSettings: swiftSettings),
             .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
             .testTarget(

@@ -5,6 +5,7 @@ import Config
 import SchedulerService
 
 import Synchronization
+import TestSupport
 import Testing
 
 /// A sink on which time passes: each request sent moves the clock on, as sending a long catch-up does.
@@ -180,7 +181,7 @@ struct AccountingTests {
             // A catch-up big enough to need new pages.
             let slots = (1...300).map { first.addingTimeInterval(Double($0) * Self.every) }
             let handling = Task { await dispatcher.handle(job: job, fire: slots, skip: [], firedAt: Date()) }
-            try await Task.sleep(for: .milliseconds(500))
+            try await Wait.deliberately(.milliseconds(500), because: "nothing may be sent while the state cannot be written")
             #expect(sink.requests.count == 1, "a request was sent without being recorded")
             #expect(try await ledger.lastSlot(job: "j") == first)
             try await ledger.limitSize(pages: nil)

@@ -4,6 +4,7 @@ import Messaging
 import Config
 import SchedulerService
 
+import TestSupport
 import Testing
 
 /// Collects requests and cancels.
@@ -125,11 +126,11 @@ struct DispatcherTests {
                 RunReport(runID: Self.request(60).runID, job: "j", state: .running, askedAt: Date(timeIntervalSince1970: 60))
             )
             // … the dispatcher asks (sends the request for 60 again, stamped with the time it asks) …
-            var question: RunRequest?
-            while question == nil {
-                question = sink.requests.dropFirst().first { $0.runID == Self.request(60).runID }
-                try await Task.sleep(for: .milliseconds(5))
+            let asked = try await Wait.until(timeout: .seconds(60)) {
+                sink.requests.dropFirst().contains { $0.runID == Self.request(60).runID }
             }
+            try #require(asked, "the dispatcher did not ask about the run in flight")
+            let question = sink.requests.dropFirst().first { $0.runID == Self.request(60).runID }
             #expect(try await ledger.fires(job: "j").count == 1, "decided before the answer")
             // … and the algorithm answers from its ledger.
             try await ledger.apply(

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 import ZMQ
 
@@ -65,8 +66,7 @@ struct ProxyPolicyTests {
                 connect: proxy.backendEndpoints
             )
         )
-        let deadline = ContinuousClock.now + .seconds(10)
-        while overflows.withLock({ $0.isEmpty }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        _ = try await Wait.until(timeout: .seconds(10)) { !overflows.withLock { $0.isEmpty } }
         #expect(overflows.withLock { $0 } == [6])
         await hoarder.close()
         await subscriber.close()
