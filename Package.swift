@@ -193,7 +193,7 @@ let package = Package(
             ),
             .testTarget(
                 name: "MetricsHTTPTests",
-                dependencies: ["MetricsHTTP", logging, lifecycle],
+                dependencies: ["MetricsHTTP", "TestSupport", logging, lifecycle],
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "CommandsTests", dependencies: ["Commands", "Config"], swiftSettings: swiftSettings),
@@ -221,7 +221,9 @@ let package = Package(
             ),
             .testTarget(
                 name: "IntegrationTests",
-                dependencies: ["Config", "ServiceKit", "MetricsHTTP", "Commands", "Messaging", "ZMQ", "ProcessorService", logging, grdb],
+                dependencies: [
+                    "Config", "ServiceKit", "MetricsHTTP", "Commands", "Messaging", "ZMQ", "ProcessorService", "TestSupport", logging, grdb,
+                ],
                 swiftSettings: swiftSettings
             ),
         ]

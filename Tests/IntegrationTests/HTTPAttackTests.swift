@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 /// A real stack whose algorithm's metrics port is attacked: its work must go on.
@@ -26,7 +27,7 @@ struct HTTPAttackTests {
                 var sent = 0
                 let end = Date().addingTimeInterval(600)
                 while !stop.isSet, Date() < end {
-                    Attack.send(line, to: port)
+                    _ = RawHTTP.send(line, to: port, readTimeout: 2)
                     sent += 1
                 }
                 return sent
@@ -53,7 +54,7 @@ struct HTTPAttackTests {
                 let end = Date().addingTimeInterval(600)
                 while !stop.isSet, Date() < end {
                     let start = Date()
-                    let status = Attack.healthz(port: port)
+                    let status = RawHTTP.get(port: port, "/healthz", timeout: 10).status
                     latencies.append(status == 200 ? Date().timeIntervalSince(start) : -1)
                     usleep(200_000)
                 }
@@ -91,12 +92,12 @@ struct HTTPAttackTests {
             #expect(Double(stored) >= expected / 3, "stored \(stored) in \(seconds) s; expected about \(expected)")
             #expect(!latencies.isEmpty && answered.count == latencies.count, "healthz probes: \(latencies)")
             #expect(
-                Attack.healthz(port: port) == 200,
+                RawHTTP.get(port: port, "/healthz", timeout: 10).status == 200,
                 "algorithm: \(stack.stderr("algorithm").split(separator: "\n").filter { !$0.contains("run finished") }.suffix(20).joined(separator: "\n"))"
             )
             #expect(stack.process("algorithm")?.isRunning == true)
-            let drained = try await stack.waitUntil(timeout: .seconds(10)) { Attack.closeWaitCount(localPort: port) == 0 }
-            #expect(drained, "\(Attack.closeWaitCount(localPort: port)) server sockets in CLOSE-WAIT")
+            let drained = try await stack.waitUntil(timeout: .seconds(10)) { TCPTable.count(localPort: port, state: .closeWait) == 0 }
+            #expect(drained, "\(TCPTable.count(localPort: port, state: .closeWait)) server sockets in CLOSE-WAIT")
         }
     }
 
@@ -137,66 +138,5 @@ enum Attack {
             for await result in group { results.append(result) }
             return results.sorted { $0.0 < $1.0 }.map(\.1)
         }
-    }
-
-    static func connect(port: Int, timeout seconds: Int = 2) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var time = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else {
-            close(fd)
-            return nil
-        }
-        return fd
-    }
-
-    /// Sends `bytes` (until the first failure) and returns what came back before the server closed or `seconds`
-    /// passed.
-    @discardableResult
-    static func send(_ bytes: [UInt8], to port: Int, timeout seconds: Int = 2) -> String {
-        guard let fd = connect(port: port, timeout: seconds) else { return "" }
-        defer { close(fd) }
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent <= 0 { break }
-            offset += sent
-        }
-        var data = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while data.count < 1 << 20 {
-            let got = recv(fd, &buffer, buffer.count, 0)
-            if got <= 0 { break }
-            data += buffer[0..<got]
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    /// The status of `GET /healthz`, or nil if it did not come within 10 s (a stalled endpoint; the latency, a
-    /// figure of a loaded machine, is reported, not asserted).
-    static func healthz(port: Int) -> Int? {
-        let reply = send(Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8), to: port, timeout: 10)
-        return reply.hasPrefix("HTTP/1.1 ") ? Int(reply.dropFirst(9).prefix(3)) : nil
-    }
-
-    /// Sockets in CLOSE-WAIT whose local port is `localPort` (the server's side), from `/proc/net/tcp`.
-    static func closeWaitCount(localPort: Int) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
-        var count = 0
-        for line in text.split(separator: "\n").dropFirst() {
-            let fields = line.split(separator: " ")
-            guard fields.count > 3, let colon = fields[1].lastIndex(of: ":") else { continue }
-            if Int(fields[1][fields[1].index(after: colon)...], radix: 16) == localPort, fields[3] == "08" { count += 1 }
-        }
-        return count
     }
 }
