@@ -56,6 +56,7 @@ final class Pipeline: @unchecked Sendable {
                     logger: logger
                 ),
                 AckReceiver(
+                    dataDirectory: stack.dataDirectory,
                     outbox: outbox,
                     acks: sockets.acks.channel.inbound,
                     doorbell: doorbell,
@@ -84,7 +85,13 @@ final class Pipeline: @unchecked Sendable {
         let final = RawResults.resultPath(dataDirectory: stack.dataDirectory, job: "bench", runID: runID)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try payload.write(to: URL(fileURLWithPath: partial))
-        _ = try await handOff.handOff(runID: runID, job: "bench", logicalTime: time, partial: partial, final: final)
+        _ = try await handOff.handOff(
+            runID: runID,
+            job: "bench",
+            partial: partial,
+            outputDirectory: RawResults.outputDirectory(partial: partial),
+            final: final
+        )
     }
 
     func stop() async {

@@ -147,14 +147,14 @@ struct Scenarios {
             let partial = RawResults.partialPath(dataDirectory: stack.dataDirectory, job: "cost", runID: runID)
             let final = RawResults.resultPath(dataDirectory: stack.dataDirectory, job: "cost", runID: runID)
             try payload.write(to: URL(fileURLWithPath: partial))  // written and closed: the algorithm is done
-            let (_, duration) = try await pipeline.handOff.handOff(
+            let handedOff = try await pipeline.handOff.handOff(
                 runID: runID,
                 job: "cost",
-                logicalTime: time,
                 partial: partial,
+                outputDirectory: RawResults.outputDirectory(partial: partial),
                 final: final
             )
-            samples.append(duration / .milliseconds(1))
+            samples.append(handedOff.duration / .milliseconds(1))
             try? FileManager.default.removeItem(atPath: final)
         }
         await pipeline.stop()

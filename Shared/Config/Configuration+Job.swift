@@ -26,6 +26,8 @@ extension Configuration {
         public var timeout: Duration = .seconds(3600)
         /// How many times a failed run is tried again (after 1 s, 2 s, 4 s … up to 1 min).
         public var retries = 0
+        /// The processing stages after the algorithm, in order; empty: the processor's own command or store.
+        public var stages: [Stage] = []
 
         /// Creates a job.
         public init(name: String, trigger: Trigger, algorithm: AlgorithmSpec) {
@@ -121,7 +123,7 @@ extension Configuration.Job: Decodable {
             decoder,
             allowed: [
                 "name", "every", "anchor", "cron", "at", "timezone", "jitter", "misfire", "grace", "overlap", "command", "workdir",
-                "env", "builtin", "duration", "result_size", "timeout", "retries",
+                "env", "builtin", "duration", "result_size", "timeout", "retries", "stages",
             ]
         )
         guard reader.has("name") else {
@@ -213,6 +215,7 @@ extension Configuration.Job: Decodable {
         overlap = try reader.choice("overlap", overlap)
         timeout = try reader.duration("timeout", timeout)
         retries = try reader.value("retries", retries)
+        stages = try reader.value("stages", stages)
     }
 }
 
@@ -237,6 +240,7 @@ extension Configuration.Job {
             if case .demo(_, let size) = job.algorithm, !(0...(1 << 30)).contains(size) {
                 return ("\(field).result_size", "must be from 0 to 1 GiB in bytes (got \(size))")
             }
+            if let problem = Configuration.Stage.firstProblem(in: job.stages) { return (field + problem.field, problem.problem) }
         }
         return nil
     }

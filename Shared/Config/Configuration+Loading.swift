@@ -94,6 +94,10 @@ extension Configuration {
             if case .command(let spec) = job.algorithm {
                 command("jobs[\(index)]", argv: spec.argv, workdir: spec.workingDirectory, env: spec.environment)
             }
+            for (number, stage) in job.stages.enumerated() where stage.builtin == nil {
+                let spec = stage.command
+                command("jobs[\(index)].stages[\(number)]", argv: spec.argv, workdir: spec.workingDirectory, env: spec.environment)
+            }
         }
         return problems
     }

@@ -34,6 +34,8 @@ public struct AlgorithmRequest: WireMessage, Equatable {
     public var run: String?
     /// `raw`, `delivered`: the part.
     public var part: Int?
+    /// `raw`, `delivered`: the part's stage index (absent: 0).
+    public var stage: Int?
 
     /// Creates a request.
     public init(
@@ -44,8 +46,10 @@ public struct AlgorithmRequest: WireMessage, Equatable {
         from: Date? = nil,
         to: Date? = nil,
         run: String? = nil,
-        part: Int? = nil
+        part: Int? = nil,
+        stage: Int? = nil
     ) {
+        self.stage = stage
         self.command = command
         self.state = state
         self.cause = cause

@@ -127,6 +127,18 @@ public enum EventType {
     public static let resultRedelivered = "result.redelivered"
     public static let resultReplayed = "result.replayed"
     public static let resultBacklog = "result.backlog"
+    /// A stage's tasks of a run were created (`parts` of them): its input is complete.
+    public static let stageReady = "stage.ready"
+    /// Every task of a run's stage succeeded.
+    public static let stageDone = "stage.done"
+    /// A run's last stage is done: it has been processed and stored.
+    public static let pipelineFinished = "pipeline.finished"
+    /// A processor started a task `(run, stage, part)`.
+    public static let taskStarted = "task.started"
+    /// The hub settled a task as done (with its outputs, if its stage produces any).
+    public static let taskSucceeded = "task.succeeded"
+    /// A task failed: it is retried after a delay, or dead (`dead: true`).
+    public static let taskFailed = "task.failed"
     public static let runAccepted = "run.accepted"
     public static let runSkipped = "run.skipped"
     public static let runQueued = "run.queued"

@@ -19,17 +19,20 @@ public enum Wire {
 
     /// Encodes a message (and an optional payload) into frames.
     public static func encode<Message: WireMessage>(_ message: Message, payload: Data? = nil) -> [Data] {
+        encode(message, payloads: payload.map { [$0] } ?? [])
+    }
+
+    /// Encodes a message and any number of payload frames.
+    public static func encode<Message: WireMessage>(_ message: Message, payloads: [Data]) -> [Data] {
         // Encoding our own Codable structs cannot fail: they hold only strings, numbers and dates.
         let header = (try? Timestamp.encoder().encode(message)) ?? Data("{}".utf8)
-        var frames = [Data(protocolID.utf8), Data(Message.kind.utf8), header]
-        if let payload { frames.append(payload) }
-        return frames
+        return [Data(protocolID.utf8), Data(Message.kind.utf8), header] + payloads
     }
 
     /// The kind frame of a message, after checking the frame count and protocol.
     public static func kind(of frames: [Data]) throws(ProtocolError) -> String {
-        guard frames.count == 3 || frames.count == 4 else {
-            throw ProtocolError(.frames, "expected 3 or 4 frames (protocol, kind, header[, payload]), got \(frames.count)")
+        guard frames.count >= 3 else {
+            throw ProtocolError(.frames, "expected 3 or more frames (protocol, kind, header[, payload...]), got \(frames.count)")
         }
         guard frames[0] == Data(protocolID.utf8) else {
             let shown = String(decoding: frames[0].prefix(32), as: UTF8.self)
@@ -43,6 +46,23 @@ public enum Wire {
         _ type: Message.Type,
         from frames: [Data]
     ) throws(ProtocolError) -> (message: Message, payload: Data?) {
+        guard frames.count <= 4 else {
+            throw ProtocolError(.frames, "expected 3 or 4 frames (protocol, kind, header[, payload]), got \(frames.count)")
+        }
+        let message = try decodeHeader(type, from: frames)
+        return (message, frames.count == 4 ? frames[3] : nil)
+    }
+
+    /// Decodes a message that may carry several payload frames (a merge task, an acknowledgement with a stage's
+    /// output); returns it with every frame after the header. The message checks their number itself.
+    public static func decodeMany<Message: WireMessage>(
+        _ type: Message.Type,
+        from frames: [Data]
+    ) throws(ProtocolError) -> (message: Message, payloads: [Data]) {
+        (try decodeHeader(type, from: frames), Array(frames.dropFirst(3)))
+    }
+
+    private static func decodeHeader<Message: WireMessage>(_ type: Message.Type, from frames: [Data]) throws(ProtocolError) -> Message {
         let kind = try kind(of: frames)
         guard kind == Message.kind else {
             throw ProtocolError(.kind, "expected a \"\(Message.kind)\" message, got \"\(kind)\"")
@@ -56,7 +76,7 @@ public enum Wire {
             throw ProtocolError(.header, "\(Message.kind) header: \(error)")
         }
         try message.validate()
-        return (message, frames.count == 4 ? frames[3] : nil)
+        return message
     }
 
     /// Words for a decoding error that name the field, e.g. `field "runId": missing`.

@@ -125,7 +125,7 @@ struct OutboxTests {
         #expect(try await ledger.accept(Fixtures.request("j@1"))?.state == .accepted)
         try await ledger.markRunning("j@1")
         #expect(try await ledger.unfinished().map(\.request.runID) == ["j@1"])
-        try await ledger.finish("j@1", outbox: [.init(header: Fixtures.header(Data("r".utf8)), path: "/x")])
+        try await ledger.finish("j@1", parts: [.init(path: "/x", digest: PartDigest(size: 1, sha256: SHA256.hex(of: Data("r".utf8))))])
         #expect(try await ledger.unfinished().isEmpty)
         #expect(try await ledger.accept(Fixtures.request("j@1"))?.state == .finished)
         #expect(try await outbox.counts() == [.pending: 1])
@@ -144,7 +144,7 @@ struct OutboxTests {
         #expect(try await ledger.markRunning("j@2"))
         #expect(try await ledger.cancel("j@2", reason: "user").state == .cancelled)
         await #expect(throws: RunLedgerError.self) {
-            try await ledger.finish("j@2", outbox: [.init(header: Fixtures.header(Data("r".utf8)), path: "/x")])
+            try await ledger.finish("j@2", parts: [.init(path: "/x", digest: PartDigest(size: 1, sha256: SHA256.hex(of: Data("r".utf8))))])
         }
         #expect(try await outbox.counts().isEmpty)
         // Cancelled before its request arrived: the request, when it comes, is answered with the cancel.

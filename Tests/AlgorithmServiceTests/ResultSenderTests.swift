@@ -126,6 +126,7 @@ struct AckReceiverTests {
         let acks = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: [endpoint]))
         let processor = try await AsyncSocket(context: context, configuration: .init(type: .push, connect: [endpoint]))
         let receiver = AckReceiver(
+            dataDirectory: scratch.directory,
             outbox: outbox,
             acks: acks.channel.inbound,
             doorbell: Doorbell(),

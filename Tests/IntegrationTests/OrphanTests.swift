@@ -27,10 +27,11 @@ struct OrphanTests {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
     }
 
+    /// The attempts' partial files (each attempt's `BATON_OUTPUT_DIR`, `<partial>.parts.partial`, goes with its file).
     static func partials(_ stack: TestStack, job: String) -> Set<String> {
         Set(
             ((try? FileManager.default.contentsOfDirectory(atPath: stack.dataDirectory + "/raw/\(job)")) ?? []).filter {
-                $0.hasSuffix(".partial")
+                $0.hasSuffix(".partial") && !$0.hasSuffix(".parts.partial")
             }
         )
     }

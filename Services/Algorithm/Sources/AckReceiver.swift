@@ -17,6 +17,8 @@ public struct AckReceiver: Service {
     private let publisher: StatusPublisher
     private let logger: Logger
     private let rejector: MessageRejector
+    private let dataDirectory: String
+    private let blocking = BlockingWork.shared
 
     /// Creates the receiver.
     /// - Parameters:
@@ -27,7 +29,9 @@ public struct AckReceiver: Service {
     ///   - publisher: The status bus.
     ///   - logger: The logger.
     ///   - rejector: How malformed messages are turned away; by default an `acks` rejector on `publisher`.
+    ///   - dataDirectory: Where stages' outputs are kept (under `raw/<job>/`), as the raw results are.
     public init(
+        dataDirectory: String,
         outbox: Outbox,
         acks: SocketInbound,
         doorbell: Doorbell,
@@ -37,6 +41,7 @@ public struct AckReceiver: Service {
         rejector: MessageRejector? = nil
     ) {
         self.rejector = rejector ?? MessageRejector(socket: "acks", publisher: publisher, logger: logger)
+        self.dataDirectory = dataDirectory
         self.outbox = outbox
         self.acks = acks
         self.doorbell = doorbell
@@ -72,7 +77,11 @@ public struct AckReceiver: Service {
 
     private func decode(_ frames: [Data]) throws -> Message {
         switch try Wire.kind(of: frames) {
-        case Acknowledgement.kind: .ack(try Wire.decode(Acknowledgement.self, from: frames).message)
+        case Acknowledgement.kind:
+            try {
+                let (ack, outputs) = try Acknowledgement.decode(frames: frames)
+                return .ack(ack, outputs: outputs)
+            }()
         case LeaseRenewal.kind: .renewal(try Wire.decode(LeaseRenewal.self, from: frames).message)
         case FailureReport.kind: .failure(try Wire.decode(FailureReport.self, from: frames).message)
         case let kind: throw ProtocolError(.kind, "expected ack, lease or nack on the acks socket, got \"\(kind)\"")
@@ -82,36 +91,80 @@ public struct AckReceiver: Service {
     /// Applies a batch in order: runs of acknowledgements and renewals in one transaction each, failure
     /// reports one by one.
     private func apply(_ batch: [Message]) async {
-        var pending: [(settlement: Outbox.Settlement, ack: Acknowledgement?)] = []
+        var pending: [(settlement: Outbox.Settlement, ack: Acknowledgement?, files: [String])] = []
         func flush() async {
             guard !pending.isEmpty else { return }
             do {
-                let changed = try await outbox.settle(pending.map(\.settlement))
-                for (entry, changed) in zip(pending, changed) where changed {
+                let settled = try await outbox.settle(pending.map(\.settlement))
+                for (entry, settled) in zip(pending, settled) {
+                    guard settled.changed else {
+                        // Already settled by another processor's ack: its outputs were committed, these are not.
+                        for file in entry.files { try? FileManager.default.removeItem(atPath: file) }
+                        continue
+                    }
                     guard let ack = entry.ack else { continue }
+                    let job = RunID.job(of: ack.runID)
                     publisher.publish(
                         EventType.resultAcknowledged,
-                        job: RunID.job(of: ack.runID),
+                        job: job,
                         run: ack.runID,
                         part: ack.part,
-                        attributes: ["processor": ack.processor, "duplicate": "\(ack.duplicate)"]
+                        attributes: ["processor": ack.processor, "duplicate": "\(ack.duplicate)", "stage_index": "\(ack.stage ?? 0)"]
                     )
+                    publisher.publish(
+                        EventType.taskSucceeded,
+                        job: job,
+                        run: ack.runID,
+                        part: ack.part,
+                        attributes: ["processor": ack.processor, "stage_index": "\(ack.stage ?? 0)", "outputs": "\(entry.files.count)"]
+                    )
+                    publisher.publish(progress: settled.progress)
                 }
-            } catch is CancellationError {
-                // Stopping: not recorded, so the leases run out and the results are sent again, which is safe.
+                if settled.contains(where: { !$0.progress.isEmpty }) { doorbell.ring() }
             } catch {
-                // Not recorded: the leases run out and the results are sent again, which is safe.
-                logger.error("cannot update the outbox", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
+                // Not recorded (stopping, or the outbox failed): the leases run out and the tasks are sent again,
+                // which is safe; the outputs written for them are not referenced.
+                if !(error is CancellationError) {
+                    logger.error("cannot update the outbox", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
+                }
+                for file in pending.flatMap(\.files) { try? FileManager.default.removeItem(atPath: file) }
             }
             pending.removeAll()
         }
         let deadline = Date().addingTimeInterval(lease / .seconds(1))
         for message in batch {
             switch message {
-            case .ack(let ack):
-                pending.append((.ack(runID: ack.runID, part: ack.part, processor: ack.processor), ack))
+            case .ack(let ack, let outputs):
+                let stored: [Outbox.StoredPart]
+                do {
+                    stored = try await keep(outputs, of: ack)
+                } catch {
+                    // Not settled: the lease runs out and the task is done again, which is safe.
+                    logger.error(
+                        "cannot keep a stage's output; the task will be sent again",
+                        metadata: ["run": "\(ack.runID)", "stage": "\(ack.stage ?? 0)", "part": "\(ack.part)", "error": "\(error)"]
+                    )
+                    continue
+                }
+                pending.append(
+                    (
+                        .ack(runID: ack.runID, stage: ack.stage ?? 0, part: ack.part, processor: ack.processor, outputs: stored), ack,
+                        stored.map(\.path)
+                    )
+                )
             case .renewal(let renewal):
-                pending.append((.renew(runID: renewal.runID, part: renewal.part, processor: renewal.processor, until: deadline), nil))
+                pending.append(
+                    (
+                        .renew(
+                            runID: renewal.runID,
+                            stage: renewal.stage ?? 0,
+                            part: renewal.part,
+                            processor: renewal.processor,
+                            until: deadline
+                        ),
+                        nil, []
+                    )
+                )
             case .failure(let report):
                 await flush()
                 do {
@@ -124,11 +177,31 @@ public struct AckReceiver: Service {
         await flush()
     }
 
+    /// Writes a task's outputs as durable files (each fsynced, then the directory) before the transaction
+    /// that commits them as the next stage's input.
+    private func keep(_ outputs: [Data], of ack: Acknowledgement) async throws -> [Outbox.StoredPart] {
+        guard !outputs.isEmpty, let digests = ack.outputs else { return [] }
+        let directory = RawResults.stageDirectory(dataDirectory: dataDirectory, job: RunID.job(of: ack.runID), runID: ack.runID)
+        let token = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let paths = outputs.indices.map { index in
+            (directory as NSString).appendingPathComponent("s\(ack.stage ?? 0)-p\(ack.part)-o\(index)-\(token).out")
+        }
+        try await blocking.run { try RawResults.write(outputs, to: paths, in: directory) }
+        return zip(paths, digests).map { Outbox.StoredPart(path: $0, digest: $1) }
+    }
+
     private func handle(_ report: FailureReport) async throws {
+        let stage = report.stage ?? 0
         if report.conflict == true {
             // Permanent: the processors' store holds this key with another sha256, so every retry would be
             // refused the same way. Dead-lettered at once, with cause `conflict`, never acknowledged.
-            if try await outbox.markDead(runID: report.runID, part: report.part, reason: report.reason, cause: Outbox.conflictCause) {
+            if try await outbox.markDead(
+                runID: report.runID,
+                stage: stage,
+                part: report.part,
+                reason: report.reason,
+                cause: Outbox.conflictCause
+            ) {
                 logger.error("result dead-lettered: \(report.reason)", metadata: ["run": "\(report.runID)", "part": "\(report.part)"])
                 publisher.publish(
                     EventType.resultDead,
@@ -143,6 +216,7 @@ public struct AckReceiver: Service {
         }
         let outcome = try await outbox.recordFailure(
             runID: report.runID,
+            stage: stage,
             part: report.part,
             reason: report.reason,
             countsAsFailure: !report.handBack,
@@ -150,6 +224,16 @@ public struct AckReceiver: Service {
         )
         switch outcome {
         case .retry(let delay):
+            if !report.handBack {
+                publisher.publish(
+                    EventType.taskFailed,
+                    job: RunID.job(of: report.runID),
+                    run: report.runID,
+                    part: report.part,
+                    message: report.reason,
+                    attributes: ["processor": report.processor, "stage_index": "\(stage)", "dead": "false"]
+                )
+            }
             publisher.publish(
                 EventType.resultRetry,
                 job: RunID.job(of: report.runID),
@@ -162,6 +246,14 @@ public struct AckReceiver: Service {
             )
         case .dead:
             logger.error("result dead-lettered: \(report.reason)", metadata: ["run": "\(report.runID)", "part": "\(report.part)"])
+            publisher.publish(
+                EventType.taskFailed,
+                job: RunID.job(of: report.runID),
+                run: report.runID,
+                part: report.part,
+                message: report.reason,
+                attributes: ["processor": report.processor, "stage_index": "\(stage)", "dead": "true"]
+            )
             publisher.publish(
                 EventType.resultDead,
                 job: RunID.job(of: report.runID),
@@ -177,7 +269,7 @@ public struct AckReceiver: Service {
     }
 
     enum Message: Sendable {
-        case ack(Acknowledgement)
+        case ack(Acknowledgement, outputs: [Data])
         case renewal(LeaseRenewal)
         case failure(FailureReport)
     }

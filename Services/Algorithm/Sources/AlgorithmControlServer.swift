@@ -81,8 +81,8 @@ public struct AlgorithmControl: Sendable {
             }
             return (AlgorithmReply(ok: true, runs: runs), nil)
         case .raw:
-            let (run, part) = (request.run ?? "", request.part ?? 0)
-            guard let entry = try await outbox.entry(runID: run, part: part) else {
+            let (run, stage, part) = (request.run ?? "", request.stage ?? 0, request.part ?? 0)
+            guard let entry = try await outbox.entry(runID: run, stage: stage, part: part), !entry.path.isEmpty else {
                 return (AlgorithmReply(ok: false, error: "no result recorded for run \(run) part \(part)"), nil)
             }
             let payload = try await Self.read(entry.path)
@@ -94,7 +94,12 @@ public struct AlgorithmControl: Sendable {
             }
             return (AlgorithmReply(ok: true, parts: [Self.part(entry)]), payload)
         case .delivered:
-            let changed = try await outbox.markAcked(runID: request.run ?? "", part: request.part ?? 0, processor: "replay")
+            let changed = try await outbox.markAcked(
+                runID: request.run ?? "",
+                stage: request.stage ?? 0,
+                part: request.part ?? 0,
+                processor: "replay"
+            )
             return (AlgorithmReply(ok: true, changed: changed), nil)
         }
     }

@@ -41,9 +41,14 @@ public struct AlgorithmService: Service {
     public static func acksSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
         .init(
             type: .pull,
-            // Acknowledgements are small (no payload), so the small limit holds.
+            // Acknowledgements are small (no payload), so the small limit holds, unless a job has stages: then
+            // an acknowledgement carries its stage's output, as large as a result may be.
             options: [
-                .peerHeartbeat, .maxMessageSize(configuration.limits.messageBytes),
+                .peerHeartbeat,
+                .maxMessageSize(
+                    configuration.jobs.contains { !$0.stages.isEmpty }
+                        ? configuration.limits.resultBytes : configuration.limits.messageBytes
+                ),
                 .receiveHighWaterMark(configuration.limits.receiveQueue),
             ],
             bind: [configuration.endpoints.acks]
@@ -139,6 +144,7 @@ public struct AlgorithmService: Service {
         doorbell.ring()
         try await environment.runParts([
             AckReceiver(
+                dataDirectory: configuration.dataDirectory,
                 outbox: outbox,
                 acks: acks,
                 doorbell: doorbell,

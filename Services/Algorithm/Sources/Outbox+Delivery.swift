@@ -19,6 +19,7 @@ extension Outbox {
     /// ``nextDue(now:)``), in one transaction: the sender's loop, at one commit per result.
     public func markSentAndNextDue(
         runID: String,
+        stage: Int = 0,
         part: Int,
         leaseDeadline: Date,
         now: Date = Date()
@@ -28,7 +29,7 @@ extension Outbox {
         let policy = policy
         // Bookkeeping only, unless an expired lease counted a failure (which must not be forgotten).
         let found = try await writeBookkeeping { db in
-            try Self.markSent(runID: runID, part: part, leaseDeadline: leaseDeadline, now: now, in: db)
+            try Self.markSent(runID: runID, stage: stage, part: part, leaseDeadline: leaseDeadline, now: now, in: db)
             return try Self.due(in: db, now: now, policy: policy, countFailures: false)
         }
         if found.expired { return try await nextDue(now: now) }
@@ -47,7 +48,7 @@ extension Outbox {
         // Processors that died while working: one failed attempt each.
         let expired = try Row.fetchAll(
             db,
-            sql: "SELECT * FROM outbox WHERE state IN (\(leaseHolders)) AND started = 1 AND due_at <= ?",
+            sql: "\(selectEntries) WHERE state IN (\(leaseHolders)) AND started = 1 AND due_at <= ?",
             arguments: [seconds]
         )
         if !countFailures && !expired.isEmpty { return (nil, [], true) }
@@ -76,7 +77,7 @@ extension Outbox {
         let row = try Row.fetchOne(
             db,
             sql: """
-                SELECT * FROM outbox WHERE state IN (\(sendable)) AND due_at <= ?
+                \(selectEntries) WHERE state IN (\(sendable)) AND due_at <= ?
                 ORDER BY due_at, seq LIMIT 1
                 """,
             arguments: [seconds]
@@ -93,83 +94,106 @@ extension Outbox {
     }
 
     /// Marks a part as handed to a processor, which must start on it before `leaseDeadline`.
-    public func markSent(runID: String, part: Int, leaseDeadline: Date, now: Date = Date()) async throws {
-        try await write { db in try Self.markSent(runID: runID, part: part, leaseDeadline: leaseDeadline, now: now, in: db) }
+    public func markSent(runID: String, stage: Int = 0, part: Int, leaseDeadline: Date, now: Date = Date()) async throws {
+        try await write { db in try Self.markSent(runID: runID, stage: stage, part: part, leaseDeadline: leaseDeadline, now: now, in: db) }
     }
 
-    private static func markSent(runID: String, part: Int, leaseDeadline: Date, now: Date, in db: Database) throws {
+    private static func markSent(runID: String, stage: Int, part: Int, leaseDeadline: Date, now: Date, in db: Database) throws {
         try db.execute(
             sql: """
                 UPDATE outbox SET state = ?, deliveries = deliveries + 1, started = 0, due_at = ?, sent_at = ?
-                WHERE run_id = ? AND part = ? AND state IN (\(sendable))
+                WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(sendable))
                 """,
-            arguments: [target(of: .send), leaseDeadline.timeIntervalSince1970, Timestamp.format(now), runID, part]
+            arguments: [target(of: .send), leaseDeadline.timeIntervalSince1970, Timestamp.format(now), runID, stage, part]
         )
     }
 
     /// A processor is working on a part: extend its lease. Returns false if the part is not in flight.
     @discardableResult
-    public func renewLease(runID: String, part: Int, processor: String, until deadline: Date) async throws -> Bool {
-        try await write { db in try Self.renew(runID: runID, part: part, processor: processor, until: deadline, in: db) }
+    public func renewLease(runID: String, stage: Int = 0, part: Int, processor: String, until deadline: Date) async throws -> Bool {
+        try await write { db in try Self.renew(runID: runID, stage: stage, part: part, processor: processor, until: deadline, in: db) }
     }
 
-    private static func renew(runID: String, part: Int, processor: String, until deadline: Date, in db: Database) throws -> Bool {
+    private static func renew(runID: String, stage: Int, part: Int, processor: String, until deadline: Date, in db: Database) throws -> Bool
+    {
         try db.execute(
             sql: """
                 UPDATE outbox SET started = 1, processor = ?, due_at = MAX(due_at, ?)
-                WHERE run_id = ? AND part = ? AND state IN (\(renewable))
+                WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(renewable))
                 """,
-            arguments: [processor, deadline.timeIntervalSince1970, runID, part]
+            arguments: [processor, deadline.timeIntervalSince1970, runID, stage, part]
         )
         return db.changesCount > 0
     }
 
-    /// What a processor said about a part it holds, applied in a batch by ``settle(_:now:)``.
+    /// What a processor said about a task it holds, applied in a batch by ``settle(_:now:)``.
     public enum Settlement: Sendable, Equatable {
-        /// It is working on the part: extend the lease to `until`.
-        case renew(runID: String, part: Int, processor: String, until: Date)
-        /// It stored the part.
-        case ack(runID: String, part: Int, processor: String)
+        /// It is working on the task: extend the lease to `until`.
+        case renew(runID: String, stage: Int = 0, part: Int, processor: String, until: Date)
+        /// It finished the task: stored it (the last stage), or produced `outputs` (durable files at the hub)
+        /// that become the next stage's input in the same transaction.
+        case ack(runID: String, stage: Int = 0, part: Int, processor: String, outputs: [StoredPart] = [])
+    }
+
+    /// What one settlement did.
+    public struct Settled: Sendable, Equatable {
+        /// Whether it changed the task (an ack of a task already acknowledged, or a renewal of a task not in
+        /// flight, changes nothing; then its outputs were not taken).
+        public var changed: Bool
+        /// What it moved in the run's pipeline: stages completed and created.
+        public var progress: [StageProgress]
     }
 
     /// Applies lease renewals and acknowledgements in order, in one transaction (the ack receiver batches
-    /// whatever arrived while the previous batch committed). Returns, for each, whether it changed the part
-    /// (an ack of a part already acknowledged, or a renewal of a part not in flight, changes nothing).
-    public func settle(_ settlements: [Settlement], now: Date = Date()) async throws -> [Bool] {
-        try await writeBookkeeping { db in
-            try settlements.map { settlement in
+    /// whatever arrived while the previous batch committed).
+    public func settle(_ settlements: [Settlement], now: Date = Date()) async throws -> [Settled] {
+        let settled = try await writeBookkeeping { db in
+            try settlements.map { settlement -> (Settled, [Entry]) in
                 switch settlement {
-                case .renew(let runID, let part, let processor, let until):
-                    try Self.renew(runID: runID, part: part, processor: processor, until: until, in: db)
-                case .ack(let runID, let part, let processor):
-                    try Self.ack(runID: runID, part: part, processor: processor, now: now, in: db)
+                case .renew(let runID, let stage, let part, let processor, let until):
+                    let changed = try Self.renew(runID: runID, stage: stage, part: part, processor: processor, until: until, in: db)
+                    return (Settled(changed: changed, progress: []), [])
+                case .ack(let runID, let stage, let part, let processor, let outputs):
+                    guard try Self.ack(runID: runID, stage: stage, part: part, processor: processor, now: now, in: db) else {
+                        return (Settled(changed: false, progress: []), [])
+                    }
+                    let advance = try Self.settled(runID: runID, stage: stage, part: part, outputs: outputs, in: db, now: now)
+                    return (Settled(changed: true, progress: advance.progress), advance.created)
                 }
             }
         }
+        noteCommitted(settled.flatMap(\.1), micros: Timestamp.microseconds())
+        return settled.map(\.0)
     }
 
-    /// Marks a part as stored by a processor. Returns false if it was unknown or already acknowledged.
+    /// Marks a task as done by a processor. Returns false if it was unknown or already acknowledged.
     @discardableResult
-    public func markAcked(runID: String, part: Int, processor: String? = nil, now: Date = Date()) async throws -> Bool {
-        try await write { db in try Self.ack(runID: runID, part: part, processor: processor, now: now, in: db) }
+    public func markAcked(runID: String, stage: Int = 0, part: Int, processor: String? = nil, now: Date = Date()) async throws -> Bool {
+        try await write { db in
+            guard try Self.ack(runID: runID, stage: stage, part: part, processor: processor, now: now, in: db) else { return false }
+            _ = try Self.settled(runID: runID, stage: stage, part: part, outputs: [], in: db, now: now)
+            return true
+        }
     }
 
-    private static func ack(runID: String, part: Int, processor: String?, now: Date, in db: Database) throws -> Bool {
+    private static func ack(runID: String, stage: Int, part: Int, processor: String?, now: Date, in db: Database) throws -> Bool {
         try db.execute(
             sql: """
                 UPDATE outbox SET state = ?, acked_at = ?, started = 0, processor = COALESCE(?, processor)
-                WHERE run_id = ? AND part = ? AND state IN (\(acknowledgeable))
+                WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(acknowledgeable))
                 """,
-            arguments: [target(of: .ack), Timestamp.format(now), processor, runID, part]
+            arguments: [target(of: .ack), Timestamp.format(now), processor, runID, stage, part]
         )
         return db.changesCount > 0
     }
 
-    /// A processor failed on a part (or handed it back). A failure counts towards dead-lettering and delays
-    /// the next attempt by the policy's backoff; a hand-back makes the part due again at once; a permanent
-    /// failure (retrying cannot help) dead-letters the part at once.
+    /// A processor failed on a task (or handed it back). A failure counts towards dead-lettering and delays
+    /// the next attempt by the policy's backoff; a hand-back makes the task due again at once; a permanent
+    /// failure (retrying cannot help) dead-letters the task at once. Only this task: the other parts of its
+    /// stage are not touched.
     public func recordFailure(
         runID: String,
+        stage: Int = 0,
         part: Int,
         reason: String,
         countsAsFailure: Bool = true,
@@ -181,14 +205,14 @@ extension Outbox {
             guard
                 let row = try Row.fetchOne(
                     db,
-                    sql: "SELECT failures FROM outbox WHERE run_id = ? AND part = ? AND state IN (\(Self.failable))",
-                    arguments: [runID, part]
+                    sql: "SELECT failures FROM outbox WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(Self.failable))",
+                    arguments: [runID, stage, part]
                 )
             else { return .ignored }
             guard countsAsFailure else {
                 try db.execute(
-                    sql: "UPDATE outbox SET state = ?, started = 0, due_at = ? WHERE run_id = ? AND part = ?",
-                    arguments: [Self.target(of: .handBack), now.timeIntervalSince1970, runID, part]
+                    sql: "UPDATE outbox SET state = ?, started = 0, due_at = ? WHERE run_id = ? AND stage = ? AND part = ?",
+                    arguments: [Self.target(of: .handBack), now.timeIntervalSince1970, runID, stage, part]
                 )
                 return .retry(after: .zero)
             }
@@ -196,8 +220,11 @@ extension Outbox {
             let next = Self.target(of: .fail(exhausted: failures >= policy.maxAttempts || permanent))
             if next == .dead {
                 try db.execute(
-                    sql: "UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ? WHERE run_id = ? AND part = ?",
-                    arguments: [next, failures, reason, runID, part]
+                    sql: """
+                        UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ?
+                        WHERE run_id = ? AND stage = ? AND part = ?
+                        """,
+                    arguments: [next, failures, reason, runID, stage, part]
                 )
                 return .dead
             }
@@ -206,9 +233,9 @@ extension Outbox {
             try db.execute(
                 sql: """
                     UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ?, due_at = ?
-                    WHERE run_id = ? AND part = ?
+                    WHERE run_id = ? AND stage = ? AND part = ?
                     """,
-                arguments: [next, failures, reason, due, runID, part]
+                arguments: [next, failures, reason, due, runID, stage, part]
             )
             return .retry(after: delay)
         }
@@ -217,33 +244,33 @@ extension Outbox {
     /// The ``Entry/cause`` of a part refused by a processor because its key is stored with another sha256.
     public static let conflictCause = "conflict"
 
-    /// Dead-letters a part at once (its raw file is unusable, or a processor refused it as a conflict:
-    /// retrying cannot help). Returns whether the part was in a state that can be dead-lettered.
+    /// Dead-letters a task at once (its raw file is unusable, or a processor refused it as a conflict:
+    /// retrying cannot help). Returns whether the task was in a state that can be dead-lettered.
     @discardableResult
-    public func markDead(runID: String, part: Int, reason: String, cause: String? = nil) async throws -> Bool {
+    public func markDead(runID: String, stage: Int = 0, part: Int, reason: String, cause: String? = nil) async throws -> Bool {
         try await write { db in
             try db.execute(
                 sql: """
                     UPDATE outbox SET state = ?, started = 0, last_error = ?, cause = ?
-                    WHERE run_id = ? AND part = ? AND state IN (\(Self.killable))
+                    WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(Self.killable))
                     """,
-                arguments: [Self.target(of: .kill), reason, cause, runID, part]
+                arguments: [Self.target(of: .kill), reason, cause, runID, stage, part]
             )
             return db.changesCount > 0
         }
     }
 
-    /// Puts parts back in the queue as new (attempts and failures forgotten), e.g. dead letters after a fix.
-    /// - Returns: How many parts were requeued.
+    /// Puts tasks back in the queue as new (attempts and failures forgotten), e.g. dead letters after a fix.
+    /// - Returns: How many tasks were requeued.
     @discardableResult
-    public func requeue(runID: String, part: Int? = nil, now: Date = Date()) async throws -> Int {
+    public func requeue(runID: String, stage: Int = 0, part: Int? = nil, now: Date = Date()) async throws -> Int {
         try await write { db in
             try db.execute(
                 sql: """
                     UPDATE outbox SET state = ?, failures = 0, started = 0, last_error = NULL, cause = NULL, due_at = ?
-                    WHERE run_id = ? AND (? IS NULL OR part = ?)
+                    WHERE run_id = ? AND stage = ? AND (? IS NULL OR part = ?)
                     """,
-                arguments: [Self.target(of: .requeue), now.timeIntervalSince1970, runID, part, part]
+                arguments: [Self.target(of: .requeue), now.timeIntervalSince1970, runID, stage, part, part]
             )
             return db.changesCount
         }

@@ -27,7 +27,7 @@ extension Outbox {
                 arguments.append(cause)
             }
             if let job {
-                conditions.append("job = ?")
+                conditions.append("outbox.job = ?")
                 arguments.append(job)
             }
             if let from {
@@ -41,16 +41,20 @@ extension Outbox {
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             return try Row.fetchAll(
                 db,
-                sql: "SELECT * FROM outbox \(filter) ORDER BY logical_time, part",
+                sql: "\(Self.selectEntries) \(filter) ORDER BY logical_time, outbox.run_id, stage, part",
                 arguments: StatementArguments(arguments)
             ).map(Self.entry)
         }
     }
 
-    /// One part.
-    public func entry(runID: String, part: Int) async throws -> Entry? {
+    /// One task (by default of the first stage).
+    public func entry(runID: String, stage: Int = 0, part: Int) async throws -> Entry? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE run_id = ? AND part = ?", arguments: [runID, part]).map(Self.entry)
+            try Row.fetchOne(
+                db,
+                sql: "\(Self.selectEntries) WHERE run_id = ? AND stage = ? AND part = ?",
+                arguments: [runID, stage, part]
+            ).map(Self.entry)
         }
     }
 

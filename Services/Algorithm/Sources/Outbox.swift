@@ -152,6 +152,7 @@ public final class Outbox: Sendable {
             // Why a part was dead-lettered at once ('conflict'); NULL when dead after its retries.
             try db.execute(sql: "ALTER TABLE outbox ADD COLUMN cause TEXT")
         }
+        Self.migratePipelines(&migrator)
         pool = try await SQLiteFile.open(path: path, migrator: migrator)
         self.policy = policy
     }
@@ -164,13 +165,15 @@ public final class Outbox: Sendable {
     func noteCommitted(_ entries: [Entry], micros: Int64) {
         commitTimes.withLock { times in
             if times.count > 100_000 { times.removeAll() }  // parts never sent here (e.g. a stopping sender)
-            for entry in entries { times["\(entry.header.runID)#\(entry.header.part)"] = micros }
+            for entry in entries { times[Self.key(entry.header)] = micros }
         }
     }
 
+    private static func key(_ header: ResultHeader) -> String { "\(header.runID)#\(header.stageNumber)#\(header.part)" }
+
     func withCommitTime(_ entry: Entry) -> Entry {
         var entry = entry
-        if let micros = commitTimes.withLock({ $0.removeValue(forKey: "\(entry.header.runID)#\(entry.header.part)") }) {
+        if let micros = commitTimes.withLock({ $0.removeValue(forKey: Self.key(entry.header)) }) {
             entry.header.durableAtUs = micros
         }
         return entry
@@ -210,25 +213,31 @@ public final class Outbox: Sendable {
         try await write { db in try Self.insert(entry, in: db, now: now) }
     }
 
-    /// Inserts a part inside a caller's transaction (see ``RunLedger/finish(_:outbox:now:)``).
+    /// Inserts a task inside a caller's transaction (see ``RunLedger/finish(_:parts:now:)``).
     static func insert(_ entry: Entry, in db: Database, now: Date) throws {
         try db.execute(
             sql: """
                 INSERT OR IGNORE INTO outbox
-                    (run_id, part, parts, job, logical_time, path, size, sha256, state, due_at, created_at, durable_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    (run_id, stage, part, parts, pipeline, job, logical_time, path, size, sha256, state, due_at, created_at, durable_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                entry.header.runID, entry.header.part, entry.header.parts, entry.header.job,
-                Timestamp.format(entry.header.logicalTime), entry.path, entry.header.size, entry.header.sha256, DeliveryState.pending,
-                now.timeIntervalSince1970, Timestamp.format(now), now.timeIntervalSince1970,
+                entry.header.runID, entry.header.stageNumber, entry.header.part, entry.header.parts, entry.header.pipeline ?? "",
+                entry.header.job, Timestamp.format(entry.header.logicalTime), entry.path, entry.header.size, entry.header.sha256,
+                DeliveryState.pending, now.timeIntervalSince1970, Timestamp.format(now), now.timeIntervalSince1970,
             ]
         )
     }
 
+    /// Outbox rows with their pipeline's definition, as ``entry(_:)`` reads them.
+    static let selectEntries = """
+        SELECT outbox.*, pipelines.definition AS definition FROM outbox
+        LEFT JOIN pipelines ON pipelines.version = outbox.pipeline
+        """
+
     static func entry(_ row: Row) -> Entry {
         let time: String = row["logical_time"]
-        return Entry(
+        var entry = Entry(
             header: ResultHeader(
                 runID: row["run_id"],
                 job: row["job"],
@@ -246,5 +255,15 @@ public final class Outbox: Sendable {
             lastError: row["last_error"],
             cause: row["cause"]
         )
+        let version: String = row["pipeline"] ?? ""
+        if !version.isEmpty {
+            let stage: Int = row["stage"]
+            let pipeline = Self.pipeline(version: version, definition: row["definition"])
+            entry.header.stageIndex = stage
+            entry.header.pipeline = version
+            entry.header.stages = pipeline?.stages.count
+            entry.header.stage = pipeline.flatMap { stage < $0.stages.count ? $0.stages[stage] : nil }
+        }
+        return entry
     }
 }

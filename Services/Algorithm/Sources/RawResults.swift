@@ -34,6 +34,63 @@ public enum RawResults {
         )
     }
 
+    /// The directory an attempt writes its parts into (`BATON_OUTPUT_DIR`): next to its partial file, removed
+    /// with the partial files of dead attempts.
+    public static func outputDirectory(partial: String) -> String {
+        String(partial.dropLast(".partial".count)) + ".parts.partial"
+    }
+
+    /// The final path of part `part` of a run written as several files.
+    public static func partPath(final: String, part: Int) -> String {
+        String(final.dropLast(".result".count)) + ".part\(part).result"
+    }
+
+    /// The regular files in an output directory, in byte order of their names (none if it does not exist).
+    /// Anything else in it (a directory, a link) is refused: a part is a file the algorithm wrote.
+    public static func outputFiles(in directory: String) throws -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        return try names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { name in
+            let path = (directory as NSString).appendingPathComponent(name)
+            var status = stat()
+            guard lstat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+                throw StorageError("\(path) in $BATON_OUTPUT_DIR is not a regular file: each part is a file")
+            }
+            return path
+        }
+    }
+
+    /// Where a run's stage outputs are kept: `<data_dir>/raw/<job>/<run id>.stages/`.
+    public static func stageDirectory(dataDirectory: String, job: String, runID: String) -> String {
+        (directory(dataDirectory: dataDirectory, job: job) as NSString).appendingPathComponent("\(runID).stages")
+    }
+
+    /// Writes each of `contents` to its path (created new), fsyncs each file and then the directory.
+    static func write(_ contents: [Data], to paths: [String], in directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for (data, path) in zip(contents, paths) {
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw StorageError("cannot create \(path)", errno: errno) }
+            defer { close(fd) }
+            var written = 0
+            while written < data.count {
+                let got = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + written }, data.count - written) }
+                if got < 0 {
+                    if errno == EINTR { continue }
+                    throw StorageError("cannot write \(path)", errno: errno)
+                }
+                written += got
+            }
+            guard Glibc.fsync(fd) == 0 else { throw StorageError("cannot sync \(path)", errno: errno) }
+        }
+        try fsync(path: directory)
+    }
+
+    /// Removes an attempt's partial file and its output directory.
+    public static func remove(partial: String) {
+        try? FileManager.default.removeItem(atPath: partial)
+        try? FileManager.default.removeItem(atPath: outputDirectory(partial: partial))
+    }
+
     /// Removes every `.partial` file under `<data_dir>/raw/`: call it only when no attempt is running (at the
     /// algorithm's start-up, after leftovers were killed). Returns the removed paths.
     @discardableResult

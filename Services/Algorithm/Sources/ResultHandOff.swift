@@ -22,25 +22,56 @@ public struct ResultHandOff: Sendable {
         self.doorbell = doorbell
     }
 
-    /// Hands off one run's result, written to `partial`; returns the sealed file's size and digest and how
-    /// long the hand-off took.
+    /// What the algorithm left: its parts, sealed, and the hand-off's duration.
+    public struct HandedOff: Sendable {
+        /// The parts in order, each sealed under its final name.
+        public var parts: [Outbox.StoredPart]
+        /// How long sealing and committing took.
+        public var duration: Duration
+        /// What the pipeline did (the first stage's tasks created), for events.
+        public var progress: [Outbox.StageProgress]
+        /// All parts' bytes.
+        public var size: Int { parts.reduce(0) { $0 + $1.digest.size } }
+    }
+
+    /// Hands off one run's result: the files in `outputDirectory` (in byte order of their names, one part each)
+    /// if it holds any, else the file `partial` (one part).
     public func handOff(
         runID: String,
         job: String,
-        logicalTime: Date,
         partial: String,
+        outputDirectory: String,
         final: String
-    ) async throws -> (seal: RawResults.Seal, duration: Duration) {
+    ) async throws -> HandedOff {
         let clock = ContinuousClock()
         let start = clock.now
-        guard FileManager.default.fileExists(atPath: partial) else {
-            throw StorageError("the algorithm succeeded but wrote no result to $BATON_OUTPUT (\(partial))")
+        let files = try RawResults.outputFiles(in: outputDirectory)
+        let sealed: [Outbox.StoredPart]
+        if files.isEmpty {
+            guard FileManager.default.fileExists(atPath: partial) else {
+                throw StorageError(
+                    "the algorithm succeeded but wrote no result to $BATON_OUTPUT (\(partial)) nor files in $BATON_OUTPUT_DIR"
+                )
+            }
+            // Hashing and fsync of what may be gigabytes: on the blocking pool, never on the cooperative one.
+            let seal = try await BlockingWork.shared.run { try RawResults.seal(partial: partial, final: final) }
+            sealed = [Outbox.StoredPart(path: final, digest: PartDigest(size: seal.size, sha256: seal.sha256))]
+        } else {
+            if let attributes = try? FileManager.default.attributesOfItem(atPath: partial), (attributes[.size] as? Int ?? 0) > 0 {
+                throw StorageError("the algorithm wrote both $BATON_OUTPUT and files in $BATON_OUTPUT_DIR: write one or the other")
+            }
+            try? FileManager.default.removeItem(atPath: partial)
+            var parts: [Outbox.StoredPart] = []
+            for (index, file) in files.enumerated() {
+                let target = RawResults.partPath(final: final, part: index)
+                let seal = try await BlockingWork.shared.run { try RawResults.seal(partial: file, final: target) }
+                parts.append(Outbox.StoredPart(path: target, digest: PartDigest(size: seal.size, sha256: seal.sha256)))
+            }
+            sealed = parts
         }
-        // Hashing and fsync of what may be gigabytes: on the blocking pool, never on the cooperative one.
-        let seal = try await BlockingWork.shared.run { try RawResults.seal(partial: partial, final: final) }
-        let header = ResultHeader(runID: runID, job: job, logicalTime: logicalTime, size: seal.size, sha256: seal.sha256)
-        try await ledger.finish(runID, outbox: [.init(header: header, path: final)])
+        try? FileManager.default.removeItem(atPath: outputDirectory)
+        let progress = try await ledger.finish(runID, parts: sealed)
         doorbell.ring()
-        return (seal, clock.now - start)
+        return HandedOff(parts: sealed, duration: clock.now - start, progress: progress)
     }
 }

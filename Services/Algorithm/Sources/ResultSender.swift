@@ -56,6 +56,7 @@ public struct ResultSender: Service {
                         }
                         (next, dead) = try await outbox.markSentAndNextDue(
                             runID: entry.header.runID,
+                            stage: entry.header.stageNumber,
                             part: entry.header.part,
                             leaseDeadline: leaseDeadline
                         )
@@ -94,24 +95,39 @@ public struct ResultSender: Service {
     private func send(_ entry: Outbox.Entry) async throws -> Date? {
         var header = entry.header
         header.leaseMs = Int(lease / .milliseconds(1))
-        let payload: Data
+        let message: ResultMessage
         do {
-            let (path, size, sha256) = (entry.path, header.size, header.sha256)
-            payload = try await blocking.run { try ResultPayload.read(path: path, size: size, sha256: sha256) }
+            if header.stage?.mode == .merge {
+                // A merge: every output of the stage before it, in part order, one frame each.
+                let inputs = try await outbox.mergeInputs(runID: header.runID, stage: header.stageNumber)
+                header.inputs = inputs.map(\.digest)
+                guard PartDigest.combined(inputs.map(\.digest)) == header.sha256 else { throw StorageError(ResultPayload.mismatch) }
+                let payloads = try await blocking.run {
+                    try inputs.map { try ResultPayload.read(path: $0.path, size: $0.digest.size, sha256: $0.digest.sha256) }
+                }
+                message = ResultMessage(header: header, inputs: payloads)
+            } else {
+                let (path, size, sha256) = (entry.path, header.size, header.sha256)
+                message = ResultMessage(
+                    header: header,
+                    payload: try await blocking.run { try ResultPayload.read(path: path, size: size, sha256: sha256) }
+                )
+            }
         } catch is CancellationError {
             // Stopping before the read ran: the result stays due, nothing is wrong with it.
             throw CancellationError()
         } catch {
             // A missing or corrupt raw file cannot be delivered: dead-letter it at once, visibly.
-            let reason = "raw result \(entry.path) unusable: \(error)"
-            try await outbox.markDead(runID: header.runID, part: header.part, reason: reason)
+            let reason = "\(entry.path.isEmpty ? "an input of the merge" : "raw result \(entry.path)") unusable: \(error)"
+            try await outbox.markDead(runID: header.runID, stage: header.stageNumber, part: header.part, reason: reason)
             var dead = entry
             dead.lastError = reason
             announceDead(dead)
             return nil
         }
-        header.sentAtUs = Timestamp.microseconds()
-        try await results.send(ResultMessage(header: header, payload: payload).frames)
+        var sending = message
+        sending.header.sentAtUs = Timestamp.microseconds()
+        try await results.send(sending.frames)
         return Date().addingTimeInterval(lease / .seconds(1))
     }
 
@@ -122,7 +138,7 @@ public struct ResultSender: Service {
             job: header.job,
             run: header.runID,
             part: header.part,
-            attributes: ["size": "\(header.size)", "attempt": "\(header.attempt)"]
+            attributes: ["size": "\(header.size)", "attempt": "\(header.attempt)", "stage_index": "\(header.stageNumber)"]
         )
     }
 }

@@ -73,20 +73,23 @@ public final class RunLedger: Sendable {
         }
     }
 
-    /// Records a request. Returns nil if it is new (now `accepted`), else the run as already recorded.
-    public func accept(_ request: RunRequest, now: Date = Date()) async throws -> Run? {
+    /// Records a request with the pipeline its result will go through (the job's pipeline now: a configuration
+    /// changed later does not change it). Returns nil if it is new (now `accepted`), else the run as already
+    /// recorded.
+    public func accept(_ request: RunRequest, pipeline: Pipeline = .default, now: Date = Date()) async throws -> Run? {
         try await outbox.write { db in
             if let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [request.runID]) {
                 return Self.run(row)
             }
+            try Outbox.record(pipeline, in: db, now: now)
             try db.execute(
                 sql: """
-                    INSERT INTO runs (run_id, job, logical_time, fired_at, trigger, state, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO runs (run_id, job, logical_time, fired_at, trigger, state, updated_at, pipeline)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     request.runID, request.job, Timestamp.format(request.logicalTime), Timestamp.format(request.firedAt),
-                    request.trigger.rawValue, RunState.accepted, Timestamp.format(now),
+                    request.trigger.rawValue, RunState.accepted, Timestamp.format(now), pipeline.version,
                 ]
             )
             return nil
@@ -105,16 +108,28 @@ public final class RunLedger: Sendable {
     /// Marks a run finished and hands off its result parts, in one transaction.
     /// - Throws: ``RunLedgerError/notRunning`` if the run is no longer running (cancelled meanwhile): then
     ///   nothing is handed off.
-    public func finish(_ runID: String, outbox entries: [Outbox.Entry], now: Date? = nil) async throws {
-        try await outbox.write { db in
+    /// The run's parts become the input of its pipeline's first stage, whose tasks are created.
+    @discardableResult
+    public func finish(_ runID: String, parts: [Outbox.StoredPart], now: Date? = nil) async throws -> [Outbox.StageProgress] {
+        let advance = try await outbox.write { db in
             // Stamped inside the transaction, just before it commits: the parts' `durable_at`.
             let now = now ?? Date()
             guard try Self.apply(.succeed, to: runID, in: db, now: now, error: nil) else { throw RunLedgerError.notRunning(runID) }
-            for entry in entries {
-                try Outbox.insert(entry, in: db, now: now)
+            guard let row = try Row.fetchOne(db, sql: "SELECT job, logical_time FROM runs WHERE run_id = ?", arguments: [runID]) else {
+                throw RunLedgerError.notRunning(runID)
             }
+            let time: String = row["logical_time"]
+            return try Outbox.handOff(
+                runID: runID,
+                job: row["job"],
+                logicalTime: Timestamp.parse(time) ?? Date(timeIntervalSince1970: 0),
+                parts: parts,
+                in: db,
+                now: now
+            )
         }
-        outbox.noteCommitted(entries, micros: Timestamp.microseconds())
+        outbox.noteCommitted(advance.created, micros: Timestamp.microseconds())
+        return advance.progress
     }
 
     /// Marks a run failed.

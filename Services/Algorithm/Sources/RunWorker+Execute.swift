@@ -76,7 +76,7 @@ extension RunWorker {
                 let failure = await handOff(request, job: job, partial: partial, final: final, elapsed: elapsed, logger: logger)
                 next = attempts.handle(.handedOff(failure, shuttingDown: Task.isCancelled))
             case .retry(let delay, let failure, let attempt):
-                try? FileManager.default.removeItem(atPath: partial)
+                RawResults.remove(partial: partial)
                 let reason = failure.description
                 logger.warning("run failed, trying again in \(DurationText.format(delay)): \(reason)", metadata: ["attempt": "\(attempt)"])
                 publisher.publish(
@@ -117,19 +117,19 @@ extension RunWorker {
             // The hand-off recorded, reported and announced it.
             break
         case .failed(let failure):
-            try? FileManager.default.removeItem(atPath: partial)
+            RawResults.remove(partial: partial)
             await fail(request, failure: failure, logger: logger, duration: elapsed)
         case .cancelled(let reason):
-            try? FileManager.default.removeItem(atPath: partial)
+            RawResults.remove(partial: partial)
             await cancelled(request, reason: reason, logger: logger, duration: elapsed)
         case .interrupted(let interruption):
             // Stopping the service: the run stays `running` in the ledger and runs again on restart.
             switch interruption {
             case .stopped:
-                try? FileManager.default.removeItem(atPath: partial)
+                RawResults.remove(partial: partial)
                 logger.notice("run stopped by shutdown; it will run again on restart")
             case .run:
-                try? FileManager.default.removeItem(atPath: partial)
+                RawResults.remove(partial: partial)
                 logger.notice("run interrupted by shutdown; it will run again on restart")
             case .handOff:
                 logger.notice("hand-off interrupted by shutdown; the run will run again on restart")
@@ -152,13 +152,14 @@ extension RunWorker {
         logger: Logger
     ) async -> RunFailure? {
         do {
-            let (seal, handoff) = try await ResultHandOff(ledger: ledger, doorbell: doorbell).handOff(
+            let handedOff = try await ResultHandOff(ledger: ledger, doorbell: doorbell).handOff(
                 runID: request.runID,
                 job: job.name,
-                logicalTime: request.logicalTime,
                 partial: partial,
+                outputDirectory: RawResults.outputDirectory(partial: partial),
                 final: final
             )
+            let handoff = handedOff.duration
             metrics.counter("baton_runs_succeeded_total", job: job.name).increment()
             metrics.timer("baton_run_duration_seconds", job: job.name).record(duration: elapsed)
             metrics.timer("baton_handoff_cost_seconds", job: job.name).record(duration: handoff)
@@ -170,11 +171,19 @@ extension RunWorker {
                 attributes: [
                     "duration_ms": Self.milliseconds(elapsed),
                     "handoff_ms": Self.milliseconds(handoff),
-                    "size": "\(seal.size)",
-                    "sha256": seal.sha256,
+                    "size": "\(handedOff.size)",
+                    "parts": "\(handedOff.parts.count)",
+                    "sha256": handedOff.parts.count == 1
+                        ? handedOff.parts[0].digest.sha256 : PartDigest.combined(handedOff.parts.map(\.digest)),
                 ]
             )
-            logger.info("run finished", metadata: ["size": "\(seal.size)", "duration_ms": "\(Self.milliseconds(elapsed))"])
+            publisher.publish(progress: handedOff.progress)
+            logger.info(
+                "run finished",
+                metadata: [
+                    "size": "\(handedOff.size)", "parts": "\(handedOff.parts.count)", "duration_ms": "\(Self.milliseconds(elapsed))",
+                ]
+            )
             return nil
         } catch {
             return .handOff("\(error)")
@@ -204,6 +213,13 @@ extension RunWorker {
             environment["BATON_JOB"] = job.name
             environment["BATON_LOGICAL_TIME"] = Timestamp.format(request.logicalTime)
             environment["BATON_OUTPUT"] = output
+            let outputDirectory = RawResults.outputDirectory(partial: output)
+            do {
+                try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+            } catch {
+                return .rawDirectory("\(error)")
+            }
+            environment["BATON_OUTPUT_DIR"] = outputDirectory
             let runner = CommandRunner(
                 argv: command.argv,
                 environment: environment,

@@ -200,7 +200,8 @@ public struct RunWorker: Service {
     private func accept(_ request: RunRequest) async -> Bool {
         let known: RunLedger.Run?
         do {
-            known = try await ledger.accept(request)
+            let pipeline = configuration.job(named: request.job)?.pipeline(processor: configuration.processor) ?? .default
+            known = try await ledger.accept(request, pipeline: pipeline)
         } catch {
             // Not recorded: do not run it; the scheduler sends it again since it was never accepted.
             logger.error(

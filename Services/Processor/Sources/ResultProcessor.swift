@@ -93,13 +93,20 @@ public struct ResultProcessor: Service {
         logger[metadataKey: "job"] = "\(header.job)"
         logger[metadataKey: "run"] = "\(header.runID)"
         logger[metadataKey: "part"] = "\(header.part)"
+        let stage = header.stageIndex
+        if let spec = header.stage {
+            received["stage"] = spec.name
+            received["stage_index"] = "\(header.stageNumber)"
+            logger[metadataKey: "stage"] = "\(spec.name)"
+        }
         publisher.publish(EventType.resultReceived, job: header.job, run: header.runID, part: header.part, attributes: received)
+        publisher.publish(EventType.taskStarted, job: header.job, run: header.runID, part: header.part, attributes: received)
         let processLogger = logger
-        let renewal = Wire.encode(LeaseRenewal(runID: header.runID, part: header.part, processor: instance))
+        let renewal = Wire.encode(LeaseRenewal(runID: header.runID, part: header.part, processor: instance, stage: stage))
         acks.post(renewal)
         let clock = ContinuousClock()
         let start = clock.now
-        let result: Result<ResultStore.Outcome, any Error> =
+        let result: Result<ResultHandler.Handled, any Error> =
             await firstResult(
                 of: {
                     // Keep the lease alive for as long as the work takes.
@@ -108,11 +115,26 @@ public struct ResultProcessor: Service {
                     return nil
                 },
                 {
-                    do { return .success(try await handler.process(message, logger: processLogger)) } catch { return .failure(error) }
+                    do { return .success(try await handler.handle(message, logger: processLogger)) } catch { return .failure(error) }
                 }
             ) ?? .failure(CancellationError())
         switch result {
-        case .success(.conflict(let stored)):
+        case .success(.produced(let outputs)):
+            let elapsed = clock.now - start
+            let stageName = header.stage?.name ?? "\(header.stageNumber)"
+            metrics.timer("baton_task_duration_seconds", job: header.job, [("stage", stageName)]).record(duration: elapsed)
+            metrics.counter("baton_tasks_processed_total", job: header.job, [("stage", stageName), ("outcome", "succeeded")]).increment()
+            let digests = outputs.map { PartDigest(size: $0.count, sha256: SHA256.hex(of: $0)) }
+            let ack = Acknowledgement(
+                runID: header.runID,
+                part: header.part,
+                processor: instance,
+                duplicate: false,
+                stage: stage,
+                outputs: digests
+            )
+            acks.post(Wire.encode(ack, payloads: outputs))
+        case .success(.stored(.conflict(let stored))):
             // Never a duplicate: the stored part stays, this one was kept aside by the store and is refused.
             metrics.counter("baton_results_processed_total", job: header.job, [("outcome", "conflict")]).increment()
             let reason =
@@ -127,9 +149,16 @@ public struct ResultProcessor: Service {
                 message: reason,
                 attributes: ["stored_sha256": stored, "received_sha256": header.sha256, "processor": instance]
             )
-            let report = FailureReport(runID: header.runID, part: header.part, processor: instance, reason: reason, conflict: true)
+            let report = FailureReport(
+                runID: header.runID,
+                part: header.part,
+                processor: instance,
+                reason: reason,
+                conflict: true,
+                stage: stage
+            )
             acks.post(Wire.encode(report))
-        case .success(let outcome):
+        case .success(.stored(let outcome)):
             let elapsed = clock.now - start
             metrics.timer("baton_processing_duration_seconds", job: header.job).record(duration: elapsed)
             metrics.counter(
@@ -148,7 +177,13 @@ public struct ResultProcessor: Service {
                     attributes: ["records": "\(records)", "duration_ms": String(format: "%.3f", elapsed / .milliseconds(1))]
                 )
             }
-            let ack = Acknowledgement(runID: header.runID, part: header.part, processor: instance, duplicate: outcome == .duplicate)
+            let ack = Acknowledgement(
+                runID: header.runID,
+                part: header.part,
+                processor: instance,
+                duplicate: outcome == .duplicate,
+                stage: stage
+            )
             acks.post(Wire.encode(ack))
         case .failure(let error):
             let stopping = Task.isCancelled || error is CancellationError
@@ -168,7 +203,8 @@ public struct ResultProcessor: Service {
                 processor: instance,
                 reason: reason,
                 handBack: stopping,
-                permanent: permanent
+                permanent: permanent,
+                stage: stage
             )
             acks.post(Wire.encode(report))
         }
