@@ -30,3 +30,18 @@ struct ResultStoreTests {
         #expect(try await store.contains(runID: "j@1", part: 0))
     }
 }
+
+struct SplitTests {
+    @Test(arguments: [
+        ("a\nb\nc\nd\ne\n", 2, ["a\nb\n", "c\nd\n", "e\n"]),
+        ("a\nb\nc", 2, ["a\nb\n", "c"]),
+        ("a\nb\n", 5, ["a\nb\n"]),
+        ("", 3, []),
+        ("\n\n", 1, ["\n", "\n"]),
+    ])
+    func splitKeepsEveryByteInOrder(input: String, lines: Int, parts: [String]) {
+        let split = ResultHandler.split(Data(input.utf8), lines: lines)
+        #expect(split.map { String(decoding: $0, as: UTF8.self) } == parts)
+        #expect(split.reduce(Data(), +) == Data(input.utf8))
+    }
+}
