@@ -201,7 +201,7 @@ let package = Package(
                 name: "AlgorithmServiceTests",
                 dependencies: [
                     "TestSupport",
-                    "AlgorithmService", "Persistence", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "ZMQ", logging,
+                    "AlgorithmService", "Persistence", grdb, "Messaging", "Config", "ServiceKit", "MetricsHTTP", "ZMQ", logging,
                     .product(name: "PropertyBased", package: "swift-property-based"),
                     .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 ],

@@ -1,5 +1,6 @@
 import AlgorithmService
 import Foundation
+import GRDB
 import Messaging
 import TestSupport
 import Testing
@@ -174,5 +175,48 @@ struct PipelineOutboxTests {
         #expect(keys(try await outbox.entries(state: .pending)) == ["1/0"])
         #expect(try await outbox.mergeInputs(runID: "j@1", stage: 1) == [part("a"), part("b")])
         await #expect(throws: (any Error).self) { _ = try await outbox.rerun(runID: "j@1", fromStage: 7) }
+    }
+}
+
+/// An outbox written before pipelines opens with its parts intact: stage 0 of the default pipeline.
+struct PipelineMigrationTests {
+    let scratch = Scratch("migration")
+
+    @Test func partsFromBeforePipelinesAreStageZeroOfTheDefaultPipeline() async throws {
+        let path = scratch.path("old.sqlite")
+        let payload = Data("old".utf8)
+        // The schema as migrations v1 to v3 left it, with one part handed off and not yet delivered.
+        try Self.sqlite(
+            path,
+            """
+            CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+            INSERT INTO grdb_migrations VALUES ('v1'), ('runs-v1'), ('runs-v2'), ('v2 durable_at'), ('v3 cause');
+            CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, part INTEGER NOT NULL,
+                parts INTEGER NOT NULL, job TEXT NOT NULL, logical_time TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+                sha256 TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'acked', 'dead')), due_at REAL NOT NULL,
+                deliveries INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, started INTEGER NOT NULL DEFAULT 0,
+                processor TEXT, last_error TEXT, created_at TEXT NOT NULL, sent_at TEXT, acked_at TEXT, durable_at REAL, cause TEXT,
+                UNIQUE (run_id, part));
+            CREATE TABLE runs (run_id TEXT PRIMARY KEY, job TEXT NOT NULL, logical_time TEXT NOT NULL, fired_at TEXT NOT NULL,
+                trigger TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT, updated_at TEXT NOT NULL);
+            INSERT INTO runs VALUES ('j@1970-01-01T00:01:00.000Z', 'j', '1970-01-01T00:01:00.000Z', '1970-01-01T00:01:00.000Z',
+                'schedule', 'finished', 1, NULL, '1970-01-01T00:01:00.000Z');
+            INSERT INTO outbox (run_id, part, parts, job, logical_time, path, size, sha256, state, due_at, created_at)
+                VALUES ('j@1970-01-01T00:01:00.000Z', 0, 1, 'j', '1970-01-01T00:01:00.000Z', '/raw/old.result', 3,
+                '\(SHA256.hex(of: payload))', 'pending', 0, '1970-01-01T00:01:00.000Z');
+            """
+        )
+        let outbox = try await Outbox(path: path)
+        let due = try #require(try await outbox.nextDue(now: Date()).entry)
+        #expect(due.header.runID == "j@1970-01-01T00:01:00.000Z" && due.header.stageNumber == 0 && due.header.stage == nil)
+        #expect(due.header.sha256 == SHA256.hex(of: payload) && due.path == "/raw/old.result")
+        let settled = try await outbox.settle([.ack(runID: due.header.runID, part: 0, processor: "p")])
+        #expect(settled.first?.changed == true)
+        #expect(try await outbox.counts() == [.acked: 1])
+    }
+
+    static func sqlite(_ path: String, _ sql: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in try db.execute(sql: sql) }
     }
 }
