@@ -22,15 +22,26 @@ extension ServiceDescription {
         },
         // One pid file per processor instance, so several share a data directory.
         pidName: { instance in instance.hasPrefix("processor") ? instance : "processor-\(instance)" },
+        // Its own command and the stage commands of the jobs it knows (a task carries its stage, so a processor
+        // with another file may still be given others: those are checked when they run).
         checkCommands: { configuration, environment, source throws(ConfigurationError) in
             let processor = configuration.processor
-            guard !processor.command.isEmpty else { return }
-            let command = Configuration.Command(
-                argv: processor.command,
-                workingDirectory: processor.workingDirectory,
-                environment: processor.environment
-            )
-            try CommandCheck.check([("processor", command)], environment: environment, source: source)
+            var commands: [(String, Configuration.Command)] = []
+            if !processor.command.isEmpty {
+                let command = Configuration.Command(
+                    argv: processor.command,
+                    workingDirectory: processor.workingDirectory,
+                    environment: processor.environment
+                )
+                commands.append(("processor", command))
+            }
+            for (index, job) in configuration.jobs.enumerated() {
+                for (number, stage) in job.stages.enumerated() where stage.builtin == nil {
+                    commands.append(("jobs[\(index)].stages[\(number)]", stage.command))
+                }
+            }
+            guard !commands.isEmpty else { return }
+            try CommandCheck.check(commands, environment: environment, source: source)
         }
     )
 }
