@@ -69,6 +69,8 @@ public struct StatusReport: WireMessage, Equatable {
     public var hiddenServices: Int?
     /// Status events lost per publisher since the logger's history began.
     public var eventsLostTotal: [String: UInt64]?
+    /// Runs whose pipeline is in flight, oldest first, with their stages' parts done of total.
+    public var pipelines: [PipelineRun]?
 
     /// Creates a report.
     public init(
@@ -86,8 +88,10 @@ public struct StatusReport: WireMessage, Equatable {
         windowSeconds: Double? = nil,
         goneAfterSeconds: Double? = nil,
         hiddenServices: Int? = nil,
-        eventsLostTotal: [String: UInt64]? = nil
+        eventsLostTotal: [String: UInt64]? = nil,
+        pipelines: [PipelineRun]? = nil
     ) {
+        self.pipelines = pipelines
         self.windowSeconds = windowSeconds
         self.goneAfterSeconds = goneAfterSeconds
         self.hiddenServices = hiddenServices

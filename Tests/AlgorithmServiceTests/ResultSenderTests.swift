@@ -3,6 +3,7 @@ import Foundation
 import Persistence
 import Logging
 import Messaging
+import MetricsHTTP
 import Config
 import ServiceKit
 import TestSupport
@@ -113,6 +114,7 @@ struct ResultSenderTests {
 struct AckReceiverTests {
     /// Runs a receiver on a bound PULL, with a processor's PUSH connected to it, until `body` returns.
     static func withReceiver(
+        metrics: ServiceMetrics = .disabled,
         _ body: (_ outbox: Outbox, _ processor: AsyncSocket, _ bus: Bus, _ scratch: Scratch) async throws -> Void
     )
         async throws
@@ -132,7 +134,8 @@ struct AckReceiverTests {
             doorbell: Doorbell(),
             lease: .seconds(30),
             publisher: bus.publisher,
-            logger: Logger(label: "test")
+            logger: Logger(label: "test"),
+            metrics: metrics
         )
         let running = Task { try await receiver.run() }
         do {

@@ -88,7 +88,19 @@ struct ProtocolConformanceTests {
                         )
                     ],
                     eventsLost: ["algorithm/host:1": 2],
-                    diskFull: ["scheduler/host:2": "database or disk is full"]
+                    diskFull: ["scheduler/host:2": "database or disk is full"],
+                    pipelines: [
+                        StatusReport.PipelineRun(
+                            run: run,
+                            job: "hourly.v2",
+                            since: Self.time,
+                            updated: Self.time,
+                            stages: [
+                                .init(index: 0, name: "score", parts: 4, done: 3, failed: 1, dead: 1),
+                                .init(index: 1, name: "total", parts: nil, done: 0),
+                            ]
+                        )
+                    ]
                 )
             ),
         ]

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 public import Logging
 import Messaging
+public import MetricsHTTP
 public import ServiceKit
 public import ServiceLifecycle
 
@@ -19,6 +20,7 @@ public struct AckReceiver: Service {
     private let rejector: MessageRejector
     private let dataDirectory: String
     private let blocking = BlockingWork.shared
+    private let tally: TaskTally
 
     /// Creates the receiver.
     /// - Parameters:
@@ -30,6 +32,7 @@ public struct AckReceiver: Service {
     ///   - logger: The logger.
     ///   - rejector: How malformed messages are turned away; by default an `acks` rejector on `publisher`.
     ///   - dataDirectory: Where stages' outputs are kept (under `raw/<job>/`), as the raw results are.
+    ///   - metrics: Where tasks settled and failed are counted (`baton_tasks_total`).
     public init(
         dataDirectory: String,
         outbox: Outbox,
@@ -38,8 +41,10 @@ public struct AckReceiver: Service {
         lease: Duration,
         publisher: StatusPublisher,
         logger: Logger,
-        rejector: MessageRejector? = nil
+        rejector: MessageRejector? = nil,
+        metrics: ServiceMetrics = .disabled
     ) {
+        self.tally = TaskTally(metrics: metrics, outbox: outbox)
         self.rejector = rejector ?? MessageRejector(socket: "acks", publisher: publisher, logger: logger)
         self.dataDirectory = dataDirectory
         self.outbox = outbox
@@ -123,6 +128,7 @@ public struct AckReceiver: Service {
                         attributes: ["processor": ack.processor, "stage_index": "\(ack.stage ?? 0)", "outputs": "\(entry.files.count)"]
                     )
                     publisher.publish(progress: settled.progress)
+                    await tally.count(.succeeded, job: job, runID: ack.runID, stage: ack.stage ?? 0)
                 }
                 if settled.contains(where: { !$0.progress.isEmpty }) { doorbell.ring() }
             } catch {
@@ -208,12 +214,21 @@ public struct AckReceiver: Service {
             ) {
                 logger.error("result dead-lettered: \(report.reason)", metadata: ["run": "\(report.runID)", "part": "\(report.part)"])
                 publisher.publish(
+                    EventType.taskFailed,
+                    job: RunID.job(of: report.runID),
+                    run: report.runID,
+                    part: report.part,
+                    message: report.reason,
+                    attributes: ["processor": report.processor, "stage_index": "\(stage)", "dead": "true"]
+                )
+                publisher.publish(
                     EventType.resultDead,
                     run: report.runID,
                     part: report.part,
                     message: report.reason,
                     attributes: ["processor": report.processor, "cause": Outbox.conflictCause]
                 )
+                await tally.count(.dead, job: RunID.job(of: report.runID), runID: report.runID, stage: stage)
             }
             doorbell.ring()
             return
@@ -237,6 +252,7 @@ public struct AckReceiver: Service {
                     message: report.reason,
                     attributes: ["processor": report.processor, "stage_index": "\(stage)", "dead": "false"]
                 )
+                await tally.count(.retry, job: RunID.job(of: report.runID), runID: report.runID, stage: stage)
             }
             publisher.publish(
                 EventType.resultRetry,
@@ -266,6 +282,7 @@ public struct AckReceiver: Service {
                 message: report.reason,
                 attributes: ["processor": report.processor]
             )
+            await tally.count(.dead, job: RunID.job(of: report.runID), runID: report.runID, stage: stage)
         case .ignored:
             break
         }

@@ -151,7 +151,8 @@ public struct AlgorithmService: Service {
                 lease: processor.lease,
                 publisher: environment.publisher,
                 logger: environment.logger,
-                rejector: environment.rejector(socket: "acks")
+                rejector: environment.rejector(socket: "acks"),
+                metrics: environment.metrics
             ),
             ResultSender(
                 outbox: outbox,
@@ -159,7 +160,8 @@ public struct AlgorithmService: Service {
                 doorbell: doorbell,
                 lease: processor.lease,
                 publisher: environment.publisher,
-                logger: environment.logger
+                logger: environment.logger,
+                metrics: environment.metrics
             ),
             RetentionSweeper(configuration: configuration, outbox: outbox, logger: environment.logger),
             AlgorithmControlServer(

@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import Messaging
+public import MetricsHTTP
 import Persistence
 public import ServiceKit
 public import ServiceLifecycle
@@ -23,6 +24,7 @@ public struct ResultSender: Service {
     private let publisher: StatusPublisher
     private let logger: Logger
     private let blocking = BlockingWork.shared
+    private let tally: TaskTally
 
     /// Creates the sender.
     /// - Parameters:
@@ -32,7 +34,17 @@ public struct ResultSender: Service {
     ///   - lease: How long a processor has to start on a result, and between renewals.
     ///   - publisher: The status bus.
     ///   - logger: The logger.
-    public init(outbox: Outbox, results: SocketOutbound, doorbell: Doorbell, lease: Duration, publisher: StatusPublisher, logger: Logger) {
+    ///   - metrics: Where dead-lettered tasks are counted (`baton_tasks_total`).
+    public init(
+        outbox: Outbox,
+        results: SocketOutbound,
+        doorbell: Doorbell,
+        lease: Duration,
+        publisher: StatusPublisher,
+        logger: Logger,
+        metrics: ServiceMetrics = .disabled
+    ) {
+        self.tally = TaskTally(metrics: metrics, outbox: outbox)
         self.outbox = outbox
         self.results = results
         self.doorbell = doorbell
@@ -89,6 +101,15 @@ public struct ResultSender: Service {
             message: entry.lastError,
             attributes: ["failures": "\(entry.failures)"]
         )
+        publisher.publish(
+            EventType.taskFailed,
+            job: header.job,
+            run: header.runID,
+            part: header.part,
+            message: entry.lastError,
+            attributes: ["stage_index": "\(header.stageNumber)", "dead": "true"]
+        )
+        tally.count(.dead, job: header.job, stage: header.stage?.name ?? StageSpec.store.name)
     }
 
     /// Sends a part; returns its lease deadline, or nil if it could not be sent (it was dead-lettered).

@@ -58,28 +58,50 @@ extension Baton {
             )
             for entry in reply.parts ?? [] {
                 if json {
-                    var object: [String: Any] = [
-                        "runId": entry.header.runID, "part": entry.header.part, "job": entry.header.job,
-                        "logicalTime": Timestamp.format(entry.header.logicalTime), "state": entry.state.rawValue,
-                        "deliveries": entry.header.attempt - 1, "failures": entry.failures, "size": entry.header.size,
-                        "sha256": entry.header.sha256, "path": entry.path,
-                    ]
-                    if let error = entry.lastError { object["lastError"] = error }
-                    if let cause = entry.cause { object["cause"] = cause }
-                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                    let data = try JSONSerialization.data(
+                        withJSONObject: Self.object(entry),
+                        options: [.sortedKeys, .withoutEscapingSlashes]
+                    )
                     Console.line(String(decoding: data, as: UTF8.self))
                 } else {
-                    var line = "\(entry.header.runID) part \(entry.header.part)  \(entry.state)"
-                    if let cause = entry.cause { line += " (\(cause))" }
-                    line += "  failures=\(entry.failures)"
-                    if let error = entry.lastError { line += "  last error: \(error)" }
-                    Console.line(line)
+                    Console.line(Self.line(entry))
                 }
             }
             if !json {
                 let counts = reply.counts ?? [:]
                 Console.line(DeliveryState.allCases.map { "\($0.rawValue): \(counts[$0.rawValue] ?? 0)" }.joined(separator: ", "))
             }
+        }
+
+        /// One task as a line: `RUN part 0  acked  failures=0` for a job without stages (as before pipelines),
+        /// `RUN  stage score  part 3/64  acked  failures=0` for a stage of a pipeline.
+        static func line(_ entry: AlgorithmReply.Part) -> String {
+            let header = entry.header
+            var line =
+                if let stage = header.stage {
+                    "\(header.runID)  stage \(stage.name)  part \(header.part)/\(header.parts)  \(entry.state)"
+                } else {
+                    "\(header.runID) part \(header.part)  \(entry.state)"
+                }
+            if let cause = entry.cause { line += " (\(cause))" }
+            line += "  failures=\(entry.failures)"
+            if let error = entry.lastError { line += "  last error: \(error)" }
+            return line
+        }
+
+        /// One task as a JSON object (`--json`); `stage` is the stage's name, `store` for a job without stages.
+        static func object(_ entry: AlgorithmReply.Part) -> [String: Any] {
+            let header = entry.header
+            var object: [String: Any] = [
+                "runId": header.runID, "part": header.part, "parts": header.parts, "job": header.job,
+                "logicalTime": Timestamp.format(header.logicalTime), "state": entry.state.rawValue,
+                "deliveries": header.attempt - 1, "failures": entry.failures, "size": header.size,
+                "sha256": header.sha256, "path": entry.path, "stageIndex": header.stageNumber,
+                "stage": header.stage?.name ?? StageSpec.store.name,
+            ]
+            if let error = entry.lastError { object["lastError"] = error }
+            if let cause = entry.cause { object["cause"] = cause }
+            return object
         }
     }
 }

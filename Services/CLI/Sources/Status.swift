@@ -8,7 +8,7 @@ extension Baton {
     /// `baton status`.
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show what is running: services up or down, jobs, runs in flight with progress, the backlog, recent errors.",
+            abstract: "Show what is running: services up or down, jobs, runs and their stages in flight, the backlog, recent errors.",
             discussion: """
                 The logger answers from its status history (kept across its restarts); the scheduler adds each job's \
                 schedule and next fire. Services down or stopped for longer than --gone (10m) are left out; --all \
@@ -170,6 +170,7 @@ extension Baton {
                 if let attempt = run.attempt, attempt > 1 { line += "  attempt \(attempt)" }
                 text += line + "\n"
             }
+            if let pipelines = report.pipelines { text += Self.renderPipelines(pipelines, now: now) }
             text += "\nBACKLOG\n"
             if let backlog = report.backlog {
                 text += "  \(backlog.pending) waiting, \(backlog.sent) handed out (until acknowledged or its lease runs out), "

@@ -76,6 +76,8 @@ public struct StatusBoard: Codable, Sendable, Equatable {
     /// Losses with their time, for the window's counts (absent in boards saved before it existed).
     private var lossLog: [LossRecord]?
     private var diskFull: [String: String]?
+    /// Runs whose pipeline is in flight (absent in boards saved before pipelines).
+    private var pipelines: PipelineBoard?
 
     /// An empty board.
     public init() {}
@@ -146,6 +148,10 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             if unchanged == service { return false }
         }
         applyRun(event, attributes: attributes)
+        if event.run != nil {
+            if pipelines == nil { pipelines = PipelineBoard() }
+            pipelines?.apply(event)
+        }
         if event.type == EventType.diskFull {
             diskFull = (diskFull ?? [:]).merging([key: event.message ?? "cannot write its state"]) { _, new in new }
         } else if event.type == EventType.diskOK || event.type == EventType.serviceStarted {
@@ -320,7 +326,8 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             windowSeconds: view.window,
             goneAfterSeconds: view.goneAfter,
             hiddenServices: view.all ? nil : hidden,
-            eventsLostTotal: lost
+            eventsLostTotal: lost,
+            pipelines: pipelines?.report()
         )
     }
 }
