@@ -223,6 +223,7 @@ public struct AckReceiver: Service {
                 )
                 publisher.publish(
                     EventType.resultDead,
+                    job: RunID.job(of: report.runID),
                     run: report.runID,
                     part: report.part,
                     message: report.reason,
