@@ -15,7 +15,10 @@ extension Baton.Audit {
             let label = "\(run): stage \(stage.name) (\(stage.stage + 1) of \(stage.stages))"
             guard stage.ready else {
                 // Made in the transaction that completes the stage before it (the first, in the one that ends the run).
-                if waiting == nil { findings.violation("\(label) was never made, though the stage before it is complete") }
+                if waiting == nil {
+                    findings.violation("\(label) was never made, though the stage before it is complete")
+                    waiting = stage  // the stages after it follow from it: not named again
+                }
                 continue
             }
             findings.tasks += stage.tasks
