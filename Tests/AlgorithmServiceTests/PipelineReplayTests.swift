@@ -118,6 +118,19 @@ struct PipelineReplayTests {
         #expect(!early.ok, "the store has had no input yet: \(early)")
     }
 
+    /// A merge made from part of its input would be made again when the input completes: refused until then.
+    @Test func aRerunWaitsForTheStageBeforeToBeComplete() async throws {
+        let (outbox, control) = try await finishedRun()
+        _ = try await ack(outbox, stage: 0, part: 0, outputs: [Self.scored[0]])
+        let early = try await control.handle(AlgorithmRequest(command: .rerun, run: run, stageName: "merge")).reply
+        #expect(!early.ok)
+        #expect(early.error?.contains("not complete") == true, "\(early)")
+        #expect(try await tasks(outbox, stage: 1).isEmpty)
+        let first = try await control.handle(AlgorithmRequest(command: .rerun, run: run, stage: 0)).reply
+        #expect(first.ok, "the algorithm's output is complete: \(first)")
+        #expect(try await tasks(outbox, stage: 0).map(\.state) == [.pending, .pending, .pending], "score made again")
+    }
+
     @Test func theNewCommandsNeedTheirFields() throws {
         let run = "j@1970-01-01T00:01:00.000Z"
         #expect(throws: ProtocolError.self) { try AlgorithmRequest(command: .rerun, run: run).validate() }
