@@ -131,6 +131,26 @@ struct PipelineReplayTests {
         #expect(try await tasks(outbox, stage: 0).map(\.state) == [.pending, .pending, .pending], "score made again")
     }
 
+    /// `baton replay --dead` stores a dead task of the store stage itself and says it was delivered: that
+    /// completes the run's pipeline, announced like a processor's ack.
+    @Test(.timeLimit(.minutes(1)))
+    func aDeliveredStoreTaskCompletesThePipeline() async throws {
+        let context = Context()
+        let bus = try await Bus(context: context)
+        let (outbox, control) = try await finishedRun(publisher: bus.publisher)
+        for part in 0..<3 { _ = try await ack(outbox, stage: 0, part: part, outputs: [Self.scored[part]]) }
+        _ = try await ack(outbox, stage: 1, part: 0, outputs: [Outbox.StoredPart(path: "/merge/ABC", digest: Self.digest("ABC"))])
+        try await outbox.markDead(runID: run, stage: 2, part: 0, reason: "conflict", cause: Outbox.conflictCause)
+        let delivered = try await control.handle(AlgorithmRequest(command: .delivered, run: run, part: 0, stage: 2)).reply
+        #expect(delivered.changed == true)
+        #expect(try await bus.next(EventType.pipelineFinished).run == run)
+        await bus.close()
+        let listed = try #require(try await control.handle(AlgorithmRequest(command: .stages, run: run)).reply.stages)
+        #expect(listed.allSatisfy { $0.doneAt != nil && $0.done == $0.tasks && $0.dead == 0 }, "\(listed)")
+        let again = try await control.handle(AlgorithmRequest(command: .delivered, run: run, part: 0, stage: 2)).reply
+        #expect(again.changed == false)
+    }
+
     @Test func theNewCommandsNeedTheirFields() throws {
         let run = "j@1970-01-01T00:01:00.000Z"
         #expect(throws: ProtocolError.self) { try AlgorithmRequest(command: .rerun, run: run).validate() }
