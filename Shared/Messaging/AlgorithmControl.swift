@@ -16,6 +16,12 @@ public struct AlgorithmRequest: WireMessage, Equatable {
         case raw
         /// One part (`run`, `part`) was stored by `baton replay` into the deployment's store: acknowledge it.
         case delivered
+        /// Run a run's pipeline again from one stage (`run`, and `stageName` or `stage`) with its kept input.
+        case rerun
+        /// Put a run's dead tasks of one stage (`run`, `stage`, optionally `part`) back in the queue as new.
+        case requeue
+        /// The stages of the runs with a pipeline (all, or `run`'s), with their tasks counted by state.
+        case stages
     }
 
     /// The request.
@@ -34,8 +40,10 @@ public struct AlgorithmRequest: WireMessage, Equatable {
     public var run: String?
     /// `raw`, `delivered`: the part.
     public var part: Int?
-    /// `raw`, `delivered`: the part's stage index (absent: 0).
+    /// `raw`, `delivered`, `requeue`: the part's stage index (absent: 0); `rerun`: the stage to run again from.
     public var stage: Int?
+    /// `rerun`: the stage to run again from, by name (instead of `stage`).
+    public var stageName: String?
 
     /// Creates a request.
     public init(
@@ -47,9 +55,11 @@ public struct AlgorithmRequest: WireMessage, Equatable {
         to: Date? = nil,
         run: String? = nil,
         part: Int? = nil,
-        stage: Int? = nil
+        stage: Int? = nil,
+        stageName: String? = nil
     ) {
         self.stage = stage
+        self.stageName = stageName
         self.command = command
         self.state = state
         self.cause = cause
@@ -68,6 +78,19 @@ public struct AlgorithmRequest: WireMessage, Equatable {
             guard run != nil, let part, part >= 0 else {
                 throw ProtocolError(.field, "\(command.rawValue) needs fields \"run\" and \"part\"")
             }
+        }
+        if let stage, stage < 0 { throw ProtocolError(.field, "field \"stage\" must not be negative (got \(stage))") }
+        if let part, part < 0 { throw ProtocolError(.field, "field \"part\" must not be negative (got \(part))") }
+        if let stageName { try JobName.validate(stageName, field: "stageName") }
+        switch command {
+        case .rerun:
+            guard run != nil, (stage == nil) != (stageName == nil) else {
+                throw ProtocolError(.field, "rerun needs field \"run\" and one of \"stageName\" and \"stage\"")
+            }
+        case .requeue:
+            guard run != nil, stage != nil else { throw ProtocolError(.field, "requeue needs fields \"run\" and \"stage\"") }
+        default:
+            break
         }
     }
 }
@@ -122,6 +145,60 @@ public struct AlgorithmReply: WireMessage, Equatable {
         }
     }
 
+    /// One stage of a run's pipeline and its tasks.
+    public struct Stage: Codable, Sendable, Equatable {
+        /// The run.
+        public var run: String
+        /// The stage's index in the run's pipeline, and its name.
+        public var stage: Int
+        public var name: String
+        /// Per part or merge.
+        public var mode: StageSpec.Mode
+        /// The built-in it runs (`store`, `split`); nil for a command.
+        public var builtin: StageSpec.Builtin?
+        /// How many stages the run's pipeline has.
+        public var stages: Int
+        /// Whether its tasks were created (its input was complete); false: nothing of it exists yet.
+        public var ready: Bool
+        /// How many tasks it was given, how many tasks of it the outbox holds, and how many are done
+        /// (acknowledged) or dead.
+        public var parts: Int
+        public var tasks: Int
+        public var done: Int
+        public var dead: Int
+        /// When its last task was acknowledged; nil while it is not complete.
+        public var doneAt: Date?
+
+        /// Creates a stage.
+        public init(
+            run: String,
+            stage: Int,
+            name: String,
+            mode: StageSpec.Mode,
+            builtin: StageSpec.Builtin?,
+            stages: Int,
+            ready: Bool,
+            parts: Int,
+            tasks: Int,
+            done: Int,
+            dead: Int,
+            doneAt: Date?
+        ) {
+            self.run = run
+            self.stage = stage
+            self.name = name
+            self.mode = mode
+            self.builtin = builtin
+            self.stages = stages
+            self.ready = ready
+            self.parts = parts
+            self.tasks = tasks
+            self.done = done
+            self.dead = dead
+            self.doneAt = doneAt
+        }
+    }
+
     /// Whether the request was answered.
     public var ok: Bool
     /// Why not.
@@ -134,6 +211,10 @@ public struct AlgorithmReply: WireMessage, Equatable {
     public var runs: [Run]?
     /// `delivered`: whether the part changed (false: it was acknowledged already).
     public var changed: Bool?
+    /// `stages`: every stage of the runs' pipelines, by run and index; `rerun`: the stages made ready.
+    public var stages: [Stage]?
+    /// `requeue`: how many dead tasks were put back in the queue.
+    public var requeued: Int?
 
     /// Creates a reply.
     public init(
@@ -142,8 +223,12 @@ public struct AlgorithmReply: WireMessage, Equatable {
         parts: [Part]? = nil,
         counts: [String: Int]? = nil,
         runs: [Run]? = nil,
-        changed: Bool? = nil
+        changed: Bool? = nil,
+        stages: [Stage]? = nil,
+        requeued: Int? = nil
     ) {
+        self.stages = stages
+        self.requeued = requeued
         self.ok = ok
         self.error = error
         self.parts = parts

@@ -156,6 +156,32 @@ struct ProtocolConformanceTests {
             ),
             header(AlgorithmReply(ok: true, runs: [AlgorithmReply.Run(request: request, state: .failed, attempts: 1, error: "boom")])),
             header(AlgorithmReply(ok: true, changed: true)),
+            header(AlgorithmRequest(command: .delivered, run: run, part: 1, stage: 2)),
+            header(AlgorithmRequest(command: .rerun, run: run, stageName: "total")),
+            header(AlgorithmRequest(command: .requeue, run: run, part: 3, stage: 0)),
+            header(AlgorithmRequest(command: .stages)),
+            header(AlgorithmReply(ok: true, requeued: 1)),
+            header(
+                AlgorithmReply(
+                    ok: true,
+                    stages: [
+                        AlgorithmReply.Stage(
+                            run: run,
+                            stage: 1,
+                            name: "total",
+                            mode: .merge,
+                            builtin: nil,
+                            stages: 3,
+                            ready: true,
+                            parts: 1,
+                            tasks: 1,
+                            done: 1,
+                            dead: 0,
+                            doneAt: Self.time
+                        )
+                    ]
+                )
+            ),
         ]
         let event = StatusEvent(
             type: EventType.runFinished,

@@ -29,6 +29,20 @@ struct ResultStoreTests {
         #expect(try await store.store(Fixtures.header(payload), payload: payload, processor: "p") == .stored(records: 0))
         #expect(try await store.contains(runID: "j@1", part: 0))
     }
+
+    /// A pipeline's store stage records its name with each part; a job without stages records none.
+    @Test func eachPartRecordsTheStageThatStoredIt() async throws {
+        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+        let payload = Data("{\"a\":1}\n".utf8)
+        var staged = Fixtures.header(payload, run: "j@2")
+        staged.stageIndex = 2
+        staged.stages = 3
+        staged.stage = StageSpec(name: "keep", builtin: .store)
+        _ = try await store.store(staged, payload: payload, processor: "p")
+        _ = try await store.store(Fixtures.header(payload, run: "j@1"), payload: payload, processor: "p")
+        let stages = try await store.storedParts().sorted { $0.runID < $1.runID }.map(\.stage)
+        #expect(stages == [nil, "keep"])
+    }
 }
 
 struct SplitTests {

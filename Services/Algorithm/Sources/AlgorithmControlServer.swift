@@ -16,9 +16,20 @@ public struct AlgorithmControlServer: Service {
     private let rejector: MessageRejector
 
     /// Creates the server.
-    public init(socket: SocketChannel, outbox: Outbox, ledger: RunLedger, logger: Logger, rejector: MessageRejector? = nil) {
+    /// - Parameters:
+    ///   - publisher: Announces the stages a `rerun` or a replayed part moves (none: not announced).
+    ///   - doorbell: The sender's doorbell, rung when a `rerun` or `requeue` makes tasks due.
+    public init(
+        socket: SocketChannel,
+        outbox: Outbox,
+        ledger: RunLedger,
+        logger: Logger,
+        rejector: MessageRejector? = nil,
+        publisher: StatusPublisher? = nil,
+        doorbell: Doorbell? = nil
+    ) {
         self.socket = socket
-        self.answers = AlgorithmControl(outbox: outbox, ledger: ledger)
+        self.answers = AlgorithmControl(outbox: outbox, ledger: ledger, publisher: publisher, doorbell: doorbell)
         self.rejector = rejector ?? MessageRejector(socket: "algorithm_control", publisher: nil, logger: logger)
     }
 
@@ -47,11 +58,19 @@ public struct AlgorithmControlServer: Service {
 public struct AlgorithmControl: Sendable {
     private let outbox: Outbox
     private let ledger: RunLedger
+    private let publisher: StatusPublisher?
+    private let doorbell: Doorbell?
 
     /// Answers from this outbox and run ledger.
-    public init(outbox: Outbox, ledger: RunLedger) {
+    /// - Parameters:
+    ///   - publisher: Announces the stages a `rerun` or a replayed part moves (`stage.ready`, `stage.done`,
+    ///     `pipeline.finished`).
+    ///   - doorbell: The sender's doorbell, rung when a `rerun` or `requeue` makes tasks due.
+    public init(outbox: Outbox, ledger: RunLedger, publisher: StatusPublisher? = nil, doorbell: Doorbell? = nil) {
         self.outbox = outbox
         self.ledger = ledger
+        self.publisher = publisher
+        self.doorbell = doorbell
     }
 
     /// The answer to one request (for `raw`, with the part's bytes).
@@ -94,14 +113,65 @@ public struct AlgorithmControl: Sendable {
             }
             return (AlgorithmReply(ok: true, parts: [Self.part(entry)]), payload)
         case .delivered:
-            let changed = try await outbox.markAcked(
-                runID: request.run ?? "",
-                stage: request.stage ?? 0,
-                part: request.part ?? 0,
-                processor: "replay"
-            )
-            return (AlgorithmReply(ok: true, changed: changed), nil)
+            // Settled as a processor's ack is, so that a replayed last task completes its stage and its run's
+            // pipeline, announced like any other.
+            let settled = try await outbox.settle([
+                .ack(runID: request.run ?? "", stage: request.stage ?? 0, part: request.part ?? 0, processor: "replay")
+            ])
+            let progress = settled.flatMap(\.progress)
+            publisher?.publish(progress: progress)
+            if !progress.isEmpty { doorbell?.ring() }
+            return (AlgorithmReply(ok: true, changed: settled.first?.changed ?? false), nil)
+        case .rerun, .requeue, .stages:
+            return (try await pipelineAnswer(request), nil)
         }
+    }
+
+    /// The answers about a run's pipeline: `rerun`, `requeue` and `stages`. A refusal (an unknown run or
+    /// stage) is an answer, not an error of the socket.
+    private func pipelineAnswer(_ request: AlgorithmRequest) async throws -> AlgorithmReply {
+        let run = request.run ?? ""
+        do {
+            switch request.command {
+            case .rerun:
+                var stage = request.stage ?? 0
+                if let name = request.stageName { stage = try await outbox.stageIndex(runID: run, named: name) }
+                let progress = try await outbox.rerun(runID: run, fromStage: stage)
+                publisher?.publish(progress: progress)
+                doorbell?.ring()
+                let overview = try await outbox.stageOverview(runID: run)
+                let ready: [AlgorithmReply.Stage] = progress.compactMap {
+                    guard case .ready(_, _, let index, _, _) = $0 else { return nil }
+                    return overview.first { $0.stage == index }.map(Self.stage)
+                }
+                return AlgorithmReply(ok: true, stages: ready)
+            case .requeue:
+                let count = try await outbox.requeueDead(runID: run, stage: request.stage ?? 0, part: request.part)
+                if count > 0 { doorbell?.ring() }
+                return AlgorithmReply(ok: true, requeued: count)
+            default:
+                return AlgorithmReply(ok: true, stages: try await outbox.stageOverview(runID: request.run).map(Self.stage))
+            }
+        } catch let error as StorageError {
+            return AlgorithmReply(ok: false, error: WireText.escape(error.description))
+        }
+    }
+
+    private static func stage(_ overview: Outbox.StageOverview) -> AlgorithmReply.Stage {
+        AlgorithmReply.Stage(
+            run: overview.runID,
+            stage: overview.stage,
+            name: overview.spec.name,
+            mode: overview.spec.mode,
+            builtin: overview.spec.builtin,
+            stages: overview.stages,
+            ready: overview.ready,
+            parts: overview.parts,
+            tasks: overview.tasks,
+            done: overview.done,
+            dead: overview.dead,
+            doneAt: overview.doneAt
+        )
     }
 
     private static func part(_ entry: Outbox.Entry) -> AlgorithmReply.Part {

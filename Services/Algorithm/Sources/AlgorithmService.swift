@@ -169,7 +169,9 @@ public struct AlgorithmService: Service {
                 outbox: outbox,
                 ledger: RunLedger(outbox: outbox),
                 logger: environment.logger,
-                rejector: environment.rejector(socket: "algorithm_control")
+                rejector: environment.rejector(socket: "algorithm_control"),
+                publisher: environment.publisher,
+                doorbell: doorbell
             ),
             BacklogMonitor(outbox: outbox, publisher: environment.publisher, metrics: environment.metrics, logger: environment.logger),
             RunWorker(

@@ -348,14 +348,20 @@ extension Outbox {
             guard let pipeline = try Self.pipeline(ofRun: runID, in: db), (0..<pipeline.stages.count).contains(stage) else {
                 throw StorageError("run \(runID) has no stage \(stage)")
             }
-            let inputs = try Int.fetchOne(
-                db,
-                sql: "SELECT COUNT(*) FROM outputs WHERE run_id = ? AND stage = ?",
-                arguments: [runID, stage - 1]
-            )
-            let ready = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM stages WHERE run_id = ? AND stage = ?", arguments: [runID, stage])
-            guard (inputs ?? 0) > 0 || (ready ?? 0) > 0 else {
-                throw StorageError("stage \(pipeline.stages[stage].name) of \(runID) has not had its input yet")
+            // Only from a complete input: made from part of it, the stage would be made again, differently, when
+            // the stage before it completes.
+            let complete =
+                stage == 0
+                ? (row["state"] as String) == RunState.finished.rawValue
+                : try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM stages WHERE run_id = ? AND stage = ? AND done_at IS NOT NULL",
+                    arguments: [runID, stage - 1]
+                ) == 1
+            guard complete else {
+                throw StorageError(
+                    "stage \(pipeline.stages[stage].name) of \(runID) has not had its whole input yet: the stage before it is not complete"
+                )
             }
             try db.execute(sql: "DELETE FROM outbox WHERE run_id = ? AND stage >= ?", arguments: [runID, stage])
             try db.execute(sql: "DELETE FROM outputs WHERE run_id = ? AND stage >= ?", arguments: [runID, stage])

@@ -20,7 +20,10 @@ extension Baton {
                 fired (one run id) or skipped with a recorded reason;
                   - every fired run has one outcome, the same at the scheduler and the algorithm (succeeded, failed \
                 or cancelled);
-                  - every result part of a succeeded run is stored exactly once, with its size and sha256.
+                  - every result part of a succeeded run is stored exactly once, with its size and sha256;
+                  - for a job with stages: every stage of the run's pipeline was made and all its tasks were \
+                acknowledged (a dead task is a violation), a merge stage had exactly one task, and every task of the \
+                last (store) stage is stored exactly once, with its size and sha256.
                 Runs still in flight and slots not yet due are listed, not counted as violations. Exits 1 if there \
                 is any violation, 0 if there is none.
                 """
@@ -57,11 +60,19 @@ extension Baton {
             }
             let ledgerRuns = try await algorithm.ask(AlgorithmRequest(command: .runs)).runs ?? []
             let runs = Dictionary(ledgerRuns.map { ($0.request.runID, $0) }, uniquingKeysWith: { first, _ in first })
+            // Before the parts: a stage's tasks are made in the transaction that completes the stage before it.
+            let stages = try await algorithm.ask(AlgorithmRequest(command: .stages)).stages ?? []
+            var stagesByRun: [String: [AlgorithmReply.Stage]] = [:]
+            for stage in stages { stagesByRun[stage.run, default: []].append(stage) }
             let parts = try await algorithm.ask(AlgorithmRequest(command: .results)).parts ?? []
             var partsByRun: [String: [AlgorithmReply.Part]] = [:]
             for entry in parts { partsByRun[entry.header.runID, default: []].append(entry) }
             var stored: [String: (size: Int, sha256: String)] = [:]
-            for row in try await store?.storedParts() ?? [] { stored["\(row.runID)#\(row.part)"] = (row.size, row.sha256) }
+            var storedStage: [String: String] = [:]
+            for row in try await store?.storedParts() ?? [] {
+                stored["\(row.runID)#\(row.part)"] = (row.size, row.sha256)
+                storedStage["\(row.runID)#\(row.part)"] = row.stage
+            }
             let now = Date()
             func inRange(_ date: Date) -> Bool { (from.map { date >= $0.date } ?? true) && (to.map { date <= $0.date } ?? true) }
 
@@ -136,12 +147,24 @@ extension Baton {
                 }
                 // Results: every part of a succeeded run stored exactly once, byte for byte (size and sha256).
                 for run in runs.values where run.request.job == job.name && run.state == .finished && inRange(run.request.logicalTime) {
-                    let runParts = partsByRun[run.request.runID] ?? []
-                    if runParts.isEmpty { findings.violation("\(run.request.runID): succeeded without a result part") }
+                    var runParts = partsByRun[run.request.runID] ?? []
+                    if let pipeline = stagesByRun[run.request.runID], let last = pipeline.last {
+                        // Only the store stage's tasks end in the result store; the pipeline is checked as stages.
+                        Self.check(pipeline: pipeline, run: run.request.runID, into: &findings)
+                        runParts = runParts.filter { $0.header.stageNumber == last.stage }
+                    } else if runParts.isEmpty {
+                        findings.violation("\(run.request.runID): succeeded without a result part")
+                    }
                     for entry in runParts {
                         findings.parts += 1
-                        let key = "\(entry.header.runID)#\(entry.header.part)"
-                        let row = stored[key]
+                        var key = "\(entry.header.runID)#\(entry.header.part)"
+                        if let stage = entry.header.stage {
+                            if let name = storedStage[key], name != stage.name {
+                                findings.violation("\(key): stored by stage \(name), but the run's store stage is \(stage.name)")
+                            }
+                            key += " (stage \(stage.name))"
+                        }
+                        let row = stored["\(entry.header.runID)#\(entry.header.part)"]
                         if let row, row.sha256 != entry.header.sha256 || row.size != entry.header.size {
                             findings.violation(
                                 "\(key): stored with size \(row.size) sha256 \(row.sha256), handed off as \(entry.header.size) \(entry.header.sha256)"
@@ -176,7 +199,7 @@ extension Baton {
 }
 
 /// What `baton audit` found.
-private struct Findings {
+struct Findings {
     var violations: [String] = []
     var notes: [String] = []
     var slots = 0
@@ -190,6 +213,9 @@ private struct Findings {
     var parts = 0
     var stored = 0
     var undelivered = 0
+    var pipelines = 0
+    var pipelinesInFlight = 0
+    var tasks = 0
 
     mutating func violation(_ text: String) { violations.append(text) }
     mutating func note(_ text: String) { notes.append(text) }
@@ -198,6 +224,7 @@ private struct Findings {
         let counts: [String: Int] = [
             "slots": slots, "skipped": skipped, "fired": fired, "succeeded": succeeded, "failed": failed, "cancelled": cancelled,
             "inFlight": inFlight, "lagging": lagging, "parts": parts, "stored": stored, "undelivered": undelivered,
+            "pipelines": pipelines, "pipelinesInFlight": pipelinesInFlight, "tasks": tasks,
         ]
         if json {
             let object: [String: Any] = ["ok": violations.isEmpty, "violations": violations, "notes": notes, "counts": counts]
@@ -212,6 +239,7 @@ private struct Findings {
         Console.line(
             "slots \(slots) (skipped \(skipped)); runs \(fired): succeeded \(succeeded), failed \(failed), cancelled \(cancelled), "
                 + "in flight \(inFlight + lagging); parts \(parts): stored \(stored), not yet stored \(undelivered); "
+                + (pipelines == 0 ? "" : "pipelines \(pipelines) (in flight \(pipelinesInFlight)), tasks \(tasks); ")
                 + "\(violations.count) violation(s)"
         )
     }

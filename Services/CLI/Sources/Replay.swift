@@ -20,6 +20,12 @@ extension Baton {
                 processor.command. A result already stored is left as it is unless --overwrite is given; one stored with \
                 another sha256 is a conflict, reported as failed and kept aside, unless --overwrite is given. Replaying \
                 into the deployment's own store tells the algorithm each part was delivered (a dead letter becomes acked).
+
+                Jobs with stages: a task of the store stage is replayed here as above; a dead task of any other stage \
+                (a command, split or merge) is put back in the algorithm's queue, and the processors run it again (the \
+                algorithm commits its output; its stage's last task makes the next stage, e.g. the merge, once). \
+                RUN --from-stage NAME runs the run's pipeline again from that stage, with its kept input: the stage's \
+                and later stages' tasks are made anew at the algorithm, and the processors do them.
                 """
         )
 
@@ -44,9 +50,20 @@ extension Baton {
         @Flag(help: "Replace results already stored instead of leaving them as they are.")
         var overwrite = false
 
+        @Option(
+            name: .customLong("from-stage"),
+            help: ArgumentHelp("Run one run's pipeline again from this stage (by name), with its kept input.", valueName: "name")
+        )
+        var fromStage: String?
+
         func validate() throws {
             if runIDs.isEmpty && selection.isEmpty && !dead {
                 throw ValidationError("say what to replay: run ids, --job (with --from/--to), a time range, or --dead")
+            }
+            if fromStage != nil, runIDs.count != 1 || !selection.isEmpty || dead || store != nil || overwrite {
+                throw ValidationError(
+                    "--from-stage takes exactly one run id, and none of --job, --from, --to, --dead, --store, --overwrite"
+                )
             }
         }
 
@@ -71,6 +88,10 @@ extension Baton {
                 throw ExitCode(2)
             }
             let algorithm = AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "replay")
+            if let fromStage, let runID = runIDs.first {
+                try await Self.rerun(runID: runID, fromStage: fromStage, algorithm: algorithm)
+                return
+            }
             // Long enough for a large raw result to come through.
             let fetcher = AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "replay", timeout: .seconds(120))
             func parts(_ request: AlgorithmRequest) async throws -> [AlgorithmReply.Part] {
@@ -103,13 +124,38 @@ extension Baton {
             let handler = ResultHandler(configuration: configuration, store: resultStore, instance: "replay")
             var logger = Logger(label: "baton.replay")
             logger.logLevel = Logger.Level(rawValue: configuration.log.level) ?? .info
-            var tally = (stored: 0, duplicate: 0, failed: 0)
-            for entry in entries {
-                let name = "\(entry.header.runID) part \(entry.header.part)"
+            var tally = (stored: 0, duplicate: 0, failed: 0, requeued: 0)
+            let (atHub, here, passed) = Self.sort(entries)
+            if passed > 0 {
+                Console.line(
+                    "\(passed) task(s) of stages before the store are not dead and not replayed (--from-stage runs a stage again)"
+                )
+            }
+            for entry in atHub {
+                do {
+                    guard store == nil else {
+                        throw ReplayFailure(
+                            "not requeued: its stage runs at the processors, which store into the deployment's store, not --store"
+                        )
+                    }
+                    try await Self.requeue(entry, algorithm: algorithm)
+                    tally.requeued += 1
+                } catch let exit as ExitCode {
+                    throw exit
+                } catch {
+                    tally.failed += 1
+                    Console.error("\(Self.name(entry)): failed: \(error)")
+                }
+            }
+            for entry in here {
+                let name = Self.name(entry)
+                let stage = entry.header.stageIndex
                 do {
                     // The algorithm checks its file against the recorded sha256; the bytes are checked again here,
                     // as they arrived.
-                    let raw = try await fetcher.exchange(AlgorithmRequest(command: .raw, run: entry.header.runID, part: entry.header.part))
+                    let raw = try await fetcher.exchange(
+                        AlgorithmRequest(command: .raw, run: entry.header.runID, part: entry.header.part, stage: stage)
+                    )
                     guard raw.reply.ok, let payload = raw.payload else {
                         throw ReplayFailure(raw.reply.error ?? "the algorithm sent no bytes")
                     }
@@ -117,7 +163,7 @@ extension Baton {
                         throw ReplayFailure("the bytes received do not match the recorded sha256 \(entry.header.sha256): not stored")
                     }
                     let message = ResultMessage(header: entry.header, payload: payload)
-                    let outcome = try await handler.process(message, overwrite: overwrite, logger: logger)
+                    let outcome = try await Self.store(message, handler: handler, store: resultStore, overwrite: overwrite, logger: logger)
                     if case .conflict(let stored) = outcome {
                         // Refused (and kept aside in the store's conflicts table); the dead letter stays as it is.
                         throw ReplayFailure(
@@ -126,7 +172,7 @@ extension Baton {
                     }
                     if intoLiveStore, entry.state != .acked {
                         let marked = try await algorithm.exchange(
-                            AlgorithmRequest(command: .delivered, run: entry.header.runID, part: entry.header.part)
+                            AlgorithmRequest(command: .delivered, run: entry.header.runID, part: entry.header.part, stage: stage)
                         )
                         guard marked.reply.ok else {
                             throw ReplayFailure(marked.reply.error ?? "the algorithm did not record the delivery")
@@ -149,7 +195,10 @@ extension Baton {
                     Console.error("\(name): failed: \(error)")
                 }
             }
-            Console.line("replayed \(entries.count): \(tally.stored) stored, \(tally.duplicate) already stored, \(tally.failed) failed")
+            Console.line(
+                "replayed \(atHub.count + here.count): \(tally.stored) stored, \(tally.duplicate) already stored, \(tally.failed) failed"
+                    + (atHub.isEmpty ? "" : ", \(tally.requeued) requeued at the algorithm")
+            )
             if tally.failed > 0 { throw ExitCode(1) }
         }
     }

@@ -85,6 +85,11 @@ public final class ResultStore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v3 stage") { db in
+            // The pipeline stage that stored a part (its name, as the run's pipeline recorded it); NULL for a
+            // job without stages, and for parts stored before pipelines.
+            try db.execute(sql: "ALTER TABLE results ADD COLUMN stage TEXT")
+        }
         return migrator
     }
 
@@ -152,16 +157,16 @@ public final class ResultStore: Sendable {
         }
     }
 
-    /// Number of stored parts.
-    /// Every stored part's key and checksum, for `baton audit`.
-    public func storedParts() async throws -> [(runID: String, part: Int, size: Int, sha256: String)] {
+    /// Every stored part's key, checksum and stage (nil for a job without stages), for `baton audit`.
+    public func storedParts() async throws -> [(runID: String, part: Int, size: Int, sha256: String, stage: String?)] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT run_id, part, size, sha256 FROM results").map {
-                (runID: $0["run_id"], part: $0["part"], size: $0["size"], sha256: $0["sha256"])
+            try Row.fetchAll(db, sql: "SELECT run_id, part, size, sha256, stage FROM results").map {
+                (runID: $0["run_id"], part: $0["part"], size: $0["size"], sha256: $0["sha256"], stage: $0["stage"])
             }
         }
     }
 
+    /// Number of stored parts.
     public func resultCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0 }
     }
@@ -234,12 +239,12 @@ public final class ResultStore: Sendable {
     private static func insertResult(_ db: Database, _ header: ResultHeader, format: String, blob: Data?, processor: String) throws {
         try db.execute(
             sql: """
-                INSERT INTO results (run_id, part, job, logical_time, size, sha256, format, blob, processor, stored_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO results (run_id, part, job, logical_time, size, sha256, format, blob, processor, stored_at, stage)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 header.runID, header.part, header.job, Timestamp.format(header.logicalTime), header.size, header.sha256,
-                format, blob, processor, Timestamp.format(Date()),
+                format, blob, processor, Timestamp.format(Date()), header.stage?.name,
             ]
         )
     }
