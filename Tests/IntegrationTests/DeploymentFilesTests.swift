@@ -4,7 +4,7 @@ import Testing
 
 /// The shipped configuration files and the compose stack stay valid.
 struct DeploymentFilesTests {
-    @Test(arguments: ["compose/baton.yaml", "examples/python.yaml", "examples/python-processor.yaml"])
+    @Test(arguments: ["compose/baton.yaml", "examples/python.yaml", "examples/python-processor.yaml", "examples/pipeline/pipeline.yaml"])
     func shippedConfigurationsLoad(path: String) throws {
         let configuration = try Configuration.load(path: "\(TestStack.repository)/\(path)", environment: [:])
         #expect(!configuration.jobs.isEmpty)
