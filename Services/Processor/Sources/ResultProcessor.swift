@@ -27,6 +27,7 @@ public struct ResultProcessor: Service {
     private let logger: Logger
     private let metrics: ServiceMetrics
     private let rejector: MessageRejector
+    private let recent = RecentOutputs()
 
     /// Creates the processor.
     /// - Parameters:
@@ -80,6 +81,19 @@ public struct ResultProcessor: Service {
 
     private func handle(_ message: ResultMessage) async {
         let header = message.header
+        if header.stage?.producesOutput == true, let outputs = recent.outputs(for: header) {
+            // A second copy of a task this processor finished (re-sent after its lease ran out while it waited
+            // here): the same ack again, not a second run of the stage.
+            acknowledge(header, outputs: outputs)
+            publisher.publish(
+                EventType.resultDuplicate,
+                job: header.job,
+                run: header.runID,
+                part: header.part,
+                attributes: ["stage": header.stage?.name ?? "", "stage_index": "\(header.stageNumber)"]
+            )
+            return
+        }
         var received = ["size": "\(header.size)", "attempt": "\(header.attempt)"]
         if let durable = header.durableAtUs, header.attempt == 1 {
             // Only first deliveries: a re-sent result's age is its retry history, not the hand-off.
@@ -124,16 +138,8 @@ public struct ResultProcessor: Service {
             let stageName = header.stage?.name ?? "\(header.stageNumber)"
             metrics.timer("baton_task_duration_seconds", job: header.job, [("stage", stageName)]).record(duration: elapsed)
             metrics.counter("baton_tasks_processed_total", job: header.job, [("stage", stageName), ("outcome", "succeeded")]).increment()
-            let digests = outputs.map { PartDigest(size: $0.count, sha256: SHA256.hex(of: $0)) }
-            let ack = Acknowledgement(
-                runID: header.runID,
-                part: header.part,
-                processor: instance,
-                duplicate: false,
-                stage: stage,
-                outputs: digests
-            )
-            acks.post(Wire.encode(ack, payloads: outputs))
+            recent.remember(outputs, for: header)
+            acknowledge(header, outputs: outputs)
         case .success(.stored(.conflict(let stored))):
             // Never a duplicate: the stored part stays, this one was kept aside by the store and is refused.
             metrics.counter("baton_results_processed_total", job: header.job, [("outcome", "conflict")]).increment()
@@ -208,5 +214,19 @@ public struct ResultProcessor: Service {
             )
             acks.post(Wire.encode(report))
         }
+    }
+
+    /// Sends a stage task's ack with its outputs.
+    private func acknowledge(_ header: ResultHeader, outputs: [Data]) {
+        let digests = outputs.map { PartDigest(size: $0.count, sha256: SHA256.hex(of: $0)) }
+        let ack = Acknowledgement(
+            runID: header.runID,
+            part: header.part,
+            processor: instance,
+            duplicate: false,
+            stage: header.stageIndex,
+            outputs: digests
+        )
+        acks.post(Wire.encode(ack, payloads: outputs))
     }
 }
