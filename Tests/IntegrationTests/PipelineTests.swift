@@ -31,7 +31,7 @@ struct PipelineTests {
             )
             try stack.startServices(processors: 2)
             let run = try await stack.trigger("scores")
-            let stored = try await stack.waitUntil(timeout: .seconds(50)) { !Pipeline.stored(run, stack: stack).isEmpty }
+            let stored = try await stack.waitUntil(timeout: .seconds(120)) { !Pipeline.stored(run, stack: stack).isEmpty }
             try #require(
                 stored,
                 "nothing stored for \(run); processor: \(stack.stderr("processor-1")) algorithm: \(stack.stderr("algorithm"))"
@@ -80,7 +80,7 @@ struct PipelineTests {
             let run = try await stack.trigger("flaky")
             // While part 3 has not succeeded, the merge must not have started: checked at every poll.
             var mergedEarly = false
-            let stored = try await stack.waitUntil(timeout: .seconds(50)) {
+            let stored = try await stack.waitUntil(timeout: .seconds(120)) {
                 let partDone = Pipeline.log("score", stack: stack).contains { $0.word == "done" && $0.part == 3 }
                 if !partDone, !Pipeline.log("summary", stack: stack).isEmpty { mergedEarly = true }
                 return !Pipeline.stored(run, stack: stack).isEmpty

@@ -10,6 +10,8 @@ import Synchronization
 /// was done. The processor cannot ask the hub whether a task is settled, but it knows what it did itself: a copy
 /// of a task it finished, with the same input (sha256), gets the same ack again, which the hub ignores if it
 /// settled the task already and commits otherwise (the first ack may have been lost with a restarting hub).
+/// Only re-sent deliveries (`attempt` > 1) are answered from here: a task made again on purpose
+/// (`baton replay --from-stage`) is a first delivery and runs.
 /// Bounded: at most `capacity` tasks and `maxBytes` of outputs, oldest forgotten first; a forgotten task is
 /// simply run again, which is what a stage's command must tolerate anyway (at-least-once).
 final class RecentOutputs: Sendable {

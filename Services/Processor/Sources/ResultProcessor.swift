@@ -81,9 +81,10 @@ public struct ResultProcessor: Service {
 
     private func handle(_ message: ResultMessage) async {
         let header = message.header
-        if header.stage?.producesOutput == true, let outputs = recent.outputs(for: header) {
+        if header.stage?.producesOutput == true, header.attempt > 1, let outputs = recent.outputs(for: header) {
             // A second copy of a task this processor finished (re-sent after its lease ran out while it waited
-            // here): the same ack again, not a second run of the stage.
+            // here): the same ack again, not a second run of the stage. A first delivery (a task made again by
+            // `baton replay --from-stage`) always runs.
             acknowledge(header, outputs: outputs)
             publisher.publish(
                 EventType.resultDuplicate,
