@@ -148,7 +148,8 @@ def write_scripts(root: str) -> dict[str, str]:
 
 
 def job_yaml(root: str, python: str, anchor: str, overlap: str = "allow") -> list[str]:
-    """The job's lines under `jobs:` in the harness's configuration."""
+    """The job's lines under `jobs:` in the harness's configuration. The scripts need no site packages: `-S` halves
+    Python's start-up (about 45 ms instead of 100 ms here), which keeps the drain after the chaos short."""
     paths = write_scripts(root)
     log = invocation_log(root)
     return [
@@ -157,15 +158,15 @@ def job_yaml(root: str, python: str, anchor: str, overlap: str = "allow") -> lis
         f'    anchor: "{anchor}"',
         "    misfire: all",
         f"    overlap: {overlap}",
-        f"    command: [{python}, {paths['algorithm']}, {log}]",
+        f"    command: [{python}, -S, {paths['algorithm']}, {log}]",
         "    timeout: 1m",
         "    retries: 100",
         "    stages:",
         "      - name: score",
-        f"        command: [{python}, {paths['stage']}, {log}]",
+        f"        command: [{python}, -S, {paths['stage']}, {log}]",
         "      - name: total",
         "        mode: merge",
-        f"        command: [{python}, {paths['merge']}, {log}]",
+        f"        command: [{python}, -S, {paths['merge']}, {log}]",
         "      - name: store",
         "        builtin: store",
     ]
