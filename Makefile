@@ -31,7 +31,8 @@ bench:
 	.build/release/baton-bench --output bench.json
 
 # The black-box chaos harness (scripts/chaos.py): SIGKILLs and SIGSTOPs services for DURATION seconds while a
-# job fires every 150 ms, then checks every slot was stored exactly once, byte for byte, and `baton audit`.
+# job fires every 150 ms (and a pipelined one every 2 s), then checks every slot was stored exactly once, byte for
+# byte, every pipelined run's merged row, and `baton audit`.
 DURATION ?= 300
 chaos:
 	scripts/install-deps.sh

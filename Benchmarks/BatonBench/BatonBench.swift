@@ -7,8 +7,9 @@ import Foundation
 struct BatonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
-        abstract: "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost and recovery.",
-        discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+300 on 127.0."
+        abstract:
+            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery and pipeline parallelism.",
+        discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+600 on 127.0."
             + "0.1 and the folder --dir on the disk being measured."
     )
 
@@ -24,7 +25,7 @@ struct BatonBench: AsyncParsableCommand {
     @Flag(help: "Shorter runs (a smoke test of the suite; the figures are not the reference ones).")
     var quick = false
 
-    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery.")
+    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline.")
     var only: String?
 
     @Flag(help: "Keep the scenarios' folders (logs, databases) for a look afterwards.")
@@ -93,6 +94,16 @@ struct BatonBench: AsyncParsableCommand {
             let results = quick ? 2000 : 10_000
             print("recovery: kill -9 of a processor with \(results) results in flight")
             report.recovery = try await scenarios.recovery(results: results, port: port + 280)
+        }
+
+        // 64 parts of 0.5 s each (shorter with --quick) on 1, 2, 4 and 8 processors: how close to ideal the
+        // hand-out of per-part tasks gets.
+        for (index, processors) in [1, 2, 4, 8].enumerated() where wanted("pipeline") {
+            let parts = quick ? 16 : 64
+            print("pipeline parallelism: \(parts) parts of 0.5 s, \(processors) processors")
+            report.pipeline.append(
+                try scenarios.pipelineParallelism(processors: processors, parts: parts, partSeconds: 0.5, port: port + 400 + 50 * index)
+            )
         }
 
         report.seconds = Date().timeIntervalSince(started)

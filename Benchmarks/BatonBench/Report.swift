@@ -88,6 +88,7 @@ struct Report: Codable {
     var timer: Scenarios.Timer?
     var idle: [String: Scenarios.Idle] = [:]
     var recovery: Scenarios.Recovery?
+    var pipeline: [Scenarios.PipelineParallelism] = []
     var targets: [Target] = []
 
     mutating func evaluate() {
@@ -142,6 +143,17 @@ struct Report: Codable {
                     measured:
                         "missing \(recovery.missing), full rate after \(back.map { formatted($0, 2) + " s" } ?? "never (in the run)")",
                     met: recovery.missing == 0 && (back ?? .infinity) <= 1
+                )
+            )
+        }
+        if !pipeline.isEmpty {
+            let ratios = pipeline.map { $0.ratio ?? .infinity }
+            targets.append(
+                .init(
+                    name: "pipeline parallelism",
+                    target: "time to merge ≤ 1.25 × ideal, 1 to 8 processors",
+                    measured: ratios.map { formatted($0, 2) + " ×" }.joined(separator: ", "),
+                    met: ratios.allSatisfy { $0 <= 1.25 }
                 )
             )
         }
@@ -220,6 +232,33 @@ struct Report: Codable {
                 "rate before \(Int(recovery.ratePerSecondBeforeKill))/s",
                 "full rate \(recovery.secondsToFullRateAfterRestart.map { formatted($0, 2) + " s" } ?? "not reached") after restart"
             )
+            lines.append("")
+        }
+        if !pipeline.isEmpty {
+            row(
+                "pipeline parallelism",
+                "processors",
+                "to merge s",
+                "ideal s",
+                "ratio",
+                "to stored s",
+                "merge s",
+                "run again",
+                "tasks per processor"
+            )
+            for entry in pipeline {
+                row(
+                    "\(entry.parts) × \(formatted(entry.partSeconds, 1)) s",
+                    "\(entry.processors)",
+                    entry.secondsToMerge.map { formatted($0, 2) } ?? "-",
+                    formatted(entry.idealSeconds, 2),
+                    entry.ratio.map { formatted($0, 2) } ?? "-",
+                    entry.secondsToStored.map { formatted($0, 2) } ?? "-",
+                    entry.mergeSeconds.map { formatted($0, 2) } ?? "-",
+                    "\(entry.startedAgain)",
+                    entry.tasksPerProcessor.sorted { $0.key < $1.key }.map { "\($0.value)" }.joined(separator: " ")
+                )
+            }
             lines.append("")
         }
         row("target", "wanted", "measured", "met")

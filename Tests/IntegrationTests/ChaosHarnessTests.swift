@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// Runs the black-box harnesses in `scripts/` against the built executables: `chaos.py` (60 s of SIGKILLs and
-/// SIGSTOPs, then its own slot-by-slot oracle and `baton audit`) and `bus_churn.py --start` (prefix subscribers
+/// SIGSTOPs, then its own slot-by-slot oracle, one merged row per run of its pipelined job (parts, a per-part
+/// stage, a merge, the store) and `baton audit`) and `bus_churn.py --start` (prefix subscribers
 /// coming and going on the status bus). Both exit 0 only if every check passed; their output is shown otherwise.
 @Suite(.serialized)
 struct ChaosHarnessTests {
