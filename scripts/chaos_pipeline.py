@@ -280,25 +280,3 @@ def check(root: str, data_dir: str, runs: dict, events: list[dict], v, sample) -
         v.fail(f"{JOB}: {len(wrong)} stored merged rows differ from the oracle: {sample(wrong, 4)}")
     return {"fired": len(fired), "stored": len(mine), "missing": len(missing), "wrong": len(wrong),
             "merge_invocations": histogram}
-
-
-# Today's `baton audit` predates stages: it compares every outbox task of a run (the algorithm's parts and every
-# stage's tasks, keyed `run#part`) with the result store, where only the store stage's output lands. For a
-# pipelined run that gives exactly these two shapes, which say nothing about the run; the merged row itself is
-# checked by `check`. Any other violation, and these for any other job, still fail. An audit that knows stages
-# no longer prints them, so the harness gets stricter with it without a change here.
-_STAGE_UNAWARE = (" acknowledged but not in the result store ", " handed off as ")
-
-
-def stage_unaware_violations(audit_output: str) -> tuple[list[str], list[str]]:
-    """(violations explained by an audit that predates stages, every other violation) in `baton audit` output."""
-    explained, others = [], []
-    for line in audit_output.splitlines():
-        if not line.startswith("VIOLATION "):
-            continue
-        text = line[len("VIOLATION "):]
-        if text.startswith(JOB + "@") and any(shape in text for shape in _STAGE_UNAWARE):
-            explained.append(text)
-        else:
-            others.append(text)
-    return explained, others
