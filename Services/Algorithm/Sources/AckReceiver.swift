@@ -212,24 +212,7 @@ public struct AckReceiver: Service {
                 reason: report.reason,
                 cause: Outbox.conflictCause
             ) {
-                logger.error("result dead-lettered: \(report.reason)", metadata: ["run": "\(report.runID)", "part": "\(report.part)"])
-                publisher.publish(
-                    EventType.taskFailed,
-                    job: RunID.job(of: report.runID),
-                    run: report.runID,
-                    part: report.part,
-                    message: report.reason,
-                    attributes: ["processor": report.processor, "stage_index": "\(stage)", "dead": "true"]
-                )
-                publisher.publish(
-                    EventType.resultDead,
-                    job: RunID.job(of: report.runID),
-                    run: report.runID,
-                    part: report.part,
-                    message: report.reason,
-                    attributes: ["processor": report.processor, "cause": Outbox.conflictCause]
-                )
-                await tally.count(.dead, job: RunID.job(of: report.runID), runID: report.runID, stage: stage)
+                await announceDead(report, stage: stage, cause: Outbox.conflictCause)
             }
             doorbell.ring()
             return
@@ -266,28 +249,36 @@ public struct AckReceiver: Service {
                 ]
             )
         case .dead:
-            logger.error("result dead-lettered: \(report.reason)", metadata: ["run": "\(report.runID)", "part": "\(report.part)"])
-            publisher.publish(
-                EventType.taskFailed,
-                job: RunID.job(of: report.runID),
-                run: report.runID,
-                part: report.part,
-                message: report.reason,
-                attributes: ["processor": report.processor, "stage_index": "\(stage)", "dead": "true"]
-            )
-            publisher.publish(
-                EventType.resultDead,
-                job: RunID.job(of: report.runID),
-                run: report.runID,
-                part: report.part,
-                message: report.reason,
-                attributes: ["processor": report.processor]
-            )
-            await tally.count(.dead, job: RunID.job(of: report.runID), runID: report.runID, stage: stage)
+            await announceDead(report, stage: stage, cause: nil)
         case .ignored:
             break
         }
         doorbell.ring()
+    }
+
+    /// A task dead-lettered on a processor's report: logged, `task.failed` (dead), `result.dead`, counted.
+    private func announceDead(_ report: FailureReport, stage: Int, cause: String?) async {
+        let job = RunID.job(of: report.runID)
+        logger.error("result dead-lettered: \(report.reason)", metadata: ["run": "\(report.runID)", "part": "\(report.part)"])
+        publisher.publish(
+            EventType.taskFailed,
+            job: job,
+            run: report.runID,
+            part: report.part,
+            message: report.reason,
+            attributes: ["processor": report.processor, "stage_index": "\(stage)", "dead": "true"]
+        )
+        var attributes = ["processor": report.processor]
+        if let cause { attributes["cause"] = cause }
+        publisher.publish(
+            EventType.resultDead,
+            job: job,
+            run: report.runID,
+            part: report.part,
+            message: report.reason,
+            attributes: attributes
+        )
+        await tally.count(.dead, job: job, runID: report.runID, stage: stage)
     }
 
     enum Message: Sendable {
