@@ -104,6 +104,9 @@ struct ResultSenderTests {
             let dead = try await bus.next(EventType.resultDead)
             #expect(dead.run == header.runID)
             #expect(dead.message?.contains(ResultPayload.mismatch) == true)
+            // Also a failed task for good, as every dead letter is, so `baton status` counts it in its stage.
+            let failed = try await bus.next(EventType.taskFailed)
+            #expect(failed.run == header.runID && failed.attributes?["dead"] == "true" && failed.attributes?["stage_index"] == "0")
             #expect(try await outbox.entry(runID: header.runID, part: 0)?.state == .dead)
             // The next one still goes out.
             #expect(try ResultMessage(frames: try await receive(processor)).header.runID == good.runID)

@@ -10,6 +10,9 @@ extension Baton {
         static let configuration = CommandConfiguration(
             abstract: "List results and their delivery state: pending, sent, acked, or dead (dead-lettered).",
             discussion: """
+                A job with stages lists one task per stage and part (`RUN  stage score  part 3/64  acked`; --json \
+                adds stage and stageIndex).
+
                 Asks baton-algorithm on its algorithm_control socket (endpoints.algorithm_control), so it needs the \
                 algorithm running; it says so and exits 3 when it is not. A dead result failed \
                 1 + processor.retries times (its last error ends with the last lines its processor command wrote on \

@@ -13,6 +13,9 @@ extension Baton {
         static let configuration = CommandConfiguration(
             abstract: "Print status events from the bus as they come (connects to endpoints.status_out).",
             discussion: """
+                On a terminal, the last line holds a progress bar per run in flight and one per stage of each run \
+                whose pipeline is in flight (parts done/total).
+
                 Every service heartbeats (log.heartbeat): when no event arrives for two heartbeat intervals plus a \
                 second, it says it cannot reach the logger, and says so again when events are back (on standard \
                 error with --json).
