@@ -297,47 +297,6 @@ extension Outbox {
         try await pool.read { db in try Self.outputs(runID: runID, stage: stage - 1, in: db) }
     }
 
-    /// One stage of a run, as `baton status` and `baton audit` see it.
-    public struct StageRecord: Sendable, Equatable {
-        /// The run.
-        public var runID: String
-        /// The stage's index and name.
-        public var stage: Int
-        public var name: String
-        /// How many tasks it has, and how many are done (acknowledged) or dead.
-        public var parts: Int
-        public var done: Int
-        public var dead: Int
-        /// When its last task was acknowledged; nil while it is not complete.
-        public var doneAt: Date?
-    }
-
-    /// The stages of runs (all, or those of one run), with their tasks counted by state.
-    public func stageRecords(runID: String? = nil) async throws -> [StageRecord] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT s.run_id, s.stage, s.name, s.parts, s.done_at,
-                        (SELECT COUNT(*) FROM outbox o WHERE o.run_id = s.run_id AND o.stage = s.stage AND o.state = ?) AS done,
-                        (SELECT COUNT(*) FROM outbox o WHERE o.run_id = s.run_id AND o.stage = s.stage AND o.state = ?) AS dead
-                    FROM stages s WHERE (? IS NULL OR s.run_id = ?) ORDER BY s.run_id, s.stage
-                    """,
-                arguments: [DeliveryState.acked, DeliveryState.dead, runID, runID]
-            ).map { row in
-                StageRecord(
-                    runID: row["run_id"],
-                    stage: row["stage"],
-                    name: row["name"],
-                    parts: row["parts"],
-                    done: row["done"],
-                    dead: row["dead"],
-                    doneAt: (row["done_at"] as String?).flatMap(Timestamp.parse)
-                )
-            }
-        }
-    }
-
     /// Runs a run's pipeline again from `stage` with its kept input: that stage's and later stages' tasks,
     /// outputs and records are removed, and the stage's tasks created again from the outputs of the stage
     /// before it (the algorithm's parts for the first). Returns the progress (the stage made ready again).
