@@ -125,6 +125,21 @@ struct PipelineOutboxTests {
         }
     }
 
+    @Test func aTaskWhoseProcessorDiedOnItIsAFailedAttemptAnnouncedOnce() async throws {
+        let (outbox, ledger) = try await hub()
+        _ = try await handOff(ledger, run: "j@1", parts: 1)
+        try await outbox.markSent(runID: "j@1", stage: 0, part: 0, leaseDeadline: t0 + 30, now: t0)
+        #expect(try await outbox.renewLease(runID: "j@1", stage: 0, part: 0, processor: "p", until: t0 + 30))
+        #expect(try await outbox.nextDue(now: t0 + 10).entry == nil)
+        #expect(outbox.takeLeaseRetries().isEmpty)
+        // The processor stopped renewing: the lease runs out, the attempt counts, the task is due again.
+        let due = try #require(try await outbox.nextDue(now: t0 + 31).entry)
+        #expect(due.failures == 1 && due.header.stage?.name == "score")
+        let retried = outbox.takeLeaseRetries()
+        #expect(retried.map(\.header.runID) == ["j@1"] && retried.first?.lastError?.contains("lease expired") == true)
+        #expect(outbox.takeLeaseRetries().isEmpty)
+    }
+
     @Test func aStageWithNoInputIsDoneAtOnceAndAMergeStillRunsOnNothing() async throws {
         let (outbox, ledger) = try await hub()
         _ = try await handOff(ledger, run: "j@1", parts: 1)

@@ -12,6 +12,7 @@ extension Outbox {
     public func nextDue(now: Date = Date()) async throws -> (entry: Entry?, dead: [Entry]) {
         let policy = policy
         let found = try await write { db in try Self.due(in: db, now: now, policy: policy) }
+        noteLeaseRetries(found.retried)
         return (found.entry.map(withCommitTime), found.dead)
     }
 
@@ -43,7 +44,7 @@ extension Outbox {
         now: Date,
         policy: RetryPolicy,
         countFailures: Bool = true
-    ) throws -> (entry: Entry?, dead: [Entry], expired: Bool) {
+    ) throws -> (entry: Entry?, dead: [Entry], expired: Bool, retried: [Entry]) {
         let seconds = now.timeIntervalSince1970
         // Processors that died while working: one failed attempt each.
         let expired = try Row.fetchAll(
@@ -51,8 +52,9 @@ extension Outbox {
             sql: "\(selectEntries) WHERE state IN (\(leaseHolders)) AND started = 1 AND due_at <= ?",
             arguments: [seconds]
         )
-        if !countFailures && !expired.isEmpty { return (nil, [], true) }
+        if !countFailures && !expired.isEmpty { return (nil, [], true, []) }
         var dead: [Entry] = []
+        var retried: [Entry] = []
         for row in expired {
             let failures = (row["failures"] as Int) + 1
             let reason = "lease expired: processor \(row["processor"] as String? ?? "?") stopped renewing it"
@@ -72,6 +74,10 @@ extension Outbox {
                     sql: "UPDATE outbox SET failures = ?, started = 0, last_error = ? WHERE seq = ?",
                     arguments: [failures, reason, row["seq"] as Int64]
                 )
+                var entry = Self.entry(row)
+                entry.failures = failures
+                entry.lastError = reason
+                retried.append(entry)
             }
         }
         let row = try Row.fetchOne(
@@ -82,7 +88,7 @@ extension Outbox {
                 """,
             arguments: [seconds]
         )
-        return (row.map(Self.entry), dead, false)
+        return (row.map(Self.entry), dead, false, retried)
     }
 
     /// When the next part becomes due (a retry or a lease deadline), if any part is waiting at all.

@@ -179,6 +179,24 @@ public final class Outbox: Sendable {
         return entry
     }
 
+    /// Tasks whose lease ran out after their processor had started (it died on them) and that will be sent
+    /// again: the failure is counted in the transaction that finds them; the sender announces them.
+    private let leaseRetries = Mutex<[Entry]>([])
+
+    func noteLeaseRetries(_ entries: [Entry]) {
+        guard !entries.isEmpty else { return }
+        leaseRetries.withLock { $0 += entries }
+    }
+
+    /// The tasks found since the last call whose lease ran out while a processor worked on them, and that will
+    /// be sent again (a failed attempt each, counted already).
+    public func takeLeaseRetries() -> [Entry] {
+        leaseRetries.withLock { entries in
+            defer { entries.removeAll() }
+            return entries
+        }
+    }
+
     /// How many write transactions ran so far; a reader that saw the same number saw the same outbox.
     public var changeCount: Int { changes.load(ordering: .acquiring) }
 

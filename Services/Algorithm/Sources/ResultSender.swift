@@ -61,6 +61,7 @@ public struct ResultSender: Service {
                     var (next, dead) = try await outbox.nextDue()
                     while !Task.isCancelled {
                         for part in dead { announceDead(part) }
+                        for part in outbox.takeLeaseRetries() { announceLeaseRetry(part) }
                         guard let entry = next else { break }
                         guard let leaseDeadline = try await send(entry) else {
                             (next, dead) = try await outbox.nextDue()
@@ -85,6 +86,20 @@ public struct ResultSender: Service {
                 }
             }
         }
+    }
+
+    /// A task whose processor died on it (its lease ran out after it started) will be sent again.
+    private func announceLeaseRetry(_ entry: Outbox.Entry) {
+        let header = entry.header
+        publisher.publish(
+            EventType.taskFailed,
+            job: header.job,
+            run: header.runID,
+            part: header.part,
+            message: entry.lastError,
+            attributes: ["stage_index": "\(header.stageNumber)", "dead": "false"]
+        )
+        tally.count(.retry, job: header.job, stage: header.stage?.name ?? StageSpec.store.name)
     }
 
     private func announceDead(_ entry: Outbox.Entry) {
