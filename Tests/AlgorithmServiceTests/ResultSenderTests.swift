@@ -40,6 +40,7 @@ struct ResultSenderTests {
 
     /// Runs a sender on a bound PUSH, with a processor's PULL connected to it, until `body` returns.
     static func withSender(
+        maxMessageBytes: Int64 = .max,
         _ body: (_ outbox: Outbox, _ processor: AsyncSocket, _ bus: Bus, _ doorbell: Doorbell, _ scratch: Scratch) async throws -> Void
     ) async throws {
         let scratch = Scratch("sender")
@@ -60,7 +61,8 @@ struct ResultSenderTests {
             doorbell: doorbell,
             lease: .seconds(30),
             publisher: bus.publisher,
-            logger: Logger(label: "test")
+            logger: Logger(label: "test"),
+            maxMessageBytes: maxMessageBytes
         )
         let running = Task { try await sender.run() }
         do {
@@ -95,6 +97,21 @@ struct ResultSenderTests {
     }
 
     /// A raw file that no longer matches its record is dead-lettered at once, visibly, and not sent.
+    /// A task over the processors' message limit would be dropped with their connection and sent again forever:
+    /// it is dead-lettered, saying so, and the next one goes out.
+    @Test(.timeLimit(.minutes(5)))
+    func aTaskOverTheMessageLimitIsDeadLetteredNotSent() async throws {
+        try await Self.withSender(maxMessageBytes: 8) { outbox, processor, bus, doorbell, scratch in
+            let big = try await Self.queue(Data("nine byte".utf8), runID: Self.run(1), in: scratch, outbox: outbox)
+            let small = try await Self.queue(Data("eight bt".utf8), runID: Self.run(2), in: scratch, outbox: outbox)
+            doorbell.ring()
+            let dead = try await bus.next(EventType.resultDead)
+            #expect(dead.run == big.runID)
+            #expect(dead.message?.contains("over limits.result_size") == true, "\(dead.message ?? "")")
+            #expect(try ResultMessage(frames: try await receive(processor)).header.runID == small.runID)
+        }
+    }
+
     @Test(.timeLimit(.minutes(5)))
     func aCorruptRawResultIsDeadLetteredNotSent() async throws {
         try await Self.withSender { outbox, processor, bus, doorbell, scratch in

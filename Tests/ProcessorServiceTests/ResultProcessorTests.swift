@@ -34,6 +34,7 @@ struct ResultProcessorTests {
     }
 
     static func with(
+        maxAckBytes: Int64 = .max,
         configure: (inout Configuration, String) throws -> Void = { _, _ in },
         _ body: (Harness) async throws -> Void
     ) async throws {
@@ -64,7 +65,8 @@ struct ResultProcessorTests {
             acks: push.channel.outbound,
             instance: instance,
             publisher: publisher,
-            logger: logger
+            logger: logger,
+            maxAckBytes: maxAckBytes
         )
         let running = Task { try await processor.run() }
         do {

@@ -110,4 +110,18 @@ struct StageProcessingTests {
             #expect(failure.reason.contains("kaput"), "\(failure.reason)")
         }
     }
+
+    @Test(.timeLimit(.minutes(1)))
+    func outputsOverTheAckLimitAreAPermanentFailureNotASilentDrop() async throws {
+        try await ResultProcessorTests.with(maxAckBytes: 4) { harness in
+            try await harness.send(Self.task("1\n2\n3\n", stage: StageSpec(name: "cut", builtin: .split, lines: 1)))
+            var frames = try #require(try await harness.acks.receive(timeout: .seconds(30)))
+            while try Wire.kind(of: frames) == LeaseRenewal.kind {
+                frames = try #require(try await harness.acks.receive(timeout: .seconds(30)))
+            }
+            let failure = try Wire.decode(FailureReport.self, from: frames).message
+            #expect(failure.permanent && failure.stage == 0)
+            #expect(failure.reason.contains("over limits.result_size"), "\(failure.reason)")
+        }
+    }
 }

@@ -161,7 +161,8 @@ public struct AlgorithmService: Service {
                 lease: processor.lease,
                 publisher: environment.publisher,
                 logger: environment.logger,
-                metrics: environment.metrics
+                metrics: environment.metrics,
+                maxMessageBytes: configuration.limits.resultBytes
             ),
             RetentionSweeper(configuration: configuration, outbox: outbox, logger: environment.logger),
             AlgorithmControlServer(

@@ -25,6 +25,8 @@ public struct ResultSender: Service {
     private let logger: Logger
     private let blocking = BlockingWork.shared
     private let tally: TaskTally
+    /// The largest message a processor takes (`limits.result_size`): a task over it is dead-lettered, not sent.
+    private let maxMessageBytes: Int64
 
     /// Creates the sender.
     /// - Parameters:
@@ -42,8 +44,10 @@ public struct ResultSender: Service {
         lease: Duration,
         publisher: StatusPublisher,
         logger: Logger,
-        metrics: ServiceMetrics = .disabled
+        metrics: ServiceMetrics = .disabled,
+        maxMessageBytes: Int64 = .max
     ) {
+        self.maxMessageBytes = maxMessageBytes
         self.tally = TaskTally(metrics: metrics, outbox: outbox)
         self.outbox = outbox
         self.results = results
@@ -133,6 +137,10 @@ public struct ResultSender: Service {
         header.leaseMs = Int(lease / .milliseconds(1))
         let message: ResultMessage
         do {
+            // A processor drops a message over its limit with the connection, so it would be sent again forever.
+            guard Int64(header.size) <= maxMessageBytes else {
+                throw StorageError("\(header.size) bytes are over limits.result_size (\(maxMessageBytes)), which processors take at most")
+            }
             if header.stage?.mode == .merge {
                 // A merge: every output of the stage before it, in part order, one frame each.
                 let inputs = try await outbox.mergeInputs(runID: header.runID, stage: header.stageNumber)

@@ -65,7 +65,8 @@ public struct ProcessorService: Service {
                         publisher: environment.publisher,
                         logger: environment.logger,
                         metrics: environment.metrics,
-                        rejector: environment.rejector(socket: "results")
+                        rejector: environment.rejector(socket: "results"),
+                        maxAckBytes: configuration.limits.resultBytes
                     )
                 ])
             }

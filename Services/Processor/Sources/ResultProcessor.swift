@@ -28,6 +28,8 @@ public struct ResultProcessor: Service {
     private let metrics: ServiceMetrics
     private let rejector: MessageRejector
     private let recent = RecentOutputs()
+    /// The largest acknowledgement the hub takes (`limits.result_size`): a stage's outputs over it are a failure.
+    private let maxAckBytes: Int64
 
     /// Creates the processor.
     /// - Parameters:
@@ -47,8 +49,10 @@ public struct ResultProcessor: Service {
         publisher: StatusPublisher,
         logger: Logger,
         metrics: ServiceMetrics = .disabled,
-        rejector: MessageRejector? = nil
+        rejector: MessageRejector? = nil,
+        maxAckBytes: Int64 = .max
     ) {
+        self.maxAckBytes = maxAckBytes
         self.rejector = rejector ?? MessageRejector(socket: "results", publisher: publisher, logger: logger, metrics: metrics)
         self.handler = handler
         self.results = results
@@ -134,6 +138,20 @@ public struct ResultProcessor: Service {
                 }
             ) ?? .failure(CancellationError())
         switch result {
+        case .success(.produced(let outputs)) where Int64(outputs.reduce(0) { $0 + $1.count }) > maxAckBytes:
+            // The hub would drop an ack over its limit with the connection, and the task would be done again in vain.
+            let reason = "the stage's output is \(outputs.reduce(0) { $0 + $1.count }) bytes, over limits.result_size (\(maxAckBytes))"
+            logger.error("\(reason)")
+            publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: reason)
+            let report = FailureReport(
+                runID: header.runID,
+                part: header.part,
+                processor: instance,
+                reason: reason,
+                permanent: true,
+                stage: stage
+            )
+            acks.post(Wire.encode(report))
         case .success(.produced(let outputs)):
             let elapsed = clock.now - start
             let stageName = header.stage?.name ?? "\(header.stageNumber)"
