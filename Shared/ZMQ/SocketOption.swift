@@ -28,6 +28,11 @@ public enum SocketOption: Sendable {
     case requestCorrelate(Bool)
     /// `ZMQ_SNDBUF` and `ZMQ_RCVBUF`: the kernel's TCP buffer sizes in bytes (0 keeps the OS default).
     case tcpBuffers(send: Int32, receive: Int32)
+    /// CURVE as the server: peers must know this pair's public key, and are authenticated by the context's ZAP
+    /// handler when one is running (otherwise any client key is accepted; the traffic is still encrypted).
+    case curveServer(CurveKeyPair)
+    /// CURVE as a client of the server whose public key is `serverKey`, authenticating with `keys`.
+    case curveClient(serverKey: String, keys: CurveKeyPair)
 
     func apply(to handle: UnsafeMutableRawPointer) -> ZMQError? {
         switch self {
@@ -61,6 +66,13 @@ public enum SocketOption: Sendable {
             return setInt(handle, ZMQ_REQ_CORRELATE, on ? 1 : 0, "ZMQ_REQ_CORRELATE")
         case .tcpBuffers(let send, let receive):
             return setInt(handle, ZMQ_SNDBUF, send, "ZMQ_SNDBUF") ?? setInt(handle, ZMQ_RCVBUF, receive, "ZMQ_RCVBUF")
+        case .curveServer(let keys):
+            return setInt(handle, ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER")
+                ?? setKey(handle, ZMQ_CURVE_SECRETKEY, keys.secretKey, "ZMQ_CURVE_SECRETKEY")
+        case .curveClient(let serverKey, let keys):
+            return setKey(handle, ZMQ_CURVE_SERVERKEY, serverKey, "ZMQ_CURVE_SERVERKEY")
+                ?? setKey(handle, ZMQ_CURVE_PUBLICKEY, keys.publicKey, "ZMQ_CURVE_PUBLICKEY")
+                ?? setKey(handle, ZMQ_CURVE_SECRETKEY, keys.secretKey, "ZMQ_CURVE_SECRETKEY")
         }
     }
 
@@ -73,6 +85,12 @@ public enum SocketOption: Sendable {
     private func setInt(_ handle: UnsafeMutableRawPointer, _ name: Int32, _ value: Int32, _ label: String) -> ZMQError? {
         var value = value
         return check(zmq_setsockopt(handle, name, &value, MemoryLayout<Int32>.size), label)
+    }
+
+    /// A Z85 key, passed with its terminating NUL (41 bytes), the form libzmq decodes.
+    private func setKey(_ handle: UnsafeMutableRawPointer, _ name: Int32, _ key: String, _ label: String) -> ZMQError? {
+        guard CurveKeyPair.isKey(key) else { return ZMQError(code: EINVAL, operation: "\(label): not a 40-character Z85 key") }
+        return setBytes(handle, name, Array(key.utf8) + [0], label)
     }
 
     private func setBytes(_ handle: UnsafeMutableRawPointer, _ name: Int32, _ value: [UInt8], _ label: String) -> ZMQError? {

@@ -18,6 +18,7 @@ public struct Baton: AsyncParsableCommand {
             ScheduleCommand.self,
             Results.self,
             Replay.self,
+            Keygen.self,
         ]
     )
 
