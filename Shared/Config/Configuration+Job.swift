@@ -220,17 +220,23 @@ extension Configuration.Job: Decodable {
 }
 
 extension Configuration.Job {
+    /// What is wrong with a job's (or a stage's) name, in words that follow its field; nil when it is valid.
+    static func nameProblem(_ name: String) -> String? {
+        do {
+            try JobName.validate(name, field: "name")
+            return nil
+        } catch {
+            return error.reason.replacingOccurrences(of: "field \"name\" ", with: "")
+        }
+    }
+
     /// The first problem with the jobs' values (each job's own, then the uniqueness of names), named by its field
     /// from `jobs`, e.g. `[0].name`.
     static func firstProblem(in jobs: [Configuration.Job]) -> (field: String, problem: String)? {
         var names: Set<String> = []
         for (index, job) in jobs.enumerated() {
             let field = "[\(index)]"
-            do {
-                try JobName.validate(job.name, field: "name")
-            } catch {
-                return ("\(field).name", error.reason.replacingOccurrences(of: "field \"name\" ", with: ""))
-            }
+            if let problem = nameProblem(job.name) { return ("\(field).name", problem) }
             guard names.insert(job.name).inserted else { return ("\(field).name", "another job is already named \"\(job.name)\"") }
             if case .interval(let every, _) = job.trigger, every < .milliseconds(10) {
                 return ("\(field).every", "must be at least 10ms")

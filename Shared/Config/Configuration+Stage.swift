@@ -118,11 +118,7 @@ extension Configuration.Stage: Decodable {
         var names: Set<String> = []
         for (index, stage) in stages.enumerated() {
             let field = ".stages[\(index)]"
-            do {
-                try JobName.validate(stage.name, field: "name")
-            } catch {
-                return ("\(field).name", error.reason.replacingOccurrences(of: "field \"name\" ", with: ""))
-            }
+            if let problem = Configuration.Job.nameProblem(stage.name) { return ("\(field).name", problem) }
             guard names.insert(stage.name).inserted else { return ("\(field).name", "another stage is already named \"\(stage.name)\"") }
             if stage.builtin == .store {
                 guard index == stages.count - 1 else { return ("\(field).builtin", "store is the last stage") }

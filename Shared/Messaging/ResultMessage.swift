@@ -175,6 +175,15 @@ public struct ResultMessage: Sendable, Equatable {
         self.inputs = []
     }
 
+    /// What the task is given as one stream: the payload, or a merge's inputs one after the other in part order
+    /// (appended into one buffer of their total size: adding `Data` values pairwise would copy quadratically).
+    public var concatenatedInput: Data {
+        guard header.inputs != nil else { return payload }
+        var whole = Data(capacity: inputs.reduce(0) { $0 + $1.count })
+        for input in inputs { whole.append(input) }
+        return whole
+    }
+
     /// The frames to send.
     public var frames: [Data] { header.inputs == nil ? Wire.encode(header, payload: payload) : Wire.encode(header, payloads: inputs) }
 }

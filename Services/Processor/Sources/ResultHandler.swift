@@ -41,11 +41,9 @@ public struct ResultHandler: Sendable {
         guard let stage = message.header.stage else { return .stored(try await process(message, logger: logger)) }
         switch stage.builtin {
         case .store:
-            let payload = message.header.inputs == nil ? message.payload : message.inputs.reduce(Data(), +)
-            return .stored(try await store.store(message.header, payload: payload, processor: instance))
+            return .stored(try await store.store(message.header, payload: message.concatenatedInput, processor: instance))
         case .split:
-            let payload = message.header.inputs == nil ? message.payload : message.inputs.reduce(Data(), +)
-            return .produced(Self.split(payload, lines: stage.lines ?? 1))
+            return .produced(Self.split(message.concatenatedInput, lines: stage.lines ?? 1))
         case nil:
             return .produced(try await runStage(stage, message, logger: logger))
         }
@@ -95,12 +93,13 @@ public struct ResultHandler: Sendable {
         if header.inputs != nil {
             let directory = (work as NSString).appendingPathComponent("inputs")
             let inputs = message.inputs
+            let whole = message
             try await NIOThreadPool.singleton.runIfActive {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 for (index, data) in inputs.enumerated() {
                     try data.write(to: URL(fileURLWithPath: (directory as NSString).appendingPathComponent(String(format: "%06d", index))))
                 }
-                try inputs.reduce(Data(), +).write(to: URL(fileURLWithPath: input))
+                try whole.concatenatedInput.write(to: URL(fileURLWithPath: input))
             }
             environment["BATON_INPUT_DIR"] = directory
         } else {
