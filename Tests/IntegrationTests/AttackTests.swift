@@ -65,7 +65,6 @@ struct AttackTests {
     func aForgedResultPushedWithoutAKeyIsNeverStored() async throws {
         let python = try #require(await Scripts.python(with: ["zmq"]), "no python3 with pyzmq (scripts/install-deps.sh --test)")
         let started = Date()
-        // Not "atk-forge" nor "atk-forged": a key path would be 40 characters long (see the test below).
         try await TestStack.with("atk-forgery", yaml: Attacker.yaml, tcpPorts: try StatusTests.freePortRange(9)) { stack in
             _ = try await Self.explicitKeys(stack, processors: 1)
             try await Self.flowing(stack)
