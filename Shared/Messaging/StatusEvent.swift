@@ -153,16 +153,13 @@ public enum EventType {
     public static let diskFull = "disk.full"
     /// The service can write its state again.
     public static let diskOK = "disk.ok"
-<<<<<<< HEAD
     /// A processor cannot reach its PostgreSQL store: it holds its task (renewing the lease) and takes no more
     /// until the store is back.
     public static let storeDown = "store.down"
     /// The processor reaches its store again.
     public static let storeUp = "store.up"
-=======
     /// A bound socket turned a client away: its CURVE key is not in the allow-list.
     public static let authRefused = "auth.refused"
->>>>>>> main
     /// Log records: `log.<level>`.
     public static func log(_ level: String) -> String { "log.\(level)" }
 }
