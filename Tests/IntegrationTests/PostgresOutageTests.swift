@@ -49,6 +49,16 @@ struct PostgresOutageTests {
             try await server.start()
             try await Deliberately.wait(.seconds(4), because: "runs made after the outage are stored too")
 
+            // `baton audit` reads the same PostgreSQL store (store.url): every part of a finished run stored once.
+            let audit = try await stack.baton(["audit", "--json"])
+            #expect(audit.status == 0, "\(audit.output)")
+            // The JSON report, after any line the command logged on standard error (which comes with it here).
+            let json = audit.output.firstIndex(of: "{").map { String(audit.output[$0...]) } ?? audit.output
+            let report = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+            let counts = report?["counts"] as? [String: Any]
+            #expect((counts?["stored"] as? Int ?? 0) >= 10, "the audit found the parts in PostgreSQL: \(audit.output)")
+            #expect(!audit.output.contains("NOTICE"), "\(audit.output)")
+
             let scheduler = try #require(stack.process("scheduler"))
             let windowEnd = Self.slot(after: Date().addingTimeInterval(-2))
             kill(scheduler.processIdentifier, SIGTERM)
