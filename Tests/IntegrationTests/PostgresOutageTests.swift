@@ -84,6 +84,12 @@ struct PostgresOutageTests {
                 #expect(try await store.records(runID: slot) == [String(decoding: Self.payload(slot).dropLast(), as: UTF8.self)])
             }
             #expect(try await store.conflicts().isEmpty)
+            // `baton replay` processes into the same PostgreSQL store: every part of the window is already there.
+            let from = Timestamp.format(Date(timeIntervalSince1970: Double(windowStart) / 1000))
+            let to = Timestamp.format(Date(timeIntervalSince1970: Double(windowEnd) / 1000))
+            let replay = try await stack.baton(["replay", "--job", "pg", "--from", from, "--to", to])
+            #expect(replay.status == 0, "\(replay.output)")
+            #expect(replay.output.contains("0 stored, \(slots.count) already stored"), "\(replay.output)")
             #expect(stack.outboxCounts()["dead"] == nil, "outbox: \(stack.outboxCounts())")
 
             let events = stack.loggedEvents()
