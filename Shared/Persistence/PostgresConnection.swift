@@ -80,6 +80,8 @@ public final class PostgresConnection: Sendable {
                 PQfinish(connection)
                 throw PostgresError(message: "cannot connect: \(message)", connectionLost: true)
             }
+            // libpq prints the server's notices on standard error, into a CLI's output (`baton audit --json`).
+            PQsetNoticeProcessor(connection, { _, _ in }, nil)
             handle = connection
             return PostgresSession(handle: connection)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import GRDB
 import Glibc
 import Testing
@@ -265,8 +266,7 @@ struct AttackTests {
     }
 
     static func mode(_ path: String) -> mode_t? {
-        var info = stat()
-        return stat(path, &info) == 0 ? info.st_mode & 0o777 : nil
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int).map { mode_t($0 & 0o777) }
     }
 
     /// The `public …` line of a `baton keygen` key file.

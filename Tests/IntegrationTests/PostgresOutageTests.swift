@@ -49,6 +49,16 @@ struct PostgresOutageTests {
             try await server.start()
             try await Deliberately.wait(.seconds(4), because: "runs made after the outage are stored too")
 
+            // `baton audit` reads the same PostgreSQL store (store.url): every part of a finished run stored once.
+            let audit = try await stack.baton(["audit", "--json"])
+            #expect(audit.status == 0, "\(audit.output)")
+            // The JSON report, after any line the command logged on standard error (which comes with it here).
+            let json = audit.output.firstIndex(of: "{").map { String(audit.output[$0...]) } ?? audit.output
+            let report = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+            let counts = report?["counts"] as? [String: Any]
+            #expect((counts?["stored"] as? Int ?? 0) >= 10, "the audit found the parts in PostgreSQL: \(audit.output)")
+            #expect(!audit.output.contains("NOTICE"), "\(audit.output)")
+
             let scheduler = try #require(stack.process("scheduler"))
             let windowEnd = Self.slot(after: Date().addingTimeInterval(-2))
             kill(scheduler.processIdentifier, SIGTERM)
@@ -74,6 +84,12 @@ struct PostgresOutageTests {
                 #expect(try await store.records(runID: slot) == [String(decoding: Self.payload(slot).dropLast(), as: UTF8.self)])
             }
             #expect(try await store.conflicts().isEmpty)
+            // `baton replay` processes into the same PostgreSQL store: every part of the window is already there.
+            let from = Timestamp.format(Date(timeIntervalSince1970: Double(windowStart) / 1000))
+            let to = Timestamp.format(Date(timeIntervalSince1970: Double(windowEnd) / 1000))
+            let replay = try await stack.baton(["replay", "--job", "pg", "--from", from, "--to", to])
+            #expect(replay.status == 0, "\(replay.output)")
+            #expect(replay.output.contains("0 stored, \(slots.count) already stored"), "\(replay.output)")
             #expect(stack.outboxCounts()["dead"] == nil, "outbox: \(stack.outboxCounts())")
 
             let events = stack.loggedEvents()

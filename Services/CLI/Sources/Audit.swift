@@ -50,7 +50,7 @@ extension Baton {
             let scheduler = ControlClient(context: context, endpoint: configuration.endpoints.control, timeout: .seconds(10))
             let algorithm = AlgorithmClient(context: context, endpoint: configuration.endpoints.algorithmControl, command: "audit")
             let storePath = configuration.storePath
-            // The result store is the deployment's output (store.path), read as any consumer of it would.
+            // The result store is the deployment's output (store.url or store.path), read as any consumer of it would.
             let store =
                 !configuration.store.url.isEmpty || FileManager.default.fileExists(atPath: storePath)
                 ? try await ResultStore.open(configuration, name: "baton audit") : nil
@@ -180,7 +180,7 @@ extension Baton {
                                 if store == nil {
                                     findings.note("\(key): acknowledged; no result store at \(storePath) to check it against")
                                 } else {
-                                    findings.violation("\(key): acknowledged but not in the result store \(storePath)")
+                                    findings.violation("\(key): acknowledged but not in the result store \(store?.location ?? storePath)")
                                 }
                             } else {
                                 findings.stored += 1

@@ -70,6 +70,8 @@ enum PostgresSchema {
     static func migrate(_ session: PostgresSession, upTo target: Int? = nil) throws {
         try session.transaction {
             try session.query("SELECT pg_advisory_xact_lock($1::bigint)", [.int(lockKey)])
+            // `CREATE TABLE IF NOT EXISTS` on an existing table says so in a notice: not news at every start.
+            try session.query("SET LOCAL client_min_messages TO warning")
             try session.query(
                 """
                 CREATE TABLE IF NOT EXISTS baton_schema_migrations (
