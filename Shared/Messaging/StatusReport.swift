@@ -58,8 +58,8 @@ public struct StatusReport: WireMessage, Equatable {
     public var eventsLost: [String: UInt64]
     /// Set (and everything else empty) when the query could not be answered, e.g. it was malformed.
     public var error: String?
-    /// Services that cannot write their state (`disk.full` without a `disk.ok` since), by `service/instance`,
-    /// with the message; absent when none.
+    /// Services that cannot write their state (`disk.full` without a `disk.ok` since, or `store.down` without
+    /// a `store.up`), by `service/instance`, with the message; absent when none.
     public var diskFull: [String: String]?
     /// The window `errors`, `eventsLost` and each service's recent counts cover, in seconds.
     public var windowSeconds: Double?

@@ -41,6 +41,15 @@ struct StatusBoardTests {
         #expect(board.report(now: start.addingTimeInterval(5)).diskFull == nil)
     }
 
+    /// A processor's `store.down` shows the same way until its `store.up`.
+    @Test func aStoreOutageIsShownUntilTheStoreIsBack() {
+        var board = StatusBoard()
+        board.apply(event(EventType.storeDown, "processor", "p1", level: "error", message: "the store is down"), received: start)
+        #expect(board.report(now: start).diskFull == ["processor/p1": "the store is down"])
+        board.apply(event(EventType.storeUp, "processor", "p1", at: 5), received: start.addingTimeInterval(5))
+        #expect(board.report(now: start.addingTimeInterval(5)).diskFull == nil)
+    }
+
     func heartbeat(at offset: Double, pid: String = "42") -> StatusEvent {
         event(
             EventType.serviceHeartbeat,

@@ -181,7 +181,7 @@ extension Baton {
                 text += "  unknown (no count from the algorithm yet)\n"
             }
             if let full = report.diskFull, !full.isEmpty {
-                text += "\nDISK FULL (holding what cannot be recorded; resumes by itself when space returns)\n"
+                text += "\nCANNOT WRITE: disk full or store down (holding what cannot be recorded; resumes by itself)\n"
                 for (instance, message) in full.sorted(by: { $0.key < $1.key }) { text += "  \(instance)  \(message)\n" }
             }
             if !report.errors.isEmpty {

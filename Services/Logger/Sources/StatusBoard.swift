@@ -152,9 +152,10 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             if pipelines == nil { pipelines = PipelineBoard() }
             pipelines?.apply(event)
         }
-        if event.type == EventType.diskFull {
+        // A processor whose store is down cannot write its state either: shown the same way until it is back.
+        if event.type == EventType.diskFull || event.type == EventType.storeDown {
             diskFull = (diskFull ?? [:]).merging([key: event.message ?? "cannot write its state"]) { _, new in new }
-        } else if event.type == EventType.diskOK || event.type == EventType.serviceStarted {
+        } else if event.type == EventType.diskOK || event.type == EventType.storeUp || event.type == EventType.serviceStarted {
             diskFull?[key] = nil
             if diskFull?.isEmpty == true { diskFull = nil }
         }
