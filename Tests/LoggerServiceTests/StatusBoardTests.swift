@@ -41,6 +41,15 @@ struct StatusBoardTests {
         #expect(board.report(now: start.addingTimeInterval(5)).diskFull == nil)
     }
 
+    /// A client turned away for its key is listed with the recent errors, as a malformed message is.
+    @Test func refusedClientsAreListedWithTheErrors() {
+        var board = StatusBoard()
+        let refusal = "refused a client at 10.0.0.9 on tcp://0.0.0.0:7603: its key K is not allowed"
+        board.apply(event(EventType.authRefused, "algorithm", "a1", level: "warning", message: refusal), received: start)
+        #expect(board.report(now: start).errors.map(\.message) == [refusal])
+        #expect(board.report(now: start).errors.first?.type == EventType.authRefused)
+    }
+
     /// A processor's `store.down` shows the same way until its `store.up`.
     @Test func aStoreOutageIsShownUntilTheStoreIsBack() {
         var board = StatusBoard()

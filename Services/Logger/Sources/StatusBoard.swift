@@ -166,7 +166,10 @@ public struct StatusBoard: Codable, Sendable, Equatable {
         {
             backlog = .init(pending: pending, sent: sent, dead: dead, time: event.time)
         }
-        if event.type == EventType.messageRejected || ["error", "critical"].contains(event.level ?? "") {
+        // Turned-away input (malformed messages, clients whose key is not allowed) is listed with the errors.
+        if event.type == EventType.messageRejected || event.type == EventType.authRefused
+            || ["error", "critical"].contains(event.level ?? "")
+        {
             errors.insert(
                 .init(
                     time: event.time,
