@@ -56,18 +56,7 @@ public final class AuthRefusals: Sendable {
     public func record(_ request: ZAPRequest) -> Int? {
         let time = now()
         let identity = "\(request.domain) \(request.address) \(request.publicKey)"
-        let (count, sink) = state.withLock { state -> (Int?, Sink?) in
-            var seen = state.seen[identity] ?? Seen(reported: time - window * 2)
-            seen.since += 1
-            defer { state.seen[identity] = seen }
-            guard time - seen.reported >= window else { return (nil, state.sink) }
-            let count = seen.since
-            seen = Seen(reported: time)
-            if state.seen.count >= Self.capacity, let oldest = state.seen.min(by: { $0.value.reported < $1.value.reported })?.key {
-                state.seen[oldest] = nil
-            }
-            return (count, state.sink)
-        }
+        let (sink, count) = state.withLock { ($0.sink, Self.tally(&$0.seen, identity, at: time, window: window)) }
         sink?.metrics.counter("baton_auth_refused_total", [("endpoint", request.domain)]).increment()
         guard let count, let sink else { return count }
         let address = WireText.escape(request.address, limit: 100)
@@ -91,20 +80,27 @@ public final class AuthRefusals: Sendable {
     @discardableResult
     public func turnedDown(_ endpoint: String) -> Int? {
         let time = now()
-        let (count, sink) = state.withLock { state -> (Int?, Sink?) in
-            var seen = state.turnedDown[endpoint] ?? Seen(reported: time - window * 2)
-            seen.since += 1
-            defer { state.turnedDown[endpoint] = seen }
-            guard time - seen.reported >= window else { return (nil, state.sink) }
-            let count = seen.since
-            seen = Seen(reported: time)
-            return (count, state.sink)
-        }
+        let (sink, count) = state.withLock { ($0.sink, Self.tally(&$0.turnedDown, endpoint, at: time, window: window)) }
         guard let count, let sink else { return count }
         sink.logger.error(
             "the server turned down this process's CURVE handshake: is this key on its curve.allow, and curve.server_key its key? Retrying",
             metadata: ["endpoint": "\(WireText.escape(endpoint, limit: 200))", "count": "\(count)"]
         )
+        return count
+    }
+
+    /// Counts one more occurrence of `identity`; returns how many the report stands for when one is due (the
+    /// first, and the first after each `window`), nil otherwise. The table keeps at most ``capacity`` entries,
+    /// forgetting the longest unreported.
+    private static func tally(_ table: inout [String: Seen], _ identity: String, at time: ContinuousClock.Instant, window: Duration) -> Int?
+    {
+        var seen = table[identity] ?? Seen(reported: time - window * 2)
+        seen.since += 1
+        defer { table[identity] = seen }
+        guard time - seen.reported >= window else { return nil }
+        let count = seen.since
+        seen = Seen(reported: time)
+        if table.count >= capacity, let oldest = table.min(by: { $0.value.reported < $1.value.reported })?.key { table[oldest] = nil }
         return count
     }
 }
