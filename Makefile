@@ -53,8 +53,6 @@ fuzz:
 # mirror (cached in ~/.cache/baton-compose), images from the debug build, `up --scale processor=3`, kill -9 of a
 # processor and the algorithm, every slot stored exactly once, `down -v`. Needs root (dockerd, debootstrap).
 compose-test:
-	scripts/install-deps.sh
-	swift build
 	scripts/compose-test.sh
 
 build:

@@ -107,6 +107,8 @@ def write_config(directory: str) -> None:
 class Stack:
     def __init__(self, project: str):
         self.project = project
+        # The stack's key pair, copied out of its keys volume for `baton` on the host (README, "Docker Compose").
+        self.key = os.path.join(os.environ["BATON_TEST_DIR"], "baton.key")
 
     def containers(self) -> list[dict]:
         ids = run("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}").split()
@@ -176,13 +178,16 @@ class Stack:
             time.sleep(0.5)
         fail(f"{name} was not restarted within 60 s of kill -9")
 
-    def baton(self, *args: str) -> subprocess.CompletedProcess:
+    def baton(self, *args: str, key: str | None = None, server_key: str | None = None) -> subprocess.CompletedProcess:
         env = dict(os.environ)
+        if server_key:
+            env["BATON_CURVE_SERVER_KEY"] = server_key
         env.update(
             BATON_ENDPOINT_CONTROL=f"tcp://127.0.0.1:{os.environ['BATON_CONTROL_PORT']}",
             BATON_ENDPOINT_STATUS_OUT=f"tcp://127.0.0.1:{os.environ['BATON_STATUS_PORT']}",
             BATON_ENDPOINT_QUERY=f"tcp://127.0.0.1:{os.environ['BATON_QUERY_PORT']}",
             BATON_DATA_DIR=os.path.join(os.environ["BATON_TEST_DIR"], "cli"),
+            BATON_CURVE_KEY=key or self.key,
         )
         env.pop("BATON_CONFIG", None)
         return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
@@ -201,7 +206,16 @@ def slot_of(run_id: str) -> int | None:
 
 
 def check_status(stack: Stack, clean: dict, killed: dict) -> None:
-    """`baton status --json` from the host: every replica under its own host name; the clean stop no restart."""
+    """`baton status --json` from the host with the stack's key: every replica under its own host name; the
+    clean stop no restart. Without the key (a pair of its own), it gets no answer."""
+    run("docker", "cp", f"{stack.of('logger')[0]['Id']}:/keys/baton.key", stack.key)
+    public = next(line.split(" ", 1)[1] for line in open(stack.key).read().splitlines() if line.startswith("public "))
+    # A pair of its own with the stack's server key: refused by the services' ZAP handlers, so no answer.
+    stranger = os.path.join(os.environ["BATON_TEST_DIR"], "stranger")
+    run(BIN, "keygen", "--name", "stranger", "--out", stranger)
+    r = stack.baton("status", "--json", "--timeout", "3s", key=os.path.join(stranger, "stranger.key"), server_key=public)
+    if r.returncode == 0:
+        fail(f"baton status from the host with a key the stack does not allow was answered: {r.stdout[:300]}")
     deadline = time.time() + 30
     report, problem = None, ""
     while time.time() < deadline:
