@@ -5,13 +5,16 @@
                        DIR/tick.py (its algorithm: a payload that is a function of BATON_RUN_ID alone), picks free
                        loopback ports for the published control, status and query sockets, and prints them as
                        shell `export` lines.
-  --project NAME       with the stack up: waits for every container to be healthy; SIGKILLs the main process of
+  --project NAME       with the stack up: waits for every container to be healthy (PostgreSQL answering over tcp
+                       with its password); SIGKILLs the main process of
                        one processor and of the algorithm by its host pid (`docker inspect .State.Pid`) and waits
                        for the restart policy to bring each back; stops and starts another processor cleanly;
-                       runs `baton status --json` from the host on the published ports and checks every replica
+                       runs `baton status --json` from the host on the published ports with a copy of the
+                       stack's CURVE key (and checks a stranger's key gets no answer) and checks every replica
                        shows under its own host name, the clean stop not as a restart; pauses the job from the
                        host; then checks, with an oracle from the slot grid and tick.py alone, that every slot
-                       from the first stored one to the pause is stored exactly once with its payload.
+                       from the first stored one to the pause is stored exactly once with its payload, in the
+                       store the processors use (PostgreSQL when they have BATON_STORE_URL, else SQLite).
 
 Python 3 standard library only; docker and docker-compose come from the environment the shell script set.
 """
@@ -60,7 +63,7 @@ jobs:
     timeout: 30s
     retries: 100
 """
-SERVICES = {"logger": 1, "scheduler": 1, "algorithm": 1, "processor": 3}
+SERVICES = {"logger": 1, "scheduler": 1, "algorithm": 1, "processor": 3, "postgres": 1}
 BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "debug", "baton")
 
 
@@ -142,16 +145,26 @@ class Stack:
             time.sleep(0.5)
 
     def stored(self) -> list[tuple[str, str, str, str]]:
-        """(run id, stored sha256, sha256 of the stored bytes, processor) of every stored result of the job."""
-        code = (
-            "import hashlib, sqlite3\n"
-            "c = sqlite3.connect('file:/data/results.sqlite?mode=ro', uri=True, timeout=30)\n"
-            "for r, s, b, p in c.execute(\"SELECT run_id, sha256, blob, processor FROM results WHERE job = ?\", "
-            f"({JOB!r},)):\n"
-            "    print(r, s, hashlib.sha256(b or b'').hexdigest(), p, sep='\\t')\n"
-        )
-        logger = self.of("logger")[0]["Id"]
-        out = run("docker", "exec", logger, "python3", "-c", code, check=False)
+        """(run id, stored sha256, sha256 of the stored bytes, processor) of every stored result of the job, from
+        the store the processors are configured with: PostgreSQL when they have BATON_STORE_URL, else SQLite."""
+        processor = self.of("processor")[0]
+        if any(e.startswith("BATON_STORE_URL=") for e in processor["Config"]["Env"]):
+            sql = (
+                "SELECT run_id, sha256, encode(sha256(coalesce(blob, ''::bytea)), 'hex'), processor FROM results "
+                f"WHERE job = '{JOB}'"
+            )
+            postgres = self.of("postgres")[0]["Id"]
+            argv = ["docker", "exec", "-e", "PGPASSWORD=baton", postgres, "psql", "-h", "127.0.0.1", "-U", "baton"]
+            out = run(*argv, "-d", "baton", "-AtF", "\t", "-c", sql, check=False)
+        else:
+            code = (
+                "import hashlib, sqlite3\n"
+                "c = sqlite3.connect('file:/data/results.sqlite?mode=ro', uri=True, timeout=30)\n"
+                "for r, s, b, p in c.execute(\"SELECT run_id, sha256, blob, processor FROM results WHERE job = ?\", "
+                f"({JOB!r},)):\n"
+                "    print(r, s, hashlib.sha256(b or b'').hexdigest(), p, sep='\\t')\n"
+            )
+            out = run("docker", "exec", self.of("logger")[0]["Id"], "python3", "-c", code, check=False)
         return [tuple(line.split("\t")) for line in out.splitlines() if line.count("\t") == 3]  # type: ignore[misc]
 
     def wait_stored(self, more_than: int, within: float, what: str) -> int:
@@ -288,6 +301,11 @@ def check(project: str, up_at: float) -> None:
     stack = Stack(project)
     stack.wait_healthy(240, "after up")
     log(f"stack healthy: {time.time() - up_at:.0f} s after docker-compose up")
+    postgres = stack.of("postgres")[0]["Id"]
+    who = run("docker", "exec", "-e", "PGPASSWORD=baton", postgres, "psql", "-h", "127.0.0.1", "-U", "baton", "-d", "baton",
+              "-Atc", "SELECT current_user || ' ' || current_database() || ' ' || current_setting('server_version_num')")
+    if not who.startswith("baton baton 15"):
+        fail(f"PostgreSQL over tcp with the password: {who.strip()}")
     n = stack.wait_stored(4, 60, "first results")
     processors = stack.of("processor")
     stack.kill9(processors[0])
