@@ -229,6 +229,19 @@ def check_status(stack: Stack, clean: dict, killed: dict) -> None:
     r = stack.baton("status", "--json", "--timeout", "3s", key=os.path.join(stranger, "stranger.key"), server_key=public)
     if r.returncode == 0:
         fail(f"baton status from the host with a key the stack does not allow was answered: {r.stdout[:300]}")
+    logger = stack.of("logger")[0]["Id"]
+    stranger_public = open(os.path.join(stranger, "stranger.pub")).read().strip()
+    deadline = time.time() + 20
+    refused = (
+        "import json\n"
+        "for line in open('/data/logs/events.jsonl'):\n"
+        "    e = json.loads(line)\n"
+        "    if e.get('type') == 'auth.refused': print((e.get('attributes') or {}).get('key'))\n"
+    )
+    while stranger_public not in run("docker", "exec", logger, "python3", "-c", refused, check=False).split():
+        if time.time() > deadline:
+            fail("no auth.refused with the stranger's key in the logger's event log")
+        time.sleep(1)
     deadline = time.time() + 30
     report, problem = None, ""
     while time.time() < deadline:
