@@ -112,6 +112,7 @@ class Stack:
         self.project = project
         # The stack's key pair, copied out of its keys volume for `baton` on the host (README, "Docker Compose").
         self.key = os.path.join(os.environ["BATON_TEST_DIR"], "baton.key")
+        self.store = ""
 
     def containers(self) -> list[dict]:
         ids = run("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}").split()
@@ -148,7 +149,9 @@ class Stack:
         """(run id, stored sha256, sha256 of the stored bytes, processor) of every stored result of the job, from
         the store the processors are configured with: PostgreSQL when they have BATON_STORE_URL, else SQLite."""
         processor = self.of("processor")[0]
+        self.store = "SQLite"
         if any(e.startswith("BATON_STORE_URL=") for e in processor["Config"]["Env"]):
+            self.store = "PostgreSQL"
             sql = (
                 "SELECT run_id, sha256, encode(sha256(coalesce(blob, ''::bytea)), 'hex'), processor FROM results "
                 f"WHERE job = '{JOB}'"
@@ -307,7 +310,7 @@ def check_store(stack: Stack, paused_at: float) -> None:
         by[row[3]] = by.get(row[3], 0) + 1
     if problems:
         fail("; ".join(problems[:10]))
-    log(f"store: slots {first}..{last} ({last - first + 1}) each stored once with its payload; by processor {by}")
+    log(f"{stack.store} store: slots {first}..{last} ({last - first + 1}) each stored once with its payload; by processor {by}")
 
 
 def check(project: str, up_at: float) -> None:
