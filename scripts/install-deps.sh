@@ -7,12 +7,15 @@
 #                                    initdb and pg_ctl from /usr/lib/postgresql/<version>/bin)
 #   scripts/install-deps.sh --static also libcurl4-openssl-dev: a --static-swift-stdlib build links Foundation's
 #                                    networking statically, which needs libcurl (make bench, the Docker image)
+#   scripts/install-deps.sh --compose also what `make compose-test` runs: docker.io (dockerd, containerd, runc),
+#                                    docker-compose, debootstrap (the base image), binutils (strip), python3
 set -euo pipefail
 
 packages=(libzmq3-dev libssl-dev libsqlite3-dev libpq-dev pkg-config)
 case "${1:-}" in
   --test) packages+=(python3 python3-zmq python3-jsonschema docker-compose postgresql) ;;
   --static) packages+=(libcurl4-openssl-dev) ;;
+  --compose) packages+=(docker.io docker-compose debootstrap binutils python3 iptables) ;;
 esac
 
 missing=()

@@ -47,11 +47,19 @@ public struct ServiceEnvironment: Sendable {
 /// Starts a Baton service process: configuration, parent watch, status publisher, logging, and a
 /// `ServiceGroup` that stops everything on SIGTERM or SIGINT.
 public enum ServiceRunner {
+    /// An instance's name when none is given: `host:pid`, or the host name alone for a container's main process
+    /// (pid 1), whose pid tells nothing: scaled compose replicas would all be `<container id>:1`, and a restarted
+    /// container keeps its name, so its restarts show as the same instance's.
+    public static func defaultInstance(host: String, pid: Int32) -> String {
+        pid == 1 ? host : "\(host):\(pid)"
+    }
+
     /// Runs a service until it is stopped.
     /// - Parameters:
     ///   - service: What the service is: its name, metrics port, pid file, what it binds and checks.
     ///   - options: The parsed common options.
-    ///   - instance: This instance's name; defaults to `$BATON_INSTANCE` (set by `baton up`), else `host:pid`.
+    ///   - instance: This instance's name; defaults to `$BATON_INSTANCE` (set by `baton up`), else
+    ///     ``defaultInstance(host:pid:)``.
     ///   - metricsPort: The `--metrics-port` option, if given.
     ///   - makeServices: Builds the service (state opened, nothing running yet). A service opens its sockets in
     ///     its `run()`, scoped (`Context.withSocket`), and runs its parts inside those scopes with
@@ -102,7 +110,7 @@ public enum ServiceRunner {
 
         let instance =
             instance ?? environment["BATON_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
+            ?? defaultInstance(host: ProcessInfo.processInfo.hostName, pid: getpid())
         // One instance per name and data directory: held (flock) while this process runs, checked by `baton up`.
         let pidName = service.pidName(instance)
         let pidPath = PidFile.path(dataDirectory: configuration.dataDirectory, name: pidName)

@@ -135,6 +135,25 @@ struct StatusBoardTests {
         #expect(service(board, at: 30)?.lastExit == "ended without stopping")
     }
 
+    /// `docker stop` then `docker start`: the new process logs before its `service.started`, which must not turn
+    /// the earlier clean stop into a death.
+    @Test func aCleanStopThenStartIsNoRestartEvenWhenTheNewProcessLogsFirst() {
+        var board = StatusBoard()
+        board.apply(event(EventType.serviceStarted, at: 0, ["pid": "1"]), received: start)
+        board.apply(event(EventType.serviceStopped, at: 10), received: start.addingTimeInterval(10))
+        board.apply(event("log.info", at: 20, level: "info", message: "starting"), received: start.addingTimeInterval(20))
+        board.apply(event(EventType.serviceStarted, at: 20, ["pid": "1"]), received: start.addingTimeInterval(20))
+        let again = service(board, at: 21)
+        #expect(again?.state == "up")
+        #expect(again?.restarts == 0)
+        #expect(again?.lastExit == nil)
+        // The next death without a goodbye is still one.
+        board.apply(event("log.info", at: 40, level: "info", message: "starting"), received: start.addingTimeInterval(40))
+        board.apply(event(EventType.serviceStarted, at: 40, ["pid": "1"]), received: start.addingTimeInterval(40))
+        #expect(service(board, at: 41)?.restarts == 1)
+        #expect(service(board, at: 41)?.lastExit == "ended without stopping")
+    }
+
     @Test func runsGoFromFiredThroughProgressToHistory() {
         var board = StatusBoard()
         let run = "hourly@2027-01-15T08:00:00.000Z"

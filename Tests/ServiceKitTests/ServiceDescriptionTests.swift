@@ -28,6 +28,15 @@ struct ServiceDescriptionTests {
         #expect(ServiceDescription.scheduler.pidName("host:42") == "scheduler")
     }
 
+    /// A container's main process is pid 1 in every replica: its host name (the container's) names it alone.
+    @Test func aContainersMainProcessIsNamedByItsHostName() {
+        #expect(ServiceRunner.defaultInstance(host: "h1", pid: 4242) == "h1:4242")
+        #expect(ServiceRunner.defaultInstance(host: "3f2a9c1b7d4e", pid: 1) == "3f2a9c1b7d4e")
+        #expect(
+            ServiceDescription.processor.pidName(ServiceRunner.defaultInstance(host: "3f2a9c1b7d4e", pid: 1)) == "processor-3f2a9c1b7d4e"
+        )
+    }
+
     /// The binding side of the socket table in docs/ARCHITECTURE.md.
     @Test func servicesBindTheirSockets() {
         let endpoints = Configuration.Endpoints()

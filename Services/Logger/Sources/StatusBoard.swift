@@ -64,6 +64,9 @@ public struct StatusBoard: Codable, Sendable, Equatable {
         var restarts: Int = 0
         var lastExit: String?
         var lastExitAt: Date?
+        /// Its process said `service.stopped` and no `service.started` came since: kept apart from `stopped`, which
+        /// the next process's first log lines clear before its own `service.started` (absent in older boards).
+        var saidGoodbye: Bool?
     }
 
     private var services: [String: ServiceEntry] = [:]
@@ -116,7 +119,7 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             // Events the new process sent before its `service.started` (its first log lines) found the entry
             // already; a restart is an entry whose earlier process had started.
             if let previous = services[key], let earlier = previous.startedAt, earlier != event.time {
-                if previous.exited || !previous.stopped {
+                if previous.exited || !(previous.stopped || previous.saidGoodbye == true) {
                     // It started again without having said goodbye: the previous process died.
                     service.restarts += 1
                     if !previous.exited {
@@ -126,6 +129,7 @@ public struct StatusBoard: Codable, Sendable, Equatable {
                 }
             }
             service.exited = false
+            service.saidGoodbye = nil
             service.startedAt = event.time
             fallthrough
         case EventType.serviceHeartbeat:
@@ -138,6 +142,7 @@ public struct StatusBoard: Codable, Sendable, Equatable {
             }
         case EventType.serviceStopped:
             service.stopped = true
+            service.saidGoodbye = true
         default:
             break
         }
