@@ -8,7 +8,8 @@ demo:
 	.build/debug/baton up
 
 # Build everything and run every test (unit and integration, with real service processes). The chaos suites
-# and the fuzz suite load both cores for a minute each, so they run on their own after the rest.
+# and the fuzz suite load both cores for a minute each, so they run on their own after the rest; then the compose
+# stack is run for real in Docker (compose-test below, which needs root).
 CHAOS_SUITES = ChaosTests|ChaosHarnessTests|FuzzTests
 test:
 	scripts/install-deps.sh --test
@@ -16,6 +17,7 @@ test:
 	swift build --build-tests
 	swift test --skip-build --skip '$(CHAOS_SUITES)'
 	swift test --skip-build --filter '$(CHAOS_SUITES)'
+	$(MAKE) compose-test
 
 
 # The style check CI runs: swift-format (part of the toolchain) with the repository's .swift-format, every finding
