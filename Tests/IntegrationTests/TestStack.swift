@@ -46,14 +46,14 @@ final class TestStack: @unchecked Sendable {
     ///   - body: YAML added after the data directory and endpoints (jobs, processor settings).
     ///   - metricsPorts: The first of four consecutive HTTP ports for the logger, scheduler, algorithm and
     ///     processor `/metrics`; without it no service serves metrics (so parallel stacks never collide).
-    init(_ name: String, yaml body: String, metricsPorts: Int? = nil) throws {
+    ///   - endpoints: The `endpoints:` entries (indented YAML lines) to use instead of the stack's own `ipc://`
+    ///     ones, e.g. `tcp://` endpoints on a test host's address.
+    init(_ name: String, yaml body: String, metricsPorts: Int? = nil, endpoints: String? = nil) throws {
         // ipc paths must stay under ~100 bytes, so keep the directory short.
         directory = "/tmp/bt-\(name.prefix(12))-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         configPath = directory + "/baton.yaml"
-        head = """
-            data_dir: \(directory)/data
-            endpoints:
+        let ipc = """
               runs: ipc://\(directory)/runs
               control: ipc://\(directory)/control
               results: ipc://\(directory)/results
@@ -63,6 +63,11 @@ final class TestStack: @unchecked Sendable {
               query: ipc://\(directory)/query
               reports: ipc://\(directory)/reports
               algorithm_control: ipc://\(directory)/algorithm-control
+            """
+        head = """
+            data_dir: \(directory)/data
+            endpoints:
+            \(endpoints ?? ipc)
             metrics:
               logger: \(metricsPorts ?? 0)
               scheduler: \(metricsPorts.map { $0 + 1 } ?? 0)
@@ -76,12 +81,20 @@ final class TestStack: @unchecked Sendable {
     var dataDirectory: String { directory + "/data" }
     var storePath: String { dataDirectory + "/results.sqlite" }
 
-    /// Starts an executable from the build directory; its stdout and stderr go to `<name>.out`/`.err`.
+    /// Starts an executable from the build directory; its stdout and stderr go to `<name>.out`/`.err`. With
+    /// `wrapper` (e.g. `ip netns exec NS`), that command line runs the executable.
     @discardableResult
-    func start(_ name: String, _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:]) throws -> Process {
+    func start(
+        _ name: String,
+        _ executable: String,
+        _ arguments: [String] = [],
+        environment: [String: String] = [:],
+        wrapper: [String] = []
+    ) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaries + "/" + executable)
-        process.arguments = arguments
+        let argv = wrapper + [Self.binaries + "/" + executable] + arguments
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env["BATON_CONFIG"] = configPath
         env["BATON_SUPERVISOR_PID"] = "\(getpid())"
@@ -135,9 +148,10 @@ final class TestStack: @unchecked Sendable {
         _ name: String,
         yaml: String,
         metricsPorts: Int? = nil,
+        endpoints: String? = nil,
         _ body: (TestStack) async throws -> T
     ) async throws -> T {
-        let stack = try TestStack(name, yaml: yaml, metricsPorts: metricsPorts)
+        let stack = try TestStack(name, yaml: yaml, metricsPorts: metricsPorts, endpoints: endpoints)
         do {
             let value = try await body(stack)
             await stack.tearDown()

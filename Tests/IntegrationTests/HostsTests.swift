@@ -1,0 +1,196 @@
+import Foundation
+import GRDB
+import Glibc
+import Messaging
+import Testing
+import TestSupport
+
+/// Baton over three hosts (network namespaces joined by a bridge, ``TestHosts``): host A runs the scheduler,
+/// algorithm and logger, hosts B and C two processors each, every link over TCP between the hosts' addresses.
+@Suite(.serialized)
+struct HostsTests {
+    static let job = "hosts"
+    static let every = 0.25
+    static let anchor = Date(timeIntervalSince1970: 0)
+
+    /// The result of a run, from its run id alone: what the oracle expects in the store.
+    static func payload(_ runID: String) -> String { "{\"run\":\"\(runID)\"}" }
+
+    /// The four checks of issue 14: work spreads over B and C and every slot is stored once; B's link cut for
+    /// 10 s loses nothing and stores nothing twice; `baton status` on B shows every service of A, B and C.
+    @Test(
+        .disabled(if: TestHosts.unavailable != nil, Comment(rawValue: TestHosts.unavailable ?? "")),
+        .timeLimit(.minutes(4))
+    )
+    func threeHostsShareTheWorkAndSurviveACutLink() async throws {
+        try await TestHosts.with(["a", "b", "c"]) { hosts in
+            let hub = hosts.address("a")
+            let endpoints = """
+                  runs: tcp://\(hub):7601
+                  control: tcp://\(hub):7602
+                  results: tcp://\(hub):7603
+                  acks: tcp://\(hub):7604
+                  status_in: tcp://\(hub):7605
+                  status_out: tcp://\(hub):7606
+                  query: tcp://\(hub):7607
+                  reports: tcp://\(hub):7608
+                  algorithm_control: tcp://\(hub):7609
+                """
+            // The run writes one JSON line naming itself: the oracle needs nothing but the run id.
+            let yaml = """
+                log:
+                  heartbeat: 500ms
+                algorithm:
+                  concurrency: 4
+                processor:
+                  lease: 4s
+                jobs:
+                  - name: \(Self.job)
+                    every: 250ms
+                    anchor: \(Timestamp.format(Self.anchor))
+                    misfire: all
+                    overlap: allow
+                    command: [sh, -c, 'printf "{\\"run\\":\\"%s\\"}\\n" "$BATON_RUN_ID" > "$BATON_OUTPUT"']
+
+                """
+            try await TestStack.with("hosts", yaml: yaml, endpoints: endpoints) { stack in
+                try await Self.run(stack, hosts)
+            }
+        }
+    }
+
+    static func run(_ stack: TestStack, _ hosts: TestHosts) async throws {
+        func on(_ host: String) -> [String] { hosts.command(on: host, []) }
+        func environment(_ host: String, _ instance: String) -> [String: String] {
+            // One store for all: every host is on this machine's file system.
+            [
+                "BATON_INSTANCE": instance, "BATON_DATA_DIR": host == "a" ? stack.dataDirectory : "\(stack.directory)/host-\(host)",
+                "BATON_STORE_PATH": stack.storePath,
+            ]
+        }
+        for service in ["logger", "scheduler", "algorithm"] {
+            try stack.start(service, "baton-\(service)", environment: environment("a", service), wrapper: on("a"))
+        }
+        let processors = ["b1", "b2", "c1", "c2"]
+        for name in processors {
+            let host = String(name.prefix(1))
+            try stack.start(name, "baton-processor", ["--name", name], environment: environment(host, name), wrapper: on(host))
+        }
+
+        // 1. Work spreads over B and C.
+        let spread = try await stack.waitUntil(timeout: .seconds(60)) {
+            let counts = Self.perProcessor(stack)
+            return processors.allSatisfy { (counts[$0] ?? 0) >= 3 }
+        }
+        #expect(spread, "stored per processor: \(Self.perProcessor(stack)); b1: \(stack.stderr("b1").suffix(400))")
+
+        // 4. `baton status` on host B sees every service of A, B and C.
+        var report: StatusReport?
+        let seen = try await stack.waitUntil(timeout: .seconds(30)) {
+            report = try? await Self.status(stack, on: "b", hosts)
+            let up = Set(report?.services.filter { $0.state == "up" }.map(\.instance) ?? [])
+            return up.isSuperset(of: ["logger", "scheduler", "algorithm"] + processors)
+        }
+        #expect(seen, "baton status on host B: \(report?.services.map { "\($0.instance) \($0.state)" } ?? [])")
+
+        // 2. B's cable pulled for 10 s mid-run, then plugged in again.
+        let beforeCut = Self.perProcessor(stack)
+        try await hosts.cut("b")
+        try await Deliberately.wait(.seconds(10), because: "the issue's outage: B's link down for 10 s")
+        let duringCut = Self.perProcessor(stack)
+        try await hosts.restore("b")
+        // C carried the work meanwhile, and B takes its share again once back.
+        #expect(
+            (duringCut["c1"] ?? 0) + (duringCut["c2"] ?? 0) > (beforeCut["c1"] ?? 0) + (beforeCut["c2"] ?? 0),
+            "C stored nothing while B was cut: \(beforeCut) → \(duringCut)"
+        )
+        let backAgain = try await stack.waitUntil(timeout: .seconds(40)) {
+            let now = Self.perProcessor(stack)
+            return (now["b1"] ?? 0) + (now["b2"] ?? 0) > (duringCut["b1"] ?? 0) + (duringCut["b2"] ?? 0)
+        }
+        #expect(backAgain, "B stored nothing after its link came back: \(Self.perProcessor(stack)); b1: \(stack.stderr("b1").suffix(600))")
+
+        // No more runs; everything handed off is acknowledged.
+        try await stack.terminate("scheduler")
+        let drained = try await stack.waitUntil(timeout: .seconds(60)) {
+            let counts = stack.outboxCounts()
+            return !counts.isEmpty && counts.keys.allSatisfy { $0 == "acked" } && Self.runsInFlight(stack) == 0
+        }
+        #expect(drained, "outbox: \(stack.outboxCounts())")
+
+        // Every slot of the grid from the first stored to the last is stored, once, with its own payload.
+        let rows = try Self.storedRows(stack)
+        let times = rows.compactMap { Timestamp.parse($0.logicalTime) }.sorted()
+        let first = try #require(times.first)
+        let last = try #require(times.last)
+        let slots = Int(((last.timeIntervalSince(first)) / Self.every).rounded()) + 1
+        let expected = Set((0..<slots).map { "\(Self.job)@" + Timestamp.format(first.addingTimeInterval(Double($0) * Self.every)) })
+        let stored = Dictionary(grouping: rows, by: \.runID)
+        #expect(Set(stored.keys) == expected, "missing \(expected.subtracting(stored.keys).sorted().prefix(10))")
+        #expect(stored.values.allSatisfy { $0.count == 1 }, "a run stored more than once")
+        for row in rows { #expect(row.data == Self.payload(row.runID), "\(row.runID)") }
+        #expect(slots > 40, "only \(slots) slots ran")
+        // And stored once by the processors' own account: no part was reported stored twice.
+        let storedEvents = stack.loggedEvents().filter { $0.type == EventType.resultStored }
+        let twice = Dictionary(grouping: storedEvents) { "\($0.run ?? "")/\($0.part ?? 0)" }.filter { $0.value.count > 1 }
+        #expect(twice.isEmpty, "stored twice: \(twice.keys.sorted().prefix(5))")
+        let conflicts = try stack.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM conflicts") ?? 0 }
+        #expect(conflicts == 0)
+    }
+
+    struct StoredRow {
+        var runID: String
+        var logicalTime: String
+        var processor: String
+        var data: String
+    }
+
+    static func storedRows(_ stack: TestStack) throws -> [StoredRow] {
+        try stack.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT r.run_id, r.logical_time, r.processor, group_concat(d.data, char(10)) AS data
+                    FROM results r LEFT JOIN records d ON d.run_id = r.run_id AND d.part = r.part
+                    WHERE r.job = ? GROUP BY r.run_id, r.part
+                    """,
+                arguments: [job]
+            ).map { StoredRow(runID: $0["run_id"], logicalTime: $0["logical_time"], processor: $0["processor"], data: $0["data"] ?? "") }
+        }
+    }
+
+    /// Stored results per processor name (empty while there is no store).
+    static func perProcessor(_ stack: TestStack) -> [String: Int] {
+        (try? stack.read { db in
+            Dictionary(
+                uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT processor, COUNT(*) AS n FROM results GROUP BY processor").map {
+                    ($0["processor"] as String, $0["n"] as Int)
+                }
+            )
+        }) ?? [:]
+    }
+
+    static func runsInFlight(_ stack: TestStack) -> Int {
+        (try? stack.read(stack.outboxPath) { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM runs WHERE state IN ('accepted', 'running')") ?? 0
+        }) ?? -1
+    }
+
+    /// `baton status --json`, run inside `host`.
+    static func status(
+        _ stack: TestStack,
+        on host: String,
+        _ hosts: TestHosts,
+        environment: [String: String] = [:]
+    ) async throws
+        -> StatusReport
+    {
+        let command = hosts.command(
+            on: host,
+            [TestStack.binaries + "/baton", "status", "--json", "--timeout", "3s", "--config", stack.configPath]
+        )
+        let result = try await Scripts.execute(command[0], Array(command.dropFirst()), environment: environment)
+        guard result.status == 0 else { throw TestHosts.Failure("baton status on \(host) exited \(result.status): \(result.output)") }
+        return try Timestamp.decoder().decode(StatusReport.self, from: Data(result.output.utf8))
+    }
+}
