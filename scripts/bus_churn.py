@@ -160,7 +160,12 @@ def churn(config: str, baton: str, rounds: int, prefix: str, settle: float | Non
     heartbeat = duration_s(yaml_value(text, "log", "heartbeat") or "5s")
     if settle is None:
         settle = 3 * heartbeat + 2
-    ctx = zmq.Context()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import curve_keys  # the stack's CURVE key pair for these subscribers (docs/SECURITY.md)
+    top = re.search(r"^data_dir:\s*(\S+)", text, re.MULTILINE)
+    data_dir = os.environ.get("BATON_DATA_DIR") or (top.group(1).strip("\"'") if top else "./data")
+    curve_keys.KEY_FILE = os.path.join(data_dir, "keys", "baton.key")
+    ctx = curve_keys.StackContext()
     full = FullSubscriber(ctx, status_out)
     full.start()
     poller = StatusPoller(baton, config)

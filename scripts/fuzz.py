@@ -69,6 +69,7 @@ import time
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import curve_keys  # noqa: E402  (the stack's CURVE key pair for the fuzzer's own sockets)
 import chaos  # noqa: E402  (the stack, /proc helpers, the deterministic algorithm and the store reader)
 
 try:
@@ -1329,7 +1330,10 @@ def main(argv: list[str] | None = None) -> int:
     stack = FuzzStack(bindir, root, "services", "forbid", "tcp")
     fails: list[str] = []
     infos: list[str] = []
-    ctx = zmq.Context()
+    # Every client socket uses the stack's CURVE key pair (made by the services at first start), so the
+    # fuzzing reaches the services' decoders; a client without it is refused at the handshake.
+    curve_keys.KEY_FILE = os.path.join(root, "data", "keys", "baton.key")  # chaos.Stack's data_dir
+    ctx = curve_keys.StackContext()
     ctx.setsockopt(zmq.MAX_SOCKETS, 4096)
 
     chaos.interrupt_on_signals()

@@ -55,13 +55,14 @@ extension Scenarios {
             let names = (1...processors).map { "\($0 % 2 == 1 ? "b" : "c")\(($0 + 1) / 2)" }
             for name in names {
                 let host = String(name.prefix(1))
+                // CURVE on (the default): the hub's key pair, made at its first start, is every processor's too.
                 try stack.start(
                     name,
                     "baton-processor",
                     ["--name", name],
                     wrapper: hosts.command(on: host, []),
                     environment: [
-                        "BATON_DATA_DIR": "\(stack.directory)/host-\(host)"
+                        "BATON_DATA_DIR": "\(stack.directory)/host-\(host)", "BATON_CURVE_KEY": "\(stack.dataDirectory)/keys/baton.key",
                     ]
                 )
             }

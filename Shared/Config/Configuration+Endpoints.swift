@@ -22,6 +22,9 @@ extension Configuration {
 
         /// Creates the default endpoints.
         public init() {}
+
+        /// Every endpoint, in the order of the section.
+        public var all: [String] { [runs, control, results, acks, statusIn, statusOut, query, reports, algorithmControl] }
     }
 }
 
@@ -40,10 +43,7 @@ extension Configuration.Endpoints: ConfigurationSection {
 
     static let crossChecks: [@Sendable (Self) -> (field: String, problem: String)?] = [
         { endpoints in
-            let bound = [
-                endpoints.runs, endpoints.control, endpoints.results, endpoints.acks, endpoints.statusIn, endpoints.statusOut,
-                endpoints.query, endpoints.reports, endpoints.algorithmControl,
-            ]
+            let bound = endpoints.all
             guard let duplicate = bound.first(where: { endpoint in bound.filter { $0 == endpoint }.count > 1 }) else { return nil }
             // Named by the section: the message is about two keys.
             return ("", "\"\(duplicate)\" is used for two sockets")

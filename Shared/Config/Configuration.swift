@@ -27,6 +27,8 @@ public struct Configuration: Sendable, Equatable {
     public var jobs: [Job] = []
     /// Bounds on message sizes, queues and subscriptions (`limits`).
     public var limits = Limits()
+    /// CURVE on `tcp://` sockets (`curve`).
+    public var curve = Curve()
 
     /// The default configuration: no jobs, everything on 127.0.0.1.
     public init() {}
@@ -53,6 +55,7 @@ extension Configuration: ConfigurationSection {
         .section("algorithm", \.algorithm),
         .section("log", \.log),
         .section("retention", \.retention),
+        .section("curve", \.curve),
         .section("metrics", \.metrics),
         Setting(
             key: "jobs",

@@ -153,6 +153,8 @@ public enum EventType {
     public static let diskFull = "disk.full"
     /// The service can write its state again.
     public static let diskOK = "disk.ok"
+    /// A bound socket turned a client away: its CURVE key is not in the allow-list.
+    public static let authRefused = "auth.refused"
     /// Log records: `log.<level>`.
     public static func log(_ level: String) -> String { "log.\(level)" }
 }

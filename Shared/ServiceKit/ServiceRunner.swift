@@ -88,6 +88,14 @@ public enum ServiceRunner {
             case .failure(let error): error
             }
         if let problem { throw configurationError(problem, program: "baton-\(name)", source: source) }
+        // CURVE for every tcp:// socket: the key pair (made at first start when the stack is self-contained),
+        // the server keys and the allow-list, checked before anything is created.
+        let identity: CurveIdentity?
+        do {
+            identity = try CurveIdentity.load(configuration)
+        } catch {
+            throw configurationError(error, program: "baton-\(name)", source: source)
+        }
         let port = service.metricsPort(configuration.metrics)
         let metrics = port > 0 ? ServiceMetrics.prometheus() : .disabled
         watchParent(environment: environment)
@@ -116,7 +124,8 @@ public enum ServiceRunner {
             throw ExitCode(1)
         }
         defer { close(pidFile) }
-        let context = Context()
+        let refusals = AuthRefusals()
+        let context = Context(curve: identity?.settings(refused: { refusals.record($0) }))
         let publisher = try await StatusPublisher(
             context: context,
             endpoint: configuration.endpoints.statusIn,
@@ -135,6 +144,15 @@ public enum ServiceRunner {
         }
         var logger = Logger(label: "baton.\(name)")
         logger[metadataKey: "instance"] = "\(instance)"
+        refusals.attach(publisher: publisher, logger: logger, metrics: metrics)
+        if identity == nil {
+            for endpoint in CurveIdentity.exposed(configuration.endpoints.all) {
+                logger.warning(
+                    "CURVE is off and this endpoint is not on loopback: anyone who can reach it can use it (docs/SECURITY.md)",
+                    metadata: ["endpoint": "\(endpoint)"]
+                )
+            }
+        }
         let serviceEnvironment = ServiceEnvironment(
             configuration: configuration,
             context: context,

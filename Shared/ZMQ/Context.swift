@@ -14,16 +14,24 @@ import Glibc
 public final class Context: Sendable {
     /// The libzmq handle. Safe to share: libzmq contexts are thread-safe.
     nonisolated(unsafe) let handle: UnsafeMutableRawPointer
+    /// CURVE for the `tcp://` endpoints of this context's sockets, if any.
+    public let curve: CurveSettings?
+    private let zapHandler: ZAPHandler?
 
     /// Creates a context.
-    /// - Parameter ioThreads: The number of libzmq I/O threads (1 is plenty below ~1 GB/s).
-    public init(ioThreads: Int32 = 1) {
+    /// - Parameters:
+    ///   - ioThreads: The number of libzmq I/O threads (1 is plenty below ~1 GB/s).
+    ///   - curve: CURVE for every `tcp://` endpoint its sockets bind or connect; with an `authorize` check, a
+    ///     ZAP handler is bound before this returns, so no server socket ever runs without it.
+    public init(ioThreads: Int32 = 1, curve: CurveSettings? = nil) {
         guard let handle = zmq_ctx_new() else {
             preconditionFailure("zmq_ctx_new failed: \(ZMQError.last("zmq_ctx_new"))")
         }
         zmq_ctx_set(handle, ZMQ_IO_THREADS, ioThreads)
         // Handles for sockets are bounded by default at 1023; a service never needs more than a handful.
         self.handle = handle
+        self.curve = curve
+        zapHandler = curve?.authorize.map { ZAPHandler(context: handle, authorize: $0) }
     }
 
     /// Makes every blocking call on this context's sockets return `ETERM`. Sockets must still be closed.
@@ -32,6 +40,8 @@ public final class Context: Sendable {
     }
 
     deinit {
+        // The ZAP handler's socket closes when its blocking receive fails with ETERM.
+        if zapHandler != nil { zmq_ctx_shutdown(handle) }
         // zmq_ctx_term blocks until every socket is closed; retry if a signal interrupted it.
         while zmq_ctx_term(handle) == -1 && zmq_errno() == EINTR {}
     }

@@ -60,6 +60,11 @@ public struct Socket: ~Copyable {
     @discardableResult
     public func bind(_ endpoint: String) throws(ZMQError) -> String {
         let handle = try open("zmq_bind(\(endpoint))")
+        if let curve = context.curve, CurveSettings.applies(to: endpoint) {
+            try set(.curveServer(curve.keys))
+            // The domain names the socket in the ZAP handler's requests (and so in `auth.refused`).
+            if curve.authorize != nil { try set(.zapDomain(endpoint)) }
+        }
         guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError.last("zmq_bind(\(endpoint))") }
         return lastEndpoint ?? endpoint
     }
@@ -67,6 +72,9 @@ public struct Socket: ~Copyable {
     /// Connects to an endpoint; the connection is made (and remade) in the background.
     public func connect(_ endpoint: String) throws(ZMQError) {
         let handle = try open("zmq_connect(\(endpoint))")
+        if let curve = context.curve, CurveSettings.applies(to: endpoint) {
+            try set(.curveClient(serverKey: curve.serverKey(for: endpoint), keys: curve.keys))
+        }
         guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError.last("zmq_connect(\(endpoint))") }
     }
 

@@ -33,6 +33,8 @@ public enum SocketOption: Sendable {
     case curveServer(CurveKeyPair)
     /// CURVE as a client of the server whose public key is `serverKey`, authenticating with `keys`.
     case curveClient(serverKey: String, keys: CurveKeyPair)
+    /// The ZAP domain a server socket's handshakes are authenticated in (the context's ZAP handler sees it).
+    case zapDomain(String)
 
     func apply(to handle: UnsafeMutableRawPointer) -> ZMQError? {
         switch self {
@@ -73,6 +75,8 @@ public enum SocketOption: Sendable {
             return setKey(handle, ZMQ_CURVE_SERVERKEY, serverKey, "ZMQ_CURVE_SERVERKEY")
                 ?? setKey(handle, ZMQ_CURVE_PUBLICKEY, keys.publicKey, "ZMQ_CURVE_PUBLICKEY")
                 ?? setKey(handle, ZMQ_CURVE_SECRETKEY, keys.secretKey, "ZMQ_CURVE_SECRETKEY")
+        case .zapDomain(let domain):
+            return setBytes(handle, ZMQ_ZAP_DOMAIN, Array(domain.utf8), "ZMQ_ZAP_DOMAIN")
         }
     }
 

@@ -39,10 +39,10 @@ struct ReadinessTests {
     @Test(.timeLimit(.minutes(1)))
     func theLoggerIsUpWhenItsQuerySocketAnswers() async throws {
         let endpoint = "ipc://\(FileManager.default.temporaryDirectory.path)/baton-ready-\(UUID().uuidString).sock"
-        #expect(await Baton.Up.loggerAnswers(on: endpoint) == false)
+        #expect(await Baton.Up.loggerAnswers(context: Context(), on: endpoint) == false)
         let context = Context()
         let reply = try await AsyncSocket(context: context, configuration: .init(type: .reply, bind: [endpoint]))
-        async let answered = Baton.Up.loggerAnswers(on: endpoint)
+        async let answered = Baton.Up.loggerAnswers(context: Context(), on: endpoint)
         let question = try await reply.receive()
         #expect(try Wire.decode(StatusQuery.self, from: question).message == StatusQuery())
         try await reply.send(Wire.encode(StatusReport(time: Date())))

@@ -7,7 +7,8 @@ import Testing
 struct SettingTableTests {
     /// Each section's known options, exactly as an unknown key reports them.
     @Test(arguments: [
-        ("", "data_dir, endpoints, store, processor, algorithm, log, retention, metrics, jobs, limits"),
+        ("", "data_dir, endpoints, store, processor, algorithm, log, retention, curve, metrics, jobs, limits"),
+        ("curve", "enabled, key, server_key, server_keys, allow"),
         ("endpoints", "runs, control, results, acks, status_in, status_out, query, reports, algorithm_control"),
         ("store", "path"),
         ("processor", "count, command, input, workdir, env, timeout, lease, retries, backoff, backoff_max"),
@@ -47,7 +48,7 @@ struct SettingTableTests {
     @Test func eachOverrideSetsTheKeyItNames() throws {
         let values: [String: String] = [
             "data_dir": "/srv/baton", "store.path": "/srv/r.sqlite", "processor.count": "7", "algorithm.concurrency": "3",
-            "log.level": "debug", "metrics.host": "10.0.0.1",
+            "log.level": "debug", "metrics.host": "10.0.0.1", "curve.enabled": "false", "curve.allow": "/etc/baton/clients",
         ]
         for override in Configuration.overrides where !override.key.contains("<") {
             let value = values[override.key] ?? "ipc:///tmp/\(override.variable.lowercased())"

@@ -16,26 +16,16 @@ struct HostsTests {
     /// The result of a run, from its run id alone: what the oracle expects in the store.
     static func payload(_ runID: String) -> String { "{\"run\":\"\(runID)\"}" }
 
-    /// The four checks of issue 14: work spreads over B and C and every slot is stored once; B's link cut for
-    /// 10 s loses nothing and stores nothing twice; `baton status` on B shows every service of A, B and C.
+    /// The four checks of issue 14, with CURVE on every link (a key pair per host, A's allow-list naming B's and
+    /// C's public keys): work spreads over B and C and every slot is stored once; B's link cut for 10 s loses
+    /// nothing and stores nothing twice; a processor on C with a key not allowed gets no work and `auth.refused`
+    /// is published; `baton status` on B, with B's key, shows every service of A, B and C.
     @Test(
         .disabled(if: TestHosts.unavailable != nil, Comment(rawValue: TestHosts.unavailable ?? "")),
         .timeLimit(.minutes(4))
     )
     func threeHostsShareTheWorkAndSurviveACutLink() async throws {
         try await TestHosts.with(["a", "b", "c"]) { hosts in
-            let hub = hosts.address("a")
-            let endpoints = """
-                  runs: tcp://\(hub):7601
-                  control: tcp://\(hub):7602
-                  results: tcp://\(hub):7603
-                  acks: tcp://\(hub):7604
-                  status_in: tcp://\(hub):7605
-                  status_out: tcp://\(hub):7606
-                  query: tcp://\(hub):7607
-                  reports: tcp://\(hub):7608
-                  algorithm_control: tcp://\(hub):7609
-                """
             // The run writes one JSON line naming itself: the oracle needs nothing but the run id.
             let yaml = """
                 log:
@@ -53,7 +43,7 @@ struct HostsTests {
                     command: [sh, -c, 'printf "{\\"run\\":\\"%s\\"}\\n" "$BATON_RUN_ID" > "$BATON_OUTPUT"']
 
                 """
-            try await TestStack.with("hosts", yaml: yaml, endpoints: endpoints) { stack in
+            try await TestStack.with("hosts", yaml: yaml, tcpPorts: 7601, tcpAddress: hosts.address("a")) { stack in
                 try await Self.run(stack, hosts)
             }
         }
@@ -61,14 +51,41 @@ struct HostsTests {
 
     static func run(_ stack: TestStack, _ hosts: TestHosts) async throws {
         func on(_ host: String) -> [String] { hosts.command(on: host, []) }
-        func environment(_ host: String, _ instance: String) -> [String: String] {
-            // One store for all: every host is on this machine's file system.
-            [
-                "BATON_INSTANCE": instance, "BATON_DATA_DIR": host == "a" ? stack.dataDirectory : "\(stack.directory)/host-\(host)",
-                "BATON_STORE_PATH": stack.storePath,
-            ]
+        // A key pair per host (and one for the rogue); A allows B's and C's public keys (its own always).
+        let keys = stack.directory + "/keys"
+        let allowed = stack.directory + "/allow"
+        try FileManager.default.createDirectory(atPath: allowed, withIntermediateDirectories: true)
+        for name in ["a", "b", "c", "rogue"] {
+            let made = try await Scripts.execute(TestStack.binaries + "/baton", ["keygen", "--name", name, "--out", keys])
+            try #require(made.status == 0, "baton keygen: \(made.output)")
         }
-        for service in ["logger", "scheduler", "algorithm"] {
+        for name in ["b", "c"] { try FileManager.default.copyItem(atPath: "\(keys)/\(name).pub", toPath: "\(allowed)/\(name).pub") }
+        let rogueKey = try String(contentsOfFile: "\(keys)/rogue.pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        func environment(_ host: String, _ instance: String, key: String? = nil) -> [String: String] {
+            var environment = [
+                "BATON_INSTANCE": instance,
+                "BATON_DATA_DIR": host == "a" ? stack.dataDirectory : "\(stack.directory)/host-\(host)",
+                // One store for all: every host is on this machine's file system.
+                "BATON_STORE_PATH": stack.storePath,
+                "BATON_CURVE_KEY": "\(keys)/\(key ?? host).key",
+            ]
+            if host == "a" {
+                environment["BATON_CURVE_ALLOW"] = allowed
+            } else {
+                environment["BATON_CURVE_SERVER_KEY"] = "\(keys)/a.pub"
+            }
+            return environment
+        }
+        try stack.start("logger", "baton-logger", environment: environment("a", "logger"), wrapper: on("a"))
+        // The status stream, subscribed to from host A: where `auth.refused` must show.
+        try stack.start(
+            "watch",
+            "baton",
+            ["watch", "--json", "--type", EventType.authRefused, "--config", stack.configPath],
+            environment: environment("a", "watch"),
+            wrapper: on("a")
+        )
+        for service in ["scheduler", "algorithm"] {
             try stack.start(service, "baton-\(service)", environment: environment("a", service), wrapper: on("a"))
         }
         let processors = ["b1", "b2", "c1", "c2"]
@@ -76,6 +93,14 @@ struct HostsTests {
             let host = String(name.prefix(1))
             try stack.start(name, "baton-processor", ["--name", name], environment: environment(host, name), wrapper: on(host))
         }
+        // 3. A processor on C whose key A does not allow.
+        try stack.start(
+            "rogue",
+            "baton-processor",
+            ["--name", "rogue"],
+            environment: environment("c", "rogue", key: "rogue"),
+            wrapper: on("c")
+        )
 
         // 1. Work spreads over B and C.
         let spread = try await stack.waitUntil(timeout: .seconds(60)) {
@@ -87,11 +112,17 @@ struct HostsTests {
         // 4. `baton status` on host B sees every service of A, B and C.
         var report: StatusReport?
         let seen = try await stack.waitUntil(timeout: .seconds(30)) {
-            report = try? await Self.status(stack, on: "b", hosts)
+            report = try? await Self.status(stack, on: "b", hosts, environment: environment("b", "status"))
             let up = Set(report?.services.filter { $0.state == "up" }.map(\.instance) ?? [])
             return up.isSuperset(of: ["logger", "scheduler", "algorithm"] + processors)
         }
         #expect(seen, "baton status on host B: \(report?.services.map { "\($0.instance) \($0.state)" } ?? [])")
+        #expect(report?.services.contains { $0.instance == "rogue" } == false, "the rogue's status events got in")
+        // 3. The rogue is refused, and that is published.
+        let refused = try await stack.waitUntil(timeout: .seconds(30)) {
+            (try? String(contentsOfFile: "\(stack.directory)/watch.out", encoding: .utf8))?.contains(rogueKey) ?? false
+        }
+        #expect(refused, "no auth.refused naming \(rogueKey) on the bus: \(stack.stderr("watch").suffix(400))")
 
         // 2. B's cable pulled for 10 s mid-run, then plugged in again.
         let beforeCut = Self.perProcessor(stack)
@@ -134,6 +165,10 @@ struct HostsTests {
         let storedEvents = stack.loggedEvents().filter { $0.type == EventType.resultStored }
         let twice = Dictionary(grouping: storedEvents) { "\($0.run ?? "")/\($0.part ?? 0)" }.filter { $0.value.count > 1 }
         #expect(twice.isEmpty, "stored twice: \(twice.keys.sorted().prefix(5))")
+        // The rogue got no work, though it ran all along.
+        #expect(stack.process("rogue")?.isRunning == true, "the rogue exited: \(stack.stderr("rogue").suffix(400))")
+        #expect(rows.allSatisfy { $0.processor != "rogue" })
+        #expect(!stack.loggedEvents().contains { $0.instance == "rogue" && $0.type == EventType.taskStarted })
         let conflicts = try stack.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM conflicts") ?? 0 }
         #expect(conflicts == 0)
     }

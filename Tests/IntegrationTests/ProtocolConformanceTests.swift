@@ -326,15 +326,20 @@ struct ProtocolConformanceTests {
                 command: ["/bin/sh", "-c", "printf '%s' \\"$BATON_RUN_ID\\" > \\"$BATON_OUTPUT\\""]
 
             """
-        try await TestStack.with("pydoc", yaml: yaml) { stack in
-            // Each example names its endpoint's config key in a comment; point it at the stack.
+        // Over tcp, with CURVE as by default: the examples read the stack's key pair as they print it.
+        let ports = try StatusTests.freePortRange(9)
+        try await TestStack.with("pydoc", yaml: yaml, tcpPorts: ports) { stack in
+            let names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports", "algorithm_control"]
+            // Each example names its endpoint's config key in a comment, and its key file; point them at the stack.
             func pointed(_ code: String) -> String {
                 code.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
                     guard let key = line.range(of: "# endpoints.").map({ line[$0.upperBound...].prefix { $0.isLetter || $0 == "_" } }),
+                        let index = names.firstIndex(of: String(key)),
                         let start = line.range(of: "\"tcp://"), let end = line[start.upperBound...].firstIndex(of: "\"")
-                    else { return String(line) }
-                    let endpoint = "ipc://\(stack.directory)/\(key.replacingOccurrences(of: "_", with: "-"))"
-                    return line.replacingCharacters(in: start.lowerBound...end, with: "\"\(endpoint)\"")
+                    else {
+                        return line.replacingOccurrences(of: "\"data/keys/baton.key\"", with: "\"\(stack.dataDirectory)/keys/baton.key\"")
+                    }
+                    return line.replacingCharacters(in: start.lowerBound...end, with: "\"tcp://127.0.0.1:\(ports + index)\"")
                 }.joined(separator: "\n")
             }
             for (name, code) in [("subscriber", subscriber), ("query", query), ("processor", processor)] {

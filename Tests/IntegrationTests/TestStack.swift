@@ -46,28 +46,26 @@ final class TestStack: @unchecked Sendable {
     ///   - body: YAML added after the data directory and endpoints (jobs, processor settings).
     ///   - metricsPorts: The first of four consecutive HTTP ports for the logger, scheduler, algorithm and
     ///     processor `/metrics`; without it no service serves metrics (so parallel stacks never collide).
-    ///   - endpoints: The `endpoints:` entries (indented YAML lines) to use instead of the stack's own `ipc://`
-    ///     ones, e.g. `tcp://` endpoints on a test host's address.
-    init(_ name: String, yaml body: String, metricsPorts: Int? = nil, endpoints: String? = nil) throws {
+    ///   - tcpPorts: The first of nine consecutive ports for `tcp://127.0.0.1` endpoints (with CURVE, as by
+    ///     default); without it the endpoints are `ipc://` files in the stack's directory.
+    ///   - tcpAddress: The address of the `tcp://` endpoints instead of 127.0.0.1 (a test host's, ``TestHosts``).
+    init(_ name: String, yaml body: String, metricsPorts: Int? = nil, tcpPorts: Int? = nil, tcpAddress: String = "127.0.0.1") throws {
         // ipc paths must stay under ~100 bytes, so keep the directory short.
-        directory = "/tmp/bt-\(name.prefix(12))-\(UUID().uuidString.prefix(8))"
+        let directory = "/tmp/bt-\(name.prefix(12))-\(UUID().uuidString.prefix(8))"
+        self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         configPath = directory + "/baton.yaml"
-        let ipc = """
-              runs: ipc://\(directory)/runs
-              control: ipc://\(directory)/control
-              results: ipc://\(directory)/results
-              acks: ipc://\(directory)/acks
-              status_in: ipc://\(directory)/status-in
-              status_out: ipc://\(directory)/status-out
-              query: ipc://\(directory)/query
-              reports: ipc://\(directory)/reports
-              algorithm_control: ipc://\(directory)/algorithm-control
-            """
+        let names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports", "algorithm_control"]
+        let endpoints = names.enumerated().map { index, key in
+            let endpoint =
+                tcpPorts.map { "tcp://\(tcpAddress):\($0 + index)" }
+                ?? "ipc://\(directory)/\(key.replacingOccurrences(of: "_", with: "-"))"
+            return "  \(key): \(endpoint)"
+        }
         head = """
             data_dir: \(directory)/data
             endpoints:
-            \(endpoints ?? ipc)
+            \(endpoints.joined(separator: "\n"))
             metrics:
               logger: \(metricsPorts ?? 0)
               scheduler: \(metricsPorts.map { $0 + 1 } ?? 0)
@@ -148,10 +146,11 @@ final class TestStack: @unchecked Sendable {
         _ name: String,
         yaml: String,
         metricsPorts: Int? = nil,
-        endpoints: String? = nil,
+        tcpPorts: Int? = nil,
+        tcpAddress: String = "127.0.0.1",
         _ body: (TestStack) async throws -> T
     ) async throws -> T {
-        let stack = try TestStack(name, yaml: yaml, metricsPorts: metricsPorts, endpoints: endpoints)
+        let stack = try TestStack(name, yaml: yaml, metricsPorts: metricsPorts, tcpPorts: tcpPorts, tcpAddress: tcpAddress)
         do {
             let value = try await body(stack)
             await stack.tearDown()

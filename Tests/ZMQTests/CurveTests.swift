@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import ZMQ
 
@@ -48,5 +49,52 @@ struct CurveTests {
         // The client that has another server key fails its handshake: nothing of it ever arrives.
         #expect(try await pull.receive(timeout: .seconds(1)) == nil)
         for socket in [good, wrong, pull] { await socket.close() }
+    }
+
+    /// A context with CURVE settings applies them by itself to tcp endpoints, and its ZAP handler lets in only the
+    /// client keys the check allows, telling it the domain (the bound endpoint), the address and the key.
+    @Test(.timeLimit(.minutes(1)))
+    func theZAPHandlerAdmitsOnlyAllowedClientKeys() async throws {
+        let serverKeys = try CurveKeyPair.generate()
+        let friend = try CurveKeyPair.generate()
+        let stranger = try CurveKeyPair.generate()
+        let asked = Mutex<[ZAPRequest]>([])
+        let server = Context(
+            curve: CurveSettings(keys: serverKeys) { request in
+                asked.withLock { $0.append(request) }
+                return request.publicKey == friend.publicKey
+            }
+        )
+        let pull = try await AsyncSocket(context: server, configuration: .init(type: .pull, bind: ["tcp://127.0.0.1:*"]))
+        let endpoint = try #require(pull.boundEndpoints.first)
+        let strangers = Context(curve: CurveSettings(keys: stranger, defaultServerKey: serverKeys.publicKey))
+        let friends = Context(curve: CurveSettings(keys: friend, serverKeys: [endpoint: serverKeys.publicKey]))
+        let refused = try await AsyncSocket(context: strangers, configuration: .init(type: .push, connect: [endpoint]))
+        refused.post([Data("forged".utf8)])
+        let admitted = try await AsyncSocket(context: friends, configuration: .init(type: .push, connect: [endpoint]))
+        try await admitted.send([Data("hello".utf8)])
+        #expect(try await pull.receive(timeout: .seconds(20)) == [Data("hello".utf8)])
+        #expect(try await pull.receive(timeout: .seconds(1)) == nil)
+        let requests = asked.withLock { $0 }
+        #expect(requests.contains { $0.publicKey == stranger.publicKey && $0.address == "127.0.0.1" })
+        #expect(requests.allSatisfy { $0.domain == "tcp://127.0.0.1:*" })
+        for socket in [admitted, refused, pull] { await socket.close() }
+    }
+
+    /// Plain sockets in a CURVE context stay plain where CURVE does not apply (ipc, inproc).
+    @Test(.timeLimit(.minutes(1)))
+    func ipcAndInprocStayPlain() async throws {
+        let keys = try CurveKeyPair.generate()
+        let context = Context(curve: CurveSettings(keys: keys) { _ in false })
+        let plain = Context()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("curve-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let endpoint = "ipc://\(folder.path)/s"
+        let pull = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: [endpoint]))
+        let push = try await AsyncSocket(context: plain, configuration: .init(type: .push, connect: [endpoint]))
+        try await push.send([Data("over ipc".utf8)])
+        #expect(try await pull.receive(timeout: .seconds(20)) == [Data("over ipc".utf8)])
+        for socket in [push, pull] { await socket.close() }
     }
 }

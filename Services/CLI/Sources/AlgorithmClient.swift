@@ -3,10 +3,12 @@ import Foundation
 import Messaging
 import Config
 import ServiceKit
+import ZMQ
 
 /// Asks the algorithm, on its `algorithm_control` socket, for what only it keeps: result parts and their
 /// delivery, its run ledger, and raw result bytes.
 struct AlgorithmClient {
+    let context: Context
     let endpoint: String
     /// The `baton` command asking, named in errors.
     let command: String
@@ -15,7 +17,7 @@ struct AlgorithmClient {
     /// The reply (and payload) to a request, refused or not; prints a clear message and exits 3 if the algorithm
     /// does not answer.
     func exchange(_ request: AlgorithmRequest) async throws -> (reply: AlgorithmReply, payload: Data?) {
-        let client = RequestClient(endpoint: endpoint, timeout: timeout)
+        let client = RequestClient(context: context, endpoint: endpoint, timeout: timeout)
         guard let answer = try await client.askWithPayload(request, expecting: AlgorithmReply.self) else {
             Console.error(
                 "baton \(command): the algorithm at \(endpoint) did not answer within \(DurationText.format(timeout)); is baton-algorithm running?"

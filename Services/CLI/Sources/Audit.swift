@@ -38,6 +38,7 @@ extension Baton {
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "audit")
+            let context = try options.clientContext(configuration, command: "audit")
             let job = selection.job
             let from = selection.from
             let to = selection.to
@@ -46,8 +47,8 @@ extension Baton {
                 throw ValidationError("unknown job \"\(job)\"; configured jobs: \(configuration.jobs.map(\.name).joined(separator: ", "))")
             }
             var findings = Findings()
-            let scheduler = ControlClient(endpoint: configuration.endpoints.control, timeout: .seconds(10))
-            let algorithm = AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "audit")
+            let scheduler = ControlClient(context: context, endpoint: configuration.endpoints.control, timeout: .seconds(10))
+            let algorithm = AlgorithmClient(context: context, endpoint: configuration.endpoints.algorithmControl, command: "audit")
             let storePath = configuration.storePath
             // The result store is the deployment's output (store.path), read as any consumer of it would.
             let store = FileManager.default.fileExists(atPath: storePath) ? try await ResultStore(path: storePath) : nil

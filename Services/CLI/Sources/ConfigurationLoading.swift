@@ -3,11 +3,25 @@ import ArgumentParser
 import Foundation
 import Config
 import ServiceKit
+import ZMQ
 
 extension ServiceOptions {
     /// Loads the configuration for a `baton` subcommand, or exits with status 2 and the reason.
     func loadConfiguration(command: String) throws -> Configuration {
         try loadConfiguration(program: "baton \(command)")
+    }
+
+    /// The ZeroMQ context a `baton` subcommand talks to the services through: with CURVE on, its `tcp://`
+    /// sockets use the configuration's key pair and server keys. A key problem exits with status 2.
+    func clientContext(_ configuration: Configuration, command: String) throws -> Context {
+        do {
+            return Context(curve: try CurveIdentity.load(configuration)?.settings())
+        } catch {
+            var error = error
+            if error.source.isEmpty { error.source = configPath(environment: ProcessInfo.processInfo.environment) ?? "configuration" }
+            Console.error("baton \(command): configuration error: \(error)")
+            throw ExitCode(2)
+        }
     }
 }
 

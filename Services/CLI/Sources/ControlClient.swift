@@ -6,6 +6,7 @@ import ZMQ
 
 /// One request on a REQ socket, with a bounded wait for the reply.
 struct RequestClient {
+    let context: Context
     let endpoint: String
     var timeout: Duration = .seconds(5)
 
@@ -19,7 +20,6 @@ struct RequestClient {
         _ request: Request,
         expecting: Reply.Type
     ) async throws -> (message: Reply, payload: Data?)? {
-        let context = Context()
         let frames = try await context.withSocket(
             .init(type: .request, options: [.requestRelaxed(true), .requestCorrelate(true)], connect: [endpoint])
         ) { socket in
@@ -32,12 +32,18 @@ struct RequestClient {
 
 /// Sends one command to the scheduler's `control` socket and waits (a bounded time) for the answer.
 struct ControlClient {
+    let context: Context
     let endpoint: String
     var timeout: Duration = .seconds(5)
 
     /// Sends a request; prints a clear message and exits non-zero if the scheduler does not answer or refuses.
     func send(_ request: ControlRequest, command: String) async throws -> ControlReply {
-        guard let reply = try await RequestClient(endpoint: endpoint, timeout: timeout).ask(request, expecting: ControlReply.self) else {
+        guard
+            let reply = try await RequestClient(context: context, endpoint: endpoint, timeout: timeout).ask(
+                request,
+                expecting: ControlReply.self
+            )
+        else {
             Console.error(
                 "baton \(command): the scheduler at \(endpoint) did not answer within \(DurationText.format(timeout)); is baton-scheduler running?"
             )

@@ -19,7 +19,11 @@ extension Baton {
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "jobs")
-            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(.init(command: .jobs), command: "jobs")
+            let context = try options.clientContext(configuration, command: "jobs")
+            let reply = try await ControlClient(context: context, endpoint: configuration.endpoints.control).send(
+                .init(command: .jobs),
+                command: "jobs"
+            )
             if json {
                 Console.line(String(decoding: try Timestamp.encoder().encode(reply.jobs ?? []), as: UTF8.self))
                 return
@@ -93,7 +97,8 @@ extension Baton {
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "cancel")
-            let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(
+            let context = try options.clientContext(configuration, command: "cancel")
+            let reply = try await ControlClient(context: context, endpoint: configuration.endpoints.control).send(
                 .init(command: .cancel, job: job, run: run, queued: queued ? true : nil),
                 command: "cancel"
             )
@@ -163,7 +168,8 @@ extension Baton {
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "backfill")
-            let reply = try await ControlClient(endpoint: configuration.endpoints.control, timeout: .seconds(60)).send(
+            let context = try options.clientContext(configuration, command: "backfill")
+            let reply = try await ControlClient(context: context, endpoint: configuration.endpoints.control, timeout: .seconds(60)).send(
                 .init(command: .backfill, job: job, from: from.date, to: to.date, rerun: rerun),
                 command: "backfill"
             )
@@ -240,7 +246,8 @@ extension JobCommand {
 
     func run() async throws {
         let configuration = try options.loadConfiguration(command: Self.name)
-        let reply = try await ControlClient(endpoint: configuration.endpoints.control).send(request, command: Self.name)
+        let context = try options.clientContext(configuration, command: Self.name)
+        let reply = try await ControlClient(context: context, endpoint: configuration.endpoints.control).send(request, command: Self.name)
         Console.line(reply.message ?? Self.done)
         if Self.listsRuns { for run in reply.runs ?? [] { Console.line(run) } }
     }

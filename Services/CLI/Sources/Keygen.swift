@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import ServiceKit
 import ZMQ
 
 extension Baton {
@@ -47,25 +48,14 @@ extension Baton {
             for path in [secret, pub] where FileManager.default.fileExists(atPath: path) && !force {
                 throw ValidationError("\(path) exists; --force replaces it (clients that trust its public key then need the new one)")
             }
-            try Self.write("public \(keys.publicKey)\nsecret \(keys.secretKey)\n", to: secret, mode: 0o600)
-            try Self.write("\(keys.publicKey)\n", to: pub, mode: 0o644)
+            do {
+                try KeyFiles.write(KeyFiles.pairText(keys), to: secret, mode: 0o600, replace: true)
+                try KeyFiles.write("\(keys.publicKey)\n", to: pub, mode: 0o644, replace: true)
+            } catch {
+                throw ValidationError(error.description)
+            }
             print("wrote \(secret) (secret, mode 600) and \(pub)")
             print("public key: \(keys.publicKey)")
-        }
-
-        /// Writes a file created with `mode` (never readable by others in between), replacing an old one.
-        static func write(_ text: String, to path: String, mode: mode_t) throws {
-            let temporary = path + ".tmp-\(getpid())"
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-            guard fd >= 0 else { throw ValidationError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-            let bytes = Array(text.utf8)
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            let synced = fsync(fd) == 0
-            close(fd)
-            guard written == bytes.count, synced, rename(temporary, path) == 0 else {
-                unlink(temporary)
-                throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
-            }
         }
     }
 }

@@ -83,17 +83,23 @@ extension Baton {
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "replay")
+            let context = try options.clientContext(configuration, command: "replay")
             if let refusal = Self.storeRefusal(store: store, configuration: configuration) {
                 Console.error(refusal)
                 throw ExitCode(2)
             }
-            let algorithm = AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "replay")
+            let algorithm = AlgorithmClient(context: context, endpoint: configuration.endpoints.algorithmControl, command: "replay")
             if let fromStage, let runID = runIDs.first {
                 try await Self.rerun(runID: runID, fromStage: fromStage, algorithm: algorithm)
                 return
             }
             // Long enough for a large raw result to come through.
-            let fetcher = AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "replay", timeout: .seconds(120))
+            let fetcher = AlgorithmClient(
+                context: context,
+                endpoint: configuration.endpoints.algorithmControl,
+                command: "replay",
+                timeout: .seconds(120)
+            )
             func parts(_ request: AlgorithmRequest) async throws -> [AlgorithmReply.Part] {
                 try await algorithm.ask(request).parts ?? []
             }

@@ -48,17 +48,19 @@ extension Baton {
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "results")
+            let context = try options.clientContext(configuration, command: "results")
             let conflicts = state == Self.conflict
-            let reply = try await AlgorithmClient(endpoint: configuration.endpoints.algorithmControl, command: "results").ask(
-                AlgorithmRequest(
-                    command: .results,
-                    state: conflicts ? .dead : state.flatMap(DeliveryState.init),
-                    cause: conflicts ? Self.conflict : nil,
-                    job: selection.job,
-                    from: selection.from?.date,
-                    to: selection.to?.date
+            let reply = try await AlgorithmClient(context: context, endpoint: configuration.endpoints.algorithmControl, command: "results")
+                .ask(
+                    AlgorithmRequest(
+                        command: .results,
+                        state: conflicts ? .dead : state.flatMap(DeliveryState.init),
+                        cause: conflicts ? Self.conflict : nil,
+                        job: selection.job,
+                        from: selection.from?.date,
+                        to: selection.to?.date
+                    )
                 )
-            )
             for entry in reply.parts ?? [] {
                 if json {
                     let data = try JSONSerialization.data(

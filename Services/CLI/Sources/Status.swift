@@ -44,11 +44,12 @@ extension Baton {
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "status")
+            let context = try options.clientContext(configuration, command: "status")
             guard let wait = DurationText.parse(timeout), wait > .zero else {
                 throw ValidationError("--timeout: expected a duration such as 5s (got \"\(timeout)\")")
             }
-            let logger = RequestClient(endpoint: configuration.endpoints.query, timeout: wait)
-            let scheduler = RequestClient(endpoint: configuration.endpoints.control, timeout: min(wait, .seconds(2)))
+            let logger = RequestClient(context: context, endpoint: configuration.endpoints.query, timeout: wait)
+            let scheduler = RequestClient(context: context, endpoint: configuration.endpoints.control, timeout: min(wait, .seconds(2)))
             async let jobsReply = try? scheduler.ask(ControlRequest(command: .jobs), expecting: ControlReply.self)
             let query = StatusQuery(
                 all: all ? true : nil,

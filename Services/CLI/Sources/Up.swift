@@ -70,7 +70,7 @@ extension Baton {
 
             var childEnvironment = ["BATON_CONFIG": configPath]
             if let level = options.logLevel { childEnvironment["BATON_LOG_LEVEL"] = level }
-            let context = Context()
+            let context = try options.clientContext(configuration, command: "up")
             // The supervisor is on the bus too: it announces each child's death at once, so `baton status`
             // shows the service down before its heartbeats would have.
             let publisher = try await StatusPublisher(
@@ -130,7 +130,9 @@ extension Baton {
                 // answer in time (it cannot bind, or keeps dying and is restarted), the others start anyway: they
                 // reconnect to the bus on their own once it is up, and what they publish before that is lost.
                 let query = configuration.endpoints.query
-                let busUp = await Supervisor.waitUntilReady(within: Self.busTimeout) { await Self.loggerAnswers(on: query) }
+                let busUp = await Supervisor.waitUntilReady(within: Self.busTimeout) {
+                    await Self.loggerAnswers(context: context, on: query)
+                }
                 if !busUp {
                     Console.line(
                         "baton up: the logger did not answer on \(query) within \(DurationText.format(Self.busTimeout)) (see \(logDirectory)/logger.stderr.log); starting the other services anyway"
@@ -157,8 +159,11 @@ extension Baton {
         static let busTimeout = Duration.seconds(10)
 
         /// Whether the logger answers a status query on `endpoint` within a second.
-        static func loggerAnswers(on endpoint: String) async -> Bool {
-            let reply = try? await RequestClient(endpoint: endpoint, timeout: .seconds(1)).ask(StatusQuery(), expecting: StatusReport.self)
+        static func loggerAnswers(context: Context, on endpoint: String) async -> Bool {
+            let reply = try? await RequestClient(context: context, endpoint: endpoint, timeout: .seconds(1)).ask(
+                StatusQuery(),
+                expecting: StatusReport.self
+            )
             return reply != nil
         }
 

@@ -43,7 +43,7 @@ extension Baton {
 
         func run() async throws {
             let configuration = try options.loadConfiguration(command: "watch")
-            let context = Context()
+            let context = try options.clientContext(configuration, command: "watch")
             let formatter = EventFormatter()
             // On a terminal, progress is a live line of bars at the bottom; piped, every event is a plain line.
             let live = !json && isatty(STDOUT_FILENO) == 1
