@@ -22,6 +22,10 @@ extension Scenarios {
         var startedAgain: Int
         /// CPU seconds the hub's algorithm service and logger used during the run.
         var hubCPUSeconds: [String: Double]
+        /// CPU seconds all processors used during the run, with the stage commands they ran (reaped children).
+        var processorsCPUSeconds: Double?
+        /// The machine's load average (1 min) at the end: how much else wanted the cores.
+        var loadAverage: Double?
     }
 
     /// One run of a job whose algorithm writes `parts` small parts and a per-part stage of fixed cost
@@ -77,10 +81,15 @@ extension Scenarios {
             guard triggered.status == 0 else { throw TestHosts.Failure("baton trigger: \(triggered.output)") }
             let hubPids = ["algorithm", "logger"].compactMap { name in stack.pid(name).map { (name, $0) } }
             let cpuBefore = hubPids.map { BenchStack.cpuSeconds($0.1) }
+            let processorPids = names.compactMap { stack.pid($0) }
+            let processorsBefore = processorPids.map(Self.cpuSecondsWithChildren).reduce(0, +)
             _ = try await Self.waitFor(seconds: 60 + Double(parts) * partSeconds * 2) {
                 !stack.events(EventType.pipelineFinished).isEmpty
             }
             let cpuAfter = hubPids.map { BenchStack.cpuSeconds($0.1) }
+            let processorsAfter = processorPids.map(Self.cpuSecondsWithChildren).reduce(0, +)
+            var load = [0.0, 0, 0]
+            let loads = getloadavg(&load, 3)
             try await Task.sleep(for: .milliseconds(500))  // the last events reach the log
             let handOff = stack.events(EventType.runFinished).first?.time
             let scored = stack.events(EventType.stageDone).first { $0.attributes?["stage"] == "score" }?.time
@@ -101,9 +110,22 @@ extension Scenarios {
                 idealPartsPerSecond: Double(processors) / partSeconds,
                 tasksPerHost: tasks,
                 startedAgain: started.count - Set(started.compactMap(\.part)).count,
-                hubCPUSeconds: Dictionary(uniqueKeysWithValues: hubPids.indices.map { (hubPids[$0].0, cpuAfter[$0] - cpuBefore[$0]) })
+                hubCPUSeconds: Dictionary(uniqueKeysWithValues: hubPids.indices.map { (hubPids[$0].0, cpuAfter[$0] - cpuBefore[$0]) }),
+                processorsCPUSeconds: processorsAfter - processorsBefore,
+                loadAverage: loads > 0 ? load[0] : nil
             )
         }
+    }
+
+    /// CPU seconds a process used so far, with its children that it has waited for (utime, stime, cutime and
+    /// cstime in /proc/<pid>/stat): a processor with the stage commands it ran.
+    static func cpuSecondsWithChildren(_ pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = text.lastIndex(of: ")") else {
+            return 0
+        }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 14 else { return 0 }
+        return fields[11...14].compactMap { Double($0) }.reduce(0, +) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Waits until `condition` holds, checking every 200 ms, without holding a thread; false on timeout.
@@ -144,24 +166,28 @@ extension Report {
         var lines = [
             [
                 "throughput over hosts", "processors", "parts/s", "ideal parts/s", "scaling", "to stored s", "run again",
-                "tasks per host", "hub CPU s",
+                "tasks per host", "hub CPU s", "processors CPU s", "load",
             ].joined(separator: " | ")
         ]
         for (index, entry) in hosts.enumerated() {
             let scaling = index == 0 ? "-" : hostsScaling[index - 1].ratio.map { formatted($0, 2) + "×" } ?? "-"
-            lines.append(
-                [
-                    "\(entry.parts) × \(formatted(entry.partSeconds, 2)) s",
-                    "\(entry.processors)",
-                    entry.partsPerSecond.map { formatted($0, 1) } ?? "-",
-                    formatted(entry.idealPartsPerSecond, 1),
-                    scaling,
-                    entry.secondsToStored.map { formatted($0, 2) } ?? "-",
-                    "\(entry.startedAgain)",
-                    entry.tasksPerHost.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
-                    entry.hubCPUSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(formatted($0.value, 2))" }.joined(separator: ", "),
-                ].joined(separator: " | ")
+            let tasks: String = entry.tasksPerHost.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            let hub: String = entry.hubCPUSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(formatted($0.value, 2))" }.joined(
+                separator: ", "
             )
+            let processorsCPU: String = entry.processorsCPUSeconds.map { formatted($0, 2) } ?? "-"
+            let load: String = entry.loadAverage.map { formatted($0, 1) } ?? "-"
+            let cells: [String] = [
+                "\(entry.parts) × \(formatted(entry.partSeconds, 2)) s",
+                "\(entry.processors)",
+                entry.partsPerSecond.map { formatted($0, 1) } ?? "-",
+                formatted(entry.idealPartsPerSecond, 1),
+                scaling,
+                entry.secondsToStored.map { formatted($0, 2) } ?? "-",
+                "\(entry.startedAgain)",
+                tasks, hub, processorsCPU, load,
+            ]
+            lines.append(cells.joined(separator: " | "))
         }
         return lines + [""]
     }
