@@ -13,6 +13,8 @@ case "${1:-}" in
   --test) packages+=(python3 python3-zmq python3-jsonschema docker-compose) ;;
   --static) packages+=(libcurl4-openssl-dev) ;;
 esac
+# The hosts tests and benchmark (TestHosts) make network namespaces with iproute2's ip.
+if [[ "${1:-}" == --test ]]; then packages+=(iproute2); fi
 
 missing=()
 for package in "${packages[@]}"; do
