@@ -107,11 +107,14 @@ public final class AllowList: Sendable {
     ) throws(ConfigurationError) {
         self.own = own
         self.now = now
-        literal = Set(entries.filter(Configuration.Curve.isZ85))
-        paths = entries.filter { !Configuration.Curve.isZ85($0) }
+        literal = Set(entries.filter(KeyFiles.isKeyText))
+        paths = entries.filter { !KeyFiles.isKeyText($0) }
         let (keys, stamps) = try Self.read(paths)
         state = Mutex(State(keys: keys, stamps: stamps, checked: now()))
     }
+
+    /// How many client keys are allowed now (this process's own included).
+    public var count: Int { state.withLock { $0.keys.union(literal).union([own]).count } }
 
     /// True when `key` is allowed.
     public func contains(_ key: String) -> Bool {
@@ -214,7 +217,7 @@ public enum KeyFiles {
     /// A public key given as Z85 text or as a file holding one (a `.pub` file, or the `public` line of a pair).
     /// - Throws: A ``ConfigurationError`` naming `field`.
     public static func publicKey(_ text: String, field: String) throws(ConfigurationError) -> String {
-        if Configuration.Curve.isZ85(text) { return text }
+        if isKeyText(text) { return text }
         guard let contents = try? String(contentsOfFile: text, encoding: .utf8) else {
             throw ConfigurationError(source: "", field: field, problem: "\(text): neither a 40-character Z85 key nor a readable file")
         }
@@ -223,6 +226,13 @@ public enum KeyFiles {
             if Configuration.Curve.isZ85(word), !line.hasPrefix("secret") { return word }
         }
         throw ConfigurationError(source: "", field: field, problem: "\(text): holds no public key (40 Z85 characters)")
+    }
+
+    /// True when `text` is a key itself rather than a file's name. Z85's alphabet has `/`, `.` and `-`, so a
+    /// 40-character path such as `/etc/baton/keys/clients/processor-b.pub` has a key's shape: what exists on
+    /// disk is a file.
+    public static func isKeyText(_ text: String) -> Bool {
+        Configuration.Curve.isZ85(text) && access(text, F_OK) != 0
     }
 
     /// The text of a pair file.

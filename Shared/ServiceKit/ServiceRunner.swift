@@ -145,7 +145,9 @@ public enum ServiceRunner {
         var logger = Logger(label: "baton.\(name)")
         logger[metadataKey: "instance"] = "\(instance)"
         refusals.attach(publisher: publisher, logger: logger, metrics: metrics)
-        if identity == nil {
+        if let identity {
+            logger.info("CURVE on tcp endpoints", metadata: ["key": "\(identity.keys.publicKey)", "allowed": "\(identity.allow.count)"])
+        } else {
             for endpoint in CurveIdentity.exposed(configuration.endpoints.all) {
                 logger.warning(
                     "CURVE is off and this endpoint is not on loopback: anyone who can reach it can use it (docs/SECURITY.md)",

@@ -136,6 +136,21 @@ struct CurveIdentityTests {
         #expect(throws: ConfigurationError.self) { try AllowList(own: own, entries: [folder.file("nothing-here")]) }
     }
 
+    /// Z85's alphabet has `/`, `.` and `-`: a 40-character path has a key's shape, and must still be read as a file.
+    @Test func aFortyCharacterPathIsReadAsAFileNotTakenAsAKey() throws {
+        let folder = "/tmp/ck-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = "\(folder)/" + String(repeating: "k", count: 40 - folder.count - "/.pub".count) + ".pub"
+        #expect(path.count == 40 && Configuration.Curve.isZ85(path))
+        let key = try CurveKeyPair.generate().publicKey
+        try KeyFiles.write(key + "\n", to: path, mode: 0o644, replace: false)
+        #expect(try KeyFiles.publicKey(path, field: "curve.server_key") == key)
+        let allow = try AllowList(own: try CurveKeyPair.generate().publicKey, entries: [path])
+        #expect(allow.contains(key))
+        #expect(!allow.contains(path))
+    }
+
     @Test func onlyNonLoopbackTcpEndpointsAreExposed() {
         let endpoints = [
             "tcp://127.0.0.1:1", "tcp://localhost:2", "tcp://[::1]:3", "ipc:///tmp/x", "tcp://0.0.0.0:4", "tcp://10.1.2.3:5",
