@@ -9,7 +9,7 @@ struct BatonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
         abstract:
-            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery and pipeline parallelism.",
+            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery, pipeline parallelism and throughput over hosts.",
         discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+600 on 127.0."
             + "0.1 and the folder --dir on the disk being measured."
     )
