@@ -27,6 +27,7 @@ public final class AuthRefusals: Sendable {
     private struct State {
         var sink: Sink?
         var seen: [String: Seen] = [:]
+        var turnedDown: [String: Seen] = [:]
     }
 
     /// How long one client's refusals are summed before they are reported again.
@@ -80,6 +81,29 @@ public final class AuthRefusals: Sendable {
             level: "warning",
             message: "refused a client at \(address) on \(endpoint): its key \(request.publicKey) is not allowed",
             attributes: ["endpoint": endpoint, "address": address, "key": request.publicKey, "count": "\(count)"]
+        )
+        return count
+    }
+
+    /// Records that a server turned down one of this process's handshakes (its key is not allowed there, most
+    /// likely): an error log line once per endpoint and window, saying how many it stands for. The socket
+    /// connects again by itself (``HandshakeWatch``), so the line says so.
+    @discardableResult
+    public func turnedDown(_ endpoint: String) -> Int? {
+        let time = now()
+        let (count, sink) = state.withLock { state -> (Int?, Sink?) in
+            var seen = state.turnedDown[endpoint] ?? Seen(reported: time - window * 2)
+            seen.since += 1
+            defer { state.turnedDown[endpoint] = seen }
+            guard time - seen.reported >= window else { return (nil, state.sink) }
+            let count = seen.since
+            seen = Seen(reported: time)
+            return (count, state.sink)
+        }
+        guard let count, let sink else { return count }
+        sink.logger.error(
+            "the server turned down this process's CURVE handshake: is this key on its curve.allow, and curve.server_key its key? Retrying",
+            metadata: ["endpoint": "\(WireText.escape(endpoint, limit: 200))", "count": "\(count)"]
         )
         return count
     }

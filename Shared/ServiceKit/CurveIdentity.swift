@@ -42,15 +42,25 @@ public struct CurveIdentity: Sendable {
         return CurveIdentity(keys: keys, defaultServerKey: defaultServerKey, serverKeys: serverKeys, allow: allow)
     }
 
-    /// The context settings: clients use ``keys`` and the server keys; bound sockets admit the allow-list's keys
-    /// and tell `refused` of every client they turn away.
-    public func settings(refused: (@Sendable (ZAPRequest) -> Void)? = nil) -> CurveSettings {
+    /// The context settings: clients use ``keys`` and the server keys, and tell `handshakeFailed` of each
+    /// handshake a server turned down; bound sockets admit the allow-list's keys and tell `refused` of every
+    /// client they turn away.
+    public func settings(
+        refused: (@Sendable (ZAPRequest) -> Void)? = nil,
+        handshakeFailed: (@Sendable (String) -> Void)? = nil
+    ) -> CurveSettings {
         let allow = allow
-        return CurveSettings(keys: keys, defaultServerKey: defaultServerKey, serverKeys: serverKeys) { request in
-            if allow.contains(request.publicKey) { return true }
-            refused?(request)
-            return false
-        }
+        return CurveSettings(
+            keys: keys,
+            defaultServerKey: defaultServerKey,
+            serverKeys: serverKeys,
+            handshakeFailed: handshakeFailed,
+            authorize: { request in
+                if allow.contains(request.publicKey) { return true }
+                refused?(request)
+                return false
+            }
+        )
     }
 
     /// The endpoints each binding service binds, by the service's name in `curve.server_keys`.

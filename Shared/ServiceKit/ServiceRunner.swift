@@ -125,7 +125,7 @@ public enum ServiceRunner {
         }
         defer { close(pidFile) }
         let refusals = AuthRefusals()
-        let context = Context(curve: identity?.settings(refused: { refusals.record($0) }))
+        let context = Context(curve: identity?.settings(refused: { refusals.record($0) }, handshakeFailed: { refusals.turnedDown($0) }))
         let publisher = try await StatusPublisher(
             context: context,
             endpoint: configuration.endpoints.statusIn,

@@ -19,19 +19,25 @@ public struct CurveSettings: Sendable {
     public var serverKeys: [String: String]
     /// Whether a client, by its public key (Z85) and address, may connect to a server socket of this context.
     public var authorize: (@Sendable (_ request: ZAPRequest) -> Bool)?
+    /// Told of each failed handshake of a connecting socket, with the endpoint (the server refused this party's
+    /// key, or the exchange failed); the socket connects again after a delay.
+    public var handshakeFailed: (@Sendable (_ endpoint: String) -> Void)?
 
     /// Creates the settings.
     /// - Parameters:
     ///   - keys: This party's key pair.
     ///   - defaultServerKey: The servers' public key; by default this party's own (one pair for a whole stack).
     ///   - serverKeys: Server keys by endpoint.
+    ///   - handshakeFailed: Told of each failed handshake of a connecting socket.
     ///   - authorize: The check of client keys; `nil` accepts any client.
     public init(
         keys: CurveKeyPair,
         defaultServerKey: String? = nil,
         serverKeys: [String: String] = [:],
+        handshakeFailed: (@Sendable (_ endpoint: String) -> Void)? = nil,
         authorize: (@Sendable (_ request: ZAPRequest) -> Bool)? = nil
     ) {
+        self.handshakeFailed = handshakeFailed
         self.keys = keys
         self.defaultServerKey = defaultServerKey ?? keys.publicKey
         self.serverKeys = serverKeys

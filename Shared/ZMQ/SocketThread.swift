@@ -20,7 +20,9 @@ extension SocketCore {
         started.resume(returning: endpoints)
 
         var failure: ZMQError?
+        var watch = HandshakeWatch(socket: socket, context: context, connects: configuration.connect)
         var items = [socket.pollItem([]), PollItem.fileDescriptor(wakeRead, events: .readable)]
+        if let item = watch?.pollItem() { items.append(item) }
         while true {
             let (wantIn, wantOut, closing) = state.withLock { ($0.receivers.count > 0, !$0.sends.isEmpty, $0.closing) }
             if closing { break }
@@ -29,7 +31,11 @@ extension SocketCore {
             if wantOut { events.insert(.writable) }
             items[0] = socket.pollItem(events)
             do {
-                try poll(&items, timeout: nil)
+                try poll(&items, timeout: watch?.timeout(now: .now))
+                if items.count > 2 {
+                    if items[2].ready.contains(.readable) { watch?.readEvents(now: .now) }
+                    watch?.reconnectDue(socket, now: .now)
+                }
                 if items[1].ready.contains(.readable) { drainWakePipe() }
                 if items[0].ready.contains(.writable) { try flushSends(socket) }
                 if items[0].ready.contains(.readable) { try deliver(socket) }

@@ -6,7 +6,7 @@ import Testing
 /// one pair, a processor and the command line have pairs of their own on the allow-list, and a processor whose
 /// key is not on it is refused (and `auth.refused` says so) while everything else flows.
 struct CurveDeploymentTests {
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(3)))
     func onlyAllowedKeysGetWorkOrAnswers() async throws {
         let ports = try StatusTests.freePortRange(9)
         let root = "/tmp/bt-keys-\(UUID().uuidString.prefix(8))"
@@ -82,6 +82,15 @@ struct CurveDeploymentTests {
             #expect(paused.status != 0, "a stranger paused the job: \(paused.output)")
             let jobs = try await stack.baton(["jobs"])
             #expect(!jobs.output.contains("paused"), "\(jobs.output)")
+
+            // Rotation without restarts: the stranger's key put on the allow-list (a file in the folder) is let in
+            // when the stranger tries again, which it does by itself.
+            try FileManager.default.copyItem(atPath: "\(root)/stranger.pub", toPath: "\(root)/clients/stranger.pub")
+            let admitted = try await stack.waitUntil(timeout: .seconds(60)) {
+                (try? stack.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results WHERE processor = 'stranger'") ?? 0 }) ?? 0
+                    > 0
+            }
+            #expect(admitted, "the stranger, now allowed, stored nothing: \(stack.stderr("stranger"))")
         }
     }
 }

@@ -60,10 +60,13 @@ struct CurveTests {
         let stranger = try CurveKeyPair.generate()
         let asked = Mutex<[ZAPRequest]>([])
         let server = Context(
-            curve: CurveSettings(keys: serverKeys) { request in
-                asked.withLock { $0.append(request) }
-                return request.publicKey == friend.publicKey
-            }
+            curve: CurveSettings(
+                keys: serverKeys,
+                authorize: { request in
+                    asked.withLock { $0.append(request) }
+                    return request.publicKey == friend.publicKey
+                }
+            )
         )
         let pull = try await AsyncSocket(context: server, configuration: .init(type: .pull, bind: ["tcp://127.0.0.1:*"]))
         let endpoint = try #require(pull.boundEndpoints.first)
@@ -85,7 +88,7 @@ struct CurveTests {
     @Test(.timeLimit(.minutes(1)))
     func ipcAndInprocStayPlain() async throws {
         let keys = try CurveKeyPair.generate()
-        let context = Context(curve: CurveSettings(keys: keys) { _ in false })
+        let context = Context(curve: CurveSettings(keys: keys, authorize: { _ in false }))
         let plain = Context()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("curve-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -95,6 +98,39 @@ struct CurveTests {
         let push = try await AsyncSocket(context: plain, configuration: .init(type: .push, connect: [endpoint]))
         try await push.send([Data("over ipc".utf8)])
         #expect(try await pull.receive(timeout: .seconds(20)) == [Data("over ipc".utf8)])
+        for socket in [push, pull] { await socket.close() }
+    }
+
+    /// libzmq gives up on an endpoint whose handshake was refused; the socket connects again by itself, so a key
+    /// allowed a little later gets through without a restart, and each refusal is told to the context's hook.
+    @Test(.timeLimit(.minutes(1)))
+    func aRefusedClientConnectsAgainAndGetsThroughOnceAllowed() async throws {
+        let serverKeys = try CurveKeyPair.generate()
+        let client = try CurveKeyPair.generate()
+        let allowed = Mutex(false)
+        let server = Context(curve: CurveSettings(keys: serverKeys, authorize: { _ in allowed.withLock { $0 } }))
+        let pull = try await AsyncSocket(context: server, configuration: .init(type: .pull, bind: ["tcp://127.0.0.1:*"]))
+        let endpoint = try #require(pull.boundEndpoints.first)
+        let failures = Mutex<[String]>([])
+        let clients = Context(
+            curve: CurveSettings(
+                keys: client,
+                defaultServerKey: serverKeys.publicKey,
+                handshakeFailed: { endpoint in failures.withLock { $0.append(endpoint) } }
+            )
+        )
+        let push = try await AsyncSocket(context: clients, configuration: .init(type: .push, connect: [endpoint]))
+        push.post([Data("held until allowed".utf8)])
+        #expect(try await pull.receive(timeout: .milliseconds(500)) == nil)
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(20))
+        while failures.withLock({ $0.isEmpty }) && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(failures.withLock { $0 }.first == endpoint)
+        allowed.withLock { $0 = true }
+        // What was queued for the refused connection went with it (libzmq drops a failed session's pipe).
+        push.post([Data("after".utf8)])
+        let received = try await pull.receive(timeout: .seconds(20))
+        #expect(received == [Data("after".utf8)] || received == [Data("held until allowed".utf8)])
         for socket in [push, pull] { await socket.close() }
     }
 }

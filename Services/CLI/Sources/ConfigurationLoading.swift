@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Config
 import ServiceKit
+import Synchronization
 import ZMQ
 
 extension ServiceOptions {
@@ -15,7 +16,18 @@ extension ServiceOptions {
     /// sockets use the configuration's key pair and server keys. A key problem exits with status 2.
     func clientContext(_ configuration: Configuration, command: String) throws -> Context {
         do {
-            return Context(curve: try CurveIdentity.load(configuration)?.settings())
+            // A refused handshake would otherwise look like a service that does not answer: say it once.
+            let told = Mutex(Set<String>())
+            let identity = try CurveIdentity.load(configuration)
+            return Context(
+                curve: identity?.settings(handshakeFailed: { endpoint in
+                    guard told.withLock({ $0.insert(endpoint).inserted }) else { return }
+                    Console.error(
+                        "baton \(command): \(endpoint) turned down this key (\(configuration.curveKeyPath)): is it on that service's curve.allow, "
+                            + "and curve.server_key that service's key?"
+                    )
+                })
+            )
         } catch {
             var error = error
             if error.source.isEmpty { error.source = configPath(environment: ProcessInfo.processInfo.environment) ?? "configuration" }
