@@ -93,6 +93,15 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // The PostgreSQL client library, for the result store's PostgreSQL backend (store.url). libpq rather
+        // than postgres-nio: no swift-crypto or nio-ssl to build (minutes of every clean build), and the store's
+        // work is already synchronous, one transaction per task, on a thread of its own.
+        .systemLibrary(
+            name: "CLibPQ",
+            path: "Shared/CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .executableTarget(name: "BatonExec", path: "Shared/Exec"),
         // The "race tasks, take the first result" helper: below ZMQ, which needs it for a receive with a timeout.
         .target(name: "Racing", path: "Shared/Racing", swiftSettings: swiftSettings),
@@ -125,8 +134,14 @@ let package = Package(
             path: "Shared/Commands",
             swiftSettings: swiftSettings
         ),
-        // The one SQLite opening every store uses; each store lives in the module of the service that owns it.
-        .target(name: "Persistence", dependencies: ["Messaging", grdb], path: "Shared/Persistence", swiftSettings: swiftSettings),
+        // The one SQLite opening every store uses, and the PostgreSQL connection (libpq on a thread of its own);
+        // each store lives in the module of the service that owns it.
+        .target(
+            name: "Persistence",
+            dependencies: ["Messaging", "CLibPQ", grdb],
+            path: "Shared/Persistence",
+            swiftSettings: swiftSettings
+        ),
     ]
         + service("SchedulerService", folder: "Scheduler", dependencies: serviceBase + ["Persistence", grdb])
         + service(
@@ -165,7 +180,12 @@ let package = Package(
                 swiftSettings: swiftSettings
             ),
             // Fixtures and scratch directories for the unit tests of the modules that keep stores.
-            .target(name: "TestSupport", dependencies: ["Messaging"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+            .target(
+                name: "TestSupport",
+                dependencies: ["Messaging", subprocess, system],
+                path: "Tests/TestSupport",
+                swiftSettings: swiftSettings
+            ),
             .testTarget(name: "ZMQTests", dependencies: ["ZMQ", "TestSupport"], swiftSettings: swiftSettings),
             .testTarget(name: "RacingTests", dependencies: ["Racing"], swiftSettings: swiftSettings),
             .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),

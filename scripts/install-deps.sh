@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Baton needs, only if they are missing.
-#   scripts/install-deps.sh          build and run: libzmq3-dev, libssl-dev, libsqlite3-dev, pkg-config
+#   scripts/install-deps.sh          build and run: libzmq3-dev, libssl-dev, libsqlite3-dev, libpq-dev, pkg-config
 #   scripts/install-deps.sh --test   also what the tests use: python3, python3-zmq (scripts/bus_churn.py, the
 #                                    doc's examples), python3-jsonschema (scripts/protocol_check.py),
-#                                    docker-compose (validation only)
+#                                    docker-compose (validation only), postgresql (the tests' own servers:
+#                                    initdb and pg_ctl from /usr/lib/postgresql/<version>/bin)
 #   scripts/install-deps.sh --static also libcurl4-openssl-dev: a --static-swift-stdlib build links Foundation's
 #                                    networking statically, which needs libcurl (make bench, the Docker image)
 set -euo pipefail
 
-packages=(libzmq3-dev libssl-dev libsqlite3-dev pkg-config)
+packages=(libzmq3-dev libssl-dev libsqlite3-dev libpq-dev pkg-config)
 case "${1:-}" in
-  --test) packages+=(python3 python3-zmq python3-jsonschema docker-compose) ;;
+  --test) packages+=(python3 python3-zmq python3-jsonschema docker-compose postgresql) ;;
   --static) packages+=(libcurl4-openssl-dev) ;;
 esac
 # The hosts tests and benchmark (TestHosts) make network namespaces with iproute2's ip.

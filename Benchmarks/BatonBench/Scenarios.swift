@@ -360,14 +360,19 @@ final class Counter: @unchecked Sendable {
     }
 }
 
-/// Counts stored results, opening the store once it exists.
+/// Counts stored results, opening the store once it exists (a SQLite file, or a PostgreSQL database at `url`).
 actor StoreCounter {
     let path: String
+    let url: String
     private var store: ResultStore?
 
-    init(path: String) { self.path = path }
+    init(path: String, url: String = "") {
+        self.path = path
+        self.url = url
+    }
 
     func count() async -> Int {
+        if store == nil, !url.isEmpty { store = ResultStore(url: url, name: "baton-bench") }
         if store == nil, FileManager.default.fileExists(atPath: path) { store = try? await ResultStore(path: path) }
         return (try? await store?.resultCount()) ?? 0
     }

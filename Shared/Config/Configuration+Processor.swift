@@ -1,10 +1,36 @@
+import Foundation
+
 extension Configuration {
     /// The result store.
     public struct Store: Sendable, Equatable {
-        /// SQLite database file; empty means `<data_dir>/results.sqlite`.
+        /// SQLite database file; empty means `<data_dir>/results.sqlite`. Not used when ``url`` is set.
         public var path = ""
+        /// A PostgreSQL database, `postgresql://USER[:PASS]@HOST[:PORT]/DB` (or `postgres://`, or libpq's
+        /// `?host=/socket/dir` form); empty means the SQLite file ``path``.
+        public var url = ""
         /// Creates the default store settings.
         public init() {}
+
+        /// The problem with a `store.url`, if any: the scheme, a host (or a `host=` socket directory) and a database.
+        public static func urlProblem(_ url: String) -> String? {
+            guard !url.isEmpty else { return nil }
+            guard let components = URLComponents(string: url), let scheme = components.scheme,
+                ["postgresql", "postgres"].contains(scheme)
+            else { return "must be a PostgreSQL URL, postgresql://USER[:PASS]@HOST[:PORT]/DB (got \"\(redacted(url))\")" }
+            let socket = components.queryItems?.first { $0.name == "host" }?.value ?? ""
+            if (components.host ?? "").isEmpty && socket.isEmpty {
+                return "names no host: postgresql://USER@HOST[:PORT]/DB, or ?host=/socket/dir (got \"\(redacted(url))\")"
+            }
+            if components.path.count <= 1 { return "names no database: postgresql://USER@HOST/DB (got \"\(redacted(url))\")" }
+            return nil
+        }
+
+        /// The URL with its password replaced by `***`, for messages and logs.
+        public static func redacted(_ url: String) -> String {
+            guard var components = URLComponents(string: url), components.password != nil else { return url }
+            components.password = "***"
+            return components.string ?? url
+        }
     }
 
     /// Processor settings, shared by every processor instance.
@@ -43,7 +69,10 @@ extension Configuration {
 }
 
 extension Configuration.Store: ConfigurationSection, Decodable {
-    static let settings: [Setting<Self>] = [.text("path", \.path, env: "BATON_STORE_PATH")]
+    static let settings: [Setting<Self>] = [
+        .text("path", \.path, env: "BATON_STORE_PATH"),
+        .text("url", \.url, env: "BATON_STORE_URL", check: Self.urlProblem),
+    ]
 
     public init(from decoder: any Decoder) throws {
         try self.init(reading: decoder)

@@ -153,6 +153,11 @@ public enum EventType {
     public static let diskFull = "disk.full"
     /// The service can write its state again.
     public static let diskOK = "disk.ok"
+    /// A processor cannot reach its PostgreSQL store: it holds its task (renewing the lease) and takes no more
+    /// until the store is back.
+    public static let storeDown = "store.down"
+    /// The processor reaches its store again.
+    public static let storeUp = "store.up"
     /// A bound socket turned a client away: its CURVE key is not in the allow-list.
     public static let authRefused = "auth.refused"
     /// Log records: `log.<level>`.

@@ -10,7 +10,7 @@ struct SettingTableTests {
         ("", "data_dir, endpoints, store, processor, algorithm, log, retention, curve, metrics, jobs, limits"),
         ("curve", "enabled, key, server_key, server_keys, allow"),
         ("endpoints", "runs, control, results, acks, status_in, status_out, query, reports, algorithm_control"),
-        ("store", "path"),
+        ("store", "path, url"),
         ("processor", "count, command, input, workdir, env, timeout, lease, retries, backoff, backoff_max"),
         ("algorithm", "concurrency, backfill_concurrency, drain"),
         ("log", "level, max_size, keep, heartbeat"),
@@ -47,8 +47,9 @@ struct SettingTableTests {
     /// Every override sets the key it names: the value read back from the file's key and from the variable agree.
     @Test func eachOverrideSetsTheKeyItNames() throws {
         let values: [String: String] = [
-            "data_dir": "/srv/baton", "store.path": "/srv/r.sqlite", "processor.count": "7", "algorithm.concurrency": "3",
-            "log.level": "debug", "metrics.host": "10.0.0.1", "curve.enabled": "false", "curve.allow": "/etc/baton/clients",
+            "data_dir": "/srv/baton", "store.path": "/srv/r.sqlite", "store.url": "postgresql://baton@db.example/results",
+            "processor.count": "7", "algorithm.concurrency": "3", "log.level": "debug", "metrics.host": "10.0.0.1",
+            "curve.enabled": "false", "curve.allow": "/etc/baton/clients",
         ]
         for override in Configuration.overrides where !override.key.contains("<") {
             let value = values[override.key] ?? "ipc:///tmp/\(override.variable.lowercased())"

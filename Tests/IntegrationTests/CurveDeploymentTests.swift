@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import GRDB
 import Testing
 
@@ -91,6 +92,40 @@ struct CurveDeploymentTests {
                     > 0
             }
             #expect(admitted, "the stranger, now allowed, stored nothing: \(stack.stderr("stranger"))")
+        }
+    }
+
+    /// With CURVE off, a service warns about each endpoint anyone on the network could use; a key file that cannot
+    /// be used is a configuration error naming `curve.key` (exit status 2), and nothing is made up in its place.
+    @Test(.timeLimit(.minutes(2)))
+    func plainEndpointsOffLoopbackAreWarnedAboutAndBadKeysStopTheStart() async throws {
+        let ports = try StatusTests.freePortRange(9)
+        try await TestStack.with("plain", yaml: "", tcpPorts: ports) { stack in
+            let exposed = "tcp://0.0.0.0:\(ports + 5)"
+            let logger = try stack.start(
+                "logger",
+                "baton-logger",
+                environment: ["BATON_CURVE_ENABLED": "false", "BATON_ENDPOINT_STATUS_IN": exposed]
+            )
+            let warned = try await stack.waitUntil(timeout: .seconds(30)) {
+                stack.stderr("logger").contains("CURVE is off and this endpoint is not on loopback")
+                    && stack.stderr("logger").contains(exposed)
+            }
+            #expect(warned, "\(stack.stderr("logger"))")
+            #expect(!stack.stderr("logger").contains("tcp://127.0.0.1:\(ports + 6)"), "a loopback endpoint was warned about")
+            kill(logger.processIdentifier, SIGTERM)
+            _ = try await TestStack.exited(logger, within: .seconds(20))
+
+            let missing = stack.directory + "/nowhere.key"
+            let refused = try stack.start(
+                "scheduler",
+                "baton-scheduler",
+                environment: ["BATON_CURVE_KEY": missing, "BATON_CURVE_ALLOW": stack.directory]
+            )
+            let status = try await ConfigurationStartupTests.exitStatus(refused)
+            #expect(status == 2, "\(stack.stderr("scheduler"))")
+            #expect(stack.stderr("scheduler").contains("curve.key: \(missing)"), "\(stack.stderr("scheduler"))")
+            #expect(!FileManager.default.fileExists(atPath: missing))
         }
     }
 }

@@ -59,6 +59,13 @@ enum Scripts {
         }
         for await _ in exited {}
         stopper?.cancel()
+        // The stream also ends when this task is cancelled (a test past its time limit): the process may still
+        // run, and Foundation traps on the status of a running process, taking the whole test run down.
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()  // after SIGKILL: milliseconds
+            throw CancellationError()
+        }
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         return Outcome(status: process.terminationStatus, output: text)
     }

@@ -10,8 +10,8 @@ struct ConflictTests {
     let scratch = Scratch()
     static let run = "j@1970-01-01T00:01:00.000Z"
 
-    @Test func sameKeyAndSameChecksumIsADuplicateStoredOnce() async throws {
-        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+    @Test(arguments: StoreBackend.allCases) func sameKeyAndSameChecksumIsADuplicateStoredOnce(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
         let payload = Data("{\"a\":1}\n".utf8)
         let header = Fixtures.header(payload, run: Self.run)
         #expect(try await store.store(header, payload: payload, processor: "p1") == .stored(records: 1))
@@ -21,8 +21,8 @@ struct ConflictTests {
     }
 
     /// The first result stays; the second, with another checksum, is refused and kept aside whole.
-    @Test func sameKeyAndAnotherChecksumIsAConflictKeptAside() async throws {
-        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+    @Test(arguments: StoreBackend.allCases) func sameKeyAndAnotherChecksumIsAConflictKeptAside(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
         let forged = Data("{\"forged\":true}\n".utf8)
         let real = Data("{\"real\":true}\n".utf8)
         let first = Fixtures.header(forged, run: Self.run)
@@ -44,8 +44,8 @@ struct ConflictTests {
     }
 
     /// The path of a processor command: `admit` before the command, `recordProcessed` after it.
-    @Test func aCommandProcessedPartConflictsTheSameWay() async throws {
-        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+    @Test(arguments: StoreBackend.allCases) func aCommandProcessedPartConflictsTheSameWay(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
         let a = Data("a".utf8)
         let b = Data("b".utf8)
         let headerA = Fixtures.header(a, run: Self.run)
@@ -60,8 +60,8 @@ struct ConflictTests {
     }
 
     /// `baton replay --overwrite` replaces a stored part, whatever its checksum.
-    @Test func overwriteReplacesAConflictingPart() async throws {
-        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+    @Test(arguments: StoreBackend.allCases) func overwriteReplacesAConflictingPart(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
         let forged = Data("{\"forged\":true}\n".utf8)
         let real = Data("{\"real\":true}\n".utf8)
         _ = try await store.store(Fixtures.header(forged, run: Self.run), payload: forged, processor: "p")

@@ -5,6 +5,7 @@ import ProcessorService
 import Config
 import ServiceKit
 import Testing
+import TestSupport
 import ZMQ
 
 /// `ResultProcessor` with `ResultHandler` over `inproc://` sockets, without processes: the test is the algorithm,
@@ -36,6 +37,7 @@ struct ResultProcessorTests {
     static func with(
         maxAckBytes: Int64 = .max,
         configure: (inout Configuration, String) throws -> Void = { _, _ in },
+        store makeStore: ((String) async throws -> ResultStore)? = nil,
         _ body: (Harness) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("processor-\(UUID().uuidString)").path
@@ -58,7 +60,8 @@ struct ResultProcessorTests {
             source: "processor",
             instance: instance
         )
-        let store = try await ResultStore(path: (directory as NSString).appendingPathComponent("results.sqlite"))
+        let sqlite = (directory as NSString).appendingPathComponent("results.sqlite")
+        let store = if let makeStore { try await makeStore(directory) } else { try await ResultStore(path: sqlite) }
         let processor = ResultProcessor(
             handler: ResultHandler(configuration: configuration, store: store, instance: instance),
             results: pull.channel.inbound,
@@ -89,6 +92,51 @@ struct ResultProcessorTests {
         let data = Data(payload.utf8)
         let header = ResultHeader(runID: run, job: "j", logicalTime: logicalTime, size: data.count, sha256: SHA256.hex(of: data))
         return ResultMessage(header: header, payload: data).frames
+    }
+
+    /// A PostgreSQL store that cannot be reached holds the result: its lease is renewed all along, nothing is
+    /// reported failed, and it is acknowledged as stored once the server is back.
+    @Test(.timeLimit(.minutes(2)))
+    func aStoreOutageHoldsTheResultUntilTheStoreIsBack() async throws {
+        let server = try await PostgresServer.start()
+        defer { server.remove() }
+        let url = try await server.createDatabase()
+        let events = HealthLog()
+        let store = ResultStore(url: url, waitThroughOutages: true) { events.append($0) }
+        #expect(try await store.resultCount() == 0)
+        try await Self.with(store: { _ in store }) { harness in
+            try await server.stop(immediate: true)
+            let data = Data("{\"a\":1}\n".utf8)
+            let header = ResultHeader(
+                runID: Self.run,
+                job: "j",
+                logicalTime: Self.logicalTime,
+                size: data.count,
+                sha256: SHA256.hex(of: data),
+                leaseMs: 300
+            )
+            try await harness.send(ResultMessage(header: header, payload: data).frames)
+            #expect(try await Wait.until(timeout: .seconds(30)) { events.all.contains { if case .down = $0 { true } else { false } } })
+            // Still held: renewals keep coming after the store was found down.
+            #expect(try await harness.next(LeaseRenewal.self).runID == Self.run)
+            #expect(try await harness.next(LeaseRenewal.self).runID == Self.run)
+            try await server.start()
+            var renewals = 0
+            while true {
+                let frames = try #require(try await harness.acks.receive(timeout: .seconds(60)), "no answer from the processor")
+                let kind = try Wire.kind(of: frames)
+                if kind == LeaseRenewal.kind {
+                    renewals += 1
+                    continue
+                }
+                #expect(kind == Acknowledgement.kind)
+                let ack = try Wire.decode(Acknowledgement.self, from: frames).message
+                #expect(ack == Acknowledgement(runID: Self.run, part: 0, processor: Self.instance, duplicate: false))
+                break
+            }
+            #expect(events.all.last == .up)
+            #expect(try await store.records(runID: Self.run) == ["{\"a\":1}"])
+        }
     }
 
     /// A result is leased (renewal first), stored, then acknowledged as new.

@@ -7,15 +7,15 @@ import Testing
 struct ResultStoreTests {
     let scratch = Scratch()
 
-    @Test func jsonLinesAreStoredOneRowPerLineExactly() async throws {
-        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+    @Test(arguments: StoreBackend.allCases) func jsonLinesAreStoredOneRowPerLineExactly(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
         let payload = Data("{\"a\": 1}\n[1,2]\n\"text\"\n".utf8)
         #expect(try await store.store(Fixtures.header(payload), payload: payload, processor: "p") == .stored(records: 3))
         #expect(try await store.records(runID: "j@1") == ["{\"a\": 1}", "[1,2]", "\"text\""])
     }
 
-    @Test func storingTheSamePartTwiceKeepsOneCopy() async throws {
-        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+    @Test(arguments: StoreBackend.allCases) func storingTheSamePartTwiceKeepsOneCopy(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
         let payload = Data("{\"a\":1}\n".utf8)
         #expect(try await store.store(Fixtures.header(payload), payload: payload, processor: "p1") == .stored(records: 1))
         #expect(try await store.store(Fixtures.header(payload), payload: payload, processor: "p2") == .duplicate)
@@ -23,16 +23,16 @@ struct ResultStoreTests {
         #expect(try await store.records(runID: "j@1").count == 1)
     }
 
-    @Test func nonJsonPayloadIsABlob() async throws {
-        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+    @Test(arguments: StoreBackend.allCases) func nonJsonPayloadIsABlob(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
         let payload = Data([0xff, 0x00, 0x01])
         #expect(try await store.store(Fixtures.header(payload), payload: payload, processor: "p") == .stored(records: 0))
         #expect(try await store.contains(runID: "j@1", part: 0))
     }
 
     /// A pipeline's store stage records its name with each part; a job without stages records none.
-    @Test func eachPartRecordsTheStageThatStoredIt() async throws {
-        let store = try await ResultStore(path: scratch.path("r.sqlite"))
+    @Test(arguments: StoreBackend.allCases) func eachPartRecordsTheStageThatStoredIt(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
         let payload = Data("{\"a\":1}\n".utf8)
         var staged = Fixtures.header(payload, run: "j@2")
         staged.stageIndex = 2

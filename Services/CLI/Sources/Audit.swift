@@ -14,7 +14,7 @@ extension Baton {
             abstract: "Check that every slot is accounted for, every run ended once, and every result was stored once.",
             discussion: """
                 Asks the scheduler (endpoints.control) for its fires and the algorithm (endpoints.algorithm_control) \
-                for its run ledger and outbox, and reads the result store (store.path), so the scheduler and the \
+                for its run ledger and outbox, and reads the result store (store.url, or else store.path), so the scheduler and the \
                 algorithm must be running (it says so and exits 3 when one is not). It checks, for each job:
                   - every slot of its schedule from its first fire to the last slot the scheduler handled is either \
                 fired (one run id) or skipped with a recorded reason;
@@ -51,7 +51,9 @@ extension Baton {
             let algorithm = AlgorithmClient(context: context, endpoint: configuration.endpoints.algorithmControl, command: "audit")
             let storePath = configuration.storePath
             // The result store is the deployment's output (store.path), read as any consumer of it would.
-            let store = FileManager.default.fileExists(atPath: storePath) ? try await ResultStore(path: storePath) : nil
+            let store =
+                !configuration.store.url.isEmpty || FileManager.default.fileExists(atPath: storePath)
+                ? try await ResultStore.open(configuration, name: "baton audit") : nil
             // In the order the facts are made (the scheduler records a fire before the algorithm has it; the
             // algorithm ends a run with its parts in one transaction; a processor stores a part before it is
             // acknowledged), so that a deployment at work is never caught half-way through a change.

@@ -16,7 +16,7 @@ extension Baton {
                 Each raw result is fetched from baton-algorithm on its algorithm_control socket (so the algorithm must \
                 be running; the command says so and exits 3 when it is not), checked against its recorded sha256 there \
                 and again here (a corrupt file is reported and never stored), and processed here as a processor would \
-                into the deployment's result store (store.path, the product's output) or --store: the built-in store, or \
+                into the deployment's result store (store.url, or else store.path: the product's output) or --store: the built-in store, or \
                 processor.command. A result already stored is left as it is unless --overwrite is given; one stored with \
                 another sha256 is a conflict, reported as failed and kept aside, unless --overwrite is given. Replaying \
                 into the deployment's own store tells the algorithm each part was delivered (a dead letter becomes acked).
@@ -126,7 +126,9 @@ extension Baton {
                 entries += found
             }
             let intoLiveStore = store == nil
-            let resultStore = try await ResultStore(path: store ?? configuration.storePath)
+            // --store names another SQLite file; without it, the deployment's store (PostgreSQL when store.url is set).
+            let resultStore =
+                if let store { try await ResultStore(path: store) } else { try await ResultStore.open(configuration, name: "baton replay") }
             let handler = ResultHandler(configuration: configuration, store: resultStore, instance: "replay")
             var logger = Logger(label: "baton.replay")
             logger.logLevel = Logger.Level(rawValue: configuration.log.level) ?? .info

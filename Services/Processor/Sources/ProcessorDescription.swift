@@ -11,6 +11,8 @@ extension ServiceDescription {
         metricsPortSearch: 64,
         dataFolders: ["processor"],
         files: { configuration in
+            // A PostgreSQL store has no file here.
+            guard configuration.store.url.isEmpty else { return [] }
             let store = configuration.store.path
             // Joined as plain strings: checked before anything else touches the path (see `PathCheck.join`).
             return [

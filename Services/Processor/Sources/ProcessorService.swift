@@ -1,5 +1,8 @@
 import Logging
 import Config
+import Messaging
+import Metrics
+import MetricsHTTP
 public import ServiceKit
 import Commands
 public import ServiceLifecycle
@@ -48,7 +51,44 @@ public struct ProcessorService: Service {
                 metadata: ["pid": "\(leftover.pid)", "owner": "\(leftover.owner)", "command": "\(leftover.commandLine)"]
             )
         }
-        return [ProcessorService(environment: environment, store: try await ResultStore(path: configuration.storePath))]
+        let store = try await ResultStore.open(
+            configuration,
+            name: "baton-processor \(environment.instance)",
+            waitThroughOutages: true,
+            health: storeHealth(environment)
+        )
+        return [ProcessorService(environment: environment, store: store)]
+    }
+
+    /// A store that cannot be reached holds the task (its lease renewed) and the work after it: said once as
+    /// `store.down` and one log line, and once as `store.up` when it is back; every failed attempt is counted.
+    static func storeHealth(_ environment: ServiceEnvironment) -> @Sendable (ResultStore.Health) -> Void {
+        let publisher = environment.publisher
+        let logger = environment.logger
+        let errors = environment.metrics.counter("baton_store_errors_total")
+        let location = Configuration.Store.redacted(environment.configuration.store.url)
+        return { health in
+            switch health {
+            case .failed:
+                errors.increment()
+            case .down(let error):
+                logger.error("the result store cannot be reached; holding the task and retrying", metadata: ["error": "\(error)"])
+                publisher.publish(
+                    EventType.storeDown,
+                    level: "error",
+                    message: "the result store cannot be reached: \(error)",
+                    attributes: ["store": location, "error": error]
+                )
+            case .up:
+                logger.notice("the result store is reachable again")
+                publisher.publish(
+                    EventType.storeUp,
+                    level: "notice",
+                    message: "the result store is reachable again",
+                    attributes: ["store": location]
+                )
+            }
+        }
     }
 
     public func run() async throws {

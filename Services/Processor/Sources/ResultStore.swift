@@ -1,16 +1,16 @@
 public import Foundation
-import GRDB
 public import Messaging
-import Persistence
+public import Config
 
-/// The processors' SQLite store: one row per stored result part, and for JSON-lines results one row per line.
+/// The processors' store: one row per stored result part, and for JSON-lines results one row per line. Two
+/// backends keep it with the same tables, keys and rules: SQLite (a file, `store.path`, the default) and
+/// PostgreSQL (`store.url`); callers see only this type.
 ///
 /// Storing is idempotent by key `(run_id, part)`: each part is stored in one transaction, and a part already
 /// there with the same sha256 is reported as a duplicate and left as it is. A part whose key is there with
 /// another sha256 is a conflict, never a duplicate: it is refused, the stored part is left as it is, and the
 /// refused one is kept aside in the `conflicts` table (its header, bytes, both checksums, when and by which
-/// processor) for inspection. Any number of processes may share the file (WAL mode, with a busy timeout for
-/// concurrent writers).
+/// processor) for inspection. Any number of processes may share the store.
 public final class ResultStore: Sendable {
     /// What storing a part did.
     public enum Outcome: Sendable, Equatable {
@@ -22,75 +22,56 @@ public final class ResultStore: Sendable {
         case conflict(stored: String)
     }
 
-    /// The database file.
-    public let path: String
-    private let pool: DatabasePool
-
-    /// Opens (creating and migrating if needed) the store.
-    /// - Parameter path: The SQLite file.
-    public init(path: String) async throws {
-        pool = try await SQLiteFile.open(path: path, migrator: Self.migrator)
-        self.path = path
+    /// What the PostgreSQL backend says about reaching its server (SQLite never says anything).
+    public enum Health: Sendable, Equatable {
+        /// One attempt failed because the server cannot be reached (said for every attempt, to be counted).
+        case failed(String)
+        /// The server became unreachable: said once, with the first error, until ``up``.
+        case down(String)
+        /// The server is reachable again, after ``down(_:)``.
+        case up
     }
 
-    private static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE results (
-                        run_id TEXT NOT NULL,
-                        part INTEGER NOT NULL,
-                        job TEXT NOT NULL,
-                        logical_time TEXT NOT NULL,
-                        size INTEGER NOT NULL,
-                        sha256 TEXT NOT NULL,
-                        format TEXT NOT NULL CHECK (format IN ('jsonl', 'blob', 'command')),
-                        blob BLOB,
-                        processor TEXT NOT NULL,
-                        stored_at TEXT NOT NULL,
-                        PRIMARY KEY (run_id, part)
-                    );
-                    CREATE TABLE records (
-                        run_id TEXT NOT NULL,
-                        part INTEGER NOT NULL,
-                        line INTEGER NOT NULL,
-                        data TEXT NOT NULL,
-                        PRIMARY KEY (run_id, part, line),
-                        FOREIGN KEY (run_id, part) REFERENCES results (run_id, part) ON DELETE CASCADE
-                    );
-                    CREATE INDEX results_job_time ON results (job, logical_time);
-                    """
-            )
-        }
-        migrator.registerMigration("v2 conflicts") { db in
-            // Parts refused because their key was stored with another checksum: kept whole for inspection.
-            try db.execute(
-                sql: """
-                    CREATE TABLE conflicts (
-                        id INTEGER PRIMARY KEY AUTOINCREMENT,
-                        run_id TEXT NOT NULL,
-                        part INTEGER NOT NULL,
-                        job TEXT NOT NULL,
-                        logical_time TEXT NOT NULL,
-                        stored_sha256 TEXT NOT NULL,
-                        received_sha256 TEXT NOT NULL,
-                        size INTEGER NOT NULL,
-                        header TEXT NOT NULL,
-                        payload BLOB,
-                        processor TEXT NOT NULL,
-                        received_at TEXT NOT NULL,
-                        UNIQUE (run_id, part, received_sha256)
-                    );
-                    """
-            )
-        }
-        migrator.registerMigration("v3 stage") { db in
-            // The pipeline stage that stored a part (its name, as the run's pipeline recorded it); NULL for a
-            // job without stages, and for parts stored before pipelines.
-            try db.execute(sql: "ALTER TABLE results ADD COLUMN stage TEXT")
-        }
-        return migrator
+    /// One stored part, for `baton audit`.
+    public typealias StoredPart = (runID: String, part: Int, size: Int, sha256: String, stage: String?)
+
+    /// The SQLite file, or the PostgreSQL URL with any password hidden.
+    public let location: String
+    private let backend: any ResultStoreBackend
+
+    /// Opens (creating and migrating if needed) a SQLite store.
+    /// - Parameter path: The SQLite file.
+    public init(path: String) async throws {
+        backend = try await SQLiteResultStore(path: path)
+        location = path
+    }
+
+    /// A PostgreSQL store. Nothing is connected yet: the schema is created or migrated at the first use.
+    /// - Parameters:
+    ///   - url: `postgresql://USER[:PASS]@HOST[:PORT]/DB` (or `postgres://`, or libpq's `?host=/socket/dir`).
+    ///   - name: Shown by the server as the connection's application name.
+    ///   - waitThroughOutages: While the server cannot be reached, retry each call (0.5 s doubling to 30 s)
+    ///     until it can, or the task is cancelled; otherwise throw at once (the CLI).
+    ///   - health: Told when the server goes away and comes back.
+    public init(
+        url: String,
+        name: String = "baton",
+        waitThroughOutages: Bool = false,
+        health: @escaping @Sendable (Health) -> Void = { _ in }
+    ) {
+        backend = PostgresResultStore(url: url, name: name, waitThroughOutages: waitThroughOutages, health: health)
+        location = Configuration.Store.redacted(url)
+    }
+
+    /// The deployment's store: PostgreSQL when `store.url` is set, else the SQLite file `store.path`.
+    public static func open(
+        _ configuration: Configuration,
+        name: String = "baton",
+        waitThroughOutages: Bool = false,
+        health: @escaping @Sendable (Health) -> Void = { _ in }
+    ) async throws -> ResultStore {
+        if configuration.store.url.isEmpty { return try await ResultStore(path: configuration.storePath) }
+        return ResultStore(url: configuration.store.url, name: name, waitThroughOutages: waitThroughOutages, health: health)
     }
 
     /// Stores one result part with the built-in `store` processor: JSON lines become records, anything else a blob.
@@ -99,24 +80,7 @@ public final class ResultStore: Sendable {
     ///   - payload: The raw result bytes, already checked against the header.
     ///   - processor: The storing processor's instance name.
     public func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> Outcome {
-        let lines = Self.jsonLines(payload)
-        return try await pool.write { db in
-            if let known = try Self.check(db, header, payload: payload, processor: processor) { return known }
-            try Self.insertResult(
-                db,
-                header,
-                format: lines == nil ? "blob" : "jsonl",
-                blob: lines == nil ? payload : nil,
-                processor: processor
-            )
-            for (index, line) in (lines ?? []).enumerated() {
-                try db.execute(
-                    sql: "INSERT INTO records (run_id, part, line, data) VALUES (?, ?, ?, ?)",
-                    arguments: [header.runID, header.part, index, line]
-                )
-            }
-            return .stored(records: lines?.count ?? 0)
-        }
+        try await backend.store(header, payload: payload, processor: processor)
     }
 
     /// True when a part was already stored (or processed by a command).
@@ -126,56 +90,41 @@ public final class ResultStore: Sendable {
 
     /// The sha256 a part was stored (or processed by a command) with; nil when it is not stored.
     public func storedSHA256(runID: String, part: Int) async throws -> String? {
-        try await pool.read { db in
-            try String.fetchOne(db, sql: "SELECT sha256 FROM results WHERE run_id = ? AND part = ?", arguments: [runID, part])
-        }
+        try await backend.storedSHA256(runID: runID, part: part)
     }
 
     /// What a part already stored makes of this one: nil when its key is new; ``Outcome/duplicate`` when it
     /// is stored with the same sha256; ``Outcome/conflict(stored:)`` when with another (and kept aside), before
     /// an external processor command is given it.
     public func admit(_ header: ResultHeader, payload: Data, processor: String) async throws -> Outcome? {
-        try await pool.write { db in try Self.check(db, header, payload: payload, processor: processor) }
+        try await backend.admit(header, payload: payload, processor: processor)
     }
 
     /// Records that an external processor command handled a part, so that a redelivery is recognised.
     /// - Returns: ``Outcome/duplicate`` if it was already recorded with the same sha256, ``Outcome/conflict(stored:)``
     ///   if with another (another processor stored it meanwhile; the payload is then kept aside).
     public func recordProcessed(_ header: ResultHeader, payload: Data, processor: String) async throws -> Outcome {
-        try await pool.write { db in
-            if let known = try Self.check(db, header, payload: payload, processor: processor) { return known }
-            try Self.insertResult(db, header, format: "command", blob: nil, processor: processor)
-            return .stored(records: 0)
-        }
+        try await backend.recordProcessed(header, payload: payload, processor: processor)
     }
 
     /// Removes a stored part and its records (for `baton replay --overwrite`).
     public func delete(runID: String, part: Int) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM records WHERE run_id = ? AND part = ?", arguments: [runID, part])
-            try db.execute(sql: "DELETE FROM results WHERE run_id = ? AND part = ?", arguments: [runID, part])
-        }
+        try await backend.delete(runID: runID, part: part)
     }
 
     /// Every stored part's key, checksum and stage (nil for a job without stages), for `baton audit`.
-    public func storedParts() async throws -> [(runID: String, part: Int, size: Int, sha256: String, stage: String?)] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT run_id, part, size, sha256, stage FROM results").map {
-                (runID: $0["run_id"], part: $0["part"], size: $0["size"], sha256: $0["sha256"], stage: $0["stage"])
-            }
-        }
+    public func storedParts() async throws -> [StoredPart] {
+        try await backend.storedParts()
     }
 
     /// Number of stored parts.
     public func resultCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0 }
+        try await backend.resultCount()
     }
 
     /// The records of one part, in line order.
     public func records(runID: String, part: Int = 0) async throws -> [String] {
-        try await pool.read { db in
-            try String.fetchAll(db, sql: "SELECT data FROM records WHERE run_id = ? AND part = ? ORDER BY line", arguments: [runID, part])
-        }
+        try await backend.records(runID: runID, part: part)
     }
 
     /// A part refused as a conflict, kept aside.
@@ -190,63 +139,28 @@ public final class ResultStore: Sendable {
         public var processor: String
         /// When it was refused.
         public var receivedAt: Date
+
+        /// A conflict as the `conflicts` table keeps it (the header as JSON, the time as text).
+        init(headerText: String, storedSHA256: String, payload: Data, processor: String, receivedAt: String) throws {
+            header = try Timestamp.decoder().decode(ResultHeader.self, from: Data(headerText.utf8))
+            self.storedSHA256 = storedSHA256
+            self.payload = payload
+            self.processor = processor
+            self.receivedAt = Timestamp.parse(receivedAt) ?? Date(timeIntervalSince1970: 0)
+        }
     }
 
     /// The parts refused as conflicts, oldest first.
     public func conflicts() async throws -> [Conflict] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM conflicts ORDER BY id").map { row in
-                let header = try Timestamp.decoder().decode(ResultHeader.self, from: Data((row["header"] as String).utf8))
-                let received: String = row["received_at"]
-                return Conflict(
-                    header: header,
-                    storedSHA256: row["stored_sha256"],
-                    payload: row["payload"] ?? Data(),
-                    processor: row["processor"],
-                    receivedAt: Timestamp.parse(received) ?? Date(timeIntervalSince1970: 0)
-                )
-            }
-        }
+        try await backend.conflicts()
     }
 
-    /// nil when the key is new; otherwise a duplicate (same sha256) or a conflict, which is kept aside.
-    private static func check(_ db: Database, _ header: ResultHeader, payload: Data, processor: String) throws -> Outcome? {
-        guard
-            let stored = try String.fetchOne(
-                db,
-                sql: "SELECT sha256 FROM results WHERE run_id = ? AND part = ?",
-                arguments: [header.runID, header.part]
-            )
-        else { return nil }
-        if stored == header.sha256 { return .duplicate }
+    /// A refused part's header as the `conflicts` table keeps it: without its sending time, so that the same
+    /// part sent again is the same row.
+    static func keptHeader(_ header: ResultHeader) throws -> String {
         var kept = header
         kept.sentAtUs = nil
-        let headerText = String(decoding: try Timestamp.encoder().encode(kept), as: UTF8.self)
-        try db.execute(
-            sql: """
-                INSERT OR IGNORE INTO conflicts
-                    (run_id, part, job, logical_time, stored_sha256, received_sha256, size, header, payload, processor, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                header.runID, header.part, header.job, Timestamp.format(header.logicalTime), stored, header.sha256, header.size,
-                headerText, payload, processor, Timestamp.format(Date()),
-            ]
-        )
-        return .conflict(stored: stored)
-    }
-
-    private static func insertResult(_ db: Database, _ header: ResultHeader, format: String, blob: Data?, processor: String) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO results (run_id, part, job, logical_time, size, sha256, format, blob, processor, stored_at, stage)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                header.runID, header.part, header.job, Timestamp.format(header.logicalTime), header.size, header.sha256,
-                format, blob, processor, Timestamp.format(Date()), header.stage?.name,
-            ]
-        )
+        return String(decoding: try Timestamp.encoder().encode(kept), as: UTF8.self)
     }
 
     /// The lines of a payload when every non-empty line is a JSON value; `nil` otherwise (store as a blob).
@@ -263,4 +177,17 @@ public final class ResultStore: Sendable {
         }
         return lines
     }
+}
+
+/// What each backend of ``ResultStore`` does, with the same rules (see there).
+protocol ResultStoreBackend: Sendable {
+    func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome
+    func storedSHA256(runID: String, part: Int) async throws -> String?
+    func admit(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome?
+    func recordProcessed(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome
+    func delete(runID: String, part: Int) async throws
+    func storedParts() async throws -> [ResultStore.StoredPart]
+    func resultCount() async throws -> Int
+    func records(runID: String, part: Int) async throws -> [String]
+    func conflicts() async throws -> [ResultStore.Conflict]
 }

@@ -1,0 +1,190 @@
+import Foundation
+import GRDB
+import Messaging
+import Persistence
+
+/// The result store's SQLite backend: one file any number of processes share (WAL mode, with a busy timeout
+/// for concurrent writers). See ``ResultStore`` for what storing means.
+final class SQLiteResultStore: ResultStoreBackend {
+    private let pool: DatabasePool
+
+    init(path: String) async throws {
+        pool = try await SQLiteFile.open(path: path, migrator: Self.migrator)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE results (
+                        run_id TEXT NOT NULL,
+                        part INTEGER NOT NULL,
+                        job TEXT NOT NULL,
+                        logical_time TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        format TEXT NOT NULL CHECK (format IN ('jsonl', 'blob', 'command')),
+                        blob BLOB,
+                        processor TEXT NOT NULL,
+                        stored_at TEXT NOT NULL,
+                        PRIMARY KEY (run_id, part)
+                    );
+                    CREATE TABLE records (
+                        run_id TEXT NOT NULL,
+                        part INTEGER NOT NULL,
+                        line INTEGER NOT NULL,
+                        data TEXT NOT NULL,
+                        PRIMARY KEY (run_id, part, line),
+                        FOREIGN KEY (run_id, part) REFERENCES results (run_id, part) ON DELETE CASCADE
+                    );
+                    CREATE INDEX results_job_time ON results (job, logical_time);
+                    """
+            )
+        }
+        migrator.registerMigration("v2 conflicts") { db in
+            // Parts refused because their key was stored with another checksum: kept whole for inspection.
+            try db.execute(
+                sql: """
+                    CREATE TABLE conflicts (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        run_id TEXT NOT NULL,
+                        part INTEGER NOT NULL,
+                        job TEXT NOT NULL,
+                        logical_time TEXT NOT NULL,
+                        stored_sha256 TEXT NOT NULL,
+                        received_sha256 TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        header TEXT NOT NULL,
+                        payload BLOB,
+                        processor TEXT NOT NULL,
+                        received_at TEXT NOT NULL,
+                        UNIQUE (run_id, part, received_sha256)
+                    );
+                    """
+            )
+        }
+        migrator.registerMigration("v3 stage") { db in
+            // The pipeline stage that stored a part (its name, as the run's pipeline recorded it); NULL for a
+            // job without stages, and for parts stored before pipelines.
+            try db.execute(sql: "ALTER TABLE results ADD COLUMN stage TEXT")
+        }
+        return migrator
+    }
+
+    func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome {
+        let lines = ResultStore.jsonLines(payload)
+        return try await pool.write { db in
+            if let known = try Self.check(db, header, payload: payload, processor: processor) { return known }
+            try Self.insertResult(
+                db,
+                header,
+                format: lines == nil ? "blob" : "jsonl",
+                blob: lines == nil ? payload : nil,
+                processor: processor
+            )
+            for (index, line) in (lines ?? []).enumerated() {
+                try db.execute(
+                    sql: "INSERT INTO records (run_id, part, line, data) VALUES (?, ?, ?, ?)",
+                    arguments: [header.runID, header.part, index, line]
+                )
+            }
+            return .stored(records: lines?.count ?? 0)
+        }
+    }
+
+    func storedSHA256(runID: String, part: Int) async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT sha256 FROM results WHERE run_id = ? AND part = ?", arguments: [runID, part])
+        }
+    }
+
+    func admit(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome? {
+        try await pool.write { db in try Self.check(db, header, payload: payload, processor: processor) }
+    }
+
+    func recordProcessed(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome {
+        try await pool.write { db in
+            if let known = try Self.check(db, header, payload: payload, processor: processor) { return known }
+            try Self.insertResult(db, header, format: "command", blob: nil, processor: processor)
+            return .stored(records: 0)
+        }
+    }
+
+    func delete(runID: String, part: Int) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM records WHERE run_id = ? AND part = ?", arguments: [runID, part])
+            try db.execute(sql: "DELETE FROM results WHERE run_id = ? AND part = ?", arguments: [runID, part])
+        }
+    }
+
+    func storedParts() async throws -> [ResultStore.StoredPart] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT run_id, part, size, sha256, stage FROM results").map {
+                (runID: $0["run_id"], part: $0["part"], size: $0["size"], sha256: $0["sha256"], stage: $0["stage"])
+            }
+        }
+    }
+
+    func resultCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0 }
+    }
+
+    func records(runID: String, part: Int) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT data FROM records WHERE run_id = ? AND part = ? ORDER BY line", arguments: [runID, part])
+        }
+    }
+
+    func conflicts() async throws -> [ResultStore.Conflict] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM conflicts ORDER BY id").map { row in
+                try ResultStore.Conflict(
+                    headerText: row["header"],
+                    storedSHA256: row["stored_sha256"],
+                    payload: row["payload"] ?? Data(),
+                    processor: row["processor"],
+                    receivedAt: row["received_at"]
+                )
+            }
+        }
+    }
+
+    /// nil when the key is new; otherwise a duplicate (same sha256) or a conflict, which is kept aside.
+    private static func check(_ db: Database, _ header: ResultHeader, payload: Data, processor: String) throws -> ResultStore.Outcome? {
+        guard
+            let stored = try String.fetchOne(
+                db,
+                sql: "SELECT sha256 FROM results WHERE run_id = ? AND part = ?",
+                arguments: [header.runID, header.part]
+            )
+        else { return nil }
+        if stored == header.sha256 { return .duplicate }
+        let headerText = try ResultStore.keptHeader(header)
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO conflicts
+                    (run_id, part, job, logical_time, stored_sha256, received_sha256, size, header, payload, processor, received_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                header.runID, header.part, header.job, Timestamp.format(header.logicalTime), stored, header.sha256, header.size,
+                headerText, payload, processor, Timestamp.format(Date()),
+            ]
+        )
+        return .conflict(stored: stored)
+    }
+
+    private static func insertResult(_ db: Database, _ header: ResultHeader, format: String, blob: Data?, processor: String) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO results (run_id, part, job, logical_time, size, sha256, format, blob, processor, stored_at, stage)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                header.runID, header.part, header.job, Timestamp.format(header.logicalTime), header.size, header.sha256,
+                format, blob, processor, Timestamp.format(Date()), header.stage?.name,
+            ]
+        )
+    }
+}
