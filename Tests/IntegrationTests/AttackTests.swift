@@ -265,8 +265,9 @@ struct AttackTests {
     }
 
     static func mode(_ path: String) -> mode_t? {
-        var info = stat()
-        return stat(path, &info) == 0 ? info.st_mode & 0o777 : nil
+        // Through FileManager: `stat()` fails to build here under MemberImportVisibility (its members resolve to CDispatch).
+        guard let bits = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int else { return nil }
+        return mode_t(bits) & 0o777
     }
 
     /// The `public …` line of a `baton keygen` key file.

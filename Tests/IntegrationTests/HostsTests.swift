@@ -43,13 +43,16 @@ struct HostsTests {
                     command: [sh, -c, 'printf "{\\"run\\":\\"%s\\"}\\n" "$BATON_RUN_ID" > "$BATON_OUTPUT"']
 
                 """
+            // PostgreSQL on host A, listening on A's address: the store of every processor.
+            let postgres = try await PostgresServer.start(wrapper: hosts.command(on: "a", []), address: hosts.address("a"))
+            defer { postgres.remove() }
             try await TestStack.with("hosts", yaml: yaml, tcpPorts: 7601, tcpAddress: hosts.address("a")) { stack in
-                try await Self.run(stack, hosts)
+                try await Self.run(stack, hosts, postgres)
             }
         }
     }
 
-    static func run(_ stack: TestStack, _ hosts: TestHosts) async throws {
+    static func run(_ stack: TestStack, _ hosts: TestHosts, _ postgres: PostgresServer) async throws {
         func on(_ host: String) -> [String] { hosts.command(on: host, []) }
         // A key pair per host (and one for the rogue); A allows B's and C's public keys (its own always).
         let keys = stack.directory + "/keys"
@@ -65,8 +68,7 @@ struct HostsTests {
             var environment = [
                 "BATON_INSTANCE": instance,
                 "BATON_DATA_DIR": host == "a" ? stack.dataDirectory : "\(stack.directory)/host-\(host)",
-                // One store for all: every host is on this machine's file system.
-                "BATON_STORE_PATH": stack.storePath,
+                "BATON_STORE_URL": postgres.url(),
                 "BATON_CURVE_KEY": "\(keys)/\(key ?? host).key",
             ]
             if host == "a" {
@@ -104,10 +106,11 @@ struct HostsTests {
 
         // 1. Work spreads over B and C.
         let spread = try await stack.waitUntil(timeout: .seconds(60)) {
-            let counts = Self.perProcessor(stack)
+            let counts = await Self.perProcessor(postgres)
             return processors.allSatisfy { (counts[$0] ?? 0) >= 3 }
         }
-        #expect(spread, "stored per processor: \(Self.perProcessor(stack)); b1: \(stack.stderr("b1").suffix(400))")
+        let spreadCounts = await Self.perProcessor(postgres)
+        #expect(spread, "stored per processor: \(spreadCounts); b1: \(stack.stderr("b1").suffix(400))")
 
         // 4. `baton status` on host B sees every service of A, B and C.
         var report: StatusReport?
@@ -125,10 +128,10 @@ struct HostsTests {
         #expect(refused, "no auth.refused naming \(rogueKey) on the bus: \(stack.stderr("watch").suffix(400))")
 
         // 2. B's cable pulled for 10 s mid-run, then plugged in again.
-        let beforeCut = Self.perProcessor(stack)
+        let beforeCut = await Self.perProcessor(postgres)
         try await hosts.cut("b")
         try await Deliberately.wait(.seconds(10), because: "the issue's outage: B's link down for 10 s")
-        let duringCut = Self.perProcessor(stack)
+        let duringCut = await Self.perProcessor(postgres)
         try await hosts.restore("b")
         // C carried the work meanwhile, and B takes its share again once back.
         #expect(
@@ -136,10 +139,11 @@ struct HostsTests {
             "C stored nothing while B was cut: \(beforeCut) → \(duringCut)"
         )
         let backAgain = try await stack.waitUntil(timeout: .seconds(40)) {
-            let now = Self.perProcessor(stack)
+            let now = await Self.perProcessor(postgres)
             return (now["b1"] ?? 0) + (now["b2"] ?? 0) > (duringCut["b1"] ?? 0) + (duringCut["b2"] ?? 0)
         }
-        #expect(backAgain, "B stored nothing after its link came back: \(Self.perProcessor(stack)); b1: \(stack.stderr("b1").suffix(600))")
+        let afterCut = await Self.perProcessor(postgres)
+        #expect(backAgain, "B stored nothing after its link came back: \(afterCut); b1: \(stack.stderr("b1").suffix(600))")
 
         // No more runs; everything handed off is acknowledged.
         try await stack.terminate("scheduler")
@@ -150,7 +154,7 @@ struct HostsTests {
         #expect(drained, "outbox: \(stack.outboxCounts())")
 
         // Every slot of the grid from the first stored to the last is stored, once, with its own payload.
-        let rows = try Self.storedRows(stack)
+        let rows = try await Self.storedRows(postgres)
         let times = rows.compactMap { Timestamp.parse($0.logicalTime) }.sorted()
         let first = try #require(times.first)
         let last = try #require(times.last)
@@ -169,8 +173,8 @@ struct HostsTests {
         #expect(stack.process("rogue")?.isRunning == true, "the rogue exited: \(stack.stderr("rogue").suffix(400))")
         #expect(rows.allSatisfy { $0.processor != "rogue" })
         #expect(!stack.loggedEvents().contains { $0.instance == "rogue" && $0.type == EventType.taskStarted })
-        let conflicts = try stack.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM conflicts") ?? 0 }
-        #expect(conflicts == 0)
+        let conflicts = try await Self.query(postgres, "SELECT COUNT(*) FROM conflicts")
+        #expect(conflicts == [["0"]])
     }
 
     struct StoredRow {
@@ -180,29 +184,31 @@ struct HostsTests {
         var data: String
     }
 
-    static func storedRows(_ stack: TestStack) throws -> [StoredRow] {
-        try stack.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT r.run_id, r.logical_time, r.processor, group_concat(d.data, char(10)) AS data
-                    FROM results r LEFT JOIN records d ON d.run_id = r.run_id AND d.part = r.part
-                    WHERE r.job = ? GROUP BY r.run_id, r.part
-                    """,
-                arguments: [job]
-            ).map { StoredRow(runID: $0["run_id"], logicalTime: $0["logical_time"], processor: $0["processor"], data: $0["data"] ?? "") }
-        }
+    /// The PostgreSQL store's rows of the job, each with its records joined.
+    static func storedRows(_ postgres: PostgresServer) async throws -> [StoredRow] {
+        try await query(
+            postgres,
+            """
+            SELECT r.run_id, r.logical_time, r.processor, coalesce(string_agg(d.data, '|' ORDER BY d.line), '')
+            FROM results r LEFT JOIN records d ON d.run_id = r.run_id AND d.part = r.part
+            WHERE r.job = '\(job)' GROUP BY r.run_id, r.part, r.logical_time, r.processor
+            """
+        ).map { StoredRow(runID: $0[0], logicalTime: $0[1], processor: $0[2], data: $0[3]) }
     }
 
     /// Stored results per processor name (empty while there is no store).
-    static func perProcessor(_ stack: TestStack) -> [String: Int] {
-        (try? stack.read { db in
-            Dictionary(
-                uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT processor, COUNT(*) AS n FROM results GROUP BY processor").map {
-                    ($0["processor"] as String, $0["n"] as Int)
-                }
-            )
-        }) ?? [:]
+    static func perProcessor(_ postgres: PostgresServer) async -> [String: Int] {
+        let rows = (try? await query(postgres, "SELECT processor, COUNT(*) FROM results GROUP BY processor")) ?? []
+        return Dictionary(uniqueKeysWithValues: rows.compactMap { row in Int(row[1]).map { (row[0], $0) } })
+    }
+
+    /// A query to the store through `psql` (its unix socket), as rows of fields.
+    static func query(_ postgres: PostgresServer, _ sql: String) async throws -> [[String]] {
+        let psql = (PostgresServer.binDirectory ?? "/usr/lib/postgresql/15/bin") + "/psql"
+        let arguments = ["-q", "-h", postgres.directory, "-p", "\(postgres.port)", "-U", "postgres", "-d", "postgres", "-At", "-F", "\t"]
+        let result = try await Scripts.execute(psql, arguments + ["-v", "ON_ERROR_STOP=1", "-c", sql])
+        guard result.status == 0 else { throw TestHosts.Failure("psql: \(result.output)") }
+        return result.output.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
     }
 
     static func runsInFlight(_ stack: TestStack) -> Int {
