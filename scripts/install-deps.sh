@@ -17,6 +17,8 @@ case "${1:-}" in
   --static) packages+=(libcurl4-openssl-dev) ;;
   --compose) packages+=(docker.io docker-compose debootstrap binutils python3 iptables) ;;
 esac
+# The hosts tests and benchmark (TestHosts) make network namespaces with iproute2's ip.
+if [[ "${1:-}" == --test ]]; then packages+=(iproute2); fi
 
 missing=()
 for package in "${packages[@]}"; do

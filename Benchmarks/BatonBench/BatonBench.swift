@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TestSupport
 
 /// `baton-bench`: Baton's benchmark suite. Every figure is measured next to a raw libzmq or SQLite baseline
 /// in the same run, so ratios hold on a noisy machine. Targets are checked here, never in tests.
@@ -8,7 +9,7 @@ struct BatonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
         abstract:
-            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery and pipeline parallelism.",
+            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery, pipeline parallelism and throughput over hosts.",
         discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+600 on 127.0."
             + "0.1 and the folder --dir on the disk being measured."
     )
@@ -25,7 +26,7 @@ struct BatonBench: AsyncParsableCommand {
     @Flag(help: "Shorter runs (a smoke test of the suite; the figures are not the reference ones).")
     var quick = false
 
-    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline.")
+    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts.")
     var only: String?
 
     @Flag(help: "Keep the scenarios' folders (logs, databases) for a look afterwards.")
@@ -104,6 +105,27 @@ struct BatonBench: AsyncParsableCommand {
             report.pipeline.append(
                 try scenarios.pipelineParallelism(processors: processors, parts: parts, partSeconds: 0.5, port: port + 400 + 50 * index)
             )
+        }
+
+        // A stage of fixed cost (0.05 s per part) on 2, 4 and 8 processors spread over two hosts (network
+        // namespaces, root only), the hub on a third: how throughput scales with processors on other hosts.
+        if wanted("hosts") {
+            if let reason = TestHosts.unavailable {
+                print("throughput over hosts: skipped, \(reason)")
+            } else {
+                for (index, processors) in [2, 4, 8].enumerated() {
+                    let parts = (quick ? 25 : 100) * processors
+                    print("throughput over hosts: \(parts) parts of 0.05 s, \(processors) processors on two hosts")
+                    report.hosts.append(
+                        try await scenarios.hostsThroughput(
+                            processors: processors,
+                            parts: parts,
+                            partSeconds: 0.05,
+                            port: port + 600 + 20 * index
+                        )
+                    )
+                }
+            }
         }
 
         report.seconds = Date().timeIntervalSince(started)

@@ -13,7 +13,9 @@ final class BenchStack {
     /// The directory holding `baton-bench` and the service executables.
     static let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
 
-    init(root: String, name: String, basePort: Int, yaml body: String) throws {
+    /// - Parameters:
+    ///   - address: The address every endpoint binds and connects to: 127.0.0.1, or a test host's (``TestHosts``).
+    init(root: String, name: String, basePort: Int, address: String = "127.0.0.1", yaml body: String) throws {
         directory = "\(root)/\(name)"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -22,15 +24,15 @@ final class BenchStack {
         let yaml = """
             data_dir: \(directory)/data
             endpoints:
-              runs: tcp://127.0.0.1:\(basePort + 1)
-              control: tcp://127.0.0.1:\(basePort + 2)
-              results: tcp://127.0.0.1:\(basePort + 3)
-              acks: tcp://127.0.0.1:\(basePort + 4)
-              status_in: tcp://127.0.0.1:\(basePort + 5)
-              status_out: tcp://127.0.0.1:\(basePort + 6)
-              query: tcp://127.0.0.1:\(basePort + 7)
-              reports: tcp://127.0.0.1:\(basePort + 8)
-              algorithm_control: tcp://127.0.0.1:\(basePort + 9)
+              runs: tcp://\(address):\(basePort + 1)
+              control: tcp://\(address):\(basePort + 2)
+              results: tcp://\(address):\(basePort + 3)
+              acks: tcp://\(address):\(basePort + 4)
+              status_in: tcp://\(address):\(basePort + 5)
+              status_out: tcp://\(address):\(basePort + 6)
+              query: tcp://\(address):\(basePort + 7)
+              reports: tcp://\(address):\(basePort + 8)
+              algorithm_control: tcp://\(address):\(basePort + 9)
             metrics:
               logger: \(basePort + 10)
               scheduler: \(basePort + 11)
@@ -44,12 +46,20 @@ final class BenchStack {
     var dataDirectory: String { directory + "/data" }
     var eventLog: String { dataDirectory + "/logs/events.jsonl" }
 
+    /// Starts an executable of the build; with `wrapper` (e.g. `ip netns exec NS`), that command line runs it.
     @discardableResult
-    func start(_ name: String, _ executable: String, _ arguments: [String] = []) throws -> Process {
+    func start(
+        _ name: String,
+        _ executable: String,
+        _ arguments: [String] = [],
+        wrapper: [String] = [],
+        environment extra: [String: String] = [:]
+    ) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaries + "/" + executable)
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
+        let argv = wrapper + [Self.binaries + "/" + executable] + arguments
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        var environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
         environment["BATON_CONFIG"] = configPath
         environment["BATON_SUPERVISOR_PID"] = "\(getpid())"
         environment["BATON_INSTANCE"] = name

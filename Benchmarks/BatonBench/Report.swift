@@ -89,6 +89,7 @@ struct Report: Codable {
     var idle: [String: Scenarios.Idle] = [:]
     var recovery: Scenarios.Recovery?
     var pipeline: [Scenarios.PipelineParallelism] = []
+    var hosts: [Scenarios.HostsThroughput] = []
     var targets: [Target] = []
 
     mutating func evaluate() {
@@ -157,6 +158,7 @@ struct Report: Codable {
                 )
             )
         }
+        targets += hostsTargets()
     }
 
     func table() -> String {
@@ -261,6 +263,7 @@ struct Report: Codable {
             }
             lines.append("")
         }
+        lines += hostsTable()
         row("target", "wanted", "measured", "met")
         for target in targets { row(target.name, target.target, target.measured, target.met ? "yes" : "NO") }
         lines.append("")

@@ -48,7 +48,8 @@ final class TestStack: @unchecked Sendable {
     ///     processor `/metrics`; without it no service serves metrics (so parallel stacks never collide).
     ///   - tcpPorts: The first of nine consecutive ports for `tcp://127.0.0.1` endpoints (with CURVE, as by
     ///     default); without it the endpoints are `ipc://` files in the stack's directory.
-    init(_ name: String, yaml body: String, metricsPorts: Int? = nil, tcpPorts: Int? = nil) throws {
+    ///   - tcpAddress: The address of the `tcp://` endpoints instead of 127.0.0.1 (a test host's, ``TestHosts``).
+    init(_ name: String, yaml body: String, metricsPorts: Int? = nil, tcpPorts: Int? = nil, tcpAddress: String = "127.0.0.1") throws {
         // ipc paths must stay under ~100 bytes, so keep the directory short.
         let directory = "/tmp/bt-\(name.prefix(12))-\(UUID().uuidString.prefix(8))"
         self.directory = directory
@@ -57,7 +58,7 @@ final class TestStack: @unchecked Sendable {
         let names = ["runs", "control", "results", "acks", "status_in", "status_out", "query", "reports", "algorithm_control"]
         let endpoints = names.enumerated().map { index, key in
             let endpoint =
-                tcpPorts.map { "tcp://127.0.0.1:\($0 + index)" }
+                tcpPorts.map { "tcp://\(tcpAddress):\($0 + index)" }
                 ?? "ipc://\(directory)/\(key.replacingOccurrences(of: "_", with: "-"))"
             return "  \(key): \(endpoint)"
         }
@@ -78,12 +79,20 @@ final class TestStack: @unchecked Sendable {
     var dataDirectory: String { directory + "/data" }
     var storePath: String { dataDirectory + "/results.sqlite" }
 
-    /// Starts an executable from the build directory; its stdout and stderr go to `<name>.out`/`.err`.
+    /// Starts an executable from the build directory; its stdout and stderr go to `<name>.out`/`.err`. With
+    /// `wrapper` (e.g. `ip netns exec NS`), that command line runs the executable.
     @discardableResult
-    func start(_ name: String, _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:]) throws -> Process {
+    func start(
+        _ name: String,
+        _ executable: String,
+        _ arguments: [String] = [],
+        environment: [String: String] = [:],
+        wrapper: [String] = []
+    ) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaries + "/" + executable)
-        process.arguments = arguments
+        let argv = wrapper + [Self.binaries + "/" + executable] + arguments
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env["BATON_CONFIG"] = configPath
         env["BATON_SUPERVISOR_PID"] = "\(getpid())"
@@ -138,9 +147,10 @@ final class TestStack: @unchecked Sendable {
         yaml: String,
         metricsPorts: Int? = nil,
         tcpPorts: Int? = nil,
+        tcpAddress: String = "127.0.0.1",
         _ body: (TestStack) async throws -> T
     ) async throws -> T {
-        let stack = try TestStack(name, yaml: yaml, metricsPorts: metricsPorts, tcpPorts: tcpPorts)
+        let stack = try TestStack(name, yaml: yaml, metricsPorts: metricsPorts, tcpPorts: tcpPorts, tcpAddress: tcpAddress)
         do {
             let value = try await body(stack)
             await stack.tearDown()

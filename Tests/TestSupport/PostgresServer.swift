@@ -24,6 +24,10 @@ public final class PostgresServer: Sendable {
     /// The TCP port on 127.0.0.1.
     public let port: Int
     private let bin: String
+    /// The address it listens on: 127.0.0.1, or a test host's (``TestHosts``).
+    public let address: String
+    /// The command line its programs run behind (e.g. `ip netns exec NS`, to run it on a test host).
+    private let wrapper: [String]
 
     private static let prefix = "bt-pg-"
 
@@ -56,7 +60,10 @@ public final class PostgresServer: Sendable {
     private static let sharedDirectory = LockedValue<String?>(nil)
 
     /// Makes a cluster in a new temporary directory and starts its server.
-    public static func start() async throws -> PostgresServer {
+    /// - Parameters:
+    ///   - wrapper: A command line to run its programs behind, e.g. ``TestHosts/command(on:_:)`` of a host.
+    ///   - address: The address to listen on (that host's).
+    public static func start(wrapper: [String] = [], address: String = "127.0.0.1") async throws -> PostgresServer {
         guard let bin = binDirectory else {
             throw ServerError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run scripts/install-deps.sh --test")
         }
@@ -64,13 +71,20 @@ public final class PostgresServer: Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(prefix + UUID().uuidString.prefix(8)).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: directory + "/owner"))
-        let server = PostgresServer(directory: directory, port: try freePort(), bin: bin)
+        let server = PostgresServer(directory: directory, port: try freePort(), bin: bin, wrapper: wrapper, address: address)
         do {
             if getuid() == 0 { try chownToPostgres(directory) }
             try await server.tool(
                 "initdb",
                 ["-D", server.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]
             )
+            if address != "127.0.0.1" {
+                // Clients on the other test hosts: initdb trusts only loopback.
+                let hba = try FileHandle(forWritingTo: URL(fileURLWithPath: server.data + "/pg_hba.conf"))
+                try hba.seekToEnd()
+                try hba.write(contentsOf: Data("host all all \(address)/24 trust\n".utf8))
+                try hba.close()
+            }
             try await server.start()
         } catch {
             server.remove()
@@ -79,7 +93,9 @@ public final class PostgresServer: Sendable {
         return server
     }
 
-    private init(directory: String, port: Int, bin: String) {
+    private init(directory: String, port: Int, bin: String, wrapper: [String] = [], address: String = "127.0.0.1") {
+        self.wrapper = wrapper
+        self.address = address
         self.directory = directory
         self.port = port
         self.bin = bin
@@ -90,7 +106,7 @@ public final class PostgresServer: Sendable {
     private var data: String { directory + "/data" }
 
     /// `postgresql://postgres@127.0.0.1:PORT/DATABASE`.
-    public func url(database: String = "postgres") -> String { "postgresql://postgres@127.0.0.1:\(port)/\(database)" }
+    public func url(database: String = "postgres") -> String { "postgresql://postgres@\(address):\(port)/\(database)" }
 
     /// The same database through the unix socket: `postgresql://postgres@/DATABASE?host=DIR&port=PORT`.
     public func socketURL(database: String = "postgres") -> String {
@@ -107,7 +123,7 @@ public final class PostgresServer: Sendable {
     /// Starts the server (again), waiting until it accepts connections. After ``kill9()`` the old server's
     /// backends may take a moment to notice their postmaster is gone: starting is retried meanwhile.
     public func start() async throws {
-        let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        let options = "-p \(port) -k \(directory) -c listen_addresses=\(address) -c fsync=off -c max_connections=200"
         var attempt = 0
         while true {
             do {
@@ -183,6 +199,7 @@ public final class PostgresServer: Sendable {
     private func tool(_ name: String, _ arguments: [String]) async throws {
         var argv = ["\(bin)/\(name)"] + arguments
         if getuid() == 0 { argv = ["/usr/sbin/runuser", "-u", "postgres", "--"] + argv }
+        argv = wrapper + argv
         let log = directory + "/tool.log"
         let fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ServerError("cannot open \(log): errno \(errno)") }
