@@ -16,7 +16,8 @@ final class Pipeline: @unchecked Sendable {
     let stack: BenchStack
     let outbox: Outbox
     let handOff: ResultHandOff
-    private let context = Context()
+    let ledger: RunLedger
+    private let context: Context
     private var tasks: Task<Void, Never>?
     private var sockets: (results: AsyncSocket, acks: AsyncSocket)?
     private var publisher: StatusPublisher?
@@ -28,9 +29,12 @@ final class Pipeline: @unchecked Sendable {
     init(stack: BenchStack, lease: Duration, deliver: Bool = true) async throws {
         self.stack = stack
         let configuration = try Configuration.load(path: stack.configPath, environment: [:])
+        // The stack's CURVE key pair (made at first start when missing), as the algorithm service would use it.
+        context = Context(curve: try CurveIdentity.load(configuration)?.settings())
         outbox = try await Outbox(path: AlgorithmService.outboxPath(configuration))
         let doorbell = Doorbell()
-        handOff = ResultHandOff(ledger: RunLedger(outbox: outbox), doorbell: doorbell)
+        ledger = RunLedger(outbox: outbox)
+        handOff = ResultHandOff(ledger: ledger, doorbell: doorbell)
         // Handles this object closes in stop(), as the sockets outlive init.
         let results = try await AsyncSocket(context: context, configuration: AlgorithmService.resultsSocket(configuration))
         let acks = try await AsyncSocket(context: context, configuration: AlgorithmService.acksSocket(configuration))
@@ -85,6 +89,7 @@ final class Pipeline: @unchecked Sendable {
         let final = RawResults.resultPath(dataDirectory: stack.dataDirectory, job: "bench", runID: runID)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try payload.write(to: URL(fileURLWithPath: partial))
+        try await begin(runID: runID, job: "bench", time: time)
         _ = try await handOff.handOff(
             runID: runID,
             job: "bench",
@@ -92,6 +97,12 @@ final class Pipeline: @unchecked Sendable {
             outputDirectory: RawResults.outputDirectory(partial: partial),
             final: final
         )
+    }
+
+    /// As the run worker does: a run is accepted and running in the ledger before its result is handed off.
+    func begin(runID: String, job: String, time: Date) async throws {
+        _ = try await ledger.accept(RunRequest(runID: runID, job: job, logicalTime: time, firedAt: time, trigger: .schedule))
+        _ = try await ledger.markRunning(runID)
     }
 
     func stop() async {

@@ -147,6 +147,7 @@ struct Scenarios {
             let partial = RawResults.partialPath(dataDirectory: stack.dataDirectory, job: "cost", runID: runID)
             let final = RawResults.resultPath(dataDirectory: stack.dataDirectory, job: "cost", runID: runID)
             try payload.write(to: URL(fileURLWithPath: partial))  // written and closed: the algorithm is done
+            try await pipeline.begin(runID: runID, job: "cost", time: time)
             let handedOff = try await pipeline.handOff.handOff(
                 runID: runID,
                 job: "cost",
