@@ -108,12 +108,12 @@ final class ZAPHandler: Sendable {
         defer { zmq_close(socket) }
         while let frames = receive(socket) {
             // version, request id, domain, address, routing id, mechanism, then the mechanism's credentials.
-            guard frames.count >= 6 else { continue }
-            let text = { (index: Int) in String(decoding: frames[index], as: UTF8.self) }
+            // Every request gets a reply, a malformed one a refusal: a REP that skipped one could receive no more.
+            let text = { (index: Int) in index < frames.count ? String(decoding: frames[index], as: UTF8.self) : "" }
             var status = "400"
             var reason = "refused"
             var user = Data()
-            if text(0) == "1.0", text(5) == "CURVE", frames.count >= 7, let key = CurveKeyPair.z85(frames[6]) {
+            if frames.count >= 7, text(0) == "1.0", text(5) == "CURVE", let key = CurveKeyPair.z85(frames[6]) {
                 if authorize(ZAPRequest(domain: text(2), address: text(3), publicKey: key)) {
                     status = "200"
                     reason = "OK"
@@ -122,7 +122,7 @@ final class ZAPHandler: Sendable {
                     reason = "client key not allowed"
                 }
             }
-            let reply = [Data("1.0".utf8), frames[1], Data(status.utf8), Data(reason.utf8), user, Data()]
+            let reply = [Data("1.0".utf8), frames.count > 1 ? frames[1] : Data(), Data(status.utf8), Data(reason.utf8), user, Data()]
             guard send(socket, reply) else { return }
         }
     }

@@ -63,7 +63,12 @@ public struct Socket: ~Copyable {
         if let curve = context.curve, CurveSettings.applies(to: endpoint) {
             try set(.curveServer(curve.keys))
             // The domain names the socket in the ZAP handler's requests (and so in `auth.refused`).
-            if curve.authorize != nil { try set(.zapDomain(endpoint)) }
+            if curve.authorize != nil {
+                try set(.zapDomain(endpoint))
+                // Should the handler ever be gone, handshakes fail rather than pass unchecked (best effort: the
+                // option is a draft one).
+                try? set(.zapEnforceDomain(true))
+            }
         }
         guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError.last("zmq_bind(\(endpoint))") }
         return lastEndpoint ?? endpoint

@@ -35,6 +35,10 @@ public enum SocketOption: Sendable {
     case curveClient(serverKey: String, keys: CurveKeyPair)
     /// The ZAP domain a server socket's handshakes are authenticated in (the context's ZAP handler sees it).
     case zapDomain(String)
+    /// Refuse every handshake when no ZAP handler answers, instead of letting it in (libzmq's default for
+    /// CURVE). A draft option (`ZMQ_ZAP_ENFORCE_DOMAIN`, 93) that Debian's libzmq accepts; an error means this
+    /// libzmq lacks it.
+    case zapEnforceDomain(Bool)
 
     func apply(to handle: UnsafeMutableRawPointer) -> ZMQError? {
         switch self {
@@ -77,6 +81,8 @@ public enum SocketOption: Sendable {
                 ?? setKey(handle, ZMQ_CURVE_SECRETKEY, keys.secretKey, "ZMQ_CURVE_SECRETKEY")
         case .zapDomain(let domain):
             return setBytes(handle, ZMQ_ZAP_DOMAIN, Array(domain.utf8), "ZMQ_ZAP_DOMAIN")
+        case .zapEnforceDomain(let on):
+            return setInt(handle, 93, on ? 1 : 0, "ZMQ_ZAP_ENFORCE_DOMAIN")
         }
     }
 
