@@ -22,8 +22,10 @@ struct RequestClient {
     ) async throws -> (message: Reply, payload: Data?)? {
         let frames = try await context.withSocket(
             .init(type: .request, options: [.requestRelaxed(true), .requestCorrelate(true)], connect: [endpoint])
-        ) { socket in
-            try await socket.send(Wire.encode(request))
+        ) { socket -> [Data]? in
+            // Posted, not awaited: a REQ with no connection (a refused handshake drops it) would hold a send
+            // forever, and the time limit must bound the whole exchange.
+            guard socket.post(Wire.encode(request)) else { return nil }
             return try await socket.receive(timeout: timeout)
         }
         return try frames.map { try Wire.decode(Reply.self, from: $0) }
