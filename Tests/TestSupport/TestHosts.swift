@@ -178,6 +178,13 @@ public final class TestHosts: Sendable {
         let exited = AsyncStream<Void> { continuation in process.terminationHandler = { _ in continuation.finish() } }
         try process.run()
         for await _ in exited {}
+        // The stream also ends when this task is cancelled (a test past its time limit): Foundation traps on the
+        // status of a running process, which would take the whole test run down.
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()  // after SIGKILL: milliseconds
+            throw CancellationError()
+        }
         return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
     }
 
