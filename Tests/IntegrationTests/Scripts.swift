@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 
 /// Runs the repository's scripts (`scripts/*.py`) and other helper programs from the tests.
 enum Scripts {
@@ -29,45 +30,8 @@ enum Scripts {
         environment: [String: String] = [:],
         timeout: Duration? = nil
     ) async throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("baton-script-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: output)
-        defer {
-            try? handle.close()
-            try? FileManager.default.removeItem(at: output)
-        }
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        // Waited for without blocking a thread of the cooperative pool (a harness runs for minutes).
-        let exited = AsyncStream<Void> { continuation in
-            process.terminationHandler = { _ in continuation.finish() }
-        }
-        try process.run()
-        let stopper = timeout.map { limit in
-            Task {
-                try await Deliberately.wait(limit, because: "the script's time limit")
-                process.terminate()
-                try await Deliberately.wait(.seconds(2), because: "the script's time to stop after SIGTERM")
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            }
-        }
-        for await _ in exited {}
-        stopper?.cancel()
-        // The stream also ends when this task is cancelled (a test past its time limit): the process may still
-        // run, and Foundation traps on the status of a running process, taking the whole test run down.
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()  // after SIGKILL: milliseconds
-            throw CancellationError()
-        }
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-        return Outcome(status: process.terminationStatus, output: text)
+        let (status, output) = try await Program.run(path, arguments, directory: directory, environment: environment, timeout: timeout)
+        return Outcome(status: status, output: output)
     }
 
     /// A Python 3 that can import every module named (e.g. `zmq`, `jsonschema`): `python3` on PATH, else

@@ -162,30 +162,7 @@ public final class TestHosts: Sendable {
     /// Runs a program to its end without holding a thread of the cooperative pool; its status and output
     /// (stdout and stderr together).
     public static func run(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("btns-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: output)
-        defer {
-            try? handle.close()
-            try? FileManager.default.removeItem(at: output)
-        }
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        let exited = AsyncStream<Void> { continuation in process.terminationHandler = { _ in continuation.finish() } }
-        try process.run()
-        for await _ in exited {}
-        // The stream also ends when this task is cancelled (a test past its time limit): Foundation traps on the
-        // status of a running process, which would take the whole test run down.
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()  // after SIGKILL: milliseconds
-            throw CancellationError()
-        }
-        return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+        try await Program.run(path, arguments)
     }
 
     /// A failure to make or change the hosts.
