@@ -44,22 +44,27 @@ public struct CurveIdentity: Sendable {
 
     /// The context settings: clients use ``keys`` and the server keys, and tell `handshakeFailed` of each
     /// handshake a server turned down; bound sockets admit the allow-list's keys and tell `refused` of every
-    /// client they turn away.
+    /// client they turn away. A process that binds nothing (`baton`) passes `binds: false`, and runs no ZAP handler.
     public func settings(
+        binds: Bool = true,
         refused: (@Sendable (ZAPRequest) -> Void)? = nil,
         handshakeFailed: (@Sendable (String) -> Void)? = nil
     ) -> CurveSettings {
         let allow = allow
+        var authorize: (@Sendable (ZAPRequest) -> Bool)?
+        if binds {
+            authorize = { request in
+                if allow.contains(request.publicKey) { return true }
+                refused?(request)
+                return false
+            }
+        }
         return CurveSettings(
             keys: keys,
             defaultServerKey: defaultServerKey,
             serverKeys: serverKeys,
             handshakeFailed: handshakeFailed,
-            authorize: { request in
-                if allow.contains(request.publicKey) { return true }
-                refused?(request)
-                return false
-            }
+            authorize: authorize
         )
     }
 

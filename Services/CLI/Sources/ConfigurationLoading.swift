@@ -20,13 +20,16 @@ extension ServiceOptions {
             let told = Mutex(Set<String>())
             let identity = try CurveIdentity.load(configuration)
             return Context(
-                curve: identity?.settings(handshakeFailed: { endpoint in
-                    guard told.withLock({ $0.insert(endpoint).inserted }) else { return }
-                    Console.error(
-                        "baton \(command): \(endpoint) turned down this key (\(configuration.curveKeyPath)): is it on that service's curve.allow, "
-                            + "and curve.server_key that service's key?"
-                    )
-                })
+                curve: identity?.settings(
+                    binds: false,
+                    handshakeFailed: { endpoint in
+                        guard told.withLock({ $0.insert(endpoint).inserted }) else { return }
+                        Console.error(
+                            "baton \(command): \(endpoint) turned down this key (\(configuration.curveKeyPath)): is it on that service's curve.allow, "
+                                + "and curve.server_key that service's key?"
+                        )
+                    }
+                )
             )
         } catch {
             var error = error
