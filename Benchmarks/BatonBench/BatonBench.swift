@@ -9,7 +9,7 @@ struct BatonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
         abstract:
-            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery, pipeline parallelism and throughput over hosts.",
+            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery, pipeline parallelism, throughput over hosts and store ingest.",
         discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+600 on 127.0."
             + "0.1 and the folder --dir on the disk being measured."
     )
@@ -26,7 +26,7 @@ struct BatonBench: AsyncParsableCommand {
     @Flag(help: "Shorter runs (a smoke test of the suite; the figures are not the reference ones).")
     var quick = false
 
-    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts.")
+    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts, ingest.")
     var only: String?
 
     @Flag(help: "Keep the scenarios' folders (logs, databases) for a look afterwards.")
@@ -125,6 +125,24 @@ struct BatonBench: AsyncParsableCommand {
                         )
                     )
                 }
+            }
+        }
+
+        // The built-in store taking 1 MiB and 16 MiB of JSON lines (short and long lines) next to SQLite alone, and
+        // the checksum of 1 MiB and 64 MiB next to sha256sum.
+        if wanted("ingest") {
+            let runs = quick ? 3 : 9
+            for (label, size, lineSize) in [("1MiB × 100B", 1 << 20, 100), ("1MiB × 1KiB", 1 << 20, 1024), ("16MiB × 100B", 16 << 20, 100)]
+                + [("16MiB × 1KiB", 16 << 20, 1024)]
+            {
+                print("store ingest, \(label) lines")
+                report.ingest.append(
+                    try await scenarios.ingest(label: label, size: size, lineSize: lineSize, runs: size > 1 << 20 ? max(3, runs / 3) : runs)
+                )
+            }
+            for (label, size) in [("1MiB", 1 << 20), ("64MiB", 64 << 20)] {
+                print("checksum, \(label)")
+                report.checksums.append(try scenarios.checksum(label: label, size: size, runs: quick ? 3 : 5))
             }
         }
 

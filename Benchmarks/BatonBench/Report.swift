@@ -90,6 +90,8 @@ struct Report: Codable {
     var recovery: Scenarios.Recovery?
     var pipeline: [Scenarios.PipelineParallelism] = []
     var hosts: [Scenarios.HostsThroughput] = []
+    var ingest: [Scenarios.Ingest] = []
+    var checksums: [Scenarios.Checksum] = []
     var targets: [Target] = []
 
     mutating func evaluate() {
@@ -159,6 +161,7 @@ struct Report: Codable {
             )
         }
         targets += hostsTargets()
+        targets += ingestTargets()
     }
 
     func table() -> String {
@@ -264,6 +267,7 @@ struct Report: Codable {
             lines.append("")
         }
         lines += hostsTable()
+        lines += ingestTable()
         row("target", "wanted", "measured", "met")
         for target in targets { row(target.name, target.target, target.measured, target.met ? "yes" : "NO") }
         lines.append("")
