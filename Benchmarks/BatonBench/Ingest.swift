@@ -17,6 +17,8 @@ extension Scenarios {
         /// SQLite alone: the same rows into the same tables of a fresh file with the same settings, one
         /// prepared statement, one transaction, the lines' bounds known beforehand, in ms.
         var baselineMs: Sample?
+        /// Of SQLite alone, its COMMIT: the WAL written and synced (and checkpointed, when it grew past 1,000 pages).
+        var baselineCommitMs: Sample?
         var loadAverage: Double?
 
         var storeMBps: Double? { storeMs.map { Double(bytes) / 1e3 / $0.p50 } }
@@ -43,6 +45,7 @@ extension Scenarios {
         var store: [Double] = []
         var validate: [Double] = []
         var baseline: [Double] = []
+        var commits: [Double] = []
         for run in 0..<runs {
             let path = "\(root)/ingest-\(label)-\(run).sqlite"
             let opened = try await ResultStore(path: path)
@@ -55,7 +58,9 @@ extension Scenarios {
             guard JSONLines.lines(in: payload)?.count == lines.count else { throw BenchError("the ingest payload changed") }
             validate.append(Double(monotonicNanos() - checked) / 1e6)
 
-            baseline.append(try Self.sqliteIngest(path: "\(root)/ingest-\(label)-\(run)-baseline.sqlite", payload: payload, lines: lines))
+            let alone = try Self.sqliteIngest(path: "\(root)/ingest-\(label)-\(run)-baseline.sqlite", payload: payload, lines: lines)
+            baseline.append(alone.total)
+            commits.append(alone.commit)
         }
         var load = [0.0, 0.0, 0.0]
         let loads = getloadavg(&load, 3)
@@ -66,6 +71,7 @@ extension Scenarios {
             storeMs: Sample(store),
             validateMs: Sample(validate),
             baselineMs: Sample(baseline),
+            baselineCommitMs: Sample(commits),
             loadAverage: loads > 0 ? load[0] : nil
         )
     }
@@ -96,8 +102,9 @@ extension Scenarios {
 
     /// SQLite's own rate for the same rows: a fresh file opened as Baton's stores are (WAL, synchronous FULL,
     /// foreign keys on), the store's two tables, the part's row and one row per line through one prepared
-    /// statement in one transaction, bound from the payload's buffer. Returns the ms from BEGIN to COMMIT.
-    static func sqliteIngest(path: String, payload: Data, lines: [Range<Int>]) throws -> Double {
+    /// statement in one transaction, bound from the payload's buffer. Returns the ms from BEGIN to the end of
+    /// COMMIT, and of them the COMMIT's.
+    static func sqliteIngest(path: String, payload: Data, lines: [Range<Int>]) throws -> (total: Double, commit: Double) {
         var connection: OpaquePointer?
         guard sqlite3_open(path, &connection) == SQLITE_OK, let db = connection else { throw BenchError("cannot open \(path)") }
         defer { sqlite3_close_v2(db) }
@@ -133,8 +140,10 @@ extension Scenarios {
                 sqlite3_reset(statement)
             }
         }
+        let committing = monotonicNanos()
         try exec("COMMIT")
-        return Double(monotonicNanos() - start) / 1e6
+        let end = monotonicNanos()
+        return (Double(end - start) / 1e6, Double(end - committing) / 1e6)
     }
 
     // MARK: Checksum
@@ -198,33 +207,29 @@ extension Report {
             lines.append(
                 [
                     "store ingest", "lines", "store p50 ms", "store MB/s", "of it JSON check p50 ms", "SQLite alone p50 ms",
-                    "SQLite alone MB/s", "ratio", "load",
+                    "of it COMMIT p50 ms", "SQLite alone MB/s", "ratio", "load",
                 ].joined(separator: " | ")
             )
             for entry in ingest {
-                let ratio = both(entry.storeMs, entry.baselineMs).map { formatted($0.0.p50 / $0.1.p50, 2) } ?? "-"
-                lines.append(
-                    [
-                        entry.label, "\(entry.lines)", entry.storeMs.map { formatted($0.p50, 2) } ?? "-",
-                        entry.storeMBps.map { formatted($0, 0) } ?? "-", entry.validateMs.map { formatted($0.p50, 2) } ?? "-",
-                        entry.baselineMs.map { formatted($0.p50, 2) } ?? "-", entry.baselineMBps.map { formatted($0, 0) } ?? "-", ratio,
-                        entry.loadAverage.map { formatted($0, 1) } ?? "-",
-                    ].joined(separator: " | ")
-                )
+                func cell(_ sample: Sample?) -> String { sample.map { formatted($0.p50, 2) } ?? "-" }
+                func rate(_ value: Double?) -> String { value.map { formatted($0, 0) } ?? "-" }
+                let ratio: String = both(entry.storeMs, entry.baselineMs).map { formatted($0.0.p50 / $0.1.p50, 2) } ?? "-"
+                let load: String = entry.loadAverage.map { formatted($0, 1) } ?? "-"
+                let cells: [String] = [
+                    entry.label, "\(entry.lines)", cell(entry.storeMs), rate(entry.storeMBps), cell(entry.validateMs),
+                    cell(entry.baselineMs), cell(entry.baselineCommitMs), rate(entry.baselineMBps), ratio, load,
+                ]
+                lines.append(cells.joined(separator: " | "))
             }
             lines.append("")
         }
         if !checksums.isEmpty {
             lines.append(["checksum", "SHA256 p50 ms", "SHA256 MB/s", "sha256sum p50 ms (process, file)"].joined(separator: " | "))
             for entry in checksums {
-                let rate = entry.sha256Ms.map { formatted(Double(entry.bytes) / 1e3 / $0.p50, 0) } ?? "-"
-                lines.append(
-                    [
-                        entry.label, entry.sha256Ms.map { formatted($0.p50, 2) } ?? "-", rate,
-                        entry.sha256sumMs.map { formatted($0.p50, 2) } ?? "-",
-                    ]
-                    .joined(separator: " | ")
-                )
+                let ours: String = entry.sha256Ms.map { formatted($0.p50, 2) } ?? "-"
+                let rate: String = entry.sha256Ms.map { formatted(Double(entry.bytes) / 1e3 / $0.p50, 0) } ?? "-"
+                let tool: String = entry.sha256sumMs.map { formatted($0.p50, 2) } ?? "-"
+                lines.append([entry.label, ours, rate, tool].joined(separator: " | "))
             }
             lines.append("")
         }

@@ -63,6 +63,24 @@ struct JSONLinesTests {
         }
     }
 
+    /// Long strings are scanned eight bytes at a time: whatever needs a look is found at every offset.
+    @Test(
+        arguments: [
+            ([0x01], false), ([0x1F], false), ([0x0A], false), ([0xFF], false), ([0x80], false), ([0xC3, 0xA9], true),
+            ([0x5C, 0x6E], true),
+            ([0x5C, 0x75, 0x44, 0x38, 0x30, 0x30], false), ([0x7F], true), ([0x20], true),
+        ] as [([UInt8], Bool)]
+    )
+    func everyOffsetOfALongStringIsChecked(inserted: [UInt8], valid: Bool) {
+        for offset in 0..<24 {
+            let text = [UInt8](repeating: 0x61, count: offset) + inserted + [UInt8](repeating: 0x62, count: 24 - offset)
+            let line = Data([0x22] + text + [0x22])
+            #expect((JSONLines.lines(in: line) != nil) == valid, "at \(offset)")
+            // A quote inside ends the string early: what follows it is not JSON.
+            #expect(JSONLines.lines(in: Data([0x22] + text.prefix(offset) + [0x22] + text.dropFirst(offset) + [0x22])) == nil)
+        }
+    }
+
     /// A slice of a larger buffer is checked on its own bytes, with ranges from its start.
     @Test func aSliceIsCheckedOnItsOwnBytes() {
         let whole = Data("xx[1]\n2\nyy".utf8)

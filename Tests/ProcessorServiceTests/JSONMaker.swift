@@ -119,7 +119,7 @@ struct JSONMaker {
         return false
     }
 
-    /// The line with every number (outside strings) that a Double cannot hold replaced by `0`.
+    /// The line with every number (outside strings, by JSON's grammar) that a Double cannot hold replaced by `0`.
     static func zeroingHugeNumbers(_ line: Data) -> Data {
         var result: [UInt8] = []
         let bytes = [UInt8](line)
@@ -136,7 +136,8 @@ struct JSONMaker {
                 var end = index
                 while end < bytes.count, Array("0123456789+-.eE".utf8).contains(bytes[end]) { end += 1 }
                 let token = String(decoding: bytes[index..<end], as: UTF8.self)
-                result += Double(token).map { $0.isInfinite } == true ? [0x30] : Array(bytes[index..<end])
+                let number = token.wholeMatch(of: /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/) != nil
+                result += number && Double(token).map { $0.isInfinite } == true ? [0x30] : Array(bytes[index..<end])
                 index = end
                 continue
             }

@@ -175,6 +175,15 @@ private struct Scanner {
     func string(_ index: inout Int) -> Bool {
         index += 1
         while true {
+            // Eight bytes at a time up to the first that needs a look of its own (most text needs none).
+            while index &+ 8 <= count {
+                let special = Self.special(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                guard special == 0 else {
+                    index += special.trailingZeroBitCount >> 3
+                    break
+                }
+                index += 8
+            }
             let lead = byte(index)
             // Printable ASCII but the quote and the backslash: by far the most common, checked first.
             if lead &- 0x20 < 0x60, lead != UInt8(ascii: "\""), lead != UInt8(ascii: "\\") {
@@ -215,6 +224,17 @@ private struct Scanner {
     }
 
     @inline(__always) func isContinuation(_ byte: UInt8) -> Bool { byte & 0xC0 == 0x80 }
+
+    /// The high bit set in each byte of `word` that is a control character, `"`, `\\` or not ASCII; exact for the
+    /// lowest such byte (a borrow only carries upward from a byte that is flagged itself), which is all the
+    /// caller uses.
+    @inline(__always) static func special(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let control = (word &- ones &* 0x20) & ~word & highs
+        return control | zeroBytes(word ^ (ones &* 0x22)) | zeroBytes(word ^ (ones &* 0x5C)) | (word & highs)
+    }
 
     /// An escape, from its backslash: a `\u` high surrogate must be followed by an escaped low one.
     func escape(_ index: inout Int) -> Bool {
