@@ -155,7 +155,7 @@ struct ResultProcessorTests {
     }
 
     /// A processor asks for its next task only once it has settled the one it holds (so it never holds a task it
-    /// has not started on), and asks again, with the same number, while none comes.
+    /// has not started on).
     @Test(.timeLimit(.minutes(1)))
     func theNextAskComesOnlyAfterTheTaskIsSettled() async throws {
         try await Self.with(configure: { configuration, directory in
