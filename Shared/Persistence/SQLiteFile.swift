@@ -24,13 +24,18 @@ public enum SQLiteFile {
         var attempt = 0
         while true {
             do {
-                let pool = try DatabasePool(path: path, configuration: configuration)
-                // GRDB sets WAL databases to synchronous=NORMAL, which survives a killed process but not a power
-                // loss or kernel crash: the last commits can roll back. Baton acknowledges and reports what it
-                // committed, so every commit must be on disk: FULL syncs the WAL at each commit.
-                try await pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
-                try migrator.migrate(pool)
-                return pool
+                // Opening and migrating wait on the file (and on other processes opening it, up to the busy
+                // timeout): on a thread of their own, never on the cooperative pool's few threads.
+                let settings = configuration
+                return try await Self.offPool {
+                    let pool = try DatabasePool(path: path, configuration: settings)
+                    // GRDB sets WAL databases to synchronous=NORMAL, which survives a killed process but not a power
+                    // loss or kernel crash: the last commits can roll back. Baton acknowledges and reports what it
+                    // committed, so every commit must be on disk: FULL syncs the WAL at each commit.
+                    try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+                    try migrator.migrate(pool)
+                    return pool
+                }
             } catch let error as DatabaseError where isCollision(error) && attempt < attempts {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(20 + attempt * 10))
@@ -38,9 +43,20 @@ public enum SQLiteFile {
         }
     }
 
-    /// Another process is switching the file to WAL, or created the schema we were about to create.
-    private static func isCollision(_ error: DatabaseError) -> Bool {
-        error.resultCode == .SQLITE_BUSY || (error.resultCode == .SQLITE_ERROR && "\(error)".contains("already exists"))
+    /// Runs `body` on a new thread and returns its result.
+    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    /// Another process is switching the file to WAL, or applied the migration we were about to apply (the
+    /// migrator reads which are applied before it opens the transaction of each, so two processes starting
+    /// together may both try one: the second finds its table made or its column added, and tries again).
+    static func isCollision(_ error: DatabaseError) -> Bool {
+        guard error.resultCode != .SQLITE_BUSY else { return true }
+        let text = "\(error)"
+        return error.resultCode == .SQLITE_ERROR && (text.contains("already exists") || text.contains("duplicate column name"))
     }
 
     /// Whether an error means the disk (or the database's size limit) is full.
