@@ -214,6 +214,22 @@ struct ResultProcessorTests {
         }
     }
 
+    /// A part too large for the store is a permanent failure (dead-lettered at once), and the processor lives on.
+    @Test(.timeLimit(.minutes(1)))
+    func aPartTooLargeForTheStoreIsAPermanentFailure() async throws {
+        try await Self.with(store: { directory in try await ResultStore(path: directory + "/results.sqlite", valueLimit: 16) }) { harness in
+            try await harness.send(Self.result(String(repeating: "z", count: 40)))
+            let report = try await harness.settled(FailureReport.self, run: Self.run)
+            #expect(report.permanent && !report.handBack)
+            #expect(report.reason.contains("over SQLite's limit"), "\(report.reason)")
+            try await harness.send(Self.result("{\"a\":1}\n", run: RunID.make(job: "j", logicalTime: Self.logicalTime + 60)))
+            #expect(
+                try await harness.settled(Acknowledgement.self, run: RunID.make(job: "j", logicalTime: Self.logicalTime + 60)).duplicate
+                    == false
+            )
+        }
+    }
+
     /// A processing failure is reported (a nack); a command that cannot be executed fails every attempt alike,
     /// so its report is permanent (dead-lettered at once).
     @Test(.timeLimit(.minutes(1)))

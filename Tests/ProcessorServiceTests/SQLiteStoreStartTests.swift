@@ -21,3 +21,28 @@ struct SQLiteStoreStartTests {
         }
     }
 }
+
+/// A part larger than one SQLite value may be (10⁹ bytes; lowered here so the test needs no gigabyte) is refused
+/// with a clear error before anything is written, and the processor reports it as a permanent failure, once,
+/// instead of dying on it (GRDB stops the process on SQLite's "string or blob too big").
+struct TooLargeForTheStoreTests {
+    @Test(.timeLimit(.minutes(1)))
+    func aPartOverTheValueLimitIsRefusedAndNothingIsStored() async throws {
+        let scratch = Scratch("too-large")
+        defer { scratch.remove() }
+        let store = try await ResultStore(path: scratch.directory + "/results.sqlite", valueLimit: 100)
+        let blob = Data(repeating: 0xff, count: 101)
+        let error = await #expect(throws: ResultStore.TooLarge.self) {
+            try await store.store(Fixtures.header(blob), payload: blob, processor: "p")
+        }
+        #expect(error?.description.contains("over SQLite's limit of 100 bytes") == true, "\(String(describing: error))")
+        let line = Data(("{\"a\":\"" + String(repeating: "x", count: 120) + "\"}\n{}\n").utf8)
+        await #expect(throws: ResultStore.TooLarge.self) {
+            try await store.store(Fixtures.header(line, run: "j@2"), payload: line, processor: "p")
+        }
+        #expect(try await store.resultCount() == 0)
+        // Under the limit, stored as before.
+        let small = Data(repeating: 0xfe, count: 100)
+        #expect(try await store.store(Fixtures.header(small, run: "j@3"), payload: small, processor: "p") == .stored(records: 0))
+    }
+}

@@ -239,7 +239,8 @@ public struct ResultProcessor: Service {
                 publisher.publish(EventType.resultFailed, job: header.job, run: header.runID, part: header.part, message: reason)
             }
             // A command that exists but cannot be executed fails every attempt alike: dead-letter it at once.
-            let permanent = !stopping && (error as? CommandError)?.code == .notExecutable
+            // So does a part too large for the store.
+            let permanent = !stopping && ((error as? CommandError)?.code == .notExecutable || error is ResultStore.TooLarge)
             let report = FailureReport(
                 runID: header.runID,
                 part: header.part,

@@ -22,6 +22,13 @@ public final class ResultStore: Sendable {
         case conflict(stored: String)
     }
 
+    /// A part the store cannot keep whatever is tried (larger than one database value may be): the processor
+    /// reports it as a permanent failure, so it is dead-lettered at once.
+    public struct TooLarge: Error, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
     /// What the PostgreSQL backend says about reaching its server (SQLite never says anything).
     public enum Health: Sendable, Equatable {
         /// One attempt failed because the server cannot be reached (said for every attempt, to be counted).
@@ -43,6 +50,13 @@ public final class ResultStore: Sendable {
     /// - Parameter path: The SQLite file.
     public init(path: String) async throws {
         backend = try await SQLiteResultStore(path: path)
+        location = path
+    }
+
+    /// A SQLite store that takes no value over `valueLimit` bytes (below SQLite's own 10⁹), for tests of what is
+    /// too large without a gigabyte of test data.
+    public init(path: String, valueLimit: Int) async throws {
+        backend = try await SQLiteResultStore(path: path, valueLimit: valueLimit)
         location = path
     }
 

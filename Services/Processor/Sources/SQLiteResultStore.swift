@@ -8,9 +8,12 @@ import Persistence
 /// for concurrent writers). See ``ResultStore`` for what storing means.
 final class SQLiteResultStore: ResultStoreBackend {
     private let pool: DatabasePool
+    /// A lower limit than SQLite's on one stored value, for tests.
+    private let valueLimit: Int
 
-    init(path: String) async throws {
+    init(path: String, valueLimit: Int = .max) async throws {
         pool = try await SQLiteFile.open(path: path, migrator: Self.migrator)
+        self.valueLimit = valueLimit
     }
 
     private static var migrator: DatabaseMigrator {
@@ -74,14 +77,26 @@ final class SQLiteResultStore: ResultStoreBackend {
     }
 
     func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome {
+        let limit = valueLimit
         // On GRDB's writer queue, off the cooperative pool: checking the lines costs about 1 ms per MiB.
-        try await pool.writeWithoutTransaction { db in
+        return try await pool.writeWithoutTransaction { db in
             let lines = ResultStore.jsonLines(payload)
             var outcome = ResultStore.Outcome.duplicate
             try db.inTransaction {
-                if let known = try Self.check(db, header, payload: payload, processor: processor) {
+                if let known = try Self.check(db, header, payload: payload, processor: processor, limit: limit) {
                     outcome = known
                     return .commit
+                }
+                // SQLite refuses a value over its length limit, and GRDB would stop the process on it: refuse
+                // the part first, as a failure no retry can mend.
+                let longest = lines.map { $0.map(\.count).max() ?? 0 } ?? payload.count
+                let limit = min(limit, Self.maxValueBytes(db))
+                if longest > limit {
+                    throw ResultStore.TooLarge(
+                        "\(lines == nil ? "a blob of \(payload.count) bytes" : "a JSON line of \(longest) bytes") is over SQLite's limit "
+                            + "of \(limit) bytes per value: split the result into parts ($BATON_OUTPUT_DIR), store it with "
+                            + "processor.command, or use PostgreSQL (store.url)"
+                    )
                 }
                 try Self.insertResult(
                     db,
@@ -138,12 +153,14 @@ final class SQLiteResultStore: ResultStoreBackend {
     }
 
     func admit(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome? {
-        try await pool.write { db in try Self.check(db, header, payload: payload, processor: processor) }
+        let limit = valueLimit
+        return try await pool.write { db in try Self.check(db, header, payload: payload, processor: processor, limit: limit) }
     }
 
     func recordProcessed(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome {
-        try await pool.write { db in
-            if let known = try Self.check(db, header, payload: payload, processor: processor) { return known }
+        let limit = valueLimit
+        return try await pool.write { db in
+            if let known = try Self.check(db, header, payload: payload, processor: processor, limit: limit) { return known }
             try Self.insertResult(db, header, format: "command", blob: nil, processor: processor)
             return .stored(records: 0)
         }
@@ -189,7 +206,15 @@ final class SQLiteResultStore: ResultStoreBackend {
     }
 
     /// nil when the key is new; otherwise a duplicate (same sha256) or a conflict, which is kept aside.
-    private static func check(_ db: Database, _ header: ResultHeader, payload: Data, processor: String) throws -> ResultStore.Outcome? {
+    private static func check(
+        _ db: Database,
+        _ header: ResultHeader,
+        payload: Data,
+        processor: String,
+        limit: Int
+    ) throws
+        -> ResultStore.Outcome?
+    {
         guard
             let stored = try String.fetchOne(
                 db,
@@ -199,6 +224,8 @@ final class SQLiteResultStore: ResultStoreBackend {
         else { return nil }
         if stored == header.sha256 { return .duplicate }
         let headerText = try ResultStore.keptHeader(header)
+        // A refused part too large for one SQLite value is kept aside without its bytes (its checksums say enough).
+        let kept: Data? = payload.count > min(limit, maxValueBytes(db)) ? nil : payload
         try db.execute(
             sql: """
                 INSERT OR IGNORE INTO conflicts
@@ -207,10 +234,15 @@ final class SQLiteResultStore: ResultStoreBackend {
                 """,
             arguments: [
                 header.runID, header.part, header.job, Timestamp.format(header.logicalTime), stored, header.sha256, header.size,
-                headerText, payload, processor, Timestamp.format(Date()),
+                headerText, kept, processor, Timestamp.format(Date()),
             ]
         )
         return .conflict(stored: stored)
+    }
+
+    /// The largest string or blob this connection takes (`SQLITE_LIMIT_LENGTH`: 10⁹ bytes in Debian's build).
+    private static func maxValueBytes(_ db: Database) -> Int {
+        Int(sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_LENGTH, -1))
     }
 
     private static func insertResult(_ db: Database, _ header: ResultHeader, format: String, blob: Data?, processor: String) throws {
