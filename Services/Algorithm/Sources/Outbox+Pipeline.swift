@@ -173,18 +173,21 @@ extension Outbox {
         )
     }
 
+    /// Whether a stage (run, stage) has a task not acknowledged (pending, sent, dead): a lookup in the
+    /// `outbox_run_stage_state` index.
+    static let openTaskOfStage = "SELECT EXISTS (SELECT 1 FROM outbox WHERE run_id = ? AND stage = ? AND state IN (?, ?, ?))"
+
     /// A task was just acknowledged: commits its outputs and, if it was its stage's last, moves the pipeline on.
     static func settled(runID: String, stage: Int, part: Int, outputs: [StoredPart], in db: Database, now: Date) throws -> Advance {
         for (index, output) in outputs.enumerated() {
             try insertOutput(runID: runID, stage: stage, part: part, index: index, output, in: db)
         }
-        let open =
-            try Int.fetchOne(
-                db,
-                sql: "SELECT COUNT(*) FROM outbox WHERE run_id = ? AND stage = ? AND state != ?",
-                arguments: [runID, stage, DeliveryState.acked]
-            ) ?? 0
-        guard open == 0 else { return Advance() }
+        let open = try Bool.fetchOne(
+            db,
+            sql: openTaskOfStage,
+            arguments: [runID, stage, DeliveryState.pending, DeliveryState.sent, DeliveryState.dead]
+        )
+        guard open == false else { return Advance() }
         try db.execute(
             sql: "UPDATE stages SET done_at = ? WHERE run_id = ? AND stage = ? AND done_at IS NULL",
             arguments: [Timestamp.format(now), runID, stage]
