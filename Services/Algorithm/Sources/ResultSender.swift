@@ -83,9 +83,7 @@ public struct ResultSender: Service {
                         let leaseDeadline: Date?
                         do {
                             leaseDeadline = try await send(entry, to: taker)
-                        } catch let error as ZMQError where error.code == ZMQError.hostUnreachable || error.code == ZMQError.wouldBlock {
-                            // The processor went away after it asked (or stopped reading what it asked for): the
-                            // task goes to the next one that asks.
+                        } catch let error as ZMQError where Self.gone(error) {
                             requests.drop(taker.id)
                             continue
                         }
@@ -119,6 +117,12 @@ public struct ResultSender: Service {
         }
     }
 
+    /// The processor went away after it asked (or stopped reading what it asked for): the task goes to the next
+    /// one that asks.
+    static func gone(_ error: ZMQError) -> Bool {
+        error.code == ZMQError.hostUnreachable || error.code == ZMQError.wouldBlock
+    }
+
     /// The fast path: sends tasks just committed to the processors that asked, from memory when their bytes are
     /// still there, then records them sent in one transaction. What finds no ask is left for the query.
     private func sendFresh(_ fresh: [Outbox.FreshTask]) async throws {
@@ -128,7 +132,7 @@ public struct ResultSender: Service {
             let leaseDeadline: Date?
             do {
                 leaseDeadline = try await send(task.entry, payload: task.payload, to: taker)
-            } catch let error as ZMQError where error.code == ZMQError.hostUnreachable || error.code == ZMQError.wouldBlock {
+            } catch let error as ZMQError where Self.gone(error) {
                 requests.drop(taker.id)
                 continue
             }
