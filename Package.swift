@@ -174,7 +174,7 @@ let package = Package(
                 name: "BatonBench",
                 dependencies: [
                     "ZMQ", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Commands", "Persistence", "ProcessorService",
-                    "AlgorithmService", "TestSupport", grdb, logging, lifecycle, argumentParser,
+                    "AlgorithmService", "SchedulerService", "TestSupport", grdb, logging, lifecycle, argumentParser,
                 ],
                 path: "Benchmarks/BatonBench",
                 swiftSettings: swiftSettings

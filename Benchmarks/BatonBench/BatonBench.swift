@@ -9,8 +9,8 @@ struct BatonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
         abstract:
-            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery, pipeline parallelism and throughput over hosts.",
-        discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+600 on 127.0."
+            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery, pipeline parallelism, throughput over hosts and scale curves.",
+        discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+800 on 127.0."
             + "0.1 and the folder --dir on the disk being measured."
     )
 
@@ -26,7 +26,7 @@ struct BatonBench: AsyncParsableCommand {
     @Flag(help: "Shorter runs (a smoke test of the suite; the figures are not the reference ones).")
     var quick = false
 
-    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts.")
+    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts, scale.")
     var only: String?
 
     @Flag(help: "Keep the scenarios' folders (logs, databases) for a look afterwards.")
@@ -126,6 +126,12 @@ struct BatonBench: AsyncParsableCommand {
                     )
                 }
             }
+        }
+
+        // How each cost grows with the work: history kept, parts per run, result size (docs/PERFORMANCE.md,
+        // "Scale curves").
+        if wanted("scale") {
+            report.scale = try await scenarios.scale(port: port + 700)
         }
 
         report.seconds = Date().timeIntervalSince(started)

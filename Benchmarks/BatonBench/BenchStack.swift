@@ -8,7 +8,7 @@ final class BenchStack {
     let directory: String
     let configPath: String
     let basePort: Int
-    private var processes: [String: Process] = [:]
+    private(set) var processes: [String: Process] = [:]
 
     /// The directory holding `baton-bench` and the service executables.
     static let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path

@@ -90,6 +90,7 @@ struct Report: Codable {
     var recovery: Scenarios.Recovery?
     var pipeline: [Scenarios.PipelineParallelism] = []
     var hosts: [Scenarios.HostsThroughput] = []
+    var scale: Scenarios.Scale?
     var targets: [Target] = []
 
     mutating func evaluate() {
@@ -264,6 +265,7 @@ struct Report: Codable {
             lines.append("")
         }
         lines += hostsTable()
+        lines += scaleTable()
         row("target", "wanted", "measured", "met")
         for target in targets { row(target.name, target.target, target.measured, target.met ? "yes" : "NO") }
         lines.append("")
