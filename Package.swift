@@ -182,7 +182,7 @@ let package = Package(
             // Fixtures and scratch directories for the unit tests of the modules that keep stores.
             .target(
                 name: "TestSupport",
-                dependencies: ["Messaging", subprocess, system],
+                dependencies: ["Messaging", "ZMQ", subprocess, system],
                 path: "Tests/TestSupport",
                 swiftSettings: swiftSettings
             ),

@@ -139,11 +139,15 @@ class Attacker:
     # Each attack below runs in a thread of its own until the deadline.
 
     def steal_results(self):
-        """PULL on `results`, acknowledging everything taken: each result would vanish."""
-        pull = self.socket(zmq.PULL, "results", RCVHWM=1, RCVTIMEO=200)
+        """A processor's DEALER on `results`, asking for work and acknowledging everything taken: each result
+        would vanish."""
+        pull = self.socket(zmq.DEALER, "results", RCVTIMEO=200, ROUTING_ID=os.urandom(16))
         acks = self.socket(zmq.PUSH, "acks")
         taken = []
+        seq = 0
         while time.time() < self.deadline:
+            seq += 1
+            self.send(pull, [PROTOCOL, b"ready", json.dumps({"processor": "attacker", "seq": seq, "credit": 10}).encode()])
             try:
                 frames = pull.recv_multipart()
             except zmq.Again:

@@ -98,13 +98,13 @@ SOCKETS = {
     "reports": ("scheduler", "PULL"),
     "runs": ("scheduler", "PUSH"),
     "acks": ("algorithm", "PULL"),
-    "results": ("algorithm", "PUSH"),
+    "results": ("algorithm", "ROUTER"),
 }
 # the sockets a service reads messages from: garbage sent there must be answered by message.rejected
-RECEIVERS = ["status_in", "query", "control", "reports", "acks"]
+RECEIVERS = ["status_in", "query", "control", "reports", "acks", "results"]
 # a peer type libzmq accepts for each bound type, and one it refuses
-COMPATIBLE = {"XSUB": "PUB", "XPUB": "SUB", "REP": "DEALER", "PULL": "PUSH", "PUSH": "PULL"}
-INCOMPATIBLE = {"XSUB": "PULL", "XPUB": "PUSH", "REP": "REP", "PULL": "PULL", "PUSH": "PUB"}
+COMPATIBLE = {"XSUB": "PUB", "XPUB": "SUB", "REP": "DEALER", "PULL": "PUSH", "PUSH": "PULL", "ROUTER": "DEALER"}
+INCOMPATIBLE = {"XSUB": "PULL", "XPUB": "PUSH", "REP": "REP", "PULL": "PULL", "PUSH": "PUB", "ROUTER": "PULL"}
 
 T0 = time.time()
 
@@ -634,6 +634,11 @@ class ZmqFuzzer:
                 obj["duplicate"] = False
             if kind == b"nack":
                 obj.update({"reason": "fuzz", "handBack": False})
+        elif name == "results":
+            kind = b"ready"
+            obj = {"processor": "fuzz", "seq": 1, "credit": 1}
+            req = ["processor", "seq", "credit"]
+            typed = {"processor": "str", "seq": "uint", "credit": "uint"}
         elif name == "control":
             kind = b"control"
             obj = r.choice([{"command": "jobs"}, {"command": "pause", "job": GHOST_JOB},
@@ -709,7 +714,7 @@ class ZmqFuzzer:
         started = time.time()
         n = self.args.messages
         huge = max(2, n // 2000) if n else 0
-        if name in ("reports", "acks"):
+        if name in ("reports", "acks", "results"):
             self.fuzz_pull(name, rep, n, huge)
         elif name in ("control", "query"):
             self.fuzz_rep(name, rep, n, huge)
@@ -724,7 +729,10 @@ class ZmqFuzzer:
         rep.seconds = time.time() - started
 
     def fuzz_pull(self, name: str, rep: SocketReport, n: int, huge: int) -> None:
-        s = self.peer(zmq.PUSH, name)
+        """Malformed messages into a socket that receives them: a PULL (a PUSH peer), or `results`' ROUTER (a
+        DEALER peer, as a processor asking for work)."""
+        peer = zmq.DEALER if name == "results" else zmq.PUSH
+        s = self.peer(peer, name)
         timeouts_in_row = 0
         for i in range(n):
             if self.send(s, self.p2p_frames(name), rep):
@@ -737,7 +745,7 @@ class ZmqFuzzer:
                     break
         s.close()
         # huge JSON on a peer of its own: a service that enforces a size limit may drop the connection
-        s = self.peer(zmq.PUSH, name)
+        s = self.peer(peer, name)
         for _ in range(huge):
             kind = b"report"
             if name == "reports":
@@ -907,7 +915,7 @@ class ZmqFuzzer:
                     s.connect(self.endpoint(name))
                     frames = [b"", b"baton/1", name.encode(), b'{"pad":"' + b"A" * (size - 16) + b'"}']
                 else:
-                    s = self.ctx.socket(zmq.PUSH)
+                    s = self.ctx.socket(zmq.DEALER if bound == "ROUTER" else zmq.PUSH)
                     s.connect(self.endpoint(name))
                     frames = [b"baton/1", b"report" if name == "reports" else b"ack",
                               b'{"runId":"' + b"A" * (size - 16) + b'"}']
@@ -955,7 +963,7 @@ class ZmqFuzzer:
                             frames = self.event_frames()
                         elif name == "status_out":
                             frames = [b"\x01" + g.rbytes(1, 32)]
-                        elif name in ("runs", "results"):
+                        elif name == "runs":
                             frames = [b"baton/1", r.choice([b"run", b"result", b"ack"]), g.not_json()]
                         elif bound == "REP":
                             frames = [b""] + self.p2p_frames(name)

@@ -47,13 +47,21 @@ final class Pipeline: @unchecked Sendable {
         )
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
+        let requests = WorkRequests()
         let parts: [any Service] =
             deliver
             ? [
                 publisher,
+                WorkRequestReceiver(
+                    requests: requests,
+                    results: sockets.results.channel.inbound,
+                    doorbell: doorbell,
+                    rejector: MessageRejector(socket: "results", publisher: publisher, logger: logger)
+                ),
                 ResultSender(
                     outbox: outbox,
                     results: sockets.results.channel.outbound,
+                    requests: requests,
                     doorbell: doorbell,
                     lease: lease,
                     publisher: publisher,

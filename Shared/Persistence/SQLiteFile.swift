@@ -38,9 +38,13 @@ public enum SQLiteFile {
         }
     }
 
-    /// Another process is switching the file to WAL, or created the schema we were about to create.
-    private static func isCollision(_ error: DatabaseError) -> Bool {
-        error.resultCode == .SQLITE_BUSY || (error.resultCode == .SQLITE_ERROR && "\(error)".contains("already exists"))
+    /// Another process is switching the file to WAL, or applied the migration we were about to apply (the
+    /// migrator reads which are applied before it opens the transaction of each, so two processes starting
+    /// together may both try one: the second finds its table made or its column added, and tries again).
+    static func isCollision(_ error: DatabaseError) -> Bool {
+        guard error.resultCode != .SQLITE_BUSY else { return true }
+        let text = "\(error)"
+        return error.resultCode == .SQLITE_ERROR && (text.contains("already exists") || text.contains("duplicate column name"))
     }
 
     /// Whether an error means the disk (or the database's size limit) is full.

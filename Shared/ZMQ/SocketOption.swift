@@ -39,6 +39,13 @@ public enum SocketOption: Sendable {
     /// CURVE). A draft option (`ZMQ_ZAP_ENFORCE_DOMAIN`, 93) that Debian's libzmq accepts; an error means this
     /// libzmq lacks it.
     case zapEnforceDomain(Bool)
+    /// ROUTER: a message to a peer that is not connected fails with `EHOSTUNREACH` instead of vanishing.
+    case routerMandatory(Bool)
+    /// ROUTER: a peer connecting with the routing id of a connected one takes it over (a processor that
+    /// reconnected) instead of being refused.
+    case routerHandover(Bool)
+    /// The routing id this socket presents to a ROUTER it connects to (1 to 255 bytes).
+    case routingID([UInt8])
 
     func apply(to handle: UnsafeMutableRawPointer) -> ZMQError? {
         switch self {
@@ -83,6 +90,12 @@ public enum SocketOption: Sendable {
             return setBytes(handle, ZMQ_ZAP_DOMAIN, Array(domain.utf8), "ZMQ_ZAP_DOMAIN")
         case .zapEnforceDomain(let on):
             return setInt(handle, 93, on ? 1 : 0, "ZMQ_ZAP_ENFORCE_DOMAIN")
+        case .routerMandatory(let on):
+            return setInt(handle, ZMQ_ROUTER_MANDATORY, on ? 1 : 0, "ZMQ_ROUTER_MANDATORY")
+        case .routerHandover(let on):
+            return setInt(handle, ZMQ_ROUTER_HANDOVER, on ? 1 : 0, "ZMQ_ROUTER_HANDOVER")
+        case .routingID(let id):
+            return setBytes(handle, ZMQ_ROUTING_ID, id, "ZMQ_ROUTING_ID")
         }
     }
 

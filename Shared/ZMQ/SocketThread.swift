@@ -23,9 +23,19 @@ extension SocketCore {
         var watch = HandshakeWatch(socket: socket, context: context, connects: configuration.connect)
         var items = [socket.pollItem([]), PollItem.fileDescriptor(wakeRead, events: .readable)]
         if let item = watch?.pollItem() { items.append(item) }
+        // A ROUTER is never waited on for writing: it takes a message or refuses it at once (see flushSends), and
+        // with mandatory routing it is not writable at all while no peer is connected.
+        let router = configuration.type == .router
         while true {
-            let (wantIn, wantOut, closing) = state.withLock { ($0.receivers.count > 0, !$0.sends.isEmpty, $0.closing) }
+            var (wantIn, wantOut, closing) = state.withLock { ($0.receivers.count > 0, !$0.sends.isEmpty, $0.closing) }
             if closing { break }
+            if router && wantOut {
+                do { try flushSends(socket, failWhenFull: true) } catch {
+                    failure = error
+                    break
+                }
+                wantOut = false
+            }
             var events: PollEvents = []
             if wantIn { events.insert(.readable) }
             if wantOut { events.insert(.writable) }
@@ -37,7 +47,7 @@ extension SocketCore {
                     watch?.reconnectDue(socket, now: .now)
                 }
                 if items[1].ready.contains(.readable) { drainWakePipe() }
-                if items[0].ready.contains(.writable) { try flushSends(socket) }
+                if items[0].ready.contains(.writable) { try flushSends(socket, failWhenFull: router) }
                 if items[0].ready.contains(.readable) { try deliver(socket) }
             } catch {
                 failure = error
@@ -59,7 +69,10 @@ extension SocketCore {
         // Work queued before the flag cleared is picked up by the loop, which reads the state before polling.
     }
 
-    fileprivate func flushSends(_ socket: borrowing Socket) throws(ZMQError) {
+    /// With `failWhenFull` (a ROUTER), a message the socket cannot take now fails instead of waiting: a ROUTER
+    /// is full for one peer at a time (with mandatory routing), and waiting for it to become writable would spin
+    /// while other peers have room, or stall every later message behind one peer that stopped reading.
+    fileprivate func flushSends(_ socket: borrowing Socket, failWhenFull: Bool) throws(ZMQError) {
         while let next = state.withLock({ $0.sends.popFirst() }) {
             let sent: Bool
             do {
@@ -71,6 +84,10 @@ extension SocketCore {
                 continue
             }
             if !sent {
+                if failWhenFull {
+                    complete(next, error: ZMQError(code: ZMQError.wouldBlock, operation: "zmq_send (the peer's queue is full)"))
+                    continue
+                }
                 state.withLock { $0.sends.prepend(next) }
                 return
             }

@@ -6,6 +6,7 @@ import Messaging
 import MetricsHTTP
 import Config
 import ServiceKit
+import ServiceLifecycle
 import TestSupport
 import Testing
 import ZMQ
@@ -38,10 +39,23 @@ struct ResultSenderTests {
         return header
     }
 
-    /// Runs a sender on a bound PUSH, with a processor's PULL connected to it, until `body` returns.
+    /// Runs a sender on a bound ROUTER, with its ask receiver and a processor's DEALER connected to it, until
+    /// `body` returns. The processor gets a task only after it asks (``ask(_:seq:credit:)``).
     static func withSender(
         maxMessageBytes: Int64 = .max,
         _ body: (_ outbox: Outbox, _ processor: AsyncSocket, _ bus: Bus, _ doorbell: Doorbell, _ scratch: Scratch) async throws -> Void
+    ) async throws {
+        try await withSender(maxMessageBytes: maxMessageBytes, processors: 1) { outbox, processors, bus, doorbell, scratch in
+            try await body(outbox, processors[0], bus, doorbell, scratch)
+        }
+    }
+
+    /// The same with `processors` DEALERs, each with its own routing id (`p0`, `p1`, …).
+    static func withSender(
+        maxMessageBytes: Int64 = .max,
+        processors count: Int,
+        lease: Duration = .seconds(30),
+        _ body: (_ outbox: Outbox, _ processors: [AsyncSocket], _ bus: Bus, _ doorbell: Doorbell, _ scratch: Scratch) async throws -> Void
     ) async throws {
         let scratch = Scratch("sender")
         defer { scratch.remove() }
@@ -51,31 +65,59 @@ struct ResultSenderTests {
         let endpoint = "inproc://results-\(UUID().uuidString)"
         let results = try await AsyncSocket(
             context: context,
-            configuration: .init(type: .push, options: [.sendHighWaterMark(1)], bind: [endpoint])
+            configuration: .init(type: .router, options: [.routerMandatory(true), .routerHandover(true)], bind: [endpoint])
         )
-        let processor = try await AsyncSocket(context: context, configuration: .init(type: .pull, connect: [endpoint]))
+        var processors: [AsyncSocket] = []
+        for index in 0..<count {
+            processors.append(
+                try await AsyncSocket(
+                    context: context,
+                    configuration: .init(type: .dealer, options: [.routingID(Array("p\(index)".utf8))], connect: [endpoint])
+                )
+            )
+        }
         let doorbell = Doorbell()
-        let sender = ResultSender(
-            outbox: outbox,
-            results: results.channel.outbound,
-            doorbell: doorbell,
-            lease: .seconds(30),
-            publisher: bus.publisher,
-            logger: Logger(label: "test"),
-            maxMessageBytes: maxMessageBytes
-        )
-        let running = Task { try await sender.run() }
+        let requests = WorkRequests()
+        let logger = Logger(label: "test")
+        let parts: [any Service] = [
+            WorkRequestReceiver(
+                requests: requests,
+                results: results.channel.inbound,
+                doorbell: doorbell,
+                rejector: MessageRejector(socket: "results", publisher: bus.publisher, logger: logger)
+            ),
+            ResultSender(
+                outbox: outbox,
+                results: results.channel.outbound,
+                requests: requests,
+                doorbell: doorbell,
+                lease: lease,
+                publisher: bus.publisher,
+                logger: logger,
+                maxMessageBytes: maxMessageBytes
+            ),
+        ]
+        let running = Task {
+            await withDiscardingTaskGroup { group in
+                for part in parts { group.addTask { try? await part.run() } }
+            }
+        }
         do {
-            try await body(outbox, processor, bus, doorbell, scratch)
+            try await body(outbox, processors, bus, doorbell, scratch)
         } catch {
             running.cancel()
             throw error
         }
         running.cancel()
-        _ = try? await running.value
-        await processor.close()
+        _ = await running.value
+        for processor in processors { await processor.close() }
         await results.close()
         await bus.close()
+    }
+
+    /// A processor's ask for work.
+    static func ask(_ processor: AsyncSocket, seq: UInt64, credit: Int = 1, name: String = "test") async throws {
+        try await processor.send(Wire.encode(WorkRequest(processor: name, seq: seq, credit: credit)))
     }
 
     /// A queued result goes out as one result message: its header with the lease, its bytes, checked.
@@ -85,6 +127,7 @@ struct ResultSenderTests {
             let payload = Data((0..<300_000).map { UInt8($0 % 251) })
             let header = try await Self.queue(payload, in: scratch, outbox: outbox)
             doorbell.ring()
+            try await Self.ask(processor, seq: 1)
             let message = try ResultMessage(frames: try await receive(processor))
             #expect(message.payload == payload)
             #expect(message.header.runID == header.runID && message.header.sha256 == header.sha256)
@@ -105,6 +148,8 @@ struct ResultSenderTests {
             let big = try await Self.queue(Data("nine byte".utf8), runID: Self.run(1), in: scratch, outbox: outbox)
             let small = try await Self.queue(Data("eight bt".utf8), runID: Self.run(2), in: scratch, outbox: outbox)
             doorbell.ring()
+            // One ask: the credit taken for the dead-lettered task goes to the next one.
+            try await Self.ask(processor, seq: 1)
             let dead = try await bus.next(EventType.resultDead)
             #expect(dead.run == big.runID)
             #expect(dead.message?.contains("over limits.result_size") == true, "\(dead.message ?? "")")
@@ -118,6 +163,7 @@ struct ResultSenderTests {
             let header = try await Self.queue(Data("good".utf8), runID: Self.run(1), onDisk: Data("evil".utf8), in: scratch, outbox: outbox)
             let good = try await Self.queue(Data("fine".utf8), runID: Self.run(2), in: scratch, outbox: outbox)
             doorbell.ring()
+            try await Self.ask(processor, seq: 1)
             let dead = try await bus.next(EventType.resultDead)
             #expect(dead.run == header.runID)
             #expect(dead.message?.contains(ResultPayload.mismatch) == true)
@@ -127,6 +173,47 @@ struct ResultSenderTests {
             #expect(try await outbox.entry(runID: header.runID, part: 0)?.state == .dead)
             // The next one still goes out.
             #expect(try ResultMessage(frames: try await receive(processor)).header.runID == good.runID)
+        }
+    }
+
+    /// A task goes only to a processor that asked for one, as many as it asked for; an ask repeated (the same
+    /// number) is answered once; a processor that went away after asking does not take the task with it.
+    @Test(.timeLimit(.minutes(5)))
+    func tasksGoOnlyToProcessorsThatAsked() async throws {
+        try await Self.withSender(processors: 3, lease: .seconds(2)) { outbox, processors, bus, doorbell, scratch in
+            for minute in 1...3 { _ = try await Self.queue(Data("r\(minute)".utf8), runID: Self.run(minute), in: scratch, outbox: outbox) }
+            doorbell.ring()
+            // Nobody asked: nothing is sent, and nothing is marked sent.
+            #expect(try await processors[0].receive(timeout: .milliseconds(300)) == nil)
+            #expect(try await outbox.entry(runID: Self.run(1), part: 0)?.state == .pending)
+            try await Self.ask(processors[0], seq: 1, name: "p0")
+            try await Self.ask(processors[0], seq: 1, name: "p0")
+            #expect(try ResultMessage(frames: try await receive(processors[0])).header.runID == Self.run(1))
+            #expect(try await bus.next(EventType.resultSent).attributes?["processor"] == "p0")
+            // The repeated ask got nothing more.
+            #expect(try await processors[0].receive(timeout: .milliseconds(300)) == nil)
+            // Credit 2: two tasks, in order.
+            try await Self.ask(processors[1], seq: 1, credit: 2, name: "p1")
+            #expect(try ResultMessage(frames: try await receive(processors[1])).header.runID == Self.run(2))
+            #expect(try ResultMessage(frames: try await receive(processors[1])).header.runID == Self.run(3))
+            // p0 asks and goes away, p2 asks after it; then a task comes. Whether the socket already knows p0 is
+            // gone (the task goes to p2 at once) or not yet (sent into p0's closing connection, it comes back to p2
+            // when its lease runs out), p2 gets it and nothing is lost.
+            try await Self.ask(processors[0], seq: 2, name: "p0")
+            await processors[0].close()
+            try await Self.ask(processors[2], seq: 1, name: "p2")
+            _ = try await Self.queue(Data("r4".utf8), runID: Self.run(4), in: scratch, outbox: outbox)
+            doorbell.ring()
+            // Tasks sent earlier and never acknowledged come back too once their 2 s leases run out (a slow machine
+            // may get there first): p2 asks on until the new one comes.
+            var seq: UInt64 = 1
+            var got: [String] = []
+            while !got.contains(Self.run(4)), got.count < 10 {
+                got.append(try ResultMessage(frames: try await receive(processors[2], within: .seconds(30))).header.runID)
+                seq += 1
+                try await Self.ask(processors[2], seq: seq, name: "p2")
+            }
+            #expect(got.contains(Self.run(4)), "p2 got \(got)")
         }
     }
 }

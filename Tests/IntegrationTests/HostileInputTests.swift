@@ -3,6 +3,7 @@ import Glibc
 import Messaging
 import ServiceKit
 import Testing
+import TestSupport
 import ZMQ
 
 /// What an outside fuzzer sends: random bytes, wrong frames, malformed events, huge frames and
@@ -118,10 +119,7 @@ struct HostileInputTests {
         try await TestStack.with("garbage2", yaml: "") { stack in
             try stack.start("logger", "baton-logger")
             let context = Context()
-            let results = try await AsyncSocket(
-                context: context,
-                configuration: .init(type: .push, bind: ["ipc://\(stack.directory)/results"])
-            )
+            let results = try await TaskHub(context: context, endpoint: "ipc://\(stack.directory)/results")
             try stack.start("processor-1", "baton-processor", ["--name", "processor-1"])
             let result = try await Hostile.expectRejection(stack, socket: "results", reason: "json") {
                 try await results.send([Data("baton/1".utf8), Data("result".utf8), Data(#"{"runId":7}"#.utf8), Data("x".utf8)])

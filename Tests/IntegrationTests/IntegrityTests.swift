@@ -4,6 +4,7 @@ import Messaging
 import ProcessorService
 
 import Testing
+import TestSupport
 import ZMQ
 
 /// A conflict is never a duplicate; failures carry their cause; `processor.retries` counts retries.
@@ -39,7 +40,7 @@ struct IntegrityTests {
         return (nil, nil)
     }
 
-    /// A real processor fed by a test PUSH socket: the same result twice is stored once and acknowledged as a
+    /// A real processor fed by the test playing the algorithm (answering its asks): the same result twice is stored once and acknowledged as a
     /// duplicate; a result with the same key and another sha256 is refused (nack marked conflict), kept aside
     /// with both checksums, and announced as `result.conflict`; the first stored part stays as it was.
     @Test(.timeLimit(.minutes(2)))
@@ -47,10 +48,7 @@ struct IntegrityTests {
         try await TestStack.with("conflict", yaml: "") { stack in
             try stack.start("logger", "baton-logger")
             let context = Context()
-            let results = try await AsyncSocket(
-                context: context,
-                configuration: .init(type: .push, bind: ["ipc://\(stack.directory)/results"])
-            )
+            let results = try await TaskHub(context: context, endpoint: "ipc://\(stack.directory)/results")
             let acks = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: ["ipc://\(stack.directory)/acks"]))
             let watcher = try await AsyncSocket(
                 context: context,

@@ -37,6 +37,18 @@ struct ProtocolConformanceTests {
             header(RunCancel(runID: run, reason: "cancelled by a user", queuedOnly: true)),
             header(Acknowledgement(runID: run, part: 0, processor: "host:12", duplicate: false)),
             header(LeaseRenewal(runID: run, part: 3, processor: "p1")),
+            header(LeaseRenewal(runID: run, part: 3, processor: "p1", stage: 1)),
+            header(WorkRequest(processor: "host:12", seq: 7, credit: 1)),
+            header(
+                Acknowledgement(
+                    runID: run,
+                    part: 1,
+                    processor: "p1",
+                    duplicate: false,
+                    stage: 0,
+                    outputs: [PartDigest(size: 3, sha256: sha)]
+                )
+            ),
             header(FailureReport(runID: run, part: 0, processor: "p1", reason: "exited with status 1", handBack: false)),
             header(ControlRequest(command: .jobs)),
             header(ControlRequest(command: .trigger, job: "hourly.v2")),
@@ -318,7 +330,7 @@ struct ProtocolConformanceTests {
         let blocks = doc.components(separatedBy: "```python\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
         let subscriber = try #require(blocks.first { $0.contains("zmq.SUB") }, "no subscriber example")
         let query = try #require(blocks.first { $0.contains("\"query\"") }, "no status query example")
-        let processor = try #require(blocks.first { $0.contains("zmq.PULL") }, "no processor example")
+        let processor = try #require(blocks.first { $0.contains("zmq.DEALER") && $0.contains("b\"ready\"") }, "no processor example")
         let yaml = """
             jobs:
               - name: echo

@@ -9,16 +9,17 @@ import TestSupport
 import ZMQ
 
 /// `ResultProcessor` with `ResultHandler` over `inproc://` sockets, without processes: the test is the algorithm,
-/// pushing results and reading what comes back on the acknowledgement socket.
+/// answering the processor's asks with results and reading what comes back on the acknowledgement socket.
 struct ResultProcessorTests {
     static let instance = "p1"
 
-    /// One processor: its PULL and PUSH sockets connected to the test's, its store in a scratch directory.
+    /// One processor: its DEALER and PUSH sockets connected to the test's, its store in a scratch directory.
     struct Harness {
-        let results: AsyncSocket
+        let results: TaskHub
         let acks: AsyncSocket
         let directory: String
 
+        /// Sends a result as the algorithm does: only in answer to an ask.
         func send(_ frames: [Data]) async throws { try await results.send(frames) }
 
         /// The next message the processor sends back, decoded as `T` (a lease renewal, acknowledgement or failure).
@@ -48,9 +49,12 @@ struct ResultProcessorTests {
         try configure(&configuration, directory)
         let id = UUID().uuidString
         let context = Context()
-        let results = try await AsyncSocket(context: context, configuration: .init(type: .push, bind: ["inproc://results-\(id)"]))
+        let results = try await TaskHub(context: context, endpoint: "inproc://results-\(id)")
         let acks = try await AsyncSocket(context: context, configuration: .init(type: .pull, bind: ["inproc://acks-\(id)"]))
-        let pull = try await AsyncSocket(context: context, configuration: .init(type: .pull, connect: ["inproc://results-\(id)"]))
+        let pull = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .dealer, options: [.routingID(Array("p-\(id)".utf8))], connect: ["inproc://results-\(id)"])
+        )
         let push = try await AsyncSocket(context: context, configuration: .init(type: .push, connect: ["inproc://acks-\(id)"]))
         let logger = Logger(label: "test")
         // Nobody listens on the bus: the publisher holds its events, which is all these tests need.
@@ -65,6 +69,7 @@ struct ResultProcessorTests {
         let processor = ResultProcessor(
             handler: ResultHandler(configuration: configuration, store: store, instance: instance),
             results: pull.channel.inbound,
+            asks: pull.channel.outbound,
             acks: push.channel.outbound,
             instance: instance,
             publisher: publisher,
@@ -77,12 +82,12 @@ struct ResultProcessorTests {
         } catch {
             running.cancel()
             _ = try? await running.value
-            for socket in [results, acks, pull, push] { await socket.close() }
+            for socket in [results.socket, acks, pull, push] { await socket.close() }
             throw error
         }
         running.cancel()
         _ = try? await running.value
-        for socket in [results, acks, pull, push] { await socket.close() }
+        for socket in [results.socket, acks, pull, push] { await socket.close() }
     }
 
     static let logicalTime = Date(timeIntervalSince1970: 1_767_225_600)
@@ -146,6 +151,36 @@ struct ResultProcessorTests {
             try await harness.send(Self.result("{\"a\":1}\n"))
             let ack = try await harness.settled(Acknowledgement.self, run: Self.run)
             #expect(ack == Acknowledgement(runID: Self.run, part: 0, processor: Self.instance, duplicate: false))
+        }
+    }
+
+    /// A processor asks for its next task only once it has settled the one it holds (so it never holds a task it
+    /// has not started on), and asks again, with the same number, while none comes.
+    @Test(.timeLimit(.minutes(1)))
+    func theNextAskComesOnlyAfterTheTaskIsSettled() async throws {
+        try await Self.with(configure: { configuration, directory in
+            // Holds the task until the test creates `go`.
+            let go = (directory as NSString).appendingPathComponent("go")
+            configuration.processor.command = ["sh", "-c", "while [ ! -e '\(go)' ]; do sleep 0.02; done; cat > /dev/null"]
+        }) { harness in
+            let first = try await harness.results.nextAsk()
+            #expect(first.ask == WorkRequest(processor: Self.instance, seq: 1))
+            try await harness.results.socket.send([first.id] + Self.result("{\"a\":1}\n"))
+            #expect(try await harness.next(LeaseRenewal.self).runID == Self.run)
+            // Working: no new ask, however long the task takes (checked for a while; an early ask fails it).
+            await #expect(throws: TaskHub.TimedOut.self) { try await harness.results.nextAsk(timeout: .milliseconds(700)) }
+            FileManager.default.createFile(atPath: (harness.directory as NSString).appendingPathComponent("go"), contents: nil)
+            var ack: Acknowledgement?
+            while ack == nil {
+                // Renewals (every leaseMs/3) may come first on a slow machine.
+                let frames = try #require(try await harness.acks.receive(timeout: .seconds(30)), "no answer from the processor")
+                if try Wire.kind(of: frames) == Acknowledgement.kind { ack = try Wire.decode(Acknowledgement.self, from: frames).message }
+            }
+            let settled = try #require(ack)
+            #expect(settled.runID == Self.run && !settled.duplicate)
+            let second = try await harness.results.nextAsk()
+            #expect(second.ask.seq == 2)
+            #expect(second.id == first.id, "the routing id is the processor's for its lifetime")
         }
     }
 

@@ -6,7 +6,7 @@ import Commands
 public import ServiceLifecycle
 public import ZMQ
 
-/// `baton-algorithm`: binds PUSH `results` and PULL `acks` for the processors and REP `algorithm_control` for
+/// `baton-algorithm`: binds ROUTER `results` and PULL `acks` for the processors and REP `algorithm_control` for
 /// the command line, connects PULL to the
 /// scheduler's `runs` and PUSH to its `reports`, and runs the ack receiver, result sender, retention sweeper,
 /// backlog monitor and run worker on them until graceful shutdown. The sockets are opened in ``run()`` and
@@ -20,18 +20,17 @@ public struct AlgorithmService: Service {
         (configuration.dataDirectory as NSString).appendingPathComponent("algorithm/outbox.sqlite")
     }
 
-    /// PUSH `results`, bound, where processors connect: HWM 1 and immediate, so a result goes only to a
-    /// processor ready for it.
+    /// ROUTER `results`, bound, where processors connect: each asks for work (`ready`) and is sent only what it
+    /// asked for, addressed by its routing id. A task to a processor that went away fails at once (mandatory
+    /// routing) instead of vanishing, and a processor that reconnects with its id takes its place (handover).
     public static func resultsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
         .init(
-            type: .push,
-            // HWM 1 bounds the messages queued in libzmq, but small results also pile up in the kernel's TCP
-            // buffers (megabytes on loopback): thousands a processor has not started on, and whose leases run
-            // out. Small buffers (the kernel doubles them) keep that to about 64 KiB: some 100 small results.
-            // A PUSH receives nothing, but libzmq still reads what a peer sends: the small limit bounds that.
+            type: .router,
+            // What processors send here is small (asks); the small limit bounds what a careless peer can make
+            // the algorithm buffer.
             options: [
-                .sendHighWaterMark(1), .immediate(true), .tcpBuffers(send: 16384, receive: 0), .peerHeartbeat,
-                .maxMessageSize(configuration.limits.messageBytes),
+                .routerMandatory(true), .routerHandover(true), .peerHeartbeat, .maxMessageSize(configuration.limits.messageBytes),
+                .receiveHighWaterMark(configuration.limits.receiveQueue),
             ],
             bind: [configuration.endpoints.results]
         )
@@ -115,7 +114,7 @@ public struct AlgorithmService: Service {
         let context = environment.context
         // A bound socket that cannot be bound is a configuration error naming its key, before any part runs.
         try await ConfigurationError.binding(ServiceDescription.algorithm.boundEndpoints(configuration.endpoints)) {
-            try await context.withOutbound(Self.resultsSocket(configuration)) { results in
+            try await context.withSocket(Self.resultsSocket(configuration)) { results in
                 try await context.withInbound(Self.acksSocket(configuration)) { acks in
                     try await context.withSocket(Self.controlSocket(configuration)) { control in
                         try await context.withInbound(Self.runsSocket(configuration)) { runs in
@@ -132,7 +131,7 @@ public struct AlgorithmService: Service {
     /// The parts in start order; graceful shutdown stops them in reverse (the worker drains while the sender
     /// still sends), and they have all stopped before the sockets close.
     private func runParts(
-        results: SocketOutbound,
+        results: SocketChannel,
         acks: SocketInbound,
         control: SocketChannel,
         runs: SocketInbound,
@@ -142,7 +141,14 @@ public struct AlgorithmService: Service {
         let processor = configuration.processor
         let doorbell = Doorbell()
         doorbell.ring()
+        let requests = WorkRequests()
         try await environment.runParts([
+            WorkRequestReceiver(
+                requests: requests,
+                results: results.inbound,
+                doorbell: doorbell,
+                rejector: environment.rejector(socket: "results")
+            ),
             AckReceiver(
                 dataDirectory: configuration.dataDirectory,
                 outbox: outbox,
@@ -156,7 +162,8 @@ public struct AlgorithmService: Service {
             ),
             ResultSender(
                 outbox: outbox,
-                results: results,
+                results: results.outbound,
+                requests: requests,
                 doorbell: doorbell,
                 lease: processor.lease,
                 publisher: environment.publisher,

@@ -92,10 +92,19 @@ extension Outbox {
     }
 
     /// When the next part becomes due (a retry or a lease deadline), if any part is waiting at all.
-    public func nextDeadline() async throws -> Date? {
+    /// With `after`, only deadlines later than it: what a sender with no processor asking for work waits for
+    /// (a lease running out), as the parts already due wait for an ask instead.
+    public func nextDeadline(after: Date? = nil) async throws -> Date? {
         try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM outbox WHERE state IN (\(Self.sendable))")
-                .map { Date(timeIntervalSince1970: $0) }
+            guard let after else {
+                return try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM outbox WHERE state IN (\(Self.sendable))")
+                    .map { Date(timeIntervalSince1970: $0) }
+            }
+            return try Double.fetchOne(
+                db,
+                sql: "SELECT MIN(due_at) FROM outbox WHERE state IN (\(Self.sendable)) AND due_at > ?",
+                arguments: [after.timeIntervalSince1970]
+            ).map { Date(timeIntervalSince1970: $0) }
         }
     }
 

@@ -8,17 +8,18 @@ public import ServiceLifecycle
 
 public import ZMQ
 
-/// Drains the outbox into the `results` PUSH socket, oldest first, as fast as processors take results,
-/// and sends again what was not acknowledged in time.
+/// Drains the outbox into the `results` ROUTER, oldest first, handing each task to a processor that asked for
+/// work (``WorkRequests``), and sends again what was not acknowledged in time.
 ///
-/// The socket keeps at most one message queued per processor (high-water mark 1, immediate), so a result
-/// waits in the outbox, on disk, rather than in a busy processor's queue. A sent result carries a lease:
-/// the processor must report that it started within the lease and renew it while it works; otherwise the
-/// result becomes due again and goes to another processor. Between results the sender sleeps on the
-/// ``Doorbell`` or until the next deadline; it never polls.
+/// A task goes only to a processor that has asked and still has credit, so no processor holds tasks it has not
+/// started on: one that dies takes none with it, and one that connects late gets its share. A sent task carries
+/// a lease: the processor must report that it started within the lease and renew it while it works; otherwise
+/// the task becomes due again and goes to another processor. Between tasks the sender sleeps on the
+/// ``Doorbell`` (rung by the hand-off, acknowledgements and asks) or until the next deadline; it never polls.
 public struct ResultSender: Service {
     private let outbox: Outbox
     private let results: SocketOutbound
+    private let requests: WorkRequests
     private let doorbell: Doorbell
     private let lease: Duration
     private let publisher: StatusPublisher
@@ -31,7 +32,8 @@ public struct ResultSender: Service {
     /// Creates the sender.
     /// - Parameters:
     ///   - outbox: The durable queue to drain.
-    ///   - results: The bound PUSH socket processors connect to.
+    ///   - results: The outbound side of the bound `results` ROUTER processors connect to.
+    ///   - requests: The processors' asks for work, filled by a ``WorkRequestReceiver`` on the same socket.
     ///   - doorbell: Rung when the outbox changes.
     ///   - lease: How long a processor has to start on a result, and between renewals.
     ///   - publisher: The status bus.
@@ -40,6 +42,7 @@ public struct ResultSender: Service {
     public init(
         outbox: Outbox,
         results: SocketOutbound,
+        requests: WorkRequests,
         doorbell: Doorbell,
         lease: Duration,
         publisher: StatusPublisher,
@@ -51,6 +54,7 @@ public struct ResultSender: Service {
         self.tally = TaskTally(metrics: metrics, outbox: outbox)
         self.outbox = outbox
         self.results = results
+        self.requests = requests
         self.doorbell = doorbell
         self.lease = lease
         self.publisher = publisher
@@ -63,11 +67,26 @@ public struct ResultSender: Service {
                 do {
                     // Marking a part sent and finding the next one share a transaction: one commit per result.
                     var (next, dead) = try await outbox.nextDue()
+                    var waitingForAsk = false
                     while !Task.isCancelled {
                         for part in dead { announceDead(part) }
                         for part in outbox.takeLeaseRetries() { announceLeaseRetry(part) }
                         guard let entry = next else { break }
-                        guard let leaseDeadline = try await send(entry) else {
+                        guard let taker = requests.take() else {
+                            waitingForAsk = true
+                            break
+                        }
+                        let leaseDeadline: Date?
+                        do {
+                            leaseDeadline = try await send(entry, to: taker)
+                        } catch let error as ZMQError where error.code == ZMQError.hostUnreachable || error.code == ZMQError.wouldBlock {
+                            // The processor went away after it asked (or stopped reading what it asked for): the
+                            // task goes to the next one that asks.
+                            requests.drop(taker.id)
+                            continue
+                        }
+                        guard let leaseDeadline else {
+                            requests.giveBack(taker)
                             (next, dead) = try await outbox.nextDue()
                             continue
                         }
@@ -77,9 +96,12 @@ public struct ResultSender: Service {
                             part: entry.header.part,
                             leaseDeadline: leaseDeadline
                         )
-                        announceSent(entry)
+                        announceSent(entry, to: taker)
                     }
-                    guard await doorbell.wait(until: try await outbox.nextDeadline()) else { return }
+                    // Tasks due with nobody asking wait for an ask (the doorbell); only a lease running out
+                    // (a processor that died on its task) needs the clock meanwhile.
+                    let deadline = try await outbox.nextDeadline(after: waitingForAsk ? Date() : nil)
+                    guard await doorbell.wait(until: deadline) else { return }
                 } catch is CancellationError {
                     return
                 } catch let error as ZMQError where error.isClosed || error.isTerminated {
@@ -132,7 +154,7 @@ public struct ResultSender: Service {
     }
 
     /// Sends a part; returns its lease deadline, or nil if it could not be sent (it was dead-lettered).
-    private func send(_ entry: Outbox.Entry) async throws -> Date? {
+    private func send(_ entry: Outbox.Entry, to taker: WorkRequests.Taker) async throws -> Date? {
         var header = entry.header
         header.leaseMs = Int(lease / .milliseconds(1))
         let message: ResultMessage
@@ -171,18 +193,21 @@ public struct ResultSender: Service {
         }
         var sending = message
         sending.header.sentAtUs = Timestamp.microseconds()
-        try await results.send(sending.frames)
+        try await results.send([taker.id] + sending.frames)
         return Date().addingTimeInterval(lease / .seconds(1))
     }
 
-    private func announceSent(_ entry: Outbox.Entry) {
+    private func announceSent(_ entry: Outbox.Entry, to taker: WorkRequests.Taker) {
         let header = entry.header
         publisher.publish(
             header.attempt > 1 ? EventType.resultRedelivered : EventType.resultSent,
             job: header.job,
             run: header.runID,
             part: header.part,
-            attributes: ["size": "\(header.size)", "attempt": "\(header.attempt)", "stage_index": "\(header.stageNumber)"]
+            attributes: [
+                "size": "\(header.size)", "attempt": "\(header.attempt)", "stage_index": "\(header.stageNumber)",
+                "processor": taker.processor,
+            ]
         )
     }
 }

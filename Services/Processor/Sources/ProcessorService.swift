@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Config
 import Messaging
@@ -9,21 +10,21 @@ public import ServiceLifecycle
 
 import ZMQ
 
-/// One `baton-processor`: connects PULL to the algorithm's `results` (HWM 1) and PUSH to its `acks`, and runs
+/// One `baton-processor`: connects DEALER to the algorithm's `results` (where it asks for work) and PUSH to its `acks`, and runs
 /// the result processor on them until graceful shutdown. The sockets are opened in ``run()`` and closed
 /// when it returns, after the processor has stopped.
 public struct ProcessorService: Service {
     private let environment: ServiceEnvironment
     private let store: ResultStore
 
-    /// PULL connected to `results`, HWM 1 and a small kernel buffer: a processor holds few results it has not
-    /// started on.
+    /// DEALER connected to `results`: asks for work there and receives what it asked for. Its routing id is
+    /// fixed for the process, so the algorithm recognises an ask repeated over a new connection as the same ask.
     static func resultsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
         .init(
-            type: .pull,
+            type: .dealer,
             options: [
-                .receiveHighWaterMark(1), .tcpBuffers(send: 0, receive: 16384), .maxMessageSize(configuration.limits.resultBytes),
-                .peerHeartbeat, .reconnectInterval(.milliseconds(100), max: .seconds(2)),
+                .routingID(Array(UUID().uuidString.utf8)), .maxMessageSize(configuration.limits.resultBytes), .peerHeartbeat,
+                .reconnectInterval(.milliseconds(100), max: .seconds(2)),
             ],
             connect: [configuration.endpoints.results]
         )
@@ -95,11 +96,12 @@ public struct ProcessorService: Service {
         let configuration = environment.configuration
         let context = environment.context
         try await context.withOutbound(Self.acksSocket(configuration)) { acks in
-            try await context.withInbound(Self.resultsSocket(configuration)) { results in
+            try await context.withSocket(Self.resultsSocket(configuration)) { results in
                 try await environment.runParts([
                     ResultProcessor(
                         handler: ResultHandler(configuration: configuration, store: store, instance: environment.instance),
-                        results: results,
+                        results: results.inbound,
+                        asks: results.outbound,
                         acks: acks,
                         instance: environment.instance,
                         publisher: environment.publisher,

@@ -11,7 +11,8 @@ public import ServiceLifecycle
 public import ZMQ
 import Racing
 
-/// Takes results from the algorithm, one at a time, checks them, processes and stores them (through a
+/// Asks the algorithm for work and takes its results, one at a time (it asks for the next only when it is done
+/// with one, so it never holds tasks it has not started on), checks them, processes and stores them (through a
 /// ``ResultHandler``), and tells the algorithm: a lease renewal when it starts and then every third of the
 /// lease while it works, an acknowledgement once the result is committed (or found already stored with the
 /// same sha256), or a failure report: a conflict (stored with another sha256) is reported as one, marked permanent.
@@ -21,6 +22,7 @@ import Racing
 public struct ResultProcessor: Service {
     private let handler: ResultHandler
     private let results: SocketInbound
+    private let asks: SocketOutbound
     private let acks: SocketOutbound
     private let instance: String
     private let publisher: StatusPublisher
@@ -34,7 +36,8 @@ public struct ResultProcessor: Service {
     /// Creates the processor.
     /// - Parameters:
     ///   - handler: What processing a result means here.
-    ///   - results: The PULL socket connected to the algorithm.
+    ///   - results: The inbound side of the DEALER connected to the algorithm's `results`.
+    ///   - asks: Its outbound side, where this processor asks for work.
     ///   - acks: The PUSH socket connected to the algorithm.
     ///   - instance: This processor's name.
     ///   - publisher: The status bus.
@@ -44,6 +47,7 @@ public struct ResultProcessor: Service {
     public init(
         handler: ResultHandler,
         results: SocketInbound,
+        asks: SocketOutbound,
         acks: SocketOutbound,
         instance: String,
         publisher: StatusPublisher,
@@ -56,6 +60,7 @@ public struct ResultProcessor: Service {
         self.rejector = rejector ?? MessageRejector(socket: "results", publisher: publisher, logger: logger, metrics: metrics)
         self.handler = handler
         self.results = results
+        self.asks = asks
         self.acks = acks
         self.instance = instance
         self.publisher = publisher
@@ -65,8 +70,10 @@ public struct ResultProcessor: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            var seq: UInt64 = 0
             while !Task.isCancelled {
-                guard let frames = try? await results.receive() else { return }
+                seq += 1
+                guard let frames = await nextTask(ask: WorkRequest(processor: instance, seq: seq)) else { return }
                 let message: ResultMessage
                 do {
                     // Checking the payload's SHA-256 reads every byte of what may be gigabytes: on NIO's
@@ -81,6 +88,24 @@ public struct ResultProcessor: Service {
                 await handle(message)
             }
         }
+    }
+
+    /// How often an ask is repeated while no task comes: an ask lost with a connection (the algorithm restarted,
+    /// a network cut) is made again, and the algorithm answers each ask once however often it arrives.
+    static let askAgain = Duration.seconds(5)
+
+    /// Asks for one task and waits for it; nil once stopping.
+    private func nextTask(ask: WorkRequest) async -> [Data]? {
+        let frames = Wire.encode(ask)
+        while !Task.isCancelled {
+            _ = asks.post(frames)
+            do {
+                if let task = try await results.receive(timeout: Self.askAgain) { return task }
+            } catch {
+                return nil
+            }
+        }
+        return nil
     }
 
     private func handle(_ message: ResultMessage) async {

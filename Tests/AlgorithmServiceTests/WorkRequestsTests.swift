@@ -1,0 +1,92 @@
+import AlgorithmService
+import Foundation
+import Messaging
+import PropertyBased
+import Testing
+
+/// The table of processors waiting for work: each ask answered once and never beyond its credit, oldest first.
+struct WorkRequestsTests {
+    static func id(_ name: String) -> Data { Data(name.utf8) }
+    static func ask(_ seq: UInt64, credit: Int = 1) -> WorkRequest { WorkRequest(processor: "p", seq: seq, credit: credit) }
+
+    @Test
+    func asksAreAnsweredInOrderOnceAndWithinTheirCredit() {
+        let requests = WorkRequests()
+        #expect(requests.take() == nil)
+        #expect(requests.offer(Self.ask(1), from: Self.id("a")))
+        #expect(requests.offer(Self.ask(1, credit: 2), from: Self.id("b")))
+        // The same ask again: nothing new.
+        #expect(!requests.offer(Self.ask(1), from: Self.id("a")))
+        #expect(requests.take()?.id == Self.id("a"))
+        #expect(!requests.offer(Self.ask(1), from: Self.id("a")), "an answered ask repeated is not answered again")
+        #expect(requests.take()?.id == Self.id("b"))
+        #expect(requests.take()?.id == Self.id("b"))
+        #expect(requests.take() == nil)
+        #expect(requests.offer(Self.ask(2), from: Self.id("a")))
+        #expect(requests.waiting == 1)
+    }
+
+    @Test
+    func aCreditGivenBackIsFirstInLineAndADroppedProcessorIsForgotten() throws {
+        let requests = WorkRequests()
+        requests.offer(Self.ask(1), from: Self.id("a"))
+        requests.offer(Self.ask(1), from: Self.id("b"))
+        let a = try #require(requests.take())
+        requests.giveBack(a)
+        #expect(requests.take()?.id == Self.id("a"))
+        requests.drop(Self.id("b"))
+        #expect(requests.take() == nil)
+        // A higher ask replaces what was left of a lower one.
+        requests.offer(Self.ask(3, credit: 5), from: Self.id("c"))
+        requests.offer(Self.ask(4, credit: 1), from: Self.id("c"))
+        #expect(requests.take()?.seq == 4)
+        #expect(requests.take() == nil)
+    }
+
+    @Test
+    func theTableIsBounded() {
+        let requests = WorkRequests(capacity: 10)
+        for index in 0..<100 { requests.offer(Self.ask(1), from: Self.id("p\(index)")) }
+        #expect(requests.waiting == 10)
+        #expect(requests.take()?.id == Self.id("p90"), "the oldest are forgotten first")
+    }
+
+    /// Random asks (repeated, out of order, from a few processors), takes, give-backs and drops: no ask is ever
+    /// answered beyond its credit, however often it is repeated or its processor dropped and back.
+    @Test
+    func noAskIsAnsweredBeyondItsCredit() async {
+        await propertyCheck(count: 300, input: Gen.int(in: 0...99).array(of: 1...200)) { tape in
+            Self.replay(tape)
+        }
+    }
+
+    static func replay(_ tape: [Int]) {
+        let requests = WorkRequests()
+        var credit: [String: Int] = [:]
+        var taken: [String: Int] = [:]
+        var held: [WorkRequests.Taker] = []
+        for value in tape {
+            let name = "p\(value % 3)"
+            switch value % 4 {
+            case 0, 1:
+                let ask = Self.ask(UInt64(1 + (value / 4) % 6), credit: 1 + value % 3)
+                // The first credit an ask number came with is what the processor asked for with it.
+                if credit["\(name):\(ask.seq)"] == nil { credit["\(name):\(ask.seq)"] = ask.credit }
+                requests.offer(WorkRequest(processor: name, seq: ask.seq, credit: credit["\(name):\(ask.seq)"] ?? 1), from: Self.id(name))
+            case 2:
+                guard let taker = requests.take() else { continue }
+                let key = "\(taker.processor):\(taker.seq)"
+                taken[key, default: 0] += 1
+                #expect(taken[key, default: 0] <= credit[key, default: 0], "ask \(key) answered beyond its credit")
+                held.append(taker)
+            default:
+                if value % 8 == 3, let taker = held.popLast() {
+                    requests.giveBack(taker)
+                    taken["\(taker.processor):\(taker.seq)", default: 0] -= 1
+                } else {
+                    requests.drop(Self.id(name))
+                }
+            }
+        }
+    }
+}
