@@ -26,7 +26,10 @@ struct BatonBench: AsyncParsableCommand {
     @Flag(help: "Shorter runs (a smoke test of the suite; the figures are not the reference ones).")
     var quick = false
 
-    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts, scale.")
+    @Option(
+        help:
+            "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts, scale (or one of its curves: scale-kept, scale-parts, scale-large, scale-history)."
+    )
     var only: String?
 
     @Flag(help: "Keep the scenarios' folders (logs, databases) for a look afterwards.")
@@ -130,8 +133,9 @@ struct BatonBench: AsyncParsableCommand {
 
         // How each cost grows with the work: history kept, parts per run, result size (docs/PERFORMANCE.md,
         // "Scale curves").
-        if wanted("scale") {
-            report.scale = try await scenarios.scale(port: port + 700)
+        let curves = ["kept", "parts", "large", "history"].filter { wanted("scale") || wanted("scale-\($0)") }
+        if !curves.isEmpty {
+            report.scale = try await scenarios.scale(port: port + 700, parts: Set(curves))
         }
 
         report.seconds = Date().timeIntervalSince(started)

@@ -12,25 +12,29 @@ extension Scenarios {
 
     /// The scale curves: history kept (10⁴–10⁶ tasks), parts per run (10³–10⁵), result size (128 MiB, 1 GiB),
     /// minutely runs kept (a day, a month). `--quick` keeps the smaller sizes only.
-    func scale(port: Int) async throws -> Scale {
+    /// - Parameter parts: Which curves: `kept`, `parts`, `large`, `history`.
+    func scale(port: Int, parts wanted: Set<String>) async throws -> Scale {
         var scale = Scale()
         let kept = quick ? [1000, 10_000] : [10_000, 100_000, 1_000_000]
-        print("scale: hand-off and queries with \(kept.map(String.init).joined(separator: ", ")) finished tasks kept")
-        scale.kept = try await scaleKept(sizes: kept, port: port)
-        scale.loadAverage["kept"] = Self.loadAverage()
+        if wanted.contains("kept") {
+            print("scale: hand-off and queries with \(kept.map(String.init).joined(separator: ", ")) finished tasks kept")
+            scale.kept = try await scaleKept(sizes: kept, port: port)
+            scale.loadAverage["kept"] = Self.loadAverage()
+        }
         let runParts: [Int] = quick ? [1000, 10_000] : [1000, 10_000, 100_000]
-        for (index, parts) in runParts.enumerated() {
+        for (index, parts) in runParts.enumerated() where wanted.contains("parts") {
             print("scale: hub memory for one run of \(parts) parts")
             scale.parts.append(try await scaleParts(parts: parts, watch: 10, port: port + 20 + 15 * index))
         }
-        scale.loadAverage["parts"] = Self.loadAverage()
+        if wanted.contains("parts") { scale.loadAverage["parts"] = Self.loadAverage() }
         let sizes: [Int] = quick ? [64 << 20] : [128 << 20, 1 << 30]
-        for (index, bytes) in sizes.enumerated() {
+        for (index, bytes) in sizes.enumerated() where wanted.contains("large") {
             print("scale: peak memory of every service for one result of \(bytes >> 20) MiB")
             scale.large.append(try await scaleLarge(bytes: bytes, port: port + 70 + 15 * index))
         }
-        scale.loadAverage["large"] = Self.loadAverage()
+        if wanted.contains("large") { scale.loadAverage["large"] = Self.loadAverage() }
         let runs = quick ? [1440] : [1440, 43_200]
+        guard wanted.contains("history") else { return scale }
         print("scale: baton status and baton audit over \(runs.map(String.init).joined(separator: ", ")) minutely runs")
         scale.history = try await scaleHistory(sizes: runs, port: port + 110)
         scale.loadAverage["history"] = Self.loadAverage()

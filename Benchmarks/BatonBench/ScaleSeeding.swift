@@ -54,6 +54,9 @@ enum ScaleSeeding {
                 return .commit
             }
         }
+        // As a deployment's outbox is between its commits: the copies in the database file, not in a WAL of
+        // hundreds of megabytes that every read would have to look through.
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
     /// The run id copy `index` gets, as the scheduler makes it.
