@@ -147,6 +147,16 @@ struct Report: Codable {
                     met: recovery.missing == 0 && (back ?? .infinity) <= 1
                 )
             )
+            targets.append(
+                .init(
+                    name: "recovery, last stored",
+                    target: "≤ 1 s past the survivors' share",
+                    measured:
+                        "\(formatted(recovery.secondsToAllStored, 2)) s after the kill, ideal \(formatted(recovery.idealSecondsToAllStored, 2)) s: "
+                        + "+\(formatted(recovery.secondsPastIdeal, 2)) s",
+                    met: recovery.missing == 0 && recovery.secondsPastIdeal <= 1
+                )
+            )
         }
         if !pipeline.isEmpty {
             let ratios = pipeline.map { $0.ratio ?? .infinity }
@@ -225,7 +235,7 @@ struct Report: Codable {
             )
             row(
                 "",
-                "all stored \(formatted(recovery.secondsToAllStored, 2)) s after the kill",
+                "all stored \(formatted(recovery.secondsToAllStored, 2)) s after the kill (ideal \(formatted(recovery.idealSecondsToAllStored, 2)) s)",
                 "missing \(recovery.missing)",
                 "duplicates \(recovery.duplicateDeliveries)",
                 "redelivered \(recovery.redeliveries)"

@@ -262,6 +262,11 @@ struct Scenarios {
         var redeliveries: Int
         var ratePerSecondBeforeKill: Double
         var secondsToFullRateAfterRestart: Double?
+        /// What storing the rest would take if the kill lost nothing: the survivor alone (half the rate before the
+        /// kill) until the restart, then both at the rate before.
+        var idealSecondsToAllStored: Double = 0
+        /// How much longer it took than that: the cost of the kill (issue 15: at most 1 s).
+        var secondsPastIdeal: Double { secondsToAllStored - idealSecondsToAllStored }
     }
 
     /// 10,000 results handed off, two processors storing them; `kill -9` of one at 2,000 stored, restarted
@@ -328,6 +333,9 @@ struct Scenarios {
         try await Task.sleep(for: .seconds(1))  // let the last events reach the log
         await pipeline.stop()
         let rows = await store.count()
+        let gap = restartTime - killTime
+        let remaining = Double(results - storedAtKill)
+        let ideal = rateBefore > 0 ? gap + max(0, remaining - gap * rateBefore / 2) / rateBefore : 0
         return Recovery(
             results: results,
             storedAtKill: storedAtKill,
@@ -338,7 +346,8 @@ struct Scenarios {
             duplicateDeliveries: stack.events(EventType.resultDuplicate).count,
             redeliveries: stack.events(EventType.resultRedelivered).count,
             ratePerSecondBeforeKill: rateBefore,
-            secondsToFullRateAfterRestart: fullRate
+            secondsToFullRateAfterRestart: fullRate,
+            idealSecondsToAllStored: ideal
         )
     }
 }

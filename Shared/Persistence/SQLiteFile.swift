@@ -24,17 +24,29 @@ public enum SQLiteFile {
         var attempt = 0
         while true {
             do {
-                let pool = try DatabasePool(path: path, configuration: configuration)
-                // GRDB sets WAL databases to synchronous=NORMAL, which survives a killed process but not a power
-                // loss or kernel crash: the last commits can roll back. Baton acknowledges and reports what it
-                // committed, so every commit must be on disk: FULL syncs the WAL at each commit.
-                try await pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
-                try migrator.migrate(pool)
-                return pool
+                // Opening and migrating wait on the file (and on other processes opening it, up to the busy
+                // timeout): on a thread of their own, never on the cooperative pool's few threads.
+                let settings = configuration
+                return try await Self.offPool {
+                    let pool = try DatabasePool(path: path, configuration: settings)
+                    // GRDB sets WAL databases to synchronous=NORMAL, which survives a killed process but not a power
+                    // loss or kernel crash: the last commits can roll back. Baton acknowledges and reports what it
+                    // committed, so every commit must be on disk: FULL syncs the WAL at each commit.
+                    try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+                    try migrator.migrate(pool)
+                    return pool
+                }
             } catch let error as DatabaseError where isCollision(error) && attempt < attempts {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(20 + attempt * 10))
             }
+        }
+    }
+
+    /// Runs `body` on a new thread and returns its result.
+    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
         }
     }
 

@@ -39,6 +39,8 @@ public final class AsyncSocket: Sendable {
         public var lingerOnClose: Duration
         /// The most fire-and-forget messages (``AsyncSocket/post(_:)``) waiting for the socket at once.
         public var maxPosted: Int
+        /// Watch the connections made (a monitor on the socket's thread), for ``AsyncSocket/greet(_:)``.
+        public var watchConnections = false
 
         /// Creates a configuration.
         /// - Parameters:
@@ -106,6 +108,14 @@ public final class AsyncSocket: Sendable {
     @discardableResult
     public func post(_ parts: [Data]) -> Bool {
         core.enqueuePost(parts: parts)
+    }
+
+    /// Sets a message to send again each time the socket makes a connection (a reconnect after its peer
+    /// restarted, or a network cut), until replaced or cleared with nil. Needs
+    /// ``Configuration/watchConnections``. For what a peer must hear on every connection, because what was sent
+    /// on the last one may have been lost with it: a processor's open ask for work.
+    public func greet(_ parts: [Data]?) {
+        core.state.withLock { $0.greeting = parts }
     }
 
     /// Messages queued here that libzmq has not taken yet (e.g. a PUSH with no peer connected).

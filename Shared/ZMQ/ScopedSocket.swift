@@ -127,6 +127,11 @@ public struct SocketOutbound: Sendable {
         socket.post(parts)
     }
 
+    /// Sets the message sent again on each new connection (see ``AsyncSocket/greet(_:)``).
+    public func greet(_ parts: [Data]?) {
+        socket.greet(parts)
+    }
+
     /// Messages queued here that libzmq has not taken yet (e.g. a PUSH with no peer connected).
     public var backlog: Int { socket.backlog }
 }

@@ -37,6 +37,8 @@ package final class SocketCore: @unchecked Sendable {
         var nextID: UInt64 = 0
         var closing = false
         var wakePending = false
+        /// Sent again each time a connection is made (``AsyncSocket/greet(_:)``).
+        var greeting: [Data]?
     }
 
     let wakeRead: Int32

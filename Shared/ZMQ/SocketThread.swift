@@ -20,7 +20,12 @@ extension SocketCore {
         started.resume(returning: endpoints)
 
         var failure: ZMQError?
-        var watch = HandshakeWatch(socket: socket, context: context, connects: configuration.connect)
+        var watch = HandshakeWatch(
+            socket: socket,
+            context: context,
+            connects: configuration.connect,
+            connections: configuration.watchConnections
+        )
         var items = [socket.pollItem([]), PollItem.fileDescriptor(wakeRead, events: .readable)]
         if let item = watch?.pollItem() { items.append(item) }
         // A ROUTER is never waited on for writing: it takes a message or refuses it at once (see flushSends), and
@@ -43,7 +48,7 @@ extension SocketCore {
             do {
                 try poll(&items, timeout: watch?.timeout(now: .now))
                 if items.count > 2 {
-                    if items[2].ready.contains(.readable) { watch?.readEvents(now: .now) }
+                    if items[2].ready.contains(.readable), watch?.readEvents(now: .now) == true { sendGreeting() }
                     watch?.reconnectDue(socket, now: .now)
                 }
                 if items[1].ready.contains(.readable) { drainWakePipe() }
@@ -57,6 +62,16 @@ extension SocketCore {
         _ = try? socket.set(.linger(configuration.lingerOnClose))
         socket.close()
         finish(error: failure ?? closedError())
+    }
+
+    /// After a connection was made: queues the message set for every connection (``AsyncSocket/greet(_:)``), if any,
+    /// ahead of what waits, so the loop sends it at once.
+    fileprivate func sendGreeting() {
+        state.withLock { state in
+            guard let greeting = state.greeting, !state.closing else { return }
+            state.posted += 1
+            state.sends.prepend(Outgoing(id: 0, parts: greeting, continuation: nil))
+        }
     }
 
     fileprivate func drainWakePipe() {

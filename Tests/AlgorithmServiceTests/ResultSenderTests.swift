@@ -176,6 +176,70 @@ struct ResultSenderTests {
         }
     }
 
+    /// Hands off a small part as the run worker does (accepted, running, sealed with its bytes kept, finished),
+    /// so it takes the fast path.
+    static func handOff(_ payload: Data, minute: Int, outbox: Outbox, scratch: Scratch) async throws -> String {
+        let runID = run(minute)
+        let ledger = RunLedger(outbox: outbox)
+        let time = Date(timeIntervalSince1970: Double(60 * minute))
+        _ = try await ledger.accept(RunRequest(runID: runID, job: "j", logicalTime: time, firedAt: time, trigger: .schedule))
+        _ = try await ledger.markRunning(runID)
+        let partial = scratch.directory + "/\(minute).partial"
+        let final = scratch.directory + "/\(minute).result"
+        try payload.write(to: URL(fileURLWithPath: partial))
+        let seal = try RawResults.seal(partial: partial, final: final, keep: RawResults.keptInMemory)
+        _ = try await ledger.finish(
+            runID,
+            parts: [Outbox.StoredPart(path: final, digest: PartDigest(size: seal.size, sha256: seal.sha256), bytes: seal.bytes)]
+        )
+        return runID
+    }
+
+    /// The fast path: with nothing else due, a part just handed off goes to the processor that asked from memory
+    /// (its file, removed here, is not read back); with many handed off while asks come and go, each is sent
+    /// exactly once.
+    @Test(.timeLimit(.minutes(5)))
+    func aPartJustHandedOffIsSentFromMemoryAndEachOnce() async throws {
+        try await Self.withSender { outbox, processor, bus, doorbell, scratch in
+            doorbell.ring()
+            try await Self.ask(processor, seq: 1)
+            // Nothing due yet: the sender has queried and found nothing.
+            #expect(try await processor.receive(timeout: .milliseconds(300)) == nil)
+            let payload = Data("{\"fresh\":1}\n".utf8)
+            let runID = try await Self.handOff(payload, minute: 1, outbox: outbox, scratch: scratch)
+            try FileManager.default.removeItem(atPath: scratch.directory + "/1.result")
+            doorbell.ring()
+            let message = try ResultMessage(frames: try await receive(processor))
+            #expect(message.header.runID == runID && message.payload == payload)
+            #expect(message.header.durableAtUs != nil)
+            #expect(try await Wait.until(timeout: .seconds(30)) { try await outbox.entry(runID: runID, part: 0)?.state == .sent })
+
+            // Many, while the processor asks for one at a time: every one once, none twice.
+            var received: [String] = []
+            var seq: UInt64 = 1
+            for minute in 2...41 {
+                _ = try await Self.handOff(Data("{\"n\":\(minute)}\n".utf8), minute: minute, outbox: outbox, scratch: scratch)
+                doorbell.ring()
+                if minute % 3 == 0 {
+                    seq += 1
+                    try await Self.ask(processor, seq: seq, credit: 3)
+                }
+            }
+            while received.count < 40 {
+                guard let frames = try await processor.receive(timeout: .seconds(1)) else {
+                    seq += 1
+                    try await Self.ask(processor, seq: seq, credit: 5)
+                    continue
+                }
+                received.append(try ResultMessage(frames: frames).header.runID)
+            }
+            #expect(Set(received) == Set((2...41).map(Self.run)), "missing: \(Set((2...41).map(Self.run)).subtracting(received))")
+            #expect(received.count == Set(received).count, "sent twice: \(received)")
+            #expect(try await processor.receive(timeout: .milliseconds(500)) == nil, "something was sent twice")
+            _ = bus
+        }
+    }
+
     /// A task goes only to a processor that asked for one, as many as it asked for; an ask repeated (the same
     /// number) is answered once; a processor that went away after asking does not take the task with it.
     @Test(.timeLimit(.minutes(5)))

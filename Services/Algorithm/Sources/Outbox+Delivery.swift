@@ -113,6 +113,22 @@ extension Outbox {
         try await write { db in try Self.markSent(runID: runID, stage: stage, part: part, leaseDeadline: leaseDeadline, now: now, in: db) }
     }
 
+    /// Marks parts sent in one transaction (bookkeeping: losing it only sends them again).
+    public func markSent(_ parts: [(runID: String, stage: Int, part: Int, leaseDeadline: Date)], now: Date = Date()) async throws {
+        try await writeBookkeeping { db in
+            for part in parts {
+                try Self.markSent(
+                    runID: part.runID,
+                    stage: part.stage,
+                    part: part.part,
+                    leaseDeadline: part.leaseDeadline,
+                    now: now,
+                    in: db
+                )
+            }
+        }
+    }
+
     private static func markSent(runID: String, stage: Int, part: Int, leaseDeadline: Date, now: Date, in db: Database) throws {
         try db.execute(
             sql: """

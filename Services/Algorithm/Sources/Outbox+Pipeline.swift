@@ -14,11 +14,14 @@ extension Outbox {
         public var path: String
         /// Its size and SHA-256.
         public var digest: PartDigest
+        /// Its bytes, when they are still in memory (a small part just sealed): sent from here, not read back.
+        public var bytes: Data?
 
         /// Creates a stored part.
-        public init(path: String, digest: PartDigest) {
+        public init(path: String, digest: PartDigest, bytes: Data? = nil) {
             self.path = path
             self.digest = digest
+            self.bytes = bytes
         }
     }
 

@@ -161,11 +161,63 @@ public final class Outbox: Sendable {
     /// which `durable_at` (written inside the transaction) cannot know. Taken once, by the first send.
     private let commitTimes = Mutex<[String: Int64]>([:])
 
-    /// Notes that these parts' transaction committed at `micros` (µs since 1970).
-    func noteCommitted(_ entries: [Entry], micros: Int64) {
+    /// Notes that these parts' transaction committed at `micros` (µs since 1970), and offers them to the sender's
+    /// fast path with the bytes of those still in memory (by path).
+    func noteCommitted(_ entries: [Entry], micros: Int64, payloads: [String: Data] = [:]) {
         commitTimes.withLock { times in
             if times.count > 100_000 { times.removeAll() }  // parts never sent here (e.g. a stopping sender)
             for entry in entries { times[Self.key(entry.header)] = micros }
+        }
+        guard !entries.isEmpty else { return }
+        fresh.withLock { fresh in
+            for entry in entries {
+                guard fresh.tasks.count < Self.freshLimit else {
+                    fresh.overflowed = true
+                    break
+                }
+                var stamped = entry
+                stamped.header.durableAtUs = micros
+                fresh.tasks.append(FreshTask(entry: stamped, payload: entry.header.stage?.mode == .merge ? nil : payloads[entry.path]))
+            }
+        }
+    }
+
+    /// A task just committed, as the sender's fast path takes it: no query, and no file read when its bytes are
+    /// still in memory.
+    public struct FreshTask: Sendable {
+        /// The task, as the outbox recorded it (with its commit time).
+        public var entry: Entry
+        /// Its bytes, checked against its header when they were sealed; nil: read them from its file.
+        public var payload: Data?
+    }
+
+    /// The most tasks kept for the fast path; beyond, the sender finds them by querying.
+    static let freshLimit = 1024
+    private let fresh = Mutex<(tasks: [FreshTask], overflowed: Bool)>(([], false))
+
+    /// The tasks committed since the last call, oldest first, for a sender that found nothing else due; nil when
+    /// some were not kept (too many), so that the sender must query. Either way the list is emptied.
+    public func takeFresh() -> [FreshTask]? {
+        let taken = fresh.withLock { fresh in
+            defer { fresh = ([], false) }
+            return fresh.overflowed ? nil : fresh.tasks
+        }
+        // Their commit times travel in their headers already.
+        if let taken, !taken.isEmpty {
+            commitTimes.withLock { times in for task in taken { times[Self.key(task.entry.header)] = nil } }
+        }
+        return taken
+    }
+
+    /// Takes a task out of the fast path's list as the sender sends it by the query's path, so that it is never
+    /// sent twice.
+    public func claimFresh(_ header: ResultHeader) {
+        fresh.withLock { fresh in
+            guard !fresh.tasks.isEmpty else { return }
+            fresh.tasks.removeAll {
+                $0.entry.header.runID == header.runID && $0.entry.header.stageNumber == header.stageNumber
+                    && $0.entry.header.part == header.part
+            }
         }
     }
 

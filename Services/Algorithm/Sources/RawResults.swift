@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Glibc
 import Messaging
 import Persistence
@@ -113,7 +113,13 @@ public enum RawResults {
         public var size: Int
         /// SHA-256, hex.
         public var sha256: String
+        /// The bytes themselves, when the file was no larger than the `keep` asked for: what was hashed, kept so
+        /// that the sender need not read the file back (the hand-off's fast path).
+        public var bytes: Data?
     }
+
+    /// Results up to this size are kept in memory from sealing to sending (``Seal/bytes``).
+    public static let keptInMemory = 64 * 1024
 
     /// Makes a finished partial file durable under its final name and returns its size and checksum.
     /// - Parameters:
@@ -122,13 +128,14 @@ public enum RawResults {
     ///
     /// The checksum is of exactly the bytes renamed into place: the file is hashed and fsynced through one
     /// descriptor, and after the rename the final name must be that same file, still of the hashed size.
-    public static func seal(partial: String, final: String) throws -> Seal {
+    public static func seal(partial: String, final: String, keep: Int = 0) throws -> Seal {
         let fd = open(partial, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StorageError("cannot open \(partial)", errno: errno) }
         defer { close(fd) }
         var digest = SHA256()
         var size = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var kept: Data? = keep > 0 ? Data() : nil
         while true {
             let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if got < 0 {
@@ -138,6 +145,7 @@ public enum RawResults {
             if got == 0 { break }
             buffer.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0.prefix(got))) }
             size += got
+            if size > keep { kept = nil } else { kept?.append(contentsOf: buffer.prefix(got)) }
         }
         guard Glibc.fsync(fd) == 0 else { throw StorageError("cannot sync \(partial)", errno: errno) }
         var opened = stat()
@@ -155,7 +163,7 @@ public enum RawResults {
             throw StorageError("\(final) is not the file that was hashed, or changed size after sealing")
         }
         try fsync(path: (final as NSString).deletingLastPathComponent)
-        return Seal(size: size, sha256: digest.hexDigest())
+        return Seal(size: size, sha256: digest.hexDigest(), bytes: kept)
     }
 
     /// Reads a file through SHA-256 in 1 MiB blocks.

@@ -54,8 +54,10 @@ public struct ResultHandOff: Sendable {
                 )
             }
             // Hashing and fsync of what may be gigabytes: on the blocking pool, never on the cooperative one.
-            let seal = try await BlockingWork.shared.run { try RawResults.seal(partial: partial, final: final) }
-            sealed = [Outbox.StoredPart(path: final, digest: PartDigest(size: seal.size, sha256: seal.sha256))]
+            let seal = try await BlockingWork.shared.run {
+                try RawResults.seal(partial: partial, final: final, keep: RawResults.keptInMemory)
+            }
+            sealed = [Outbox.StoredPart(path: final, digest: PartDigest(size: seal.size, sha256: seal.sha256), bytes: seal.bytes)]
         } else {
             if let attributes = try? FileManager.default.attributesOfItem(atPath: partial), (attributes[.size] as? Int ?? 0) > 0 {
                 throw StorageError("the algorithm wrote both $BATON_OUTPUT and files in $BATON_OUTPUT_DIR: write one or the other")
@@ -64,8 +66,10 @@ public struct ResultHandOff: Sendable {
             var parts: [Outbox.StoredPart] = []
             for (index, file) in files.enumerated() {
                 let target = RawResults.partPath(final: final, part: index)
-                let seal = try await BlockingWork.shared.run { try RawResults.seal(partial: file, final: target) }
-                parts.append(Outbox.StoredPart(path: target, digest: PartDigest(size: seal.size, sha256: seal.sha256)))
+                let seal = try await BlockingWork.shared.run {
+                    try RawResults.seal(partial: file, final: target, keep: RawResults.keptInMemory)
+                }
+                parts.append(Outbox.StoredPart(path: target, digest: PartDigest(size: seal.size, sha256: seal.sha256), bytes: seal.bytes))
             }
             sealed = parts
         }

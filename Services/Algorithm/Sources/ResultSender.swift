@@ -63,8 +63,12 @@ public struct ResultSender: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            // The last query found nothing due: what was committed since is then all that is due, oldest first,
+            // and goes out first without a query (the fast path); the query follows, off the latency path.
+            var drained = false
             while !Task.isCancelled {
                 do {
+                    if drained, let fresh = outbox.takeFresh() { try await sendFresh(fresh) }
                     // Marking a part sent and finding the next one share a transaction: one commit per result.
                     var (next, dead) = try await outbox.nextDue()
                     var waitingForAsk = false
@@ -98,6 +102,7 @@ public struct ResultSender: Service {
                         )
                         announceSent(entry, to: taker)
                     }
+                    drained = next == nil
                     // Tasks due with nobody asking wait for an ask (the doorbell); only a lease running out
                     // (a processor that died on its task) needs the clock meanwhile.
                     let deadline = try await outbox.nextDeadline(after: waitingForAsk ? Date() : nil)
@@ -112,6 +117,31 @@ public struct ResultSender: Service {
                 }
             }
         }
+    }
+
+    /// The fast path: sends tasks just committed to the processors that asked, from memory when their bytes are
+    /// still there, then records them sent in one transaction. What finds no ask is left for the query.
+    private func sendFresh(_ fresh: [Outbox.FreshTask]) async throws {
+        var sent: [(entry: Outbox.Entry, leaseDeadline: Date)] = []
+        var tasks = fresh[...]
+        while let task = tasks.first, let taker = requests.take() {
+            let leaseDeadline: Date?
+            do {
+                leaseDeadline = try await send(task.entry, payload: task.payload, to: taker)
+            } catch let error as ZMQError where error.code == ZMQError.hostUnreachable || error.code == ZMQError.wouldBlock {
+                requests.drop(taker.id)
+                continue
+            }
+            tasks.removeFirst()
+            guard let leaseDeadline else {
+                requests.giveBack(taker)
+                continue
+            }
+            sent.append((task.entry, leaseDeadline))
+            announceSent(task.entry, to: taker)
+        }
+        guard !sent.isEmpty else { return }
+        try await outbox.markSent(sent.map { ($0.entry.header.runID, $0.entry.header.stageNumber, $0.entry.header.part, $0.leaseDeadline) })
     }
 
     /// A task whose processor died on it (its lease ran out after it started) will be sent again.
@@ -154,7 +184,8 @@ public struct ResultSender: Service {
     }
 
     /// Sends a part; returns its lease deadline, or nil if it could not be sent (it was dead-lettered).
-    private func send(_ entry: Outbox.Entry, to taker: WorkRequests.Taker) async throws -> Date? {
+    private func send(_ entry: Outbox.Entry, payload inMemory: Data? = nil, to taker: WorkRequests.Taker) async throws -> Date? {
+        outbox.claimFresh(entry.header)
         var header = entry.header
         header.leaseMs = Int(lease / .milliseconds(1))
         let message: ResultMessage
@@ -172,6 +203,9 @@ public struct ResultSender: Service {
                     try inputs.map { try ResultPayload.read(path: $0.path, size: $0.digest.size, sha256: $0.digest.sha256) }
                 }
                 message = ResultMessage(header: header, inputs: payloads)
+            } else if let inMemory, inMemory.count == header.size {
+                // The bytes that were hashed when the part was sealed: no read back, and the processor checks them.
+                message = ResultMessage(header: header, payload: inMemory)
             } else {
                 let (path, size, sha256) = (entry.path, header.size, header.sha256)
                 message = ResultMessage(

@@ -128,7 +128,9 @@ public final class RunLedger: Sendable {
                 now: now
             )
         }
-        outbox.noteCommitted(advance.created, micros: Timestamp.microseconds())
+        var payloads: [String: Data] = [:]
+        for part in parts { if let bytes = part.bytes { payloads[part.path] = bytes } }
+        outbox.noteCommitted(advance.created, micros: Timestamp.microseconds(), payloads: payloads)
         return advance.progress
     }
 

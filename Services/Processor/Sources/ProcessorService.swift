@@ -20,7 +20,7 @@ public struct ProcessorService: Service {
     /// DEALER connected to `results`: asks for work there and receives what it asked for. Its routing id is
     /// fixed for the process, so the algorithm recognises an ask repeated over a new connection as the same ask.
     static func resultsSocket(_ configuration: Configuration) -> AsyncSocket.Configuration {
-        .init(
+        var socket = AsyncSocket.Configuration(
             type: .dealer,
             options: [
                 .routingID(Array(UUID().uuidString.utf8)), .maxMessageSize(configuration.limits.resultBytes), .peerHeartbeat,
@@ -28,6 +28,9 @@ public struct ProcessorService: Service {
             ],
             connect: [configuration.endpoints.results]
         )
+        // The open ask is sent again on every new connection (ResultProcessor).
+        socket.watchConnections = true
+        return socket
     }
 
     /// PUSH connected to `acks`; lingers 2 s at stop so the last acknowledgement leaves.

@@ -90,22 +90,15 @@ public struct ResultProcessor: Service {
         }
     }
 
-    /// How often an ask is repeated while no task comes: an ask lost with a connection (the algorithm restarted,
-    /// a network cut) is made again, and the algorithm answers each ask once however often it arrives.
-    static let askAgain = Duration.seconds(5)
-
-    /// Asks for one task and waits for it; nil once stopping.
+    /// Asks for one task and waits for it; nil once stopping. The ask is also set as the socket's greeting, so
+    /// it is sent again whenever the connection is made again (an ask sent just before a connection dropped is
+    /// lost with it); the algorithm answers each ask once however often it arrives.
     private func nextTask(ask: WorkRequest) async -> [Data]? {
         let frames = Wire.encode(ask)
-        while !Task.isCancelled {
-            _ = asks.post(frames)
-            do {
-                if let task = try await results.receive(timeout: Self.askAgain) { return task }
-            } catch {
-                return nil
-            }
-        }
-        return nil
+        asks.greet(frames)
+        _ = asks.post(frames)
+        defer { asks.greet(nil) }
+        return try? await results.receive()
     }
 
     private func handle(_ message: ResultMessage) async {
