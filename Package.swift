@@ -13,6 +13,7 @@ let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let signals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let grdbSQLite = Target.Dependency.product(name: "GRDBSQLite", package: "GRDB.swift")
 let subprocess = Target.Dependency.product(name: "Subprocess", package: "swift-subprocess")
 let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
 let system = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
@@ -157,7 +158,10 @@ let package = Package(
             "ProcessorService",
             folder: "Processor",
             // NIOPosix for its blocking pool: checking and writing results off the cooperative pool.
-            dependencies: serviceBase + ["Persistence", "Commands", grdb, subprocess, .product(name: "NIOPosix", package: "swift-nio")],
+            // GRDBSQLite: the store binds each JSON line straight from the payload's buffer (SQLite's C API).
+            dependencies: serviceBase + [
+                "Persistence", "Commands", grdb, grdbSQLite, subprocess, .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             main: ["Commands"]
         )
         + service("LoggerService", folder: "Logger", dependencies: serviceBase)
@@ -174,7 +178,7 @@ let package = Package(
                 name: "BatonBench",
                 dependencies: [
                     "ZMQ", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Commands", "Persistence", "ProcessorService",
-                    "AlgorithmService", "SchedulerService", "TestSupport", grdb, logging, lifecycle, argumentParser,
+                    "AlgorithmService", "SchedulerService", "TestSupport", grdb, grdbSQLite, logging, lifecycle, argumentParser,
                 ],
                 path: "Benchmarks/BatonBench",
                 swiftSettings: swiftSettings
@@ -193,6 +197,7 @@ let package = Package(
                 name: "ProcessorServiceTests",
                 dependencies: [
                     "TestSupport", "ProcessorService", "Persistence", "Messaging", "Config", "ServiceKit", "ZMQ", grdb, logging,
+                    .product(name: "PropertyBased", package: "swift-property-based"),
                 ],
                 swiftSettings: swiftSettings
             ),

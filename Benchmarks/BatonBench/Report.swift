@@ -91,6 +91,8 @@ struct Report: Codable {
     var pipeline: [Scenarios.PipelineParallelism] = []
     var hosts: [Scenarios.HostsThroughput] = []
     var scale: Scenarios.Scale?
+    var ingest: [Scenarios.Ingest] = []
+    var checksums: [Scenarios.Checksum] = []
     var targets: [Target] = []
 
     mutating func evaluate() {
@@ -170,6 +172,7 @@ struct Report: Codable {
             )
         }
         targets += hostsTargets()
+        targets += ingestTargets()
     }
 
     func table() -> String {
@@ -275,6 +278,7 @@ struct Report: Codable {
             lines.append("")
         }
         lines += hostsTable()
+        lines += ingestTable()
         lines += scaleTable()
         row("target", "wanted", "measured", "met")
         for target in targets { row(target.name, target.target, target.measured, target.met ? "yes" : "NO") }

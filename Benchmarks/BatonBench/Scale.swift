@@ -124,9 +124,3 @@ extension Scenarios {
         return samples.sorted()[samples.count / 2]
     }
 }
-
-/// A scenario that could not be set up as it should.
-struct BenchError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

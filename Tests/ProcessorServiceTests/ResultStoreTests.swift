@@ -30,6 +30,28 @@ struct ResultStoreTests {
         #expect(try await store.contains(runID: "j@1", part: 0))
     }
 
+    /// Many lines, each kept byte for byte (non-ASCII text, escapes, CR before the newline) in line order.
+    @Test(arguments: StoreBackend.allCases) func manyLinesAreStoredByteForByte(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
+        let lines = (0..<3000).map { index in
+            index % 3 == 0 ? "{\"n\":\(index),\"t\":\"é€😀 \\\"\\u00e9\"}\r" : index % 3 == 1 ? "[\(index), -0.5e3, null]" : "\"\(index)\""
+        }
+        let payload = Data(lines.joined(separator: "\n").utf8 + [0x0A])
+        #expect(try await store.store(Fixtures.header(payload), payload: payload, processor: "p") == .stored(records: lines.count))
+        #expect(try await store.records(runID: "j@1") == lines)
+    }
+
+    /// What is not one JSON value per line is kept whole: a trailing comma, a blank line, a lone surrogate.
+    @Test(arguments: StoreBackend.allCases) func notQuiteJSONLinesIsABlob(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
+        for (index, text) in ["[1,2,]\n", "1\n\n2\n", "\"\\ud800\"\n"].enumerated() {
+            let payload = Data(text.utf8)
+            let header = Fixtures.header(payload, run: "j@\(index + 1)")
+            #expect(try await store.store(header, payload: payload, processor: "p") == .stored(records: 0), "\(text.debugDescription)")
+            #expect(try await store.records(runID: header.runID).isEmpty)
+        }
+    }
+
     /// A pipeline's store stage records its name with each part; a job without stages records none.
     @Test(arguments: StoreBackend.allCases) func eachPartRecordsTheStageThatStoredIt(backend: StoreBackend) async throws {
         let store = try await backend.open(scratch)

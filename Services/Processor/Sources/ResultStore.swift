@@ -163,19 +163,10 @@ public final class ResultStore: Sendable {
         return String(decoding: try Timestamp.encoder().encode(kept), as: UTF8.self)
     }
 
-    /// The lines of a payload when every non-empty line is a JSON value; `nil` otherwise (store as a blob).
-    /// A trailing newline ends the last line; it does not start an empty one.
-    static func jsonLines(_ payload: Data) -> [String]? {
-        guard !payload.isEmpty, let text = String(data: payload, encoding: .utf8) else { return nil }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        guard !lines.isEmpty else { return nil }
-        for line in lines {
-            guard !line.isEmpty, (try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])) != nil else {
-                return nil
-            }
-        }
-        return lines
+    /// The byte ranges of a payload's lines when every line is one JSON value (``JSONLines``); `nil` otherwise
+    /// (store as a blob). A trailing newline ends the last line; it does not start an empty one.
+    static func jsonLines(_ payload: Data) -> [Range<Int>]? {
+        JSONLines.lines(in: payload)
     }
 }
 

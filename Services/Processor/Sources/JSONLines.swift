@@ -1,0 +1,280 @@
+public import Foundation
+
+/// JSON lines (one JSON value per line), checked byte by byte over the payload's own buffer: the built-in store
+/// keeps a payload as records only when every line is one JSON value, and it must decide that at memory speed
+/// (no `String` per line, nothing parsed into objects).
+///
+/// A line is the bytes up to a `\n` (not included); a `\n` at the very end ends the last line and starts no
+/// empty one. Every line must hold exactly one JSON value (RFC 8259, strict), with whitespace (space, tab, CR)
+/// around it; an empty or blank line makes the payload not JSON lines. Where RFC 8259 leaves a choice, or
+/// Foundation's `JSONSerialization` (which the store used before) is more lenient, this is what holds:
+/// - trailing commas (`[1,]`, `{"a":1,}`) are refused (Foundation accepts them);
+/// - a NUL byte, or a byte order mark, is no whitespace: refused (Foundation ignores what follows a NUL, and a
+///   leading byte order mark);
+/// - numbers are checked by their grammar only: `1e400` is accepted, as RFC 8259 allows (Foundation refuses a
+///   number a `Double` cannot hold); `-0` and `1e5` are numbers, `01`, `1.`, `.5`, `+1` are not;
+/// - a `\u` escape must not leave a surrogate alone: `\uD800`–`\uDBFF` must be followed by an escaped
+///   `\uDC00`–`\uDFFF`, which is never alone (as Foundation; I-JSON, RFC 7493, forbids them: a lone surrogate
+///   decodes to no Unicode text);
+/// - strings are well-formed UTF-8 (RFC 3629: no overlong forms, no encoded surrogates, nothing above U+10FFFF);
+/// - at most 512 arrays or objects are open at once, empty ones included (as Foundation).
+public enum JSONLines {
+    /// How many arrays or objects may be open at once.
+    public static let maximumDepth = 512
+
+    /// The byte ranges of the payload's lines (without their `\n`) when every line is one JSON value; nil
+    /// otherwise, and for an empty payload.
+    public static func lines(in data: Data) -> [Range<Int>]? {
+        data.withUnsafeBytes { lines(in: $0) }
+    }
+
+    /// The byte ranges of the buffer's lines (without their `\n`) when every line is one JSON value; nil
+    /// otherwise, and for an empty buffer.
+    public static func lines(in buffer: UnsafeRawBufferPointer) -> [Range<Int>]? {
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return nil }
+        var scanner = Scanner(bytes: base, count: buffer.count)
+        var lines: [Range<Int>] = []
+        var start = 0
+        while start < buffer.count {
+            guard let end = scanner.line(from: start) else { return nil }
+            lines.append(start..<end)
+            start = end + 1
+        }
+        return lines
+    }
+}
+
+/// The validator's state: the buffer, and which of the open containers are objects (a bit per depth).
+private struct Scanner {
+    let bytes: UnsafeRawPointer
+    let count: Int
+    var objects = [UInt64](repeating: 0, count: (JSONLines.maximumDepth + 63) / 64)
+
+    init(bytes: UnsafeRawPointer, count: Int) {
+        self.bytes = bytes
+        self.count = count
+    }
+
+    /// The byte at `index`, or 0 past the end: NUL is valid nowhere in JSON, so the end needs no check of its own
+    /// except where a line may end.
+    @inline(__always) func byte(_ index: Int) -> UInt8 {
+        index < count ? bytes.load(fromByteOffset: index, as: UInt8.self) : 0
+    }
+
+    @inline(__always) func skipSpace(_ index: inout Int) {
+        while true {
+            switch byte(index) {
+            case 0x20, 0x09, 0x0D: index += 1
+            default: return
+            }
+        }
+    }
+
+    /// Where the line starting at `start` ends (its `\n`, or the end of the buffer) when it holds one JSON value.
+    mutating func line(from start: Int) -> Int? {
+        var index = start
+        var depth = 0
+        skipSpace(&index)
+        while true {
+            // A value starts at `index` (whitespace is skipped before every value).
+            switch byte(index) {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard depth < JSONLines.maximumDepth else { return nil }
+                let object = byte(index) == UInt8(ascii: "{")
+                index += 1
+                skipSpace(&index)
+                if byte(index) == (object ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    index += 1
+                    break
+                }
+                if object {
+                    objects[depth >> 6] |= 1 << UInt64(depth & 63)
+                } else {
+                    objects[depth >> 6] &= ~(1 << UInt64(depth & 63))
+                }
+                depth += 1
+                if object { guard key(&index) else { return nil } }
+                continue
+            case UInt8(ascii: "\""):
+                guard string(&index) else { return nil }
+            case UInt8(ascii: "t"):
+                guard literal(&index, 0x74, 0x72, 0x75, 0x65) else { return nil }
+            case UInt8(ascii: "f"):
+                guard literal(&index, 0x66, 0x61, 0x6C, 0x73) && byte(index) == 0x65 else { return nil }
+                index += 1
+            case UInt8(ascii: "n"):
+                guard literal(&index, 0x6E, 0x75, 0x6C, 0x6C) else { return nil }
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                guard number(&index) else { return nil }
+            default:
+                return nil
+            }
+            // After a value: close the containers it ends, or go on after a comma to the next value.
+            while true {
+                skipSpace(&index)
+                guard depth > 0 else { return index == count || byte(index) == UInt8(ascii: "\n") ? index : nil }
+                let object = objects[(depth - 1) >> 6] & (1 << UInt64((depth - 1) & 63)) != 0
+                let next = byte(index)
+                index += 1
+                if next == UInt8(ascii: ",") {
+                    skipSpace(&index)
+                    if object { guard key(&index) else { return nil } }
+                    break
+                }
+                guard next == (object ? UInt8(ascii: "}") : UInt8(ascii: "]")) else { return nil }
+                depth -= 1
+            }
+        }
+    }
+
+    /// An object's key, its colon and the whitespace up to its value.
+    func key(_ index: inout Int) -> Bool {
+        guard byte(index) == UInt8(ascii: "\""), string(&index) else { return false }
+        skipSpace(&index)
+        guard byte(index) == UInt8(ascii: ":") else { return false }
+        index += 1
+        skipSpace(&index)
+        return true
+    }
+
+    /// Four given bytes.
+    func literal(_ index: inout Int, _ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> Bool {
+        guard byte(index) == a, byte(index + 1) == b, byte(index + 2) == c, byte(index + 3) == d else { return false }
+        index += 4
+        return true
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    func number(_ index: inout Int) -> Bool {
+        if byte(index) == UInt8(ascii: "-") { index += 1 }
+        let first = byte(index)
+        guard isDigit(first) else { return false }
+        index += 1
+        if first != UInt8(ascii: "0") { skipDigits(&index) }
+        if byte(index) == UInt8(ascii: ".") {
+            index += 1
+            guard isDigit(byte(index)) else { return false }
+            skipDigits(&index)
+        }
+        if byte(index) | 0x20 == UInt8(ascii: "e") {
+            index += 1
+            if byte(index) == UInt8(ascii: "+") || byte(index) == UInt8(ascii: "-") { index += 1 }
+            guard isDigit(byte(index)) else { return false }
+            skipDigits(&index)
+        }
+        return true
+    }
+
+    @inline(__always) func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
+
+    @inline(__always) func skipDigits(_ index: inout Int) {
+        while isDigit(byte(index)) { index += 1 }
+    }
+
+    /// A string, from its opening quote past its closing one.
+    func string(_ index: inout Int) -> Bool {
+        index += 1
+        while true {
+            // Eight bytes at a time up to the first that needs a look of its own (most text needs none).
+            while index &+ 8 <= count {
+                let special = Self.special(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                guard special == 0 else {
+                    index += special.trailingZeroBitCount >> 3
+                    break
+                }
+                index += 8
+            }
+            let lead = byte(index)
+            // Printable ASCII but the quote and the backslash: by far the most common, checked first.
+            if lead &- 0x20 < 0x60, lead != UInt8(ascii: "\""), lead != UInt8(ascii: "\\") {
+                index += 1
+                continue
+            }
+            switch lead {
+            case UInt8(ascii: "\""):
+                index += 1
+                return true
+            case UInt8(ascii: "\\"):
+                guard escape(&index) else { return false }
+            case 0xC2...0xDF:
+                guard isContinuation(byte(index + 1)) else { return false }
+                index += 2
+            case 0xE0...0xEF:
+                // E0 needs A0–BF next (no overlong forms), ED needs 80–9F (no encoded surrogates).
+                let second = byte(index + 1)
+                let low: UInt8 = lead == 0xE0 ? 0xA0 : 0x80
+                let high: UInt8 = lead == 0xED ? 0x9F : 0xBF
+                guard second >= low, second <= high, isContinuation(byte(index + 2)) else { return false }
+                index += 3
+            case 0xF0...0xF4:
+                // F0 needs 90–BF next (no overlong forms), F4 needs 80–8F (nothing above U+10FFFF).
+                let second = byte(index + 1)
+                let low: UInt8 = lead == 0xF0 ? 0x90 : 0x80
+                let high: UInt8 = lead == 0xF4 ? 0x8F : 0xBF
+                guard second >= low, second <= high, isContinuation(byte(index + 2)), isContinuation(byte(index + 3)) else {
+                    return false
+                }
+                index += 4
+            default:
+                // Control characters (a `\n` among them: a string never spans lines), the end of the buffer,
+                // continuation bytes without a lead, C0, C1 and F5–FF.
+                return false
+            }
+        }
+    }
+
+    @inline(__always) func isContinuation(_ byte: UInt8) -> Bool { byte & 0xC0 == 0x80 }
+
+    /// The high bit set in each byte of `word` that is a control character, `"`, `\\` or not ASCII; exact for the
+    /// lowest such byte (a borrow only carries upward from a byte that is flagged itself), which is all the
+    /// caller uses.
+    @inline(__always) static func special(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let control = (word &- ones &* 0x20) & ~word & highs
+        return control | zeroBytes(word ^ (ones &* 0x22)) | zeroBytes(word ^ (ones &* 0x5C)) | (word & highs)
+    }
+
+    /// An escape, from its backslash: a `\u` high surrogate must be followed by an escaped low one.
+    func escape(_ index: inout Int) -> Bool {
+        switch byte(index + 1) {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+            UInt8(ascii: "r"), UInt8(ascii: "t"):
+            index += 2
+            return true
+        case UInt8(ascii: "u"):
+            guard let unit = hex4(index + 2) else { return false }
+            index += 6
+            switch unit {
+            case 0xD800...0xDBFF:
+                guard byte(index) == UInt8(ascii: "\\"), byte(index + 1) == UInt8(ascii: "u"), let low = hex4(index + 2),
+                    (0xDC00...0xDFFF).contains(low)
+                else { return false }
+                index += 6
+                return true
+            case 0xDC00...0xDFFF: return false
+            default: return true
+            }
+        default:
+            return false
+        }
+    }
+
+    /// The four hex digits at `index`, as a UTF-16 code unit.
+    func hex4(_ index: Int) -> UInt16? {
+        var unit: UInt16 = 0
+        for offset in 0..<4 {
+            let digit = byte(index + offset)
+            let value: UInt8
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = digit - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = digit - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = digit - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            unit = unit << 4 | UInt16(value)
+        }
+        return unit
+    }
+}
