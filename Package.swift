@@ -178,7 +178,7 @@ let package = Package(
                 name: "BatonBench",
                 dependencies: [
                     "ZMQ", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Commands", "Persistence", "ProcessorService",
-                    "AlgorithmService", "TestSupport", grdb, grdbSQLite, logging, lifecycle, argumentParser,
+                    "AlgorithmService", "SchedulerService", "TestSupport", grdb, grdbSQLite, logging, lifecycle, argumentParser,
                 ],
                 path: "Benchmarks/BatonBench",
                 swiftSettings: swiftSettings

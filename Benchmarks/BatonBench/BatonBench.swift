@@ -9,8 +9,8 @@ struct BatonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
         abstract:
-            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery, pipeline parallelism, throughput over hosts and store ingest.",
-        discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+600 on 127.0."
+            "Measure hand-off latency, durable throughput, hand-off cost, timer accuracy, idle cost, recovery, pipeline parallelism, throughput over hosts, store ingest and scale curves.",
+        discussion: "Build in release mode first (make bench does both). Uses TCP ports from --port up to --port+800 on 127.0."
             + "0.1 and the folder --dir on the disk being measured."
     )
 
@@ -26,7 +26,10 @@ struct BatonBench: AsyncParsableCommand {
     @Flag(help: "Shorter runs (a smoke test of the suite; the figures are not the reference ones).")
     var quick = false
 
-    @Option(help: "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts, ingest.")
+    @Option(
+        help:
+            "Only these parts, comma-separated: latency, throughput, cost, timer, idle, recovery, pipeline, hosts, ingest, scale (or one of its curves: scale-kept, scale-parts, scale-large, scale-history)."
+    )
     var only: String?
 
     @Flag(help: "Keep the scenarios' folders (logs, databases) for a look afterwards.")
@@ -145,6 +148,13 @@ struct BatonBench: AsyncParsableCommand {
                 print("checksum, \(label)")
                 report.checksums.append(try scenarios.checksum(label: label, size: size, runs: quick ? 3 : 5))
             }
+        }
+
+        // How each cost grows with the work: history kept, parts per run, result size (docs/PERFORMANCE.md,
+        // "Scale curves").
+        let curves = ["kept", "parts", "large", "history"].filter { wanted("scale") || wanted("scale-\($0)") }
+        if !curves.isEmpty {
+            report.scale = try await scenarios.scale(port: port + 700, parts: Set(curves))
         }
 
         report.seconds = Date().timeIntervalSince(started)

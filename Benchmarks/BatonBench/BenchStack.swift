@@ -8,7 +8,13 @@ final class BenchStack {
     let directory: String
     let configPath: String
     let basePort: Int
-    private var processes: [String: Process] = [:]
+    private(set) var processes: [String: Process] = [:]
+    /// Each service's lifeline (`BATON_SUPERVISOR_FD`, as `baton up` gives it): the read end of a pipe whose
+    /// write end only this process holds, so the services stop when the bench dies, however it dies. With
+    /// `BATON_SUPERVISOR_PID` alone they relied on the parent-death signal, which Linux ties to the thread that
+    /// started them: when that thread of the bench retired (an async scenario's), a service was sent SIGTERM
+    /// and left mid-run, exiting 0.
+    private let lifeline: (read: Int32, write: Int32)
 
     /// The directory holding `baton-bench` and the service executables.
     static let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
@@ -20,6 +26,11 @@ final class BenchStack {
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         configPath = directory + "/baton.yaml"
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw BenchError("no pipe for the services' lifeline: errno \(errno)") }
+        // Neither end leaks into the services' own children; each service gets the read end as its fd 0.
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        lifeline = (ends[0], ends[1])
         self.basePort = basePort
         let yaml = """
             data_dir: \(directory)/data
@@ -43,6 +54,11 @@ final class BenchStack {
         try (yaml + body).write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
+    deinit {
+        close(lifeline.read)
+        close(lifeline.write)
+    }
+
     var dataDirectory: String { directory + "/data" }
     var eventLog: String { dataDirectory + "/logs/events.jsonl" }
 
@@ -62,12 +78,14 @@ final class BenchStack {
         var environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
         environment["BATON_CONFIG"] = configPath
         environment["BATON_SUPERVISOR_PID"] = "\(getpid())"
+        environment["BATON_SUPERVISOR_FD"] = "0"
         environment["BATON_INSTANCE"] = name
         process.environment = environment
         let log = "\(directory)/\(name).err"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle(fileDescriptor: lifeline.read, closeOnDealloc: false)
         try process.run()
         processes[name] = process
         return process

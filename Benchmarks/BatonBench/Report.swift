@@ -90,6 +90,7 @@ struct Report: Codable {
     var recovery: Scenarios.Recovery?
     var pipeline: [Scenarios.PipelineParallelism] = []
     var hosts: [Scenarios.HostsThroughput] = []
+    var scale: Scenarios.Scale?
     var ingest: [Scenarios.Ingest] = []
     var checksums: [Scenarios.Checksum] = []
     var targets: [Target] = []
@@ -278,6 +279,7 @@ struct Report: Codable {
         }
         lines += hostsTable()
         lines += ingestTable()
+        lines += scaleTable()
         row("target", "wanted", "measured", "met")
         for target in targets { row(target.name, target.target, target.measured, target.met ? "yes" : "NO") }
         lines.append("")

@@ -38,6 +38,17 @@ struct AlgorithmControlTests {
         #expect(one.parts?.map(\.header.runID) == ["j@1"])
     }
 
+    @Test func oneRunsPartsAreListedWithTheOtherFilters() async throws {
+        let (control, _, _) = try await control()
+        let dead = try await control.handle(AlgorithmRequest(command: .results, state: .dead, run: "j@2")).reply
+        #expect(dead.parts?.map(\.header.runID) == ["j@2"])
+        let none = try await control.handle(AlgorithmRequest(command: .results, state: .dead, run: "j@1")).reply
+        #expect(none.ok && none.parts?.isEmpty == true, "j@1 has no dead part")
+        #expect(none.counts == ["pending": 1, "dead": 1], "the counts are still of every part")
+        let unknown = try await control.handle(AlgorithmRequest(command: .results, run: "j@9")).reply
+        #expect(unknown.ok && unknown.parts?.isEmpty == true)
+    }
+
     @Test func rawBytesAreSentOnlyWhenTheyMatchTheirChecksum() async throws {
         let (control, _, payloads) = try await control()
         let raw = try await control.handle(AlgorithmRequest(command: .raw, run: "j@1", part: 0))

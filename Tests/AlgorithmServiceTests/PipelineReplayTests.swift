@@ -163,4 +163,18 @@ struct PipelineReplayTests {
         try AlgorithmRequest(command: .requeue, run: run, stage: 0).validate()
         try AlgorithmRequest(command: .stages).validate()
     }
+
+    @Test func stagesAreListedForOneRunOrForAll() async throws {
+        let (outbox, control) = try await finishedRun()
+        let ledger = RunLedger(outbox: outbox)
+        #expect(try await ledger.accept(Fixtures.request("j@2"), pipeline: Self.pipeline) == nil)
+        try await ledger.markRunning("j@2")
+        try await ledger.finish("j@2", parts: Array(Self.inputs.prefix(2)))
+        let one = try #require(try await control.handle(AlgorithmRequest(command: .stages, run: "j@2")).reply.stages)
+        #expect(one.map(\.run) == ["j@2", "j@2", "j@2"])
+        #expect(one.first?.parts == 2)
+        let all = try #require(try await control.handle(AlgorithmRequest(command: .stages)).reply.stages)
+        #expect(all.map(\.run) == ["j@1", "j@1", "j@1", "j@2", "j@2", "j@2"])
+        #expect(try await outbox.stageOverview(runID: "j@3").isEmpty, "an unknown run has no stages")
+    }
 }

@@ -77,14 +77,14 @@ public struct AlgorithmControl: Sendable {
     public func handle(_ request: AlgorithmRequest) async throws -> (reply: AlgorithmReply, payload: Data?) {
         switch request.command {
         case .results:
-            var entries = try await outbox.entries(
+            let entries = try await outbox.entries(
                 state: request.state,
                 cause: request.cause,
                 job: request.job,
+                runID: request.run,
                 from: request.from,
                 to: request.to
             )
-            if let run = request.run { entries = entries.filter { $0.header.runID == run } }
             let counts = try await outbox.counts()
             return (
                 AlgorithmReply(

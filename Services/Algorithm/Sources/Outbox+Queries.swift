@@ -7,17 +7,24 @@ import Persistence
 // and `baton replay` see through the algorithm's `control` socket (``AlgorithmControlServer``).
 extension Outbox {
     /// Parts in a state (or all), oldest first, optionally with a dead-letter cause (``Entry/cause``), for one
-    /// job and a logical-time range.
+    /// job, one run and a logical-time range.
+    /// - Parameter runID: Only this run's tasks: looked up by the run's key, so the answer costs the same however
+    ///   many runs the outbox keeps.
     public func entries(
         state: DeliveryState? = nil,
         cause: String? = nil,
         job: String? = nil,
+        runID: String? = nil,
         from: Date? = nil,
         to: Date? = nil
     ) async throws -> [Entry] {
         try await pool.read { db in
             var conditions: [String] = []
             var arguments: [any DatabaseValueConvertible] = []
+            if let runID {
+                conditions.append("outbox.run_id = ?")
+                arguments.append(runID)
+            }
             if let state {
                 conditions.append("state = ?")
                 arguments.append(state)

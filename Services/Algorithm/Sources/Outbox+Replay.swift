@@ -36,9 +36,10 @@ extension Outbox {
                 sql: """
                     SELECT runs.run_id AS run_id, runs.pipeline AS version, pipelines.definition AS definition FROM runs
                     LEFT JOIN pipelines ON pipelines.version = runs.pipeline
-                    WHERE runs.pipeline != '' AND (? IS NULL OR runs.run_id = ?) ORDER BY runs.run_id
+                    WHERE runs.pipeline != '' \(runID == nil ? "" : "AND runs.run_id = ?") ORDER BY runs.run_id
                     """,
-                arguments: [runID, runID]
+                // One run by its key: `(? IS NULL OR run_id = ?)` made SQLite scan every run kept.
+                arguments: StatementArguments(runID.map { [$0] } ?? [])
             )
             var overview: [StageOverview] = []
             for run in runs {
