@@ -66,11 +66,17 @@ public struct ResultSender: Service {
             // The last query found nothing due: what was committed since is then all that is due, oldest first,
             // and goes out first without a query (the fast path); the query follows, off the latency path.
             var drained = false
+            // The task the last query found due when no processor had asked: it is sent to the next ask without
+            // another query (a durable transaction per task, when processors are the bottleneck). The query after
+            // each send still finds expired leases and dead letters.
+            var held: Outbox.Entry?
             while !Task.isCancelled {
                 do {
                     if drained, let fresh = outbox.takeFresh() { try await sendFresh(fresh) }
                     // Marking a part sent and finding the next one share a transaction: one commit per result.
-                    var (next, dead) = try await outbox.nextDue()
+                    var (next, dead): (Outbox.Entry?, [Outbox.Entry]) = (held, [])
+                    if held == nil { (next, dead) = try await outbox.nextDue() }
+                    held = nil
                     var waitingForAsk = false
                     while !Task.isCancelled {
                         for part in dead { announceDead(part) }
@@ -78,6 +84,7 @@ public struct ResultSender: Service {
                         guard let entry = next else { break }
                         guard let taker = requests.take() else {
                             waitingForAsk = true
+                            held = entry
                             break
                         }
                         let leaseDeadline: Date?
@@ -105,6 +112,9 @@ public struct ResultSender: Service {
                     // (a processor that died on its task) needs the clock meanwhile.
                     let deadline = try await outbox.nextDeadline(after: waitingForAsk ? Date() : nil)
                     guard await doorbell.wait(until: deadline) else { return }
+                    // A deadline that passed (a lease ran out) needs the query: it counts the failure, and may
+                    // dead-letter the task, at once.
+                    if let deadline, Date() >= deadline { held = nil }
                 } catch is CancellationError {
                     return
                 } catch let error as ZMQError where error.isClosed || error.isTerminated {
