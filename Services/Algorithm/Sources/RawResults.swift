@@ -134,7 +134,11 @@ public enum RawResults {
         defer { close(fd) }
         var digest = SHA256()
         var size = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        // Sized to the file, up to 1 MiB: a small result costs no 1 MiB allocation and clearing (seen in profiles of
+        // many small hand-offs).
+        var status = stat()
+        let expected = fstat(fd, &status) == 0 ? Int(status.st_size) : 1 << 20
+        var buffer = [UInt8](repeating: 0, count: min(1 << 20, max(4096, expected + 1)))
         var kept: Data? = keep > 0 ? Data() : nil
         while true {
             let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
