@@ -30,7 +30,8 @@ lint:
 	swift format lint --strict --recursive --parallel Package.swift Shared Services Tests Benchmarks
 
 # The benchmark suite (docs/PERFORMANCE.md): a static release build, then every measurement with its
-# raw libzmq / SQLite baseline; prints a table and writes bench.json. About 8 minutes.
+# raw libzmq / SQLite baseline; prints a table and writes bench.json. The build takes 10-20 minutes from a clean
+# clone on two cores, the suite about 25 (half of it the scale curves; docs/PERFORMANCE.md, "The command").
 bench:
 	scripts/install-deps.sh --static
 	swift build -c release --static-swift-stdlib
