@@ -1,6 +1,5 @@
 public import Foundation
 import Synchronization
-public import Logging
 public import Messaging
 public import ServiceKit
 public import ServiceLifecycle
