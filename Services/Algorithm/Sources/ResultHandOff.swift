@@ -1,5 +1,5 @@
-public import Foundation
-public import Messaging
+import Foundation
+import Messaging
 import Persistence
 public import ServiceKit
 
