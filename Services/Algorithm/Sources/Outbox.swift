@@ -176,6 +176,8 @@ public final class Outbox: Sendable {
         guard !entries.isEmpty else { return }
         fresh.withLock { fresh in
             for entry in entries {
+                // Sent already: the sender's query found it between the commit and this call.
+                if fresh.claimed.contains(Self.key(entry.header)) { continue }
                 guard fresh.tasks.count < Self.freshLimit else {
                     fresh.overflowed = true
                     break
@@ -198,13 +200,27 @@ public final class Outbox: Sendable {
 
     /// The most tasks kept for the fast path; beyond, the sender finds them by querying.
     static let freshLimit = 1024
-    private let fresh = Mutex<(tasks: [FreshTask], overflowed: Bool)>(([], false))
+    private struct Fresh {
+        var tasks: [FreshTask] = []
+        var overflowed = false
+        /// Tasks the sender sent by its query that were not on the list: one committed but not noted yet, which
+        /// must not be put on it when it is (it would be sent twice). Bounded: a note comes microseconds after
+        /// its commit, so only the last few matter.
+        var claimed: Set<String> = []
+        /// The claimed keys, oldest first, to forget the oldest beyond the bound.
+        var claimedOrder: [String] = []
+    }
+
+    private let fresh = Mutex(Fresh())
 
     /// The tasks committed since the last call, oldest first, for a sender that found nothing else due; nil when
     /// some were not kept (too many), so that the sender must query. Either way the list is emptied.
     public func takeFresh() -> [FreshTask]? {
         let taken = fresh.withLock { fresh in
-            defer { fresh = ([], false) }
+            defer {
+                fresh.tasks = []
+                fresh.overflowed = false
+            }
             return fresh.overflowed ? nil : fresh.tasks
         }
         // Their commit times travel in their headers already.
@@ -217,12 +233,14 @@ public final class Outbox: Sendable {
     /// Takes a task out of the fast path's list as the sender sends it by the query's path, so that it is never
     /// sent twice.
     public func claimFresh(_ header: ResultHeader) {
+        let key = Self.key(header)
         fresh.withLock { fresh in
-            guard !fresh.tasks.isEmpty else { return }
-            fresh.tasks.removeAll {
-                $0.entry.header.runID == header.runID && $0.entry.header.stageNumber == header.stageNumber
-                    && $0.entry.header.part == header.part
-            }
+            let before = fresh.tasks.count
+            fresh.tasks.removeAll { Self.key($0.entry.header) == key }
+            guard fresh.tasks.count == before else { return }
+            guard fresh.claimed.insert(key).inserted else { return }
+            fresh.claimedOrder.append(key)
+            if fresh.claimedOrder.count > 4096 { fresh.claimed.remove(fresh.claimedOrder.removeFirst()) }
         }
     }
 

@@ -88,6 +88,8 @@ public struct ResultSender: Service {
                             break
                         }
                         let leaseDeadline: Date?
+                        // Off the fast path's list, should it be there or come there, so it is not sent twice.
+                        outbox.claimFresh(entry.header)
                         do {
                             leaseDeadline = try await send(entry, to: taker)
                         } catch let error as ZMQError where Self.gone(error) {
@@ -199,7 +201,6 @@ public struct ResultSender: Service {
 
     /// Sends a part; returns its lease deadline, or nil if it could not be sent (it was dead-lettered).
     private func send(_ entry: Outbox.Entry, payload inMemory: Data? = nil, to taker: WorkRequests.Taker) async throws -> Date? {
-        outbox.claimFresh(entry.header)
         var header = entry.header
         header.leaseMs = Int(lease / .milliseconds(1))
         let message: ResultMessage
