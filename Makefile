@@ -14,11 +14,16 @@ CHAOS_SUITES = ChaosTests|ChaosHarnessTests|FuzzTests
 # Suites that run several whole stacks, hosts or attackers at once (each serialized inside): a phase of their own,
 # so that the many short tests of the first phase keep their time limits on two cores.
 HOST_SUITES = IntegrationTests.AttackTests|HostsTests|TestHostsTests|PostgresOutageTests|CurveDeploymentTests
+# Suites that keep a core busy for many seconds at a stretch (thousands of generated cases, or processes racing to
+# open one store): run apart, after the short tests, since a test holding one of the two cooperative threads that
+# long pushes the timing-sensitive ones past their limits.
+CPU_SUITES = ConfigurationPropertyTests|WorkRequestsTests|JSONLinesTests|SQLiteStoreStartTests
 test:
 	scripts/install-deps.sh --test
 	$(MAKE) lint
 	swift build --build-tests
-	swift test --skip-build --skip '$(CHAOS_SUITES)|$(HOST_SUITES)'
+	swift test --skip-build --skip '$(CHAOS_SUITES)|$(HOST_SUITES)|$(CPU_SUITES)'
+	swift test --skip-build --filter '$(CPU_SUITES)'
 	swift test --skip-build --filter '$(HOST_SUITES)'
 	swift test --skip-build --filter '$(CHAOS_SUITES)'
 	$(MAKE) compose-test
