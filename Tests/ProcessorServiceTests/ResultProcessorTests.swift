@@ -47,6 +47,7 @@ struct ResultProcessorTests {
 
     static func with(
         maxAckBytes: Int64 = .max,
+        name: String = instance,
         configure: (inout Configuration, String) throws -> Void = { _, _ in },
         store makeStore: ((String) async throws -> ResultStore)? = nil,
         _ body: (Harness) async throws -> Void
@@ -81,7 +82,7 @@ struct ResultProcessorTests {
             results: pull.channel.inbound,
             asks: pull.channel.outbound,
             acks: push.channel.outbound,
-            instance: instance,
+            instance: name,
             publisher: publisher,
             logger: logger,
             maxAckBytes: maxAckBytes
@@ -185,6 +186,18 @@ struct ResultProcessorTests {
             let second = try await harness.results.nextAsk()
             #expect(second.ask.seq == 2)
             #expect(second.id == first.id, "the routing id is the processor's for its lifetime")
+        }
+    }
+
+    /// A processor named longer than an ask's 200 bytes still gets work (its ask carries the name cut short).
+    @Test(.timeLimit(.minutes(1)))
+    func aProcessorWithALongNameStillGetsWork() async throws {
+        try await Self.with(name: String(repeating: "é", count: 150)) { harness in
+            let (id, ask) = try await harness.results.nextAsk()
+            #expect(ask.processor.utf8.count <= 200 && ask.processor.hasPrefix("éé"))
+            try await harness.results.socket.send([id] + Self.result("{\"a\":1}\n"))
+            _ = try await harness.next(LeaseRenewal.self)
+            #expect(try await harness.settledAfterStart(Acknowledgement.self).duplicate == false)
         }
     }
 

@@ -71,9 +71,12 @@ public struct ResultProcessor: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var seq: UInt64 = 0
+            // The name in an ask is for logs and status only, and the protocol takes at most 200 bytes of it: a
+            // longer `--name` is cut (50 scalars are at most 200 bytes) rather than have every ask refused.
+            let asker = instance.utf8.count <= 200 ? instance : String(String.UnicodeScalarView(instance.unicodeScalars.prefix(50)))
             while !Task.isCancelled {
                 seq += 1
-                guard let frames = await nextTask(ask: WorkRequest(processor: instance, seq: seq)) else { return }
+                guard let frames = await nextTask(ask: WorkRequest(processor: asker, seq: seq)) else { return }
                 let message: ResultMessage
                 do {
                     // Checking the payload's SHA-256 reads every byte of what may be gigabytes: on NIO's
