@@ -347,8 +347,11 @@ struct Scenarios {
             secondsToAllStored: doneTime - killTime,
             storedRows: rows,
             missing: results - rows,
-            duplicateDeliveries: stack.events(EventType.resultDuplicate).count,
-            redeliveries: stack.events(EventType.resultRedelivered).count,
+            // Tasks stored or sent in batches are counted in their batch's event.
+            duplicateDeliveries: stack.events(EventType.resultDuplicate).count
+                + stack.events(EventType.batchStored).reduce(0) { $0 + (Int($1.attributes?["duplicates"] ?? "") ?? 0) },
+            redeliveries: stack.events(EventType.resultRedelivered).count
+                + stack.events(EventType.batchSent).reduce(0) { $0 + (Int($1.attributes?["redelivered"] ?? "") ?? 0) },
             ratePerSecondBeforeKill: rateBefore,
             secondsToFullRateAfterRestart: fullRate,
             idealSecondsToAllStored: ideal
