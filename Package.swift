@@ -20,7 +20,6 @@ let system = Target.Dependency.product(name: "SystemPackage", package: "swift-sy
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
-let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let hummingbirdCore = Target.Dependency.product(name: "HummingbirdCore", package: "hummingbird")
 let nio: [Target.Dependency] = [
     .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -124,7 +123,7 @@ let package = Package(
         // Each service's HTTP endpoint: /metrics (Prometheus) and /healthz.
         .target(
             name: "MetricsHTTP",
-            dependencies: ["Messaging", logging, lifecycle, metrics, prometheus, hummingbird, hummingbirdCore] + nio,
+            dependencies: ["Messaging", logging, lifecycle, metrics, prometheus, hummingbirdCore] + nio,
             path: "Shared/MetricsHTTP",
             swiftSettings: swiftSettings
         ),
