@@ -77,6 +77,15 @@ struct BatonBench: AsyncParsableCommand {
             let seconds = quick ? 5.0 : 20.0
             print("throughput: Baton, \(Int(seconds)) s of 64-byte results, 2 processors")
             report.throughput.baton = try await scenarios.throughput(seconds: seconds, processors: 2, producers: 2, port: port + 200)
+            // Many small tasks: runs of 1,000 parts of 64 bytes, what issue 15's 50,000 tasks/s is about.
+            print("throughput: Baton, \(Int(seconds)) s of runs of 1000 64-byte parts, 2 processors")
+            report.throughput.batched = try await scenarios.throughput(
+                seconds: seconds,
+                processors: 2,
+                producers: 2,
+                partsPerRun: 1000,
+                port: port + 210
+            )
         }
 
         for (label, size, count) in [("1KiB", 1024, 50), ("1MiB", 1 << 20, 20), ("64MiB", 64 << 20, quick ? 2 : 5)] where wanted("cost") {

@@ -1,5 +1,6 @@
 import AlgorithmService
 import Foundation
+import Glibc
 import Logging
 import Messaging
 import Config
@@ -88,7 +89,9 @@ final class Pipeline: @unchecked Sendable {
     }
 
     /// Hands off one small result (one JSON line) as run `bench@<base>~<index + 2>`; returns when it is durable.
-    func produce(index: Int, base: Date, payload: Data) async throws {
+    /// With `parts` above 1 the run writes that many files of `payload` into `$BATON_OUTPUT_DIR`, as an
+    /// algorithm making many small tasks does: each file is one task.
+    func produce(index: Int, base: Date, payload: Data, parts: Int = 1) async throws {
         // One logical time, told apart by the rerun suffix (`~N`): formatted times could collide.
         let time = base
         let runID = "bench@\(Timestamp.format(time))~\(index + 2)"
@@ -96,7 +99,26 @@ final class Pipeline: @unchecked Sendable {
         let partial = RawResults.partialPath(dataDirectory: stack.dataDirectory, job: "bench", runID: runID)
         let final = RawResults.resultPath(dataDirectory: stack.dataDirectory, job: "bench", runID: runID)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try payload.write(to: URL(fileURLWithPath: partial))
+        if parts > 1 {
+            let folder = RawResults.outputDirectory(partial: partial)
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for part in 0..<parts {
+                // Zero-padded, so that byte order of the names is part order. Written as a user's program would:
+                // open, write, close, no fsync (that is the hand-off's job).
+                let name = String(part)
+                let fd = open(
+                    folder + "/" + String(repeating: "0", count: max(0, 6 - name.count)) + name,
+                    O_WRONLY | O_CREAT | O_TRUNC,
+                    0o600
+                )
+                guard fd >= 0 else { throw BenchError("cannot create a part in \(folder): errno \(errno)") }
+                let written = payload.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                guard written == payload.count else { throw BenchError("cannot write a part in \(folder): errno \(errno)") }
+            }
+        } else {
+            try payload.write(to: URL(fileURLWithPath: partial))
+        }
         try await begin(runID: runID, job: "bench", time: time)
         _ = try await handOff.handOff(
             runID: runID,

@@ -65,13 +65,16 @@ struct Scenarios {
         var seconds: Double
         var processors: Int
         var producers: Int
+        /// Tasks (parts) per run: 1, or many small parts per run (the batched path).
+        var partsPerRun: Int = 1
     }
 
     /// Small results through the pipeline into SQLite: producers hand off 64-byte results as fast as they can
     /// (seal + outbox commit, as the algorithm does), the sender and ack receiver drain the outbox, real
     /// processors store into `results.sqlite`. Stored results/s over the measured window.
-    func throughput(seconds: Double, processors: Int, producers: Int, port: Int) async throws -> Throughput {
-        let stack = try BenchStack(root: root, name: "throughput", basePort: port, yaml: "")
+    /// With `partsPerRun` above 1, each run is that many 64-byte parts, and the figures count parts.
+    func throughput(seconds: Double, processors: Int, producers: Int, partsPerRun: Int = 1, port: Int) async throws -> Throughput {
+        let stack = try BenchStack(root: root, name: "throughput-\(partsPerRun)", basePort: port, yaml: "")
         defer { stack.stop() }
         try stack.start("logger", "baton-logger")
         usleep(300_000)
@@ -89,8 +92,8 @@ struct Scenarios {
                 group.addTask {
                     var index = producer
                     while Date() < stopAt {
-                        try await pipeline.produce(index: index, base: base, payload: payload)
-                        produced.add()
+                        try await pipeline.produce(index: index, base: base, payload: payload, parts: partsPerRun)
+                        produced.add(partsPerRun)
                         index += producers
                     }
                 }
@@ -123,7 +126,8 @@ struct Scenarios {
             handedOffPerSecond: handed,
             seconds: elapsed,
             processors: processors,
-            producers: producers
+            producers: producers,
+            partsPerRun: partsPerRun
         )
     }
 
@@ -362,7 +366,7 @@ final class Counter: @unchecked Sendable {
         get { lock.withLock { cpuFigures } }
         set { lock.withLock { cpuFigures = newValue } }
     }
-    func add() { lock.withLock { count += 1 } }
+    func add(_ amount: Int = 1) { lock.withLock { count += amount } }
     var value: Int { lock.withLock { count } }
     var result: (Double, Double, Double) {
         get { lock.withLock { stored } }

@@ -120,6 +120,12 @@ public enum EventType {
     public static let resultDuplicate = "result.duplicate"
     public static let resultFailed = "result.failed"
     public static let resultAcknowledged = "result.acknowledged"
+    /// Small store tasks went to one processor together (in place of a `result.sent` each).
+    public static let batchSent = "batch.sent"
+    /// A processor stored a batch of small tasks in one transaction (in place of per-task events).
+    public static let batchStored = "batch.stored"
+    /// The hub settled a batch of one run's stage's tasks (in place of `result.acknowledged` and `task.succeeded` each).
+    public static let batchAcknowledged = "batch.acknowledged"
     public static let resultRetry = "result.retry"
     public static let resultDead = "result.dead"
     /// A processor refused a result whose key `(run, part)` is stored with another sha256 (kept aside).

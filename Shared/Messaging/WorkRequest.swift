@@ -14,15 +14,30 @@ public struct WorkRequest: WireMessage, Equatable {
     public var seq: UInt64
     /// How many tasks it takes now, from 1 to ``maxCredit``.
     public var credit: Int
+    /// A processor that stores many small tasks in one transaction (its store is the built-in one) asks for a
+    /// batch: then the ask is answered by up to `batch` small tasks of the store stage (``isBatchable``), or by
+    /// one task of any other kind, never by both. Absent: `credit` tasks of any kind.
+    public var batch: Int?
 
     /// The most tasks one ask may take.
     public static let maxCredit = 1000
 
     /// Creates an ask.
-    public init(processor: String, seq: UInt64, credit: Int = 1) {
+    public init(processor: String, seq: UInt64, credit: Int = 1, batch: Int? = nil) {
         self.processor = processor
         self.seq = seq
         self.credit = credit
+        self.batch = batch
+    }
+
+    /// The largest task sent in a batch: larger ones go alone, so a batch stays small in memory at both ends.
+    public static let maxBatchedSize = 64 * 1024
+
+    /// Whether a task may go in a batch: a part for the store (the default pipeline's one stage, or a pipeline's
+    /// built-in `store`) of at most ``maxBatchedSize`` bytes. A processor asks for batches only when it stores
+    /// with the built-in store, so such a task costs it a row in one shared transaction.
+    public static func isBatchable(_ header: ResultHeader) -> Bool {
+        header.size <= maxBatchedSize && (header.stage == nil || header.stage?.builtin == .store)
     }
 
     public func validate() throws(ProtocolError) {
@@ -32,6 +47,9 @@ public struct WorkRequest: WireMessage, Equatable {
         guard seq >= 1 else { throw ProtocolError(.field, "field \"seq\" must be at least 1") }
         guard (1...Self.maxCredit).contains(credit) else {
             throw ProtocolError(.field, "field \"credit\" must be from 1 to \(Self.maxCredit) (got \(credit))")
+        }
+        if let batch, !(1...Self.maxCredit).contains(batch) {
+            throw ProtocolError(.field, "field \"batch\" must be from 1 to \(Self.maxCredit) (got \(batch))")
         }
     }
 }

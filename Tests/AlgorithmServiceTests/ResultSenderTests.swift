@@ -231,11 +231,16 @@ struct ResultSenderTests {
                     try await Self.ask(processor, seq: seq, credit: 5)
                     continue
                 }
-                received.append(try ResultMessage(frames: frames).header.runID)
+                // A task whose 30 s lease ran out (this test never renews, and a loaded machine can make it that slow)
+                // comes again as a later attempt: that is the lease at work, not a second first delivery.
+                let header = try ResultMessage(frames: frames).header
+                if header.attempt == 1 { received.append(header.runID) }
             }
             #expect(Set(received) == Set((2...41).map(Self.run)), "missing: \(Set((2...41).map(Self.run)).subtracting(received))")
             #expect(received.count == Set(received).count, "sent twice: \(received)")
-            #expect(try await processor.receive(timeout: .milliseconds(500)) == nil, "something was sent twice")
+            if let late = try await processor.receive(timeout: .milliseconds(500)) {
+                #expect(try ResultMessage(frames: late).header.attempt > 1, "something was sent twice")
+            }
             _ = bus
         }
     }

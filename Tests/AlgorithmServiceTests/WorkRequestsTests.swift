@@ -44,6 +44,82 @@ struct WorkRequestsTests {
     }
 
     @Test
+    func aBatchAskTakesSmallStoreTasksOrOneOtherTaskNeverBoth() throws {
+        let requests = WorkRequests()
+        requests.offer(WorkRequest(processor: "a", seq: 1, batch: 3), from: Self.id("a"))
+        requests.offer(Self.ask(1), from: Self.id("b"))
+        #expect(requests.credit == 4)
+        #expect(requests.take(batchable: true)?.id == Self.id("a"))
+        #expect(requests.take(batchable: false)?.id == Self.id("b"), "a batch ask partly answered takes no task that goes alone")
+        #expect(requests.take(batchable: true)?.id == Self.id("a"))
+        #expect(requests.take(batchable: true)?.id == Self.id("a"))
+        #expect(requests.take(batchable: true) == nil, "three asked for, three sent")
+        // A task that goes alone takes a batch ask whole, and given back, the whole ask comes back.
+        requests.offer(WorkRequest(processor: "c", seq: 1, batch: 3), from: Self.id("c"))
+        let alone = try #require(requests.take(batchable: false))
+        #expect(requests.take(batchable: true) == nil)
+        requests.giveBack(alone)
+        #expect(requests.credit == 3)
+        #expect(requests.take(batchable: false)?.id == Self.id("c"))
+    }
+
+    /// Random batch and plain asks, takes of tasks that may or may not go in a batch, give-backs and drops: an
+    /// ask is answered by at most its credit (plain), or by at most `batch` batchable tasks or one other (batch).
+    @Test
+    func noBatchAskIsAnsweredWithMoreOrOtherThanItAllows() async {
+        await propertyCheck(count: 300, input: Gen.int(in: 0...199).array(of: 1...200)) { tape in
+            let requests = WorkRequests()
+            var asked: [String: WorkRequest] = [:]
+            var taken: [String: (batchable: Int, alone: Int)] = [:]
+            var held: [(WorkRequests.Taker, Bool)] = []
+            for value in tape {
+                let name = "p\(value % 3)"
+                switch value % 5 {
+                case 0, 1:
+                    let seq = UInt64(1 + (value / 5) % 6)
+                    let key = "\(name):\(seq)"
+                    // The first form an ask number came with is what the processor asked for with it.
+                    let ask =
+                        asked[key]
+                        ?? (value % 2 == 0
+                            ? WorkRequest(processor: name, seq: seq, batch: 1 + value % 4)
+                            : WorkRequest(processor: name, seq: seq, credit: 1 + value % 3))
+                    asked[key] = ask
+                    requests.offer(ask, from: Self.id(name))
+                case 2, 3:
+                    let batchable = value % 3 != 0
+                    guard let taker = requests.take(batchable: batchable) else { continue }
+                    let key = "\(taker.processor):\(taker.seq)"
+                    var count = taken[key] ?? (0, 0)
+                    if batchable { count.batchable += 1 } else { count.alone += 1 }
+                    taken[key] = count
+                    held.append((taker, batchable))
+                    guard let ask = asked[key] else {
+                        Issue.record("answered an ask never made: \(key)")
+                        continue
+                    }
+                    if let batch = ask.batch {
+                        #expect(count.alone == 0 || (count.alone == 1 && count.batchable == 0), "ask \(key): a lone task with others")
+                        #expect(count.batchable <= batch, "ask \(key) answered beyond its batch")
+                    } else {
+                        #expect(count.batchable + count.alone <= ask.credit, "ask \(key) answered beyond its credit")
+                    }
+                default:
+                    if value % 10 == 4, let (taker, batchable) = held.popLast() {
+                        requests.giveBack(taker)
+                        let key = "\(taker.processor):\(taker.seq)"
+                        var count = taken[key] ?? (0, 0)
+                        if batchable { count.batchable -= 1 } else { count.alone -= 1 }
+                        taken[key] = count
+                    } else {
+                        requests.drop(Self.id(name))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     func theTableIsBounded() {
         let requests = WorkRequests(capacity: 10)
         for index in 0..<100 { requests.offer(Self.ask(1), from: Self.id("p\(index)")) }

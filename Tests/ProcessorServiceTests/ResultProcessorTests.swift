@@ -104,10 +104,68 @@ struct ResultProcessorTests {
     static let logicalTime = Date(timeIntervalSince1970: 1_767_225_600)
     static let run = RunID.make(job: "j", logicalTime: logicalTime)
 
-    static func result(_ payload: String, run: String = run) -> [Data] {
+    static func result(_ payload: String, run: String = run, part: Int = 0) -> [Data] {
         let data = Data(payload.utf8)
-        let header = ResultHeader(runID: run, job: "j", logicalTime: logicalTime, size: data.count, sha256: SHA256.hex(of: data))
+        let header = ResultHeader(
+            runID: run,
+            job: "j",
+            logicalTime: logicalTime,
+            part: part,
+            parts: part + 1,
+            size: data.count,
+            sha256: SHA256.hex(of: data)
+        )
         return ResultMessage(header: header, payload: data).frames
+    }
+
+    /// A processor with the built-in store asks for a batch; the small tasks sent for it are each stored once,
+    /// each settled on its own (stored, duplicate or conflict, as alone), and the next ask comes after.
+    @Test(.timeLimit(.minutes(1)))
+    func aBatchOfSmallTasksIsStoredOnceEachAndEachSettled() async throws {
+        let other = RunID.make(job: "j", logicalTime: Self.logicalTime + 60)
+        try await Self.with { harness in
+            let first = try await harness.results.nextAsk()
+            #expect(first.ask.batch == ResultProcessor.batchSize)
+            // Stored before: `run` part 0 and `other` part 0.
+            try await harness.results.socket.send([first.id] + Self.result("{\"a\":0}\n"))
+            _ = try await harness.settledAfterStart(Acknowledgement.self)
+            let second = try await harness.results.nextAsk()
+            try await harness.results.socket.send([second.id] + Self.result("{\"b\":0}\n", run: other))
+            _ = try await harness.settledAfterStart(Acknowledgement.self)
+            let third = try await harness.results.nextAsk()
+            // The batch: parts 1…40 of `run` (new), `run` part 0 again (a duplicate), `other` part 0 with another
+            // payload (a conflict).
+            var sent = (1...40).map { Self.result("{\"a\":\($0)}\n", part: $0) }
+            sent.append(Self.result("{\"a\":0}\n"))
+            sent.append(Self.result("{\"b\":1}\n", run: other))
+            for frames in sent { try await harness.results.socket.send([third.id] + frames) }
+            var acked: [Int: Int] = [:]
+            var duplicates: [String] = []
+            var conflicts: [String] = []
+            while acked.values.reduce(0, +) + duplicates.count + conflicts.count < sent.count {
+                let frames = try #require(try await harness.acks.receive(timeout: .seconds(30)), "no answer from the processor")
+                switch try Wire.kind(of: frames) {
+                case LeaseRenewal.kind: continue
+                case FailureReport.kind:
+                    let report = try Wire.decode(FailureReport.self, from: frames).message
+                    #expect(report.conflict == true, "\(report.reason)")
+                    conflicts.append("\(report.runID)/\(report.part)")
+                default:
+                    let ack = try Wire.decode(Acknowledgement.self, from: frames).message
+                    if ack.duplicate { duplicates.append("\(ack.runID)/\(ack.part)") } else { acked[ack.part, default: 0] += 1 }
+                    #expect(ack.runID == Self.run)
+                }
+            }
+            #expect(acked == Dictionary(uniqueKeysWithValues: (1...40).map { ($0, 1) }))
+            #expect(duplicates == ["\(Self.run)/0"])
+            #expect(conflicts == ["\(other)/0"])
+            #expect(try await harness.results.nextAsk().ask.seq > third.ask.seq)
+            let store = try await ResultStore(path: harness.directory + "/results.sqlite")
+            #expect(try await store.resultCount() == 42)
+            for part in [0, 1, 17, 40] {
+                #expect(try await store.records(runID: Self.run, part: part) == ["{\"a\":\(part)}"])
+            }
+        }
     }
 
     /// A PostgreSQL store that cannot be reached holds the result: its lease is renewed all along, nothing is

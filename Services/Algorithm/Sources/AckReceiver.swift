@@ -59,7 +59,7 @@ public struct AckReceiver: Service {
         // Messages are taken off the socket as they come and applied in batches: whatever arrived while one
         // batch committed goes into the next transaction together (group commit), so under load the outbox
         // does one commit for many acknowledgements and renewals.
-        let inbox = Inbox()
+        let inbox = BatchInbox<Message>()
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {
@@ -79,6 +79,57 @@ public struct AckReceiver: Service {
                     while let batch = await inbox.take() { await apply(batch) }
                 }
             }
+        }
+    }
+
+    /// Says what was settled: `result.acknowledged` and `task.succeeded` per task, or, for a run of several tasks
+    /// of one run's stage from one processor in the same batch (small tasks stored together), one
+    /// `batch.acknowledged`: a status event per small task would cost more than the task.
+    private func announce(_ acked: [(ack: Acknowledgement, outputs: Int, progress: [Outbox.StageProgress])]) async {
+        var index = acked.startIndex
+        while index < acked.endIndex {
+            let first = acked[index].ack
+            var end = index + 1
+            while end < acked.endIndex, acked[end].ack.runID == first.runID, acked[end].ack.stage == first.stage,
+                acked[end].ack.processor == first.processor, acked[end].outputs == 0, acked[index].outputs == 0
+            {
+                end += 1
+            }
+            let job = RunID.job(of: first.runID)
+            let group = acked[index..<end]
+            if group.count > 1 {
+                publisher.publish(
+                    EventType.batchAcknowledged,
+                    job: job,
+                    run: first.runID,
+                    part: first.part,
+                    attributes: [
+                        "tasks": "\(group.count)", "processor": first.processor, "stage_index": "\(first.stage ?? 0)",
+                        "duplicates": "\(group.filter(\.ack.duplicate).count)", "last_part": "\(group.last?.ack.part ?? first.part)",
+                    ]
+                )
+            }
+            for (ack, outputs, progress) in group {
+                if group.count == 1 {
+                    publisher.publish(
+                        EventType.resultAcknowledged,
+                        job: job,
+                        run: ack.runID,
+                        part: ack.part,
+                        attributes: ["processor": ack.processor, "duplicate": "\(ack.duplicate)", "stage_index": "\(ack.stage ?? 0)"]
+                    )
+                    publisher.publish(
+                        EventType.taskSucceeded,
+                        job: job,
+                        run: ack.runID,
+                        part: ack.part,
+                        attributes: ["processor": ack.processor, "stage_index": "\(ack.stage ?? 0)", "outputs": "\(outputs)"]
+                    )
+                }
+                publisher.publish(progress: progress)
+                await tally.count(.succeeded, job: job, runID: ack.runID, stage: ack.stage ?? 0)
+            }
+            index = end
         }
     }
 
@@ -105,6 +156,7 @@ public struct AckReceiver: Service {
             guard !pending.isEmpty else { return }
             do {
                 let settled = try await outbox.settle(pending.map(\.settlement))
+                var acked: [(ack: Acknowledgement, outputs: Int, progress: [Outbox.StageProgress])] = []
                 for (entry, settled) in zip(pending, settled) {
                     guard settled.changed else {
                         // Already settled by another processor's ack: its outputs were committed, these are not.
@@ -112,24 +164,9 @@ public struct AckReceiver: Service {
                         continue
                     }
                     guard let ack = entry.ack else { continue }
-                    let job = RunID.job(of: ack.runID)
-                    publisher.publish(
-                        EventType.resultAcknowledged,
-                        job: job,
-                        run: ack.runID,
-                        part: ack.part,
-                        attributes: ["processor": ack.processor, "duplicate": "\(ack.duplicate)", "stage_index": "\(ack.stage ?? 0)"]
-                    )
-                    publisher.publish(
-                        EventType.taskSucceeded,
-                        job: job,
-                        run: ack.runID,
-                        part: ack.part,
-                        attributes: ["processor": ack.processor, "stage_index": "\(ack.stage ?? 0)", "outputs": "\(entry.files.count)"]
-                    )
-                    publisher.publish(progress: settled.progress)
-                    await tally.count(.succeeded, job: job, runID: ack.runID, stage: ack.stage ?? 0)
+                    acked.append((ack, entry.files.count, settled.progress))
                 }
+                await announce(acked)
                 if settled.contains(where: { !$0.progress.isEmpty }) { doorbell.ring() }
             } catch {
                 // Not recorded (stopping, or the outbox failed): the leases run out and the tasks are sent again,
@@ -285,34 +322,5 @@ public struct AckReceiver: Service {
         case ack(Acknowledgement, outputs: [Data])
         case renewal(LeaseRenewal)
         case failure(FailureReport)
-    }
-
-    /// Messages received and not yet applied; `take` waits for some and returns them all.
-    final class Inbox: Sendable {
-        private let state = Mutex<(messages: [Message], closed: Bool)>(([], false))
-        private let bell = Doorbell()
-
-        func put(_ message: Message) {
-            state.withLock { $0.messages.append(message) }
-            bell.ring()
-        }
-
-        func close() {
-            state.withLock { $0.closed = true }
-            bell.ring()
-        }
-
-        /// Everything received so far (waiting for the first message); nil once closed and empty, or cancelled.
-        func take() async -> [Message]? {
-            while true {
-                let (batch, closed) = state.withLock { state -> ([Message], Bool) in
-                    defer { state.messages.removeAll() }
-                    return (state.messages, state.closed)
-                }
-                if !batch.isEmpty { return batch }
-                if closed { return nil }
-                guard await bell.wait() else { return nil }
-            }
-        }
     }
 }

@@ -10,10 +10,16 @@ extension Outbox {
     /// parts whose lease ran out. A lease that ran out after the processor started counts as a failure, which
     /// may dead-letter the part; those parts are returned in `dead`.
     public func nextDue(now: Date = Date()) async throws -> (entry: Entry?, dead: [Entry]) {
+        let found = try await nextDue(limit: 1, now: now)
+        return (found.entries.first, found.dead)
+    }
+
+    /// The next `limit` parts due to be sent at `now`, oldest first (see ``nextDue(now:)``).
+    public func nextDue(limit: Int, now: Date = Date()) async throws -> (entries: [Entry], dead: [Entry]) {
         let policy = policy
-        let found = try await write { db in try Self.due(in: db, now: now, policy: policy) }
+        let found = try await write { db in try Self.due(in: db, now: now, policy: policy, limit: limit) }
         noteLeaseRetries(found.retried)
-        return (found.entry.map(withCommitTime), found.dead)
+        return (found.entries.map(withCommitTime), found.dead)
     }
 
     /// Marks a part sent (see ``markSent(runID:part:leaseDeadline:now:)``) and finds the next due part (see
@@ -27,14 +33,34 @@ extension Outbox {
     ) async throws -> (
         entry: Entry?, dead: [Entry]
     ) {
+        let found = try await markSentAndNextDue([(runID, stage, part, leaseDeadline)], limit: 1, now: now)
+        return (found.entries.first, found.dead)
+    }
+
+    /// Marks parts sent and finds the next `limit` due, in one transaction: the sender's loop, at one commit per
+    /// batch of tasks.
+    public func markSentAndNextDue(
+        _ sent: [(runID: String, stage: Int, part: Int, leaseDeadline: Date)],
+        limit: Int,
+        now: Date = Date()
+    ) async throws -> (entries: [Entry], dead: [Entry]) {
         let policy = policy
         // Bookkeeping only, unless an expired lease counted a failure (which must not be forgotten).
         let found = try await writeBookkeeping { db in
-            try Self.markSent(runID: runID, stage: stage, part: part, leaseDeadline: leaseDeadline, now: now, in: db)
-            return try Self.due(in: db, now: now, policy: policy, countFailures: false)
+            for part in sent {
+                try Self.markSent(
+                    runID: part.runID,
+                    stage: part.stage,
+                    part: part.part,
+                    leaseDeadline: part.leaseDeadline,
+                    now: now,
+                    in: db
+                )
+            }
+            return try Self.due(in: db, now: now, policy: policy, countFailures: false, limit: limit)
         }
-        if found.expired { return try await nextDue(now: now) }
-        return (found.entry.map(withCommitTime), found.dead)
+        if found.expired { return try await nextDue(limit: limit, now: now) }
+        return (found.entries.map(withCommitTime), found.dead)
     }
 
     /// The next due part. With `countFailures` false, expired leases of started parts are not counted but
@@ -43,8 +69,9 @@ extension Outbox {
         in db: Database,
         now: Date,
         policy: RetryPolicy,
-        countFailures: Bool = true
-    ) throws -> (entry: Entry?, dead: [Entry], expired: Bool, retried: [Entry]) {
+        countFailures: Bool = true,
+        limit: Int = 1
+    ) throws -> (entries: [Entry], dead: [Entry], expired: Bool, retried: [Entry]) {
         let seconds = now.timeIntervalSince1970
         // Processors that died while working: one failed attempt each.
         let expired = try Row.fetchAll(
@@ -52,7 +79,7 @@ extension Outbox {
             sql: "\(selectEntries) WHERE state IN (\(leaseHolders)) AND started = 1 AND due_at <= ?",
             arguments: [seconds]
         )
-        if !countFailures && !expired.isEmpty { return (nil, [], true, []) }
+        if !countFailures && !expired.isEmpty { return ([], [], true, []) }
         var dead: [Entry] = []
         var retried: [Entry] = []
         for row in expired {
@@ -80,15 +107,15 @@ extension Outbox {
                 retried.append(entry)
             }
         }
-        let row = try Row.fetchOne(
+        let rows = try Row.fetchAll(
             db,
             sql: """
                 \(selectEntries) WHERE state IN (\(sendable)) AND due_at <= ?
-                ORDER BY due_at, seq LIMIT 1
+                ORDER BY due_at, seq LIMIT ?
                 """,
-            arguments: [seconds]
+            arguments: [seconds, max(limit, 1)]
         )
-        return (row.map(Self.entry), dead, false, retried)
+        return (rows.map(Self.entry), dead, false, retried)
     }
 
     /// When the next part becomes due (a retry or a lease deadline), if any part is waiting at all.

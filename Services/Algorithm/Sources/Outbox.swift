@@ -185,6 +185,7 @@ public final class Outbox: Sendable {
                 var stamped = entry
                 stamped.header.durableAtUs = micros
                 fresh.tasks.append(FreshTask(entry: stamped, payload: entry.header.stage?.mode == .merge ? nil : payloads[entry.path]))
+                fresh.listed.insert(Self.key(entry.header))
             }
         }
     }
@@ -202,14 +203,21 @@ public final class Outbox: Sendable {
     static let freshLimit = 1024
     private struct Fresh {
         var tasks: [FreshTask] = []
+        /// The keys of `tasks` still to send: one claimed by the query's path leaves this set and is skipped when
+        /// the list is taken (a claim costs a hash lookup, not a pass over the list).
+        var listed: Set<String> = []
         var overflowed = false
         /// Tasks the sender sent by its query that were not on the list: one committed but not noted yet, which
         /// must not be put on it when it is (it would be sent twice). Bounded: a note comes microseconds after
         /// its commit, so only the last few matter.
         var claimed: Set<String> = []
-        /// The claimed keys, oldest first, to forget the oldest beyond the bound.
+        /// The claimed keys in a ring, to forget the oldest beyond the bound.
         var claimedOrder: [String] = []
+        var claimedNext = 0
     }
+
+    /// How many claimed keys are remembered.
+    static let claimedLimit = 4096
 
     private let fresh = Mutex(Fresh())
 
@@ -219,9 +227,12 @@ public final class Outbox: Sendable {
         let taken = fresh.withLock { fresh in
             defer {
                 fresh.tasks = []
+                fresh.listed = []
                 fresh.overflowed = false
             }
-            return fresh.overflowed ? nil : fresh.tasks
+            guard !fresh.overflowed else { return nil as [FreshTask]? }
+            return fresh.tasks.count == fresh.listed.count
+                ? fresh.tasks : fresh.tasks.filter { fresh.listed.contains(Self.key($0.entry.header)) }
         }
         // Their commit times travel in their headers already.
         if let taken, !taken.isEmpty {
@@ -235,12 +246,15 @@ public final class Outbox: Sendable {
     public func claimFresh(_ header: ResultHeader) {
         let key = Self.key(header)
         fresh.withLock { fresh in
-            let before = fresh.tasks.count
-            fresh.tasks.removeAll { Self.key($0.entry.header) == key }
-            guard fresh.tasks.count == before else { return }
+            if fresh.listed.remove(key) != nil { return }
             guard fresh.claimed.insert(key).inserted else { return }
-            fresh.claimedOrder.append(key)
-            if fresh.claimedOrder.count > 4096 { fresh.claimed.remove(fresh.claimedOrder.removeFirst()) }
+            if fresh.claimedOrder.count < Self.claimedLimit {
+                fresh.claimedOrder.append(key)
+            } else {
+                fresh.claimed.remove(fresh.claimedOrder[fresh.claimedNext])
+                fresh.claimedOrder[fresh.claimedNext] = key
+                fresh.claimedNext = (fresh.claimedNext + 1) % Self.claimedLimit
+            }
         }
     }
 

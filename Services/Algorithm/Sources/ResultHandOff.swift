@@ -8,7 +8,8 @@ public import ServiceKit
 /// processor.
 ///
 /// Durable means: the file's SHA-256 computed, the file and its directory fsynced, the `.partial` renamed
-/// to `.result`, and the outbox row committed in the same transaction as the run's `finished` state.
+/// to `.result`, and the outbox row committed in the same transaction as the run's `finished` state. A run of
+/// several parts is made durable by one `syncfs` after all are renamed (``RawResults/sealAll(files:finals:keep:)``).
 public struct ResultHandOff: Sendable {
     private let ledger: RunLedger
     private let doorbell: Doorbell
@@ -63,15 +64,13 @@ public struct ResultHandOff: Sendable {
                 throw StorageError("the algorithm wrote both $BATON_OUTPUT and files in $BATON_OUTPUT_DIR: write one or the other")
             }
             try? FileManager.default.removeItem(atPath: partial)
-            var parts: [Outbox.StoredPart] = []
-            for (index, file) in files.enumerated() {
-                let target = RawResults.partPath(final: final, part: index)
-                let seal = try await BlockingWork.shared.run {
-                    try RawResults.seal(partial: file, final: target, keep: RawResults.keptInMemory)
-                }
-                parts.append(Outbox.StoredPart(path: target, digest: PartDigest(size: seal.size, sha256: seal.sha256), bytes: seal.bytes))
+            let targets = files.indices.map { RawResults.partPath(final: final, part: $0) }
+            let seals = try await BlockingWork.shared.run {
+                try RawResults.sealAll(files: files, finals: targets, keep: RawResults.keptInMemory)
             }
-            sealed = parts
+            sealed = zip(targets, seals).map { target, seal in
+                Outbox.StoredPart(path: target, digest: PartDigest(size: seal.size, sha256: seal.sha256), bytes: seal.bytes)
+            }
         }
         try? FileManager.default.removeItem(atPath: outputDirectory)
         let progress = try await ledger.finish(runID, parts: sealed)

@@ -66,57 +66,61 @@ public struct ResultSender: Service {
             // The last query found nothing due: what was committed since is then all that is due, oldest first,
             // and goes out first without a query (the fast path); the query follows, off the latency path.
             var drained = false
-            // The task the last query found due when no processor had asked: it is sent to the next ask without
-            // another query (a durable transaction per task, when processors are the bottleneck). The query after
-            // each send still finds expired leases and dead letters.
-            var held: Outbox.Entry?
+            // The tasks the last query found due when no processor had asked: they go to the next asks without
+            // another query (a durable transaction per batch, when processors are the bottleneck). The query after
+            // each batch still finds expired leases and dead letters.
+            var held: [Outbox.Entry] = []
             while !Task.isCancelled {
                 do {
                     if drained, let fresh = outbox.takeFresh() { try await sendFresh(fresh) }
-                    // Marking a part sent and finding the next one share a transaction: one commit per result.
-                    var (next, dead): (Outbox.Entry?, [Outbox.Entry]) = (held, [])
-                    if held == nil { (next, dead) = try await outbox.nextDue() }
-                    held = nil
+                    // Marking tasks sent and finding the next ones share a transaction: one commit per batch.
+                    var (due, dead): ([Outbox.Entry], [Outbox.Entry]) = (held, [])
+                    if held.isEmpty { (due, dead) = try await outbox.nextDue(limit: batchLimit) }
+                    held = []
                     var waitingForAsk = false
                     while !Task.isCancelled {
                         for part in dead { announceDead(part) }
                         for part in outbox.takeLeaseRetries() { announceLeaseRetry(part) }
-                        guard let entry = next else { break }
-                        guard let taker = requests.take() else {
-                            waitingForAsk = true
-                            held = entry
+                        guard !due.isEmpty else { break }
+                        var sent: [Sent] = []
+                        var rest = due[...]
+                        while let entry = rest.first {
+                            guard let taker = requests.take(batchable: WorkRequest.isBatchable(entry.header)) else {
+                                waitingForAsk = true
+                                break
+                            }
+                            // Off the fast path's list, should it be there or come there, so it is not sent twice.
+                            outbox.claimFresh(entry.header)
+                            let leaseDeadline: Date?
+                            do {
+                                leaseDeadline = try await send(entry, to: taker)
+                            } catch let error as ZMQError where Self.gone(error) {
+                                requests.drop(taker.id)
+                                continue
+                            }
+                            rest.removeFirst()
+                            guard let leaseDeadline else {
+                                requests.giveBack(taker)
+                                continue
+                            }
+                            sent.append(Sent(entry: entry, taker: taker, leaseDeadline: leaseDeadline))
+                        }
+                        announce(sent)
+                        if waitingForAsk {
+                            held = Array(rest)
+                            if !sent.isEmpty { try await outbox.markSent(sent.map(\.part)) }
                             break
                         }
-                        let leaseDeadline: Date?
-                        // Off the fast path's list, should it be there or come there, so it is not sent twice.
-                        outbox.claimFresh(entry.header)
-                        do {
-                            leaseDeadline = try await send(entry, to: taker)
-                        } catch let error as ZMQError where Self.gone(error) {
-                            requests.drop(taker.id)
-                            continue
-                        }
-                        guard let leaseDeadline else {
-                            requests.giveBack(taker)
-                            (next, dead) = try await outbox.nextDue()
-                            continue
-                        }
-                        (next, dead) = try await outbox.markSentAndNextDue(
-                            runID: entry.header.runID,
-                            stage: entry.header.stageNumber,
-                            part: entry.header.part,
-                            leaseDeadline: leaseDeadline
-                        )
-                        announceSent(entry, to: taker)
+                        (due, dead) = try await outbox.markSentAndNextDue(sent.map(\.part), limit: batchLimit)
                     }
-                    drained = next == nil
+                    drained = held.isEmpty
                     // Tasks due with nobody asking wait for an ask (the doorbell); only a lease running out
                     // (a processor that died on its task) needs the clock meanwhile.
                     let deadline = try await outbox.nextDeadline(after: waitingForAsk ? Date() : nil)
                     guard await doorbell.wait(until: deadline) else { return }
                     // A deadline that passed (a lease ran out) needs the query: it counts the failure, and may
                     // dead-letter the task, at once.
-                    if let deadline, Date() >= deadline { held = nil }
+                    if let deadline, Date() >= deadline { held = [] }
                 } catch is CancellationError {
                     return
                 } catch let error as ZMQError where error.isClosed || error.isTerminated {
@@ -129,6 +133,21 @@ public struct ResultSender: Service {
         }
     }
 
+    /// How many due tasks one query fetches: what the processors asked for, so that a batch ask is answered by one
+    /// query and one commit (bounded, as the tasks are held in memory until sent).
+    private var batchLimit: Int { min(max(requests.credit, 1), 500) }
+
+    /// A task handed to a processor.
+    private struct Sent {
+        var entry: Outbox.Entry
+        var taker: WorkRequests.Taker
+        var leaseDeadline: Date
+        /// As the outbox marks it sent.
+        var part: (runID: String, stage: Int, part: Int, leaseDeadline: Date) {
+            (entry.header.runID, entry.header.stageNumber, entry.header.part, leaseDeadline)
+        }
+    }
+
     /// The processor went away after it asked (or stopped reading what it asked for): the task goes to the next
     /// one that asks.
     static func gone(_ error: ZMQError) -> Bool {
@@ -138,9 +157,9 @@ public struct ResultSender: Service {
     /// The fast path: sends tasks just committed to the processors that asked, from memory when their bytes are
     /// still there, then records them sent in one transaction. What finds no ask is left for the query.
     private func sendFresh(_ fresh: [Outbox.FreshTask]) async throws {
-        var sent: [(entry: Outbox.Entry, leaseDeadline: Date)] = []
+        var sent: [Sent] = []
         var tasks = fresh[...]
-        while let task = tasks.first, let taker = requests.take() {
+        while let task = tasks.first, let taker = requests.take(batchable: WorkRequest.isBatchable(task.entry.header)) {
             let leaseDeadline: Date?
             do {
                 leaseDeadline = try await send(task.entry, payload: task.payload, to: taker)
@@ -153,11 +172,41 @@ public struct ResultSender: Service {
                 requests.giveBack(taker)
                 continue
             }
-            sent.append((task.entry, leaseDeadline))
-            announceSent(task.entry, to: taker)
+            sent.append(Sent(entry: task.entry, taker: taker, leaseDeadline: leaseDeadline))
         }
+        announce(sent)
         guard !sent.isEmpty else { return }
-        try await outbox.markSent(sent.map { ($0.entry.header.runID, $0.entry.header.stageNumber, $0.entry.header.part, $0.leaseDeadline) })
+        try await outbox.markSent(sent.map(\.part))
+    }
+
+    /// Says what went out: a `result.sent` (or `result.redelivered`) per task, or one `batch.sent` per processor
+    /// that took several at once (a status event per small task would cost more than the task).
+    private func announce(_ sent: [Sent]) {
+        var byTaker: [Data: [Sent]] = [:]
+        var order: [Data] = []
+        for task in sent {
+            if byTaker[task.taker.id] == nil { order.append(task.taker.id) }
+            byTaker[task.taker.id, default: []].append(task)
+        }
+        for id in order {
+            guard let tasks = byTaker[id], let first = tasks.first else { continue }
+            guard tasks.count > 1 else {
+                announceSent(first.entry, to: first.taker)
+                continue
+            }
+            let header = first.entry.header
+            publisher.publish(
+                EventType.batchSent,
+                job: header.job,
+                run: header.runID,
+                part: header.part,
+                attributes: [
+                    "tasks": "\(tasks.count)", "runs": "\(Set(tasks.map(\.entry.header.runID)).count)",
+                    "size": "\(tasks.reduce(0) { $0 + $1.entry.header.size })",
+                    "redelivered": "\(tasks.filter { $0.entry.header.attempt > 1 }.count)", "processor": first.taker.processor,
+                ]
+            )
+        }
     }
 
     /// A task whose processor died on it (its lease ran out after it started) will be sent again.

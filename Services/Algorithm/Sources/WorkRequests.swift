@@ -21,6 +21,8 @@ public final class WorkRequests: Sendable {
         public var processor: String
         /// The ask being answered.
         public var seq: UInt64
+        /// It took a batch ask whole (a task that goes alone): given back, the whole ask comes back.
+        var whole = false
     }
 
     /// The latest ask of one processor (routing id), and how much of it is left.
@@ -30,6 +32,12 @@ public final class WorkRequests: Sendable {
         var left: Int
         /// In line for work: it has credit left and was not found gone.
         var waiting: Bool
+        /// An ask for a batch (``WorkRequest/batch``): small store tasks up to `left`, or one other task.
+        var batch = false
+        /// Part of the ask was answered: a batch ask then takes only more small store tasks.
+        var touched = false
+        /// What the ask granted, for a credit given back.
+        var asked = 1
     }
 
     private struct State {
@@ -63,7 +71,14 @@ public final class WorkRequests: Sendable {
                 return true
             }
             let wasWaiting = state.peers[id]?.waiting == true
-            state.peers[id] = Peer(processor: request.processor, seq: request.seq, left: request.credit, waiting: true)
+            state.peers[id] = Peer(
+                processor: request.processor,
+                seq: request.seq,
+                left: request.batch ?? request.credit,
+                waiting: true,
+                batch: request.batch != nil,
+                asked: request.batch ?? request.credit
+            )
             if !wasWaiting { state.order.append(id) }
             if state.peers.count > capacity { Self.shrink(&state, to: capacity) }
             return true
@@ -77,25 +92,41 @@ public final class WorkRequests: Sendable {
         }
     }
 
-    /// Takes one credit of the processor that has waited longest; nil when none is waiting.
-    public func take() -> Taker? {
+    /// Takes one credit of the processor that has waited longest and can take the task; nil when none can.
+    /// - Parameter batchable: The task may go in a batch (``WorkRequest/isBatchable(_:)``). Any other task takes
+    ///   a batch ask whole, and only one nothing was sent for yet.
+    public func take(batchable: Bool = false) -> Taker? {
         state.withLock { state in
-            guard let id = state.order.first, var peer = state.peers[id] else { return nil }
-            peer.left -= 1
+            guard
+                let position = state.order.firstIndex(where: { id in
+                    guard let peer = state.peers[id] else { return false }
+                    return !peer.batch || batchable || !peer.touched
+                }),
+                var peer = state.peers[state.order[position]]
+            else { return nil }
+            let id = state.order[position]
+            let whole = peer.batch && !batchable
+            peer.left = whole ? 0 : peer.left - 1
+            peer.touched = true
             if peer.left == 0 {
                 peer.waiting = false
-                state.order.removeFirst()
+                state.order.remove(at: position)
             }
             state.peers[id] = peer
-            return Taker(id: id, processor: peer.processor, seq: peer.seq)
+            return Taker(id: id, processor: peer.processor, seq: peer.seq, whole: whole)
         }
     }
+
+    /// The credit of every waiting processor together: how many tasks could go out now, at most.
+    public var credit: Int { state.withLock { state in state.order.reduce(0) { $0 + (state.peers[$1]?.left ?? 0) } } }
 
     /// Gives back a credit taken for a task that was not sent after all (it was dead-lettered), first in line.
     public func giveBack(_ taker: Taker) {
         state.withLock { state in
             guard var peer = state.peers[taker.id], peer.seq == taker.seq else { return }
-            peer.left += 1
+            // A batch ask taken whole by one task comes back whole; nothing sent on an ask leaves it untouched.
+            peer.left = taker.whole ? peer.asked : min(peer.left + 1, peer.asked)
+            if peer.left == peer.asked { peer.touched = false }
             if !peer.waiting {
                 peer.waiting = true
                 state.order.insert(taker.id, at: 0)

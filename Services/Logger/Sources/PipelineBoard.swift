@@ -60,7 +60,7 @@ public struct PipelineBoard: Codable, Sendable, Equatable {
             runs[id] = run
             evictBeyondLimit()
             return true
-        case EventType.taskSucceeded, EventType.taskFailed, EventType.stageDone:
+        case EventType.taskSucceeded, EventType.taskFailed, EventType.stageDone, EventType.batchAcknowledged:
             guard var run = runs[id], (0..<Self.stageLimit).contains(index) else { return false }
             let position: Int
             if let found = run.stages.firstIndex(where: { $0.index == index }) {
@@ -79,6 +79,13 @@ public struct PipelineBoard: Codable, Sendable, Equatable {
             case EventType.taskSucceeded:
                 stage.done += 1
                 if let part = event.part { stage.dead.removeAll { $0 == part } }
+                if let parts = stage.parts { stage.done = min(stage.done, parts) }
+            case EventType.batchAcknowledged:
+                // Several small tasks settled at once (`tasks` of them, parts `part` to `last_part`).
+                stage.done += min(max(attributes["tasks"].flatMap(Int.init) ?? 1, 1), 1_000_000)
+                if let first = event.part, let last = attributes["last_part"].flatMap(Int.init), first <= last {
+                    stage.dead.removeAll { (first...last).contains($0) }
+                }
                 if let parts = stage.parts { stage.done = min(stage.done, parts) }
             default:
                 if attributes["dead"] == "true" {

@@ -68,6 +68,13 @@ final class PostgresResultStore: ResultStoreBackend {
         }
     }
 
+    /// One transaction per part still (the connection's retry and commit-unknown handling are per transaction).
+    func storeBatch(_ parts: [(header: ResultHeader, payload: Data)], processor: String) async throws -> [ResultStore.Outcome] {
+        var outcomes: [ResultStore.Outcome] = []
+        for part in parts { outcomes.append(try await store(part.header, payload: part.payload, processor: processor)) }
+        return outcomes
+    }
+
     func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome {
         try await perform { session, commitUnknown in
             // On the connection's thread, off the cooperative pool: checking the lines costs about 1 ms per MiB.

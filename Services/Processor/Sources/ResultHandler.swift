@@ -49,6 +49,19 @@ public struct ResultHandler: Sendable {
         }
     }
 
+    /// Whether this processor stores small store tasks many to a transaction: its store is the built-in one (no
+    /// `processor.command`, which takes one task at a time).
+    public var storesInBatches: Bool { configuration.processor.command.isEmpty }
+
+    /// Stores tasks for the store (``WorkRequest/isBatchable(_:)``) in one transaction: one outcome each, as
+    /// ``handle(_:logger:)`` would give. Any error stores none of them.
+    public func storeBatch(_ messages: [ResultMessage]) async throws -> [ResultStore.Outcome] {
+        try await store.storeBatch(
+            messages.map { ($0.header, $0.header.stage == nil ? $0.payload : $0.concatenatedInput) },
+            processor: instance
+        )
+    }
+
     /// The built-in `split`: the payload's lines, `lines` to a part, each part's bytes exactly as they were
     /// (a last line without a newline stays without one). No input, no part.
     public static func split(_ payload: Data, lines: Int) -> [Data] {

@@ -68,40 +68,69 @@ public struct ResultProcessor: Service {
         self.metrics = metrics
     }
 
+    /// The most small store tasks asked for at once, when the store is the built-in one.
+    public static let batchSize = 500
+
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var seq: UInt64 = 0
-            // The name in an ask is for logs and status only, and the protocol takes at most 200 bytes of it: a
-            // longer `--name` is cut (50 scalars are at most 200 bytes) rather than have every ask refused.
-            let asker = instance.utf8.count <= 200 ? instance : String(String.UnicodeScalarView(instance.unicodeScalars.prefix(50)))
-            while !Task.isCancelled {
-                seq += 1
-                guard let frames = await nextTask(ask: WorkRequest(processor: asker, seq: seq)) else { return }
-                let message: ResultMessage
-                do {
-                    // Checking the payload's SHA-256 reads every byte of what may be gigabytes: on NIO's
-                    // blocking pool, not on one of the cooperative pool's few threads.
-                    message = try await NIOThreadPool.singleton.runIfActive { try ResultMessage(frames: frames) }
-                } catch is CancellationError {
-                    return
-                } catch {
-                    rejector.reject(error, frames: frames)
-                    continue
+            // Tasks are received as they arrive (the hub sends only what was asked for), so that a batch is taken
+            // whole, without a wait per task.
+            let arrivals = BatchInbox<[Data]>()
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    while let frames = try? await results.receive() { arrivals.put(frames) }
+                    arrivals.close()
                 }
+                await work(arrivals)
+                group.cancelAll()
+            }
+        }
+    }
+
+    private func work(_ arrivals: BatchInbox<[Data]>) async {
+        var seq: UInt64 = 0
+        // The name in an ask is for logs and status only, and the protocol takes at most 200 bytes of it: a
+        // longer `--name` is cut (50 scalars are at most 200 bytes) rather than have every ask refused.
+        let asker = instance.utf8.count <= 200 ? instance : String(String.UnicodeScalarView(instance.unicodeScalars.prefix(50)))
+        let batch = handler.storesInBatches ? Self.batchSize : nil
+        while !Task.isCancelled {
+            seq += 1
+            let ask = WorkRequest(processor: asker, seq: seq, batch: batch)
+            guard let arrived = await nextTasks(ask: ask, from: arrivals, limit: batch ?? 1) else {
+                return
+            }
+            let messages: [ResultMessage]
+            do {
+                // Checking the payloads' SHA-256 reads every byte of what may be gigabytes: on NIO's blocking
+                // pool, not on one of the cooperative pool's few threads.
+                messages = try await NIOThreadPool.singleton.runIfActive {
+                    arrived.compactMap { frames in
+                        do { return try ResultMessage(frames: frames) } catch {
+                            rejector.reject(error, frames: frames)
+                            return nil
+                        }
+                    }
+                }
+            } catch {
+                return
+            }
+            let together = batch == nil ? [] : messages.filter { WorkRequest.isBatchable($0.header) }
+            if together.count > 1 { await handleBatch(together) }
+            for message in messages where together.count <= 1 || !WorkRequest.isBatchable(message.header) {
                 await handle(message)
             }
         }
     }
 
-    /// Asks for one task and waits for it; nil once stopping. The ask is also set as the socket's greeting, so
+    /// Asks for work and waits for it; nil once stopping. The ask is also set as the socket's greeting, so
     /// it is sent again whenever the connection is made again (an ask sent just before a connection dropped is
     /// lost with it); the algorithm answers each ask once however often it arrives.
-    private func nextTask(ask: WorkRequest) async -> [Data]? {
+    private func nextTasks(ask: WorkRequest, from arrivals: BatchInbox<[Data]>, limit: Int) async -> [[Data]]? {
         let frames = Wire.encode(ask)
         asks.greet(frames)
         _ = asks.post(frames)
         defer { asks.greet(nil) }
-        return try? await results.receive()
+        return await arrivals.take(limit: limit)
     }
 
     private func handle(_ message: ResultMessage) async {
@@ -181,29 +210,7 @@ public struct ResultProcessor: Service {
             recent.remember(outputs, for: header)
             acknowledge(header, outputs: outputs)
         case .success(.stored(.conflict(let stored))):
-            // Never a duplicate: the stored part stays, this one was kept aside by the store and is refused.
-            metrics.counter("baton_results_processed_total", job: header.job, [("outcome", "conflict")]).increment()
-            let reason =
-                "conflict: \(header.runID) part \(header.part) is stored with sha256 \(stored); this result has sha256 \(header.sha256)"
-            logger.error("refused a conflicting result: \(reason)")
-            publisher.publish(
-                EventType.resultConflict,
-                job: header.job,
-                run: header.runID,
-                part: header.part,
-                level: "error",
-                message: reason,
-                attributes: ["stored_sha256": stored, "received_sha256": header.sha256, "processor": instance]
-            )
-            let report = FailureReport(
-                runID: header.runID,
-                part: header.part,
-                processor: instance,
-                reason: reason,
-                conflict: true,
-                stage: stage
-            )
-            acks.post(Wire.encode(report))
+            reportConflict(header, stored: stored)
         case .success(.stored(let outcome)):
             let elapsed = clock.now - start
             metrics.timer("baton_processing_duration_seconds", job: header.job).record(duration: elapsed)
@@ -255,6 +262,138 @@ public struct ResultProcessor: Service {
             )
             acks.post(Wire.encode(report))
         }
+    }
+
+    /// Stores small store tasks in one transaction and acknowledges each; one `batch.stored` event for all. Should
+    /// the transaction fail, each is handled alone (so one bad task fails alone); stopping hands them all back.
+    private func handleBatch(_ messages: [ResultMessage]) async {
+        let now = Timestamp.microseconds()
+        var handoff: Int64?
+        for message in messages {
+            guard let durable = message.header.durableAtUs, message.header.attempt == 1 else { continue }
+            let latency = max(now - durable, 0)
+            metrics.timer("baton_handoff_latency_seconds").recordNanoseconds(latency * 1000)
+            handoff = handoff ?? latency
+        }
+        let renewals = messages.map { message in
+            let header = message.header
+            return Wire.encode(LeaseRenewal(runID: header.runID, part: header.part, processor: instance, stage: header.stageIndex))
+        }
+        let lease = messages.map(\.header.leaseMs).min() ?? 30_000
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result: Result<[ResultStore.Outcome], any Error> =
+            await firstResult(
+                of: {
+                    // Keep the leases alive should the store be slow (a busy disk).
+                    let every = Duration.milliseconds(max(lease / 3, 5))
+                    while (try? await Task.sleep(for: every)) != nil { for renewal in renewals { acks.post(renewal) } }
+                    return nil
+                },
+                {
+                    do { return .success(try await handler.storeBatch(messages)) } catch { return .failure(error) }
+                }
+            ) ?? .failure(CancellationError())
+        guard case .success(let outcomes) = result else {
+            if Task.isCancelled {
+                logger.notice("handing \(messages.count) results back: stopping")
+                for message in messages {
+                    let header = message.header
+                    let report = FailureReport(
+                        runID: header.runID,
+                        part: header.part,
+                        processor: instance,
+                        reason: "processor \(instance) stopping",
+                        handBack: true,
+                        stage: header.stageIndex
+                    )
+                    acks.post(Wire.encode(report))
+                }
+                return
+            }
+            for message in messages { await handle(message) }
+            return
+        }
+        let elapsed = clock.now - start
+        var (stored, duplicates, conflicts, records) = (0, 0, 0, 0)
+        for (message, outcome) in zip(messages, outcomes) {
+            let header = message.header
+            switch outcome {
+            case .conflict(let stored):
+                conflicts += 1
+                reportConflict(header, stored: stored)
+            case .stored(let count):
+                stored += 1
+                records += count
+                acks.post(
+                    Wire.encode(
+                        Acknowledgement(
+                            runID: header.runID,
+                            part: header.part,
+                            processor: instance,
+                            duplicate: false,
+                            stage: header.stageIndex
+                        )
+                    )
+                )
+            case .duplicate:
+                duplicates += 1
+                acks.post(
+                    Wire.encode(
+                        Acknowledgement(
+                            runID: header.runID,
+                            part: header.part,
+                            processor: instance,
+                            duplicate: true,
+                            stage: header.stageIndex
+                        )
+                    )
+                )
+            }
+        }
+        let job = messages[0].header.job
+        metrics.timer("baton_processing_duration_seconds", job: job).record(duration: elapsed)
+        metrics.counter("baton_results_processed_total", job: job, [("outcome", "stored")]).increment(by: Int64(stored))
+        metrics.counter("baton_results_processed_total", job: job, [("outcome", "duplicate")]).increment(by: Int64(duplicates))
+        var attributes = [
+            "tasks": "\(messages.count)", "stored": "\(stored)", "duplicates": "\(duplicates)", "conflicts": "\(conflicts)",
+            "records": "\(records)", "runs": "\(Set(messages.map(\.header.runID)).count)",
+            "duration_ms": String(format: "%.3f", elapsed / .milliseconds(1)),
+        ]
+        if let handoff { attributes["handoff_us"] = "\(handoff)" }
+        publisher.publish(
+            EventType.batchStored,
+            job: job,
+            run: messages[0].header.runID,
+            part: messages[0].header.part,
+            attributes: attributes
+        )
+    }
+
+    /// Never a duplicate: the stored part stays, this one was kept aside by the store and is refused.
+    private func reportConflict(_ header: ResultHeader, stored: String) {
+        metrics.counter("baton_results_processed_total", job: header.job, [("outcome", "conflict")]).increment()
+        let reason =
+            "conflict: \(header.runID) part \(header.part) is stored with sha256 \(stored); this result has sha256 \(header.sha256)"
+        logger.error("refused a conflicting result: \(reason)")
+        publisher.publish(
+            EventType.resultConflict,
+            job: header.job,
+            run: header.runID,
+            part: header.part,
+            level: "error",
+            message: reason,
+            attributes: ["stored_sha256": stored, "received_sha256": header.sha256, "processor": instance]
+        )
+        let report = FailureReport(
+            runID: header.runID,
+            part: header.part,
+            processor: instance,
+            reason: reason,
+            conflict: true,
+            stage: header.stageIndex
+        )
+        acks.post(Wire.encode(report))
     }
 
     /// Sends a stage task's ack with its outputs.

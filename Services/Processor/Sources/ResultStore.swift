@@ -97,6 +97,13 @@ public final class ResultStore: Sendable {
         try await backend.store(header, payload: payload, processor: processor)
     }
 
+    /// Stores many small parts in one transaction where the backend can (SQLite: one commit, one fsync, for all),
+    /// each as ``store(_:payload:processor:)`` would: its own outcome, the same keys and conflict rules. Any error
+    /// stores none of them (the caller stores them one by one to find which).
+    public func storeBatch(_ parts: [(header: ResultHeader, payload: Data)], processor: String) async throws -> [Outcome] {
+        try await backend.storeBatch(parts, processor: processor)
+    }
+
     /// True when a part was already stored (or processed by a command).
     public func contains(runID: String, part: Int) async throws -> Bool {
         try await storedSHA256(runID: runID, part: part) != nil
@@ -188,6 +195,7 @@ public final class ResultStore: Sendable {
 protocol ResultStoreBackend: Sendable {
     func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome
     func storedSHA256(runID: String, part: Int) async throws -> String?
+    func storeBatch(_ parts: [(header: ResultHeader, payload: Data)], processor: String) async throws -> [ResultStore.Outcome]
     func admit(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome?
     func recordProcessed(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome
     func delete(runID: String, part: Int) async throws

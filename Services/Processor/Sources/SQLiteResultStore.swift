@@ -77,40 +77,50 @@ final class SQLiteResultStore: ResultStoreBackend {
     }
 
     func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome {
+        try await storeBatch([(header, payload)], processor: processor)[0]
+    }
+
+    func storeBatch(_ parts: [(header: ResultHeader, payload: Data)], processor: String) async throws -> [ResultStore.Outcome] {
         let limit = valueLimit
         // On GRDB's writer queue, off the cooperative pool: checking the lines costs about 1 ms per MiB.
         return try await pool.writeWithoutTransaction { db in
-            let lines = ResultStore.jsonLines(payload)
-            var outcome = ResultStore.Outcome.duplicate
+            var outcomes: [ResultStore.Outcome] = []
             try db.inTransaction {
-                if let known = try Self.check(db, header, payload: payload, processor: processor, limit: limit) {
-                    outcome = known
-                    return .commit
+                outcomes = try parts.map { part in
+                    try Self.store(db, part.header, payload: part.payload, processor: processor, limit: limit)
                 }
-                // SQLite refuses a value over its length limit, and GRDB would stop the process on it: refuse
-                // the part first, as a failure no retry can mend.
-                let longest = lines.map { $0.map(\.count).max() ?? 0 } ?? payload.count
-                let limit = min(limit, Self.maxValueBytes(db))
-                if longest > limit {
-                    throw ResultStore.TooLarge(
-                        "\(lines == nil ? "a blob of \(payload.count) bytes" : "a JSON line of \(longest) bytes") is over SQLite's limit "
-                            + "of \(limit) bytes per value: split the result into parts ($BATON_OUTPUT_DIR), store it with "
-                            + "processor.command, or use PostgreSQL (store.url)"
-                    )
-                }
-                try Self.insertResult(
-                    db,
-                    header,
-                    format: lines == nil ? "blob" : "jsonl",
-                    blob: lines == nil ? payload : nil,
-                    processor: processor
-                )
-                if let lines { try Self.insertRecords(db, header, payload: payload, lines: lines) }
-                outcome = .stored(records: lines?.count ?? 0)
                 return .commit
             }
-            return outcome
+            return outcomes
         }
+    }
+
+    /// One part, inside the caller's transaction.
+    private static func store(
+        _ db: Database,
+        _ header: ResultHeader,
+        payload: Data,
+        processor: String,
+        limit: Int
+    ) throws
+        -> ResultStore.Outcome
+    {
+        if let known = try check(db, header, payload: payload, processor: processor, limit: limit) { return known }
+        let lines = ResultStore.jsonLines(payload)
+        // SQLite refuses a value over its length limit, and GRDB would stop the process on it: refuse
+        // the part first, as a failure no retry can mend.
+        let longest = lines.map { $0.map(\.count).max() ?? 0 } ?? payload.count
+        let limit = min(limit, maxValueBytes(db))
+        if longest > limit {
+            throw ResultStore.TooLarge(
+                "\(lines == nil ? "a blob of \(payload.count) bytes" : "a JSON line of \(longest) bytes") is over SQLite's limit "
+                    + "of \(limit) bytes per value: split the result into parts ($BATON_OUTPUT_DIR), store it with "
+                    + "processor.command, or use PostgreSQL (store.url)"
+            )
+        }
+        try insertResult(db, header, format: lines == nil ? "blob" : "jsonl", blob: lines == nil ? payload : nil, processor: processor)
+        if let lines { try insertRecords(db, header, payload: payload, lines: lines) }
+        return .stored(records: lines?.count ?? 0)
     }
 
     /// One row per line, with one prepared statement whose text is bound straight from the payload's buffer:

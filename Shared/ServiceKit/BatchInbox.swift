@@ -1,0 +1,38 @@
+import Synchronization
+
+/// A queue between a task that receives and a task that works in batches: the receiver puts, the worker takes
+/// whatever has arrived (waiting only for the first). Used where one commit serves many messages: the ack
+/// receiver's group commit, a processor's batch of small tasks.
+public final class BatchInbox<Element: Sendable>: Sendable {
+    private let state = Mutex<(elements: [Element], closed: Bool)>(([], false))
+    private let bell = Doorbell()
+
+    public init() {}
+
+    /// Adds an element and wakes the taker.
+    public func put(_ element: Element) {
+        state.withLock { $0.elements.append(element) }
+        bell.ring()
+    }
+
+    /// No more elements will come: the taker gets what is left, then nil.
+    public func close() {
+        state.withLock { $0.closed = true }
+        bell.ring()
+    }
+
+    /// Up to `limit` of what arrived so far, oldest first (waiting for the first); nil once closed and empty, or
+    /// cancelled.
+    public func take(limit: Int = .max) async -> [Element]? {
+        while true {
+            let (batch, closed) = state.withLock { state -> ([Element], Bool) in
+                let count = min(max(limit, 1), state.elements.count)
+                defer { state.elements.removeFirst(count) }
+                return (Array(state.elements.prefix(count)), state.closed)
+            }
+            if !batch.isEmpty { return batch }
+            if closed { return nil }
+            guard await bell.wait() else { return nil }
+        }
+    }
+}
