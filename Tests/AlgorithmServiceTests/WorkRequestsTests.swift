@@ -63,6 +63,26 @@ struct WorkRequestsTests {
         #expect(requests.take(batchable: false)?.id == Self.id("c"))
     }
 
+    /// A batch ask is answered once, by what the sender had for it: a processor asking again while the rest of
+    /// its batch is on the way goes to the back of the line, so the others get their turn.
+    @Test
+    func aBatchAskIsAnsweredOnceAndTheNextAskWaitsItsTurn() throws {
+        let requests = WorkRequests()
+        requests.offer(WorkRequest(processor: "a", seq: 1, batch: 500), from: Self.id("a"))
+        requests.offer(WorkRequest(processor: "b", seq: 1, batch: 500), from: Self.id("b"))
+        let first = try #require(requests.take(batchable: true))
+        #expect(first.id == Self.id("a"))
+        requests.endBatches([first])
+        #expect(requests.waiting == 1)
+        requests.offer(WorkRequest(processor: "a", seq: 2, batch: 500), from: Self.id("a"))
+        let second = try #require(requests.take(batchable: true))
+        #expect(second.id == Self.id("b"), "a asked again, after b")
+        requests.endBatches([second])
+        // An ask ended and then repeated (the same number, after a reconnect) is not answered again.
+        #expect(!requests.offer(WorkRequest(processor: "b", seq: 1, batch: 500), from: Self.id("b")))
+        #expect(requests.take(batchable: true)?.id == Self.id("a"))
+    }
+
     /// Random batch and plain asks, takes of tasks that may or may not go in a batch, give-backs and drops: an
     /// ask is answered by at most its credit (plain), or by at most `batch` batchable tasks or one other (batch).
     @Test
@@ -105,7 +125,10 @@ struct WorkRequestsTests {
                         #expect(count.batchable + count.alone <= ask.credit, "ask \(key) answered beyond its credit")
                     }
                 default:
-                    if value % 10 == 4, let (taker, batchable) = held.popLast() {
+                    if value % 10 == 9 {
+                        // The sender's pass is over: its batch asks end.
+                        requests.endBatches(held.map(\.0))
+                    } else if value % 10 == 4, let (taker, batchable) = held.popLast() {
                         requests.giveBack(taker)
                         let key = "\(taker.processor):\(taker.seq)"
                         var count = taken[key] ?? (0, 0)

@@ -183,14 +183,15 @@ public enum RawResults {
     /// - Parameters:
     ///   - files: The files the run wrote, in part order.
     ///   - finals: Their final names, one per file, all on one file system.
-    ///   - keep: Parts up to this size are returned with their bytes.
-    public static func sealAll(files: [String], finals: [String], keep: Int = 0) throws -> [Seal] {
+    ///   - keep: Parts up to this size are returned with their bytes…
+    ///   - keepFirst: …of the first this many parts.
+    public static func sealAll(files: [String], finals: [String], keep: Int = 0, keepFirst: Int = .max) throws -> [Seal] {
         precondition(files.count == finals.count, "one final name per file")
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var seals: [Seal] = []
         seals.reserveCapacity(files.count)
-        for (partial, final) in zip(files, finals) {
-            seals.append(try seal(partial: partial, final: final, keep: keep, buffer: &buffer, sync: false))
+        for (index, (partial, final)) in zip(files, finals).enumerated() {
+            seals.append(try seal(partial: partial, final: final, keep: index < keepFirst ? keep : 0, buffer: &buffer, sync: false))
         }
         guard let first = finals.first else { return seals }
         let directory = (first as NSString).deletingLastPathComponent

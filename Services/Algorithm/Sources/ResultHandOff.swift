@@ -65,8 +65,9 @@ public struct ResultHandOff: Sendable {
             }
             try? FileManager.default.removeItem(atPath: partial)
             let targets = files.indices.map { RawResults.partPath(final: final, part: $0) }
+            // Bytes kept only for the parts the fast path can take: a run of 10⁵ parts held them all for nothing.
             let seals = try await BlockingWork.shared.run {
-                try RawResults.sealAll(files: files, finals: targets, keep: RawResults.keptInMemory)
+                try RawResults.sealAll(files: files, finals: targets, keep: RawResults.keptInMemory, keepFirst: Outbox.freshLimit)
             }
             sealed = zip(targets, seals).map { target, seal in
                 Outbox.StoredPart(path: target, digest: PartDigest(size: seal.size, sha256: seal.sha256), bytes: seal.bytes)

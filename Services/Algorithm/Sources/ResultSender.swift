@@ -106,6 +106,7 @@ public struct ResultSender: Service {
                             sent.append(Sent(entry: entry, taker: taker, leaseDeadline: leaseDeadline))
                         }
                         announce(sent)
+                        requests.endBatches(sent.map(\.taker))
                         if waitingForAsk {
                             held = Array(rest)
                             if !sent.isEmpty { try await outbox.markSent(sent.map(\.part)) }
@@ -175,6 +176,7 @@ public struct ResultSender: Service {
             sent.append(Sent(entry: task.entry, taker: taker, leaseDeadline: leaseDeadline))
         }
         announce(sent)
+        requests.endBatches(sent.map(\.taker))
         guard !sent.isEmpty else { return }
         try await outbox.markSent(sent.map(\.part))
     }

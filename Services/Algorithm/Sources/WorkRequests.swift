@@ -117,6 +117,25 @@ public final class WorkRequests: Sendable {
         }
     }
 
+    /// Ends the batch asks these takers answered: a batch ask is answered once, by what was due when the sender
+    /// took it (up to its `batch`), never topped up later. Its processor asks again once it has stored what came,
+    /// and goes to the back of the line: without this, a processor re-asking while the rest of its batch was still
+    /// on the way kept its place at the front, with its credit renewed, and the others got nothing.
+    public func endBatches(_ takers: [Taker]) {
+        guard !takers.isEmpty else { return }
+        state.withLock { state in
+            for taker in takers {
+                guard var peer = state.peers[taker.id], peer.batch, peer.seq == taker.seq, peer.left > 0 else { continue }
+                peer.left = 0
+                if peer.waiting {
+                    peer.waiting = false
+                    state.order.removeAll { $0 == taker.id }
+                }
+                state.peers[taker.id] = peer
+            }
+        }
+    }
+
     /// The credit of every waiting processor together: how many tasks could go out now, at most.
     public var credit: Int { state.withLock { state in state.order.reduce(0) { $0 + (state.peers[$1]?.left ?? 0) } } }
 
