@@ -35,9 +35,17 @@ struct BatonBench: AsyncParsableCommand {
     @Flag(help: "Keep the scenarios' folders (logs, databases) for a look afterwards.")
     var keep = false
 
+    /// The idle scenario's baseline: this process does nothing but wait in a Swift task until killed.
+    @Flag(help: .hidden)
+    var idleFloor = false
+
     func wanted(_ part: String) -> Bool { only.map { $0.split(separator: ",").contains(Substring(part)) } ?? true }
 
     func run() async throws {
+        if idleFloor {
+            // What any Swift service on Linux costs at rest: the runtime's threads and timers, nothing of Baton's.
+            while true { try await Task.sleep(for: .seconds(86_400)) }
+        }
         let root = URL(fileURLWithPath: dir).standardizedFileURL.path
         try? FileManager.default.removeItem(atPath: root)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -102,7 +110,7 @@ struct BatonBench: AsyncParsableCommand {
         }
         if wanted("idle") {
             print("idle cost: \(quick ? 5 : 20) s")
-            report.idle = try scenarios.idle(seconds: quick ? 5 : 20, port: port + 260)
+            (report.idle, report.idleFloor) = try scenarios.idle(seconds: quick ? 5 : 20, port: port + 260)
         }
         if wanted("recovery") {
             let results = quick ? 2000 : 10_000

@@ -89,6 +89,8 @@ struct Report: Codable {
     var handoffCost: [String: Sample?] = [:]
     var timer: Scenarios.Timer?
     var idle: [String: Scenarios.Idle] = [:]
+    /// A Swift process of the same build that only waits: what the runtime alone costs at rest.
+    var idleFloor: Scenarios.Idle?
     var recovery: Scenarios.Recovery?
     var pipeline: [Scenarios.PipelineParallelism] = []
     var hosts: [Scenarios.HostsThroughput] = []
@@ -241,6 +243,23 @@ struct Report: Codable {
         row("idle", "CPU ms / 10 s", "RSS MiB", "of it heap+stacks MiB")
         for (name, idle) in idle.sorted(by: { $0.key < $1.key }) {
             row(name, formatted(idle.cpuMsPer10s, 2), formatted(idle.rssMiB, 1), formatted(idle.anonymousMiB, 1))
+        }
+        if !idle.isEmpty {
+            let all = idle.values
+            row(
+                "total (\(all.count) services)",
+                formatted(all.map(\.cpuMsPer10s).reduce(0, +), 2),
+                formatted(all.map(\.rssMiB).reduce(0, +), 1),
+                formatted(all.map(\.anonymousMiB).reduce(0, +), 1)
+            )
+        }
+        if let floor = idleFloor {
+            row(
+                "baseline: a Swift process that only waits",
+                formatted(floor.cpuMsPer10s, 2),
+                formatted(floor.rssMiB, 1),
+                formatted(floor.anonymousMiB, 1)
+            )
         }
         lines.append("")
         if let recovery {

@@ -217,8 +217,9 @@ struct Scenarios {
     }
 
     /// CPU time per 10 s (all threads, from schedstat, nanosecond resolution) and resident memory of each
-    /// service of an idle stack (a job that fires in 2100), metrics endpoints on.
-    func idle(seconds: Double, port: Int) throws -> [String: Idle] {
+    /// service of an idle stack (a job that fires in 2100), metrics endpoints on; and, as the baseline, of a
+    /// Swift process of the same build that only waits in a task (`baton-bench --idle-floor`).
+    func idle(seconds: Double, port: Int) throws -> (services: [String: Idle], floor: Idle) {
         let stack = try BenchStack(
             root: root,
             name: "idle",
@@ -238,8 +239,9 @@ struct Scenarios {
         for (name, executable) in [("scheduler", "baton-scheduler"), ("algorithm", "baton-algorithm"), ("processor", "baton-processor")] {
             try stack.start(name, executable)
         }
+        try stack.start("floor", "baton-bench", ["--idle-floor"])
         sleep(5)  // start-up done, connections made
-        let names = ["logger", "scheduler", "algorithm", "processor"]
+        let names = ["logger", "scheduler", "algorithm", "processor", "floor"]
         let pids = names.compactMap { stack.pid($0) }
         let used = BenchStack.cpuNanos(of: pids, during: seconds)
         var result: [String: Idle] = [:]
@@ -250,7 +252,8 @@ struct Scenarios {
                 anonymousMiB: Double(BenchStack.anonymousKiB(pids[index])) / 1024
             )
         }
-        return result
+        let floor = result.removeValue(forKey: "floor") ?? Idle(cpuMsPer10s: 0, rssMiB: 0, anonymousMiB: 0)
+        return (result, floor)
     }
 
     // MARK: 6. Recovery

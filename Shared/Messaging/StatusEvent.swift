@@ -81,7 +81,7 @@ public struct StatusEvent: Codable, Sendable, Equatable {
             throw ProtocolError(.version, "expected protocol \"\(Wire.protocolID)\" in frame 1")
         }
         do {
-            self = try Timestamp.decoder().decode(StatusEvent.self, from: frames[2])
+            self = try Self.canonical(frames[2]) ?? Timestamp.decoder().decode(StatusEvent.self, from: frames[2])
         } catch let error as DecodingError {
             throw ProtocolError(.header, "status event: \(Wire.describe(error))")
         } catch {

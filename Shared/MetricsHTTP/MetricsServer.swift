@@ -2,7 +2,6 @@ import CoreMetrics
 import Foundation
 import Glibc
 import HTTPTypes
-import Hummingbird
 import HummingbirdCore
 public import Logging
 import Messaging
@@ -26,6 +25,10 @@ import Synchronization
 /// 400 and a close), the time a connection may take to send a request and read the answer (a slow client is
 /// closed), and the number of connections (when full, the connection idle the longest is closed so a new one
 /// gets in: the endpoint never goes dead). Failed accepts (no fds left) back off and resume by themselves.
+///
+/// It is served by HummingbirdCore's bare `Server`, not Hummingbird's `Application`: the application runs a
+/// date cache that wakes a task and the event loop every second, which was most of an idle service's CPU
+/// (docs/PERFORMANCE.md, "Idle"). Two routes need no router; the `Date` header is formatted per response.
 public final class MetricsServer: Service, Sendable {
     /// What one client can make the server hold.
     public struct Limits: Sendable, Equatable {
@@ -119,12 +122,17 @@ public final class MetricsServer: Service, Sendable {
         )
         var quiet = logger
         quiet.logLevel = .warning
-        let app = Application(
-            router: makeRouter(),
-            server: .http1(configuration: channel),
+        let server = Server(
+            childChannelSetup: HTTP1Channel(
+                responder: { [self] request, writer, _ in
+                    let response = respond(to: request)
+                    try await writer.write(response: response.head, body: response.body)
+                },
+                configuration: channel
+            ),
             configuration: .init(address: .hostname(host, port: chosen), backlog: 256),
             onServerRunning: { [self] channel in self.listening.withLock { $0 = channel.localAddress?.port } },
-            eventLoopGroupProvider: .shared(group),
+            eventLoopGroup: group,
             logger: quiet
         )
         var metadata: Logger.Metadata = ["address": "http://\(host):\(chosen)"]
@@ -133,7 +141,7 @@ public final class MetricsServer: Service, Sendable {
         let executor = EventLoopTaskExecutor(group.next())
         await withGracefulShutdownHandler {
             do {
-                try await withTaskExecutorPreference(executor) { try await app.run() }
+                try await withTaskExecutorPreference(executor) { try await server.run() }
                 if !stopping.load(ordering: .relaxed) && !Task.isCancelled {
                     // Returning would stop the service's group: its work goes on without the endpoint.
                     logger.error("/metrics and /healthz on \(host):\(chosen) stopped unexpectedly; the service runs on without them")
@@ -153,17 +161,19 @@ public final class MetricsServer: Service, Sendable {
         try? await group.shutdownGracefully()
     }
 
-    private func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
-        router.middlewares.add(NotFoundText())
-        router.get("metrics") { [metrics] _, _ in
-            Response(
+    /// The answer to one request: `/metrics`, `/healthz`, or a plain 404 that says what is there.
+    private func respond(to request: Request) -> Response {
+        var path = request.uri.path
+        if path.count > 1, path.hasSuffix("/") { path.removeLast() }
+        var response: Response
+        switch (request.method, path) {
+        case (.get, "/metrics"):
+            response = Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics.exposition()))
             )
-        }
-        router.get("healthz") { [self] _, _ in
+        case (.get, "/healthz"):
             let stopping = stopping.load(ordering: .relaxed)
             let body: [String: Any] = [
                 "status": stopping ? "stopping" : "ok",
@@ -173,13 +183,32 @@ public final class MetricsServer: Service, Sendable {
                 "version": BatonVersion.current,
             ]
             let json = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
-            return Response(
+            response = Response(
                 status: stopping ? .serviceUnavailable : .ok,
                 headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: json + Data("\n".utf8)))
             )
+        default:
+            response = Response(
+                status: .notFound,
+                headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "not found: try /metrics or /healthz\n"))
+            )
         }
-        return router
+        response.headers[.date] = Self.httpDate(Int(time(nil)))
+        return response
+    }
+
+    /// An HTTP date (RFC 9110, IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+    package static func httpDate(_ seconds: Int) -> String {
+        var clock = time_t(seconds)
+        var parts = tm()
+        guard gmtime_r(&clock, &parts) != nil else { return "" }
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday) % 7]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon) % 12]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }
 
@@ -211,23 +240,6 @@ extension MetricsServer {
 public struct MetricsServerError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Anything not routed gets a plain-text 404 that says what is there.
-struct NotFoundText: RouterMiddleware {
-    typealias Context = BasicRequestContext
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as HTTPError where error.status == .notFound || error.status == .methodNotAllowed {
-            return Response(
-                status: .notFound,
-                headers: [.contentType: "text/plain; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: "not found: try /metrics or /healthz\n"))
-            )
-        }
-    }
 }
 
 /// Runs jobs on one SwiftNIO event loop: with it as the task executor preference, the HTTP server's tasks

@@ -29,7 +29,9 @@ public final class StatusPublisher: Service, Sendable {
     private let heartbeatInterval: Duration
     private let capacity: Int
     private let state = Mutex(State())
-    private let started = Date()
+    private let started = ContinuousClock.now
+    /// The heartbeat's JSON, made once: a heartbeat only fills in its counters and time.
+    private let heartbeat: HeartbeatTemplate
     /// This host's name, looked up once (Foundation's lookup is not free, and heartbeats repeat it).
     static let host = ProcessInfo.processInfo.hostName
 
@@ -64,6 +66,15 @@ public final class StatusPublisher: Service, Sendable {
         self.heartbeatInterval = heartbeatInterval
         self.capacity = capacity
         self.context = context
+        heartbeat = HeartbeatTemplate(
+            source: source,
+            instance: instance,
+            boot: Boot.id,
+            pid: "\(getpid())",
+            host: Self.host,
+            version: BatonVersion.current,
+            intervalMs: Int(heartbeatInterval / .milliseconds(1))
+        )
         socketConfiguration = .init(
             type: .xpublish,
             options: [
@@ -109,13 +120,17 @@ public final class StatusPublisher: Service, Sendable {
             if state.connected, let socket = state.socket {
                 if !socket.post(event.frames) { state.dropped += 1 }
             } else {
-                if state.pending.count >= capacity {
-                    state.pending.removeFirst()
-                    state.dropped += 1
-                }
-                state.pending.append(event)
+                hold(event, in: &state)
             }
         }
+    }
+
+    private func hold(_ event: StatusEvent, in state: inout State) {
+        if state.pending.count >= capacity {
+            state.pending.removeFirst()
+            state.dropped += 1
+        }
+        state.pending.append(event)
     }
 
     /// Opens the socket, follows subscriptions and sends heartbeats until graceful shutdown, then publishes
@@ -125,11 +140,14 @@ public final class StatusPublisher: Service, Sendable {
             EventType.serviceStarted,
             attributes: ["pid": "\(getpid())", "host": Self.host, "version": BatonVersion.current]
         )
-        try await context.withSocket(socketConfiguration) { socket in
+        // Heartbeats are timed by the socket's own thread, which waits in its poll anyway: an idle service wakes
+        // one thread per heartbeat, not a timer, a pool thread and then the socket's thread.
+        var configuration = socketConfiguration
+        configuration.tick = .init(every: heartbeatInterval) { [self] in publishHeartbeat() }
+        try await context.withSocket(configuration) { socket in
             state.withLock { $0.socket = socket.outbound }
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.followSubscriptions(socket.inbound) }
-                group.addTask { await self.sendHeartbeats() }
                 // Returns when graceful shutdown begins (or the task is cancelled).
                 try? await gracefulShutdown()
                 group.cancelAll()
@@ -166,17 +184,30 @@ public final class StatusPublisher: Service, Sendable {
         }
     }
 
-    private func sendHeartbeats() async {
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: heartbeatInterval) } catch { return }
-            let uptime = Int(Date().timeIntervalSince(started))
-            publish(
-                EventType.serviceHeartbeat,
-                attributes: [
-                    "uptime_s": "\(uptime)", "pid": "\(getpid())", "host": Self.host,
-                    "version": BatonVersion.current, "interval_ms": "\(Int(heartbeatInterval / .milliseconds(1)))",
+    /// Publishes `service.heartbeat` from its template (on the socket's thread: no encoder, nothing that waits).
+    private func publishHeartbeat() {
+        let uptime = Int((ContinuousClock.now - started) / .seconds(1))
+        let time = Date()
+        state.withLock { state in
+            state.seq += 1
+            if state.connected, let socket = state.socket {
+                if !socket.post(heartbeat.frames(seq: state.seq, time: time, uptimeSeconds: uptime)) { state.dropped += 1 }
+            } else {
+                let attributes = [
+                    "uptime_s": "\(uptime)", "pid": "\(getpid())", "host": Self.host, "version": BatonVersion.current,
+                    "interval_ms": "\(Int(heartbeatInterval / .milliseconds(1)))",
                 ]
-            )
+                let event = StatusEvent(
+                    type: EventType.serviceHeartbeat,
+                    source: source,
+                    instance: instance,
+                    boot: Boot.id,
+                    seq: state.seq,
+                    time: time,
+                    attributes: attributes
+                )
+                hold(event, in: &state)
+            }
         }
     }
 }

@@ -41,6 +41,27 @@ public final class AsyncSocket: Sendable {
         public var maxPosted: Int
         /// Watch the connections made (a monitor on the socket's thread), for ``AsyncSocket/greet(_:)``.
         public var watchConnections = false
+        /// Work the socket's own thread does every `interval` (a heartbeat that posts on this socket), timed by
+        /// its poll: no Swift task, timer or thread of the pool wakes for it. The action runs on that thread, so
+        /// it must be short and must not block; whatever it posts is sent in order with everything else.
+        public var tick: Tick?
+
+        /// Periodic work on the socket's thread (``Configuration/tick``).
+        public struct Tick: Sendable {
+            /// The time between two calls, the first one `interval` after the socket is set up.
+            public var interval: Duration
+            /// What to do.
+            public var action: @Sendable () -> Void
+
+            /// Creates a tick.
+            /// - Parameters:
+            ///   - interval: The time between two calls.
+            ///   - action: What to do, on the socket's thread.
+            public init(every interval: Duration, _ action: @escaping @Sendable () -> Void) {
+                self.interval = interval
+                self.action = action
+            }
+        }
 
         /// Creates a configuration.
         /// - Parameters:

@@ -39,6 +39,9 @@ package final class SocketCore: @unchecked Sendable {
         var wakePending = false
         /// Sent again each time a connection is made (``AsyncSocket/greet(_:)``).
         var greeting: [Data]?
+        /// The socket's own thread, once it runs: work it queues itself needs no wake-up (its loop looks at
+        /// the queue before it polls again).
+        var thread: pthread_t?
     }
 
     let wakeRead: Int32
@@ -101,6 +104,7 @@ package final class SocketCore: @unchecked Sendable {
 
     private func wake() {
         let needed = state.withLock { state in
+            if let thread = state.thread, pthread_equal(thread, pthread_self()) != 0 { return false }
             defer { state.wakePending = true }
             return !state.wakePending
         }

@@ -31,6 +31,9 @@ extension SocketCore {
         // A ROUTER is never waited on for writing: it takes a message or refuses it at once (see flushSends), and
         // with mandatory routing it is not writable at all while no peer is connected.
         let router = configuration.type == .router
+        // The next tick is due at fixed steps from the start (no drift); one that is late is not repeated.
+        var nextTick = configuration.tick.map { ContinuousClock.now.advanced(by: $0.interval) }
+        state.withLock { $0.thread = pthread_self() }
         while true {
             var (wantIn, wantOut, closing) = state.withLock { ($0.receivers.count > 0, !$0.sends.isEmpty, $0.closing) }
             if closing { break }
@@ -46,7 +49,17 @@ extension SocketCore {
             if wantOut { events.insert(.writable) }
             items[0] = socket.pollItem(events)
             do {
-                try poll(&items, timeout: watch?.timeout(now: .now))
+                let now = ContinuousClock.now
+                if let tick = configuration.tick, let due = nextTick, due <= now {
+                    tick.action()
+                    var next = due.advanced(by: tick.interval)
+                    while next <= now { next = next.advanced(by: tick.interval) }
+                    nextTick = next
+                    continue
+                }
+                let untilTick = nextTick.map { now.duration(to: $0) }
+                let timeout = [watch?.timeout(now: now), untilTick].compactMap { $0 }.min()
+                try poll(&items, timeout: timeout)
                 if items.count > 2 {
                     if items[2].ready.contains(.readable), watch?.readEvents(now: .now) == true { sendGreeting() }
                     watch?.reconnectDue(socket, now: .now)

@@ -88,6 +88,13 @@ struct MetricsServerTests {
             #expect(other.body == "not found: try /metrics or /healthz\n")
         }
     }
+
+    /// The `Date` header's format (RFC 9110's example, and a date with one-digit fields).
+    @Test func httpDates() {
+        #expect(MetricsServer.httpDate(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(MetricsServer.httpDate(1_798_761_599) == "Thu, 31 Dec 2026 23:59:59 GMT")
+        #expect(MetricsServer.httpDate(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+    }
 }
 
 /// A `MetricsServer` run in a service group for one test, stopped gracefully after it.

@@ -21,6 +21,23 @@ struct SchedulerStateTests {
         #expect(try await state.fires(job: "j").map(\.state) == [.finished])
     }
 
+    /// A run is in flight from its fire to its end, whatever it is waiting for (the resender sleeps until the
+    /// next fire while none is); a queued one is not yet, a cancelled one no longer.
+    @Test func runsAreInFlightFromTheFireToTheEnd() async throws {
+        let state = try await SchedulerState(path: scratch.path("s.sqlite"))
+        #expect(try await state.anyInFlight() == false)
+        try await state.recordFire(Fixtures.request("j@1", at: 60), state: .queued, detail: "waiting")
+        #expect(try await state.anyInFlight() == false)
+        try await state.recordFire(Fixtures.request("j@2", at: 120))
+        #expect(try await state.anyInFlight())
+        try await state.apply(RunReport(runID: "j@2", job: "j", state: .accepted))
+        #expect(try await state.anyInFlight())
+        try await state.apply(RunReport(runID: "j@2", job: "j", state: .running))
+        #expect(try await state.anyInFlight())
+        try await state.apply(RunReport(runID: "j@2", job: "j", state: .failed))
+        #expect(try await state.anyInFlight() == false)
+    }
+
     /// A run whose `finished` report was lost stays `accepted` only until the scheduler asks about it: it is
     /// listed as unsettled once quiet, and not while the algorithm keeps speaking of it.
     @Test func quietAcceptedRunsAreListedForReconciliation() async throws {

@@ -72,8 +72,12 @@ public struct RunResender: Service {
                         nextReconcile = Date().addingTimeInterval(min(quietSeconds, 5))
                     }
                     // Sleep until the oldest unaccepted request is due again, the next reconciliation, or a new fire.
+                    // With no run in flight there is nothing to reconcile: an idle scheduler waits for the next fire
+                    // (which rings the doorbell) without waking every few seconds to query an empty ledger.
                     let oldest = try await ledger.oldestUnacceptedSend().map { $0.addingTimeInterval(seconds) }
-                    guard await doorbell.wait(until: min(oldest ?? nextReconcile, nextReconcile)) else { return }
+                    var idle = false
+                    if oldest == nil && !startingUp { idle = try await !ledger.anyInFlight() }
+                    guard await doorbell.wait(until: idle ? nil : min(oldest ?? nextReconcile, nextReconcile)) else { return }
                 } catch {
                     logger.error("cannot read the scheduler state", metadata: ["error": "\(error)"])
                     guard await doorbell.wait(until: Date().addingTimeInterval(seconds)) else { return }

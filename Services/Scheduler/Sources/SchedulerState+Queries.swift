@@ -41,6 +41,14 @@ extension SchedulerState {
         }
     }
 
+    /// Whether any run was fired and has not ended (sent, accepted or running): with none, there is nothing to
+    /// send again, ask about or cancel until the next fire.
+    public func anyInFlight() async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM fires WHERE state IN (\(Self.inFlight)))") ?? false
+        }
+    }
+
     /// Runs a user asked to cancel that have not ended yet: the cancel is sent until they do.
     public func cancelsPending() async throws -> [Fire] {
         try await pool.read { db in
