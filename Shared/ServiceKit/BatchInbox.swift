@@ -21,6 +21,14 @@ public final class BatchInbox<Element: Sendable>: Sendable {
         bell.ring()
     }
 
+    /// Everything that arrived and was not taken, without waiting (e.g. to hand it back when stopping).
+    public func drain() -> [Element] {
+        state.withLock { state in
+            defer { state.elements.removeAll() }
+            return state.elements
+        }
+    }
+
     /// Up to `limit` of what arrived so far, oldest first (waiting for the first); nil once closed and empty, or
     /// cancelled.
     public func take(limit: Int = .max) async -> [Element]? {

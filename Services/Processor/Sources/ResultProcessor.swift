@@ -84,7 +84,25 @@ public struct ResultProcessor: Service {
                 await work(arrivals)
                 group.cancelAll()
             }
+            // Stopping: what came and was not started goes back at once rather than after its lease.
+            for frames in arrivals.drain() {
+                guard let header = try? ResultMessage(frames: frames).header else { continue }
+                handBack(header)
+            }
         }
+    }
+
+    /// Tells the hub a task is not done here and should go to another processor now.
+    private func handBack(_ header: ResultHeader) {
+        let report = FailureReport(
+            runID: header.runID,
+            part: header.part,
+            processor: instance,
+            reason: "processor \(instance) stopping",
+            handBack: true,
+            stage: header.stageIndex
+        )
+        acks.post(Wire.encode(report))
     }
 
     private func work(_ arrivals: BatchInbox<[Data]>) async {
@@ -290,18 +308,7 @@ public struct ResultProcessor: Service {
         guard case .success(let outcomes) = result else {
             if Task.isCancelled {
                 logger.notice("handing \(messages.count) results back: stopping")
-                for message in messages {
-                    let header = message.header
-                    let report = FailureReport(
-                        runID: header.runID,
-                        part: header.part,
-                        processor: instance,
-                        reason: "processor \(instance) stopping",
-                        handBack: true,
-                        stage: header.stageIndex
-                    )
-                    acks.post(Wire.encode(report))
-                }
+                for message in messages { handBack(message.header) }
                 return
             }
             for message in messages { await handle(message) }
@@ -325,9 +332,17 @@ public struct ResultProcessor: Service {
             }
         }
         let job = messages[0].header.job
-        metrics.timer("baton_processing_duration_seconds", job: job).record(duration: elapsed)
-        metrics.counter("baton_results_processed_total", job: job, [("outcome", "stored")]).increment(by: Int64(stored))
-        metrics.counter("baton_results_processed_total", job: job, [("outcome", "duplicate")]).increment(by: Int64(duplicates))
+        // A batch may hold several jobs' tasks: each job's counters get its own.
+        var counts: [String: (stored: Int64, duplicates: Int64)] = [:]
+        for (message, outcome) in zip(messages, outcomes) {
+            if case .stored = outcome { counts[message.header.job, default: (0, 0)].stored += 1 }
+            if outcome == .duplicate { counts[message.header.job, default: (0, 0)].duplicates += 1 }
+        }
+        for (job, count) in counts {
+            metrics.timer("baton_processing_duration_seconds", job: job).record(duration: elapsed)
+            metrics.counter("baton_results_processed_total", job: job, [("outcome", "stored")]).increment(by: count.stored)
+            metrics.counter("baton_results_processed_total", job: job, [("outcome", "duplicate")]).increment(by: count.duplicates)
+        }
         var attributes = [
             "tasks": "\(messages.count)", "stored": "\(stored)", "duplicates": "\(duplicates)", "conflicts": "\(conflicts)",
             "records": "\(records)", "runs": "\(Set(messages.map(\.header.runID)).count)",
