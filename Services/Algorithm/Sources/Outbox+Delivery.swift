@@ -47,16 +47,7 @@ extension Outbox {
         let policy = policy
         // Bookkeeping only, unless an expired lease counted a failure (which must not be forgotten).
         let found = try await writeBookkeeping { db in
-            for part in sent {
-                try Self.markSent(
-                    runID: part.runID,
-                    stage: part.stage,
-                    part: part.part,
-                    leaseDeadline: part.leaseDeadline,
-                    now: now,
-                    in: db
-                )
-            }
+            try Self.markSent(sent, now: now, in: db)
             return try Self.due(in: db, now: now, policy: policy, countFailures: false, limit: limit)
         }
         if found.expired { return try await nextDue(limit: limit, now: now) }
@@ -142,17 +133,13 @@ extension Outbox {
 
     /// Marks parts sent in one transaction (bookkeeping: losing it only sends them again).
     public func markSent(_ parts: [(runID: String, stage: Int, part: Int, leaseDeadline: Date)], now: Date = Date()) async throws {
-        try await writeBookkeeping { db in
-            for part in parts {
-                try Self.markSent(
-                    runID: part.runID,
-                    stage: part.stage,
-                    part: part.part,
-                    leaseDeadline: part.leaseDeadline,
-                    now: now,
-                    in: db
-                )
-            }
+        try await writeBookkeeping { db in try Self.markSent(parts, now: now, in: db) }
+    }
+
+    private static func markSent(_ parts: [(runID: String, stage: Int, part: Int, leaseDeadline: Date)], now: Date, in db: Database) throws
+    {
+        for part in parts {
+            try markSent(runID: part.runID, stage: part.stage, part: part.part, leaseDeadline: part.leaseDeadline, now: now, in: db)
         }
     }
 

@@ -230,14 +230,7 @@ public struct ResultProcessor: Service {
                     attributes: ["records": "\(records)", "duration_ms": String(format: "%.3f", elapsed / .milliseconds(1))]
                 )
             }
-            let ack = Acknowledgement(
-                runID: header.runID,
-                part: header.part,
-                processor: instance,
-                duplicate: outcome == .duplicate,
-                stage: stage
-            )
-            acks.post(Wire.encode(ack))
+            acknowledge(header, duplicate: outcome == .duplicate)
         case .failure(let error):
             let stopping = Task.isCancelled || error is CancellationError
             let reason = stopping ? "processor \(instance) stopping" : "\(error)"
@@ -325,30 +318,10 @@ public struct ResultProcessor: Service {
             case .stored(let count):
                 stored += 1
                 records += count
-                acks.post(
-                    Wire.encode(
-                        Acknowledgement(
-                            runID: header.runID,
-                            part: header.part,
-                            processor: instance,
-                            duplicate: false,
-                            stage: header.stageIndex
-                        )
-                    )
-                )
+                acknowledge(header, duplicate: false)
             case .duplicate:
                 duplicates += 1
-                acks.post(
-                    Wire.encode(
-                        Acknowledgement(
-                            runID: header.runID,
-                            part: header.part,
-                            processor: instance,
-                            duplicate: true,
-                            stage: header.stageIndex
-                        )
-                    )
-                )
+                acknowledge(header, duplicate: true)
             }
         }
         let job = messages[0].header.job
@@ -394,6 +367,18 @@ public struct ResultProcessor: Service {
             stage: header.stageIndex
         )
         acks.post(Wire.encode(report))
+    }
+
+    /// Sends the ack of a task of the store.
+    private func acknowledge(_ header: ResultHeader, duplicate: Bool) {
+        let ack = Acknowledgement(
+            runID: header.runID,
+            part: header.part,
+            processor: instance,
+            duplicate: duplicate,
+            stage: header.stageIndex
+        )
+        acks.post(Wire.encode(ack))
     }
 
     /// Sends a stage task's ack with its outputs.
