@@ -32,6 +32,8 @@ public final class StatusPublisher: Service, Sendable {
     private let started = ContinuousClock.now
     /// The heartbeat's JSON, made once: a heartbeat only fills in its counters and time.
     private let heartbeat: HeartbeatTemplate
+    /// Run after each heartbeat, on the socket's thread (``onHeartbeat(_:)``).
+    private let heartbeatActions = Mutex<[@Sendable () -> Void]>([])
     /// This host's name, looked up once (Foundation's lookup is not free, and heartbeats repeat it).
     static let host = ProcessInfo.processInfo.hostName
 
@@ -184,8 +186,16 @@ public final class StatusPublisher: Service, Sendable {
         }
     }
 
+    /// Adds work to do after each heartbeat, on the socket's own thread, which wakes for the heartbeat anyway:
+    /// for a look that costs next to nothing (a counter read) and rings a doorbell only when there is
+    /// something to do, so that an idle service wakes no other thread for it. It must be short and must not block.
+    public func onHeartbeat(_ action: @escaping @Sendable () -> Void) {
+        heartbeatActions.withLock { $0.append(action) }
+    }
+
     /// Publishes `service.heartbeat` from its template (on the socket's thread: no encoder, nothing that waits).
     private func publishHeartbeat() {
+        defer { for action in heartbeatActions.withLock({ $0 }) { action() } }
         let uptime = Int((ContinuousClock.now - started) / .seconds(1))
         let time = Date()
         state.withLock { state in

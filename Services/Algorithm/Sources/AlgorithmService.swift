@@ -141,6 +141,9 @@ public struct AlgorithmService: Service {
         let processor = configuration.processor
         let doorbell = Doorbell()
         doorbell.ring()
+        // The backlog is looked at on each heartbeat, on the status socket's thread, and counted only after a change.
+        let backlogChanged = Doorbell()
+        environment.publisher.onHeartbeat(BacklogMonitor.ringOnChange(of: outbox, backlogChanged))
         let requests = WorkRequests()
         try await environment.runParts([
             WorkRequestReceiver(
@@ -181,7 +184,13 @@ public struct AlgorithmService: Service {
                 publisher: environment.publisher,
                 doorbell: doorbell
             ),
-            BacklogMonitor(outbox: outbox, publisher: environment.publisher, metrics: environment.metrics, logger: environment.logger),
+            BacklogMonitor(
+                outbox: outbox,
+                publisher: environment.publisher,
+                metrics: environment.metrics,
+                logger: environment.logger,
+                changed: backlogChanged
+            ),
             RunWorker(
                 configuration: configuration,
                 runs: runs,

@@ -1,5 +1,6 @@
 import Metrics
 import Foundation
+import Synchronization
 public import Logging
 import Messaging
 public import ServiceKit
@@ -12,7 +13,9 @@ public import ServiceLifecycle
 /// the backlog.
 ///
 /// Every `interval` it looks at the outbox's change counter and counts (on the state index, skipping
-/// acknowledged parts) only if something was written, so an idle algorithm costs nothing here.
+/// acknowledged parts) only if something was written. In the service the look is made by the status
+/// publisher's heartbeat, on its socket's thread (``ringOnChange(of:_:)``), and the monitor waits for a
+/// doorbell rung only when the counter moved: an idle algorithm wakes no timer or pool thread here.
 public struct BacklogMonitor: Service {
     private let outbox: Outbox
     private let publisher: StatusPublisher
@@ -20,6 +23,7 @@ public struct BacklogMonitor: Service {
     private let logger: Logger
     private let interval: Duration
     private let clock: any Clock<Duration>
+    private let changed: Doorbell?
 
     /// Creates the monitor.
     /// - Parameters:
@@ -29,15 +33,18 @@ public struct BacklogMonitor: Service {
     ///   - logger: The logger.
     ///   - interval: How often to count.
     ///   - clock: What the interval is waited on.
+    ///   - changed: Rung when the outbox may have changed; when given, it is waited on instead of the clock.
     public init(
         outbox: Outbox,
         publisher: StatusPublisher,
         metrics: ServiceMetrics,
         logger: Logger,
         interval: Duration = .seconds(5),
-        clock: any Clock<Duration> = ContinuousClock()
+        clock: any Clock<Duration> = ContinuousClock(),
+        changed: Doorbell? = nil
     ) {
         self.clock = clock
+        self.changed = changed
         self.outbox = outbox
         self.publisher = publisher
         self.metrics = metrics
@@ -72,8 +79,28 @@ public struct BacklogMonitor: Service {
                         logger.warning("cannot count the outbox backlog", metadata: ["error": "\(error)"])
                     }
                 }
-                do { try await clock.sleep(for: interval) } catch { return }
+                if let changed {
+                    guard await changed.wait() else { return }
+                } else {
+                    do { try await clock.sleep(for: interval) } catch { return }
+                }
             }
         }
     }
+
+    /// A look at the outbox's change counter that rings `doorbell` when it moved since the last look (one
+    /// atomic read; for ``StatusPublisher/onHeartbeat(_:)``).
+    public static func ringOnChange(of outbox: Outbox, _ doorbell: Doorbell) -> @Sendable () -> Void {
+        let last = LastCount(outbox.changeCount)
+        return {
+            let now = outbox.changeCount
+            if last.value.exchange(now, ordering: .relaxed) != now { doorbell.ring() }
+        }
+    }
+}
+
+/// The change count seen at the last look.
+private final class LastCount: Sendable {
+    let value: Atomic<Int>
+    init(_ value: Int) { self.value = Atomic(value) }
 }
