@@ -43,6 +43,33 @@ struct ConflictTests {
         #expect(try await store.conflicts().count == 1)
     }
 
+    /// A batch in one transaction gives each part the outcome it would have alone: new parts stored with their
+    /// lines, a known key with the same sha256 a duplicate, with another a conflict kept aside, and a key twice in
+    /// the batch stored once.
+    @Test(arguments: StoreBackend.allCases) func aBatchGivesEachPartItsOwnOutcome(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
+        let known = Data("{\"known\":1}\n".utf8)
+        #expect(try await store.store(Fixtures.header(known, run: Self.run), payload: known, processor: "p1") == .stored(records: 1))
+        let other = "j@1970-01-01T00:02:00.000Z"
+        let parts = (0..<20).map { Data("{\"n\":\($0)}\n{\"m\":\($0)}\n".utf8) }
+        var batch = parts.enumerated().map { (Fixtures.header($0.element, run: other, part: $0.offset), $0.element) }
+        let forged = Data("{\"forged\":1}\n".utf8)
+        batch.append((Fixtures.header(known, run: Self.run), known))
+        batch.append((Fixtures.header(forged, run: Self.run), forged))
+        batch.append((Fixtures.header(parts[3], run: other, part: 3), parts[3]))
+        let outcomes = try await store.storeBatch(batch.map { (header: $0.0, payload: $0.1) }, processor: "p2")
+        #expect(
+            outcomes == Array(repeating: .stored(records: 2), count: 20) + [
+                .duplicate, .conflict(stored: SHA256.hex(of: known)), .duplicate,
+            ]
+        )
+        #expect(try await store.resultCount() == 21)
+        for part in [0, 3, 19] {
+            #expect(try await store.records(runID: other, part: part) == ["{\"n\":\(part)}", "{\"m\":\(part)}"])
+        }
+        #expect(try await store.conflicts().map(\.payload) == [forged])
+    }
+
     /// The path of a processor command: `admit` before the command, `recordProcessed` after it.
     @Test(arguments: StoreBackend.allCases) func aCommandProcessedPartConflictsTheSameWay(backend: StoreBackend) async throws {
         let store = try await backend.open(scratch)

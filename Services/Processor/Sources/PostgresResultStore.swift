@@ -68,48 +68,68 @@ final class PostgresResultStore: ResultStoreBackend {
         }
     }
 
-    /// One transaction per part still (the connection's retry and commit-unknown handling are per transaction).
-    func storeBatch(_ parts: [(header: ResultHeader, payload: Data)], processor: String) async throws -> [ResultStore.Outcome] {
-        var outcomes: [ResultStore.Outcome] = []
-        for part in parts { outcomes.append(try await store(part.header, payload: part.payload, processor: processor)) }
-        return outcomes
+    func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome {
+        try await storeBatch([(header, payload)], processor: processor)[0]
     }
 
-    func store(_ header: ResultHeader, payload: Data, processor: String) async throws -> ResultStore.Outcome {
+    /// Every part in one transaction, retried whole (after a commit whose outcome is unknown, each part's check
+    /// finds what this processor stored).
+    func storeBatch(_ parts: [(header: ResultHeader, payload: Data)], processor: String) async throws -> [ResultStore.Outcome] {
         try await perform { session, commitUnknown in
             // On the connection's thread, off the cooperative pool: checking the lines costs about 1 ms per MiB.
-            let lines = ResultStore.jsonLines(payload)
+            let lines = parts.map { ResultStore.jsonLines($0.payload) }
             return try session.transaction {
-                if let known = try Self.check(session, header, payload: payload, processor: processor, commitUnknown: commitUnknown) {
-                    return known == .stored(records: 0) ? .stored(records: lines?.count ?? 0) : known
-                }
-                let inserted = try Self.insertResult(
-                    session,
-                    header,
-                    format: lines == nil ? "blob" : "jsonl",
-                    blob: lines == nil ? payload : nil,
-                    processor: processor
-                )
-                guard inserted else {
-                    return try Self.check(session, header, payload: payload, processor: processor, commitUnknown: false) ?? .duplicate
-                }
-                if let lines {
-                    // One statement for every line, sent as the payload itself (its lines joined by their newlines,
-                    // the last one's dropped) and split by the server: no string per line on either side.
-                    let text = payload.withUnsafeBytes { buffer in
-                        String(decoding: UnsafeRawBufferPointer(rebasing: buffer[..<(lines.last?.upperBound ?? 0)]), as: UTF8.self)
-                    }
-                    try session.query(
-                        """
-                        INSERT INTO records (run_id, part, line, data)
-                        SELECT $1, $2, t.n - 1, t.d FROM unnest(string_to_array($3::text, E'\\n')) WITH ORDINALITY AS t(d, n)
-                        """,
-                        [.text(header.runID), .int(header.part), .text(text)]
+                try zip(parts, lines).map { part, lines in
+                    try Self.store(
+                        session,
+                        part.header,
+                        payload: part.payload,
+                        lines: lines,
+                        processor: processor,
+                        commitUnknown: commitUnknown
                     )
                 }
-                return .stored(records: lines?.count ?? 0)
             }
         }
+    }
+
+    /// One part, inside the caller's transaction.
+    private static func store(
+        _ session: PostgresSession,
+        _ header: ResultHeader,
+        payload: Data,
+        lines: [Range<Int>]?,
+        processor: String,
+        commitUnknown: Bool
+    ) throws -> ResultStore.Outcome {
+        if let known = try check(session, header, payload: payload, processor: processor, commitUnknown: commitUnknown) {
+            return known == .stored(records: 0) ? .stored(records: lines?.count ?? 0) : known
+        }
+        let inserted = try insertResult(
+            session,
+            header,
+            format: lines == nil ? "blob" : "jsonl",
+            blob: lines == nil ? payload : nil,
+            processor: processor
+        )
+        guard inserted else {
+            return try check(session, header, payload: payload, processor: processor, commitUnknown: false) ?? .duplicate
+        }
+        if let lines {
+            // One statement for every line, sent as the payload itself (its lines joined by their newlines,
+            // the last one's dropped) and split by the server: no string per line on either side.
+            let text = payload.withUnsafeBytes { buffer in
+                String(decoding: UnsafeRawBufferPointer(rebasing: buffer[..<(lines.last?.upperBound ?? 0)]), as: UTF8.self)
+            }
+            try session.query(
+                """
+                INSERT INTO records (run_id, part, line, data)
+                SELECT $1, $2, t.n - 1, t.d FROM unnest(string_to_array($3::text, E'\\n')) WITH ORDINALITY AS t(d, n)
+                """,
+                [.text(header.runID), .int(header.part), .text(text)]
+            )
+        }
+        return .stored(records: lines?.count ?? 0)
     }
 
     func storedSHA256(runID: String, part: Int) async throws -> String? {
