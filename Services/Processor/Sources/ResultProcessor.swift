@@ -71,6 +71,9 @@ public struct ResultProcessor: Service {
     /// The most small store tasks asked for at once, when the store is the built-in one.
     public static let batchSize = 500
 
+    /// Tasks of at most this many bytes in all are checked on the calling thread (about 0.1 ms of SHA-256).
+    static let decodedInline = 64 * 1024
+
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             // Tasks are received as they arrive (the hub sends only what was asked for), so that a batch is taken
@@ -117,20 +120,26 @@ public struct ResultProcessor: Service {
             guard let arrived = await nextTasks(ask: ask, from: arrivals, limit: batch ?? 1) else {
                 return
             }
-            let messages: [ResultMessage]
-            do {
-                // Checking the payloads' SHA-256 reads every byte of what may be gigabytes: on NIO's blocking
-                // pool, not on one of the cooperative pool's few threads.
-                messages = try await NIOThreadPool.singleton.runIfActive {
-                    arrived.compactMap { frames in
-                        do { return try ResultMessage(frames: frames) } catch {
-                            rejector.reject(error, frames: frames)
-                            return nil
-                        }
+            let decode: @Sendable () -> [ResultMessage] = {
+                arrived.compactMap { frames in
+                    do { return try ResultMessage(frames: frames) } catch {
+                        rejector.reject(error, frames: frames)
+                        return nil
                     }
                 }
-            } catch {
-                return
+            }
+            let messages: [ResultMessage]
+            if arrived.reduce(0, { $0 + $1.reduce(0) { $0 + $1.count } }) <= Self.decodedInline {
+                // A few KiB: checked here, as a hop to another thread and back costs more than the SHA-256.
+                messages = decode()
+            } else {
+                do {
+                    // Checking the payloads' SHA-256 reads every byte of what may be gigabytes: on NIO's blocking
+                    // pool, not on one of the cooperative pool's few threads.
+                    messages = try await NIOThreadPool.singleton.runIfActive(decode)
+                } catch {
+                    return
+                }
             }
             let together = batch == nil ? [] : messages.filter { WorkRequest.isBatchable($0.header) }
             if together.count > 1 { await handleBatch(together) }
