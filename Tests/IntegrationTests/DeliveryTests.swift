@@ -19,6 +19,47 @@ struct DeliveryTests {
         """
     }
 
+    /// A run of 2,000 small parts, two processors storing them in batches, one of them `kill -9`ed mid-way and
+    /// restarted: every part is stored once, with the bytes the algorithm wrote for it (the oracle is the part
+    /// number), and the outbox ends with every task acknowledged.
+    @Test(.timeLimit(.minutes(3)))
+    func manySmallPartsAreStoredOnceEachThroughAProcessorKill() async throws {
+        let parts = 2000
+        let yaml = """
+            processor:
+              lease: 2s
+            jobs:
+              - name: many
+                every: 1h
+                anchor: \(Timestamp.format(Date().addingTimeInterval(1800)))
+                command: [awk, 'BEGIN { for (i = 0; i < \(parts); i++) { f = sprintf("%s/%06d", ENVIRON["BATON_OUTPUT_DIR"], i); printf "{\\"part\\":%d}\\n", i > f; close(f) } }']
+            """
+        try await TestStack.with("many", yaml: yaml) { stack in
+            try stack.startServices(processors: 2)
+            let run = try await stack.trigger("many")
+            let started = try await stack.waitUntil(timeout: .seconds(60)) { stack.storedCount() >= 200 }
+            #expect(started, "stored \(stack.storedCount()); algorithm: \(stack.stderr("algorithm").suffix(600))")
+            let victim = try #require(stack.process("processor-2"))
+            kill(victim.processIdentifier, SIGKILL)
+            #expect(try await TestStack.exited(victim))
+            try stack.start("processor-2", "baton-processor", ["--name", "processor-2"])
+            let done = try await stack.waitUntil(timeout: .seconds(90)) { stack.outboxCounts()["acked"] == parts }
+            #expect(done, "outbox: \(stack.outboxCounts()); stored: \(stack.storedCount())")
+            let rows = try stack.read { db in
+                try Row.fetchAll(db, sql: "SELECT part, data FROM records WHERE run_id = ? ORDER BY part", arguments: [run])
+                    .map { ($0["part"] as Int, $0["data"] as String) }
+            }
+            #expect(rows.count == parts, "a part stored twice or missing: \(rows.count) records")
+            #expect(rows.map(\.0) == Array(0..<parts))
+            #expect(rows.allSatisfy { $0.1 == "{\"part\":\($0.0)}" }, "a part stored with bytes not its own")
+            #expect(
+                try stack.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results WHERE run_id = ?", arguments: [run]) }
+                    == parts
+            )
+            #expect(stack.loggedEvents().contains { $0.type == EventType.batchStored }, "no batch was stored")
+        }
+    }
+
     /// With no processor running, runs complete and pile up on disk; a processor started later stores them all, once each.
     @Test(.timeLimit(.minutes(3)))
     func resultsWaitOnDiskForAProcessor() async throws {
