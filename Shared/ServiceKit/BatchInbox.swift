@@ -1,3 +1,4 @@
+public import Foundation
 import Synchronization
 
 /// A queue between a task that receives and a task that works in batches: the receiver puts, the worker takes
@@ -32,6 +33,11 @@ public final class BatchInbox<Element: Sendable>: Sendable {
     /// Up to `limit` of what arrived so far, oldest first (waiting for the first); nil once closed and empty, or
     /// cancelled.
     public func take(limit: Int = .max) async -> [Element]? {
+        await take(limit: limit, until: nil)
+    }
+
+    /// As ``take(limit:)``, but waiting only until `deadline`: then an empty batch.
+    public func take(limit: Int = .max, until deadline: Date?) async -> [Element]? {
         while true {
             let (batch, closed) = state.withLock { state -> ([Element], Bool) in
                 let count = min(max(limit, 1), state.elements.count)
@@ -40,7 +46,8 @@ public final class BatchInbox<Element: Sendable>: Sendable {
             }
             if !batch.isEmpty { return batch }
             if closed { return nil }
-            guard await bell.wait() else { return nil }
+            if let deadline, Date() >= deadline { return [] }
+            guard await bell.wait(until: deadline) else { return nil }
         }
     }
 }

@@ -47,6 +47,7 @@ struct ResultProcessorTests {
 
     static func with(
         maxAckBytes: Int64 = .max,
+        reaskAfter: Duration = ResultProcessor.reaskAfter,
         name: String = instance,
         configure: (inout Configuration, String) throws -> Void = { _, _ in },
         store makeStore: ((String) async throws -> ResultStore)? = nil,
@@ -85,7 +86,8 @@ struct ResultProcessorTests {
             instance: name,
             publisher: publisher,
             logger: logger,
-            maxAckBytes: maxAckBytes
+            maxAckBytes: maxAckBytes,
+            reaskAfter: reaskAfter
         )
         let running = Task { try await processor.run() }
         do {
@@ -244,6 +246,20 @@ struct ResultProcessorTests {
             let second = try await harness.results.nextAsk()
             #expect(second.ask.seq == 2)
             #expect(second.id == first.id, "the routing id is the processor's for its lifetime")
+        }
+    }
+
+    /// An answer lost on the way (a connection that dropped while the task was in flight) is not waited for
+    /// forever: an idle processor asks again with a new number, which the hub answers.
+    @Test(.timeLimit(.minutes(1)))
+    func anIdleProcessorAsksAgainWithANewNumber() async throws {
+        try await Self.with(reaskAfter: .milliseconds(300)) { harness in
+            let first = try await harness.results.nextAsk()
+            // Its answer lost: the hub (this test) sends nothing for ask 1.
+            let again = try await harness.results.nextAsk()
+            #expect(again.ask.seq > first.ask.seq, "the same number again would not be answered")
+            try await harness.results.socket.send([again.id] + Self.result("{\"a\":1}\n"))
+            #expect(try await harness.settledAfterStart(Acknowledgement.self).duplicate == false)
         }
     }
 

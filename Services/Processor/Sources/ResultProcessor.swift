@@ -32,6 +32,8 @@ public struct ResultProcessor: Service {
     private let recent = RecentOutputs()
     /// The largest acknowledgement the hub takes (`limits.result_size`): a stage's outputs over it are a failure.
     private let maxAckBytes: Int64
+    /// How long it waits for an answer before asking again (``reaskAfter``).
+    private let reaskAfter: Duration
 
     /// Creates the processor.
     /// - Parameters:
@@ -54,9 +56,11 @@ public struct ResultProcessor: Service {
         logger: Logger,
         metrics: ServiceMetrics = .disabled,
         rejector: MessageRejector? = nil,
-        maxAckBytes: Int64 = .max
+        maxAckBytes: Int64 = .max,
+        reaskAfter: Duration = Self.reaskAfter
     ) {
         self.maxAckBytes = maxAckBytes
+        self.reaskAfter = reaskAfter
         self.rejector = rejector ?? MessageRejector(socket: "results", publisher: publisher, logger: logger, metrics: metrics)
         self.handler = handler
         self.results = results
@@ -70,6 +74,12 @@ public struct ResultProcessor: Service {
 
     /// The most small store tasks asked for at once, when the store is the built-in one.
     public static let batchSize = 500
+
+    /// How long an idle processor waits before it asks again with a new number. The hub answers each number once,
+    /// and an answer can be lost with a connection that drops while it is on the way (its task comes back to some
+    /// processor when its lease runs out): repeating the same number after the reconnect would then never be
+    /// answered, and the processor would wait for good.
+    public static let reaskAfter = Duration.seconds(30)
 
     /// Tasks of at most this many bytes in all are checked on the calling thread (about 0.1 ms of SHA-256).
     static let decodedInline = 64 * 1024
@@ -120,6 +130,8 @@ public struct ResultProcessor: Service {
             guard let arrived = await nextTasks(ask: ask, from: arrivals, limit: batch ?? 1) else {
                 return
             }
+            // Nothing for a while: ask again, with a new number (see `reaskAfter`).
+            guard !arrived.isEmpty else { continue }
             let decode: @Sendable () -> [ResultMessage] = {
                 arrived.compactMap { frames in
                     do { return try ResultMessage(frames: frames) } catch {
@@ -157,7 +169,7 @@ public struct ResultProcessor: Service {
         asks.greet(frames)
         _ = asks.post(frames)
         defer { asks.greet(nil) }
-        return await arrivals.take(limit: limit)
+        return await arrivals.take(limit: limit, until: Date().addingTimeInterval(reaskAfter / .seconds(1)))
     }
 
     private func handle(_ message: ResultMessage) async {
