@@ -23,14 +23,16 @@ struct AttackTests {
             #expect(Self.mode(stack.dataDirectory + "/keys") == 0o700)
             #expect(Self.mode(keyFile) == 0o600)
             let serverKey = try Self.publicKey(keyFile)  // public, so the attacker may know it
+            // As one argument: a Z85 key may start with "-", which argparse would take for an option (seen in CI).
+            let serverKeyArgument = "--server-key=\(serverKey)"
 
             let windowStart = Date()
             async let plain = Attacker.attack(stack, python: python, [])
-            async let unknown = Attacker.attack(stack, python: python, ["--random-key", "--server-key", serverKey])
+            async let unknown = Attacker.attack(stack, python: python, ["--random-key", serverKeyArgument])
             async let others = Self.asAnotherUser(
                 stack,
                 ["--try-read", keyFile],
-                ["--random-key", "--server-key", serverKey, "--try-read", keyFile]
+                ["--random-key", serverKeyArgument, "--try-read", keyFile]
             )
             let reports = try await [plain, unknown] + others
             let window = Attacker.slots(after: windowStart, through: Date())
