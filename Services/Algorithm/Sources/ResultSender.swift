@@ -82,33 +82,10 @@ public struct ResultSender: Service {
                         for part in dead { announceDead(part) }
                         for part in outbox.takeLeaseRetries() { announceLeaseRetry(part) }
                         guard !due.isEmpty else { break }
-                        var sent: [Sent] = []
-                        var rest = due[...]
-                        while let entry = rest.first {
-                            guard let taker = requests.take(batchable: WorkRequest.isBatchable(entry.header)) else {
-                                waitingForAsk = true
-                                break
-                            }
-                            // Off the fast path's list, should it be there or come there, so it is not sent twice.
-                            outbox.claimFresh(entry.header)
-                            let leaseDeadline: Date?
-                            do {
-                                leaseDeadline = try await send(entry, to: taker)
-                            } catch let error as ZMQError where Self.gone(error) {
-                                requests.drop(taker.id)
-                                continue
-                            }
-                            rest.removeFirst()
-                            guard let leaseDeadline else {
-                                requests.giveBack(taker)
-                                continue
-                            }
-                            sent.append(Sent(entry: entry, taker: taker, leaseDeadline: leaseDeadline))
-                        }
-                        announce(sent)
-                        requests.endBatches(sent.map(\.taker))
+                        let (sent, rest) = try await handOut(due.map { ($0, nil) }, claimingFresh: true)
+                        waitingForAsk = !rest.isEmpty
                         if waitingForAsk {
-                            held = Array(rest)
+                            held = rest
                             if !sent.isEmpty { try await outbox.markSent(sent.map(\.part)) }
                             break
                         }
@@ -158,9 +135,27 @@ public struct ResultSender: Service {
     /// The fast path: sends tasks just committed to the processors that asked, from memory when their bytes are
     /// still there, then records them sent in one transaction. What finds no ask is left for the query.
     private func sendFresh(_ fresh: [Outbox.FreshTask]) async throws {
+        let (sent, _) = try await handOut(fresh.map { ($0.entry, $0.payload) }, claimingFresh: false)
+        guard !sent.isEmpty else { return }
+        try await outbox.markSent(sent.map(\.part))
+    }
+
+    /// Hands tasks, in order, to processors that asked, until one finds nobody to take it; says what went out and
+    /// ends the batch asks it answered. A processor found gone is dropped and the task goes to the next; a task
+    /// that cannot be sent is dead-lettered (in ``send``) and its credit given back.
+    /// - Parameters:
+    ///   - tasks: Each with its bytes when they are still in memory.
+    ///   - claimingFresh: Take each off the fast path's list as it goes (tasks the query found), so that none is
+    ///     sent twice.
+    /// - Returns: The tasks sent, and those left for lack of a processor.
+    private func handOut(
+        _ tasks: [(entry: Outbox.Entry, payload: Data?)],
+        claimingFresh: Bool
+    ) async throws -> (sent: [Sent], left: [Outbox.Entry]) {
         var sent: [Sent] = []
-        var tasks = fresh[...]
-        while let task = tasks.first, let taker = requests.take(batchable: WorkRequest.isBatchable(task.entry.header)) {
+        var rest = tasks[...]
+        while let task = rest.first, let taker = requests.take(batchable: WorkRequest.isBatchable(task.entry.header)) {
+            if claimingFresh { outbox.claimFresh(task.entry.header) }
             let leaseDeadline: Date?
             do {
                 leaseDeadline = try await send(task.entry, payload: task.payload, to: taker)
@@ -168,7 +163,7 @@ public struct ResultSender: Service {
                 requests.drop(taker.id)
                 continue
             }
-            tasks.removeFirst()
+            rest.removeFirst()
             guard let leaseDeadline else {
                 requests.giveBack(taker)
                 continue
@@ -177,8 +172,7 @@ public struct ResultSender: Service {
         }
         announce(sent)
         requests.endBatches(sent.map(\.taker))
-        guard !sent.isEmpty else { return }
-        try await outbox.markSent(sent.map(\.part))
+        return (sent, rest.map(\.entry))
     }
 
     /// Says what went out: a `result.sent` (or `result.redelivered`) per task, or one `batch.sent` per processor
