@@ -46,10 +46,14 @@ enum Attacker {
         duration: Double = 4
     ) async throws -> Report {
         // Copied where any user can read it: the repository may be under a home folder others cannot enter.
+        // Attacks run side by side (`async let`), so each copies under a name of its own and renames it into place:
+        // a check-then-copy raced, and the second copy failed with "file exists" (seen in CI).
         let script = stack.directory + "/attack.py"
         if !FileManager.default.fileExists(atPath: script) {
-            try FileManager.default.copyItem(atPath: TestStack.repository + "/scripts/attack.py", toPath: script)
-            chmod(script, 0o644)
+            let copy = script + ".\(UUID().uuidString)"
+            try FileManager.default.copyItem(atPath: TestStack.repository + "/scripts/attack.py", toPath: copy)
+            chmod(copy, 0o644)
+            guard rename(copy, script) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
             chmod(stack.directory, 0o755)
         }
         let common = ["attack.py", "--config", stack.configPath, "--job", job, "--every-ms", "\(everyMs)", "--duration", "\(duration)"]
