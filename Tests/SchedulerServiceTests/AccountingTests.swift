@@ -88,7 +88,7 @@ struct AccountingTests {
     /// Restarted after 3 s down with `misfire: all`, sending the catch-up takes time (each send moves the clock
     /// on by half a slot): the slots that fall due meanwhile are fired too. The old timer resumed from "now" and
     /// dropped them without a record.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func catchUpLeavesNoHoleBeforeTheLiveTimer() async throws {
         try await Self.withLedger { ledger in
             let start = Timestamp.date(milliseconds: 1_800_000_000_000)
@@ -119,7 +119,7 @@ struct AccountingTests {
 
     /// A long downtime of a fine grid is caught up in bounded chunks: with `misfire: latest` after 12,000
     /// missed slots, exactly the newest fires and every other is recorded skipped, with no hole.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aLongDowntimeIsCaughtUpInChunksWithoutAHole() async throws {
         try await Self.withLedger { ledger in
             let start = Timestamp.date(milliseconds: 1_800_000_000_000)
@@ -141,7 +141,7 @@ struct AccountingTests {
     }
 
     /// `resume --catch-up` after a pause: the same, the slots due while the catch-up is sent are not lost.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func resumeWithCatchUpLeavesNoHole() async throws {
         try await Self.withLedger { ledger in
             let start = Timestamp.date(milliseconds: 1_800_000_000_000)
@@ -169,7 +169,7 @@ struct AccountingTests {
     }
 
     /// A full disk: nothing is sent unrecorded; the slot is held and sent once it can be recorded.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aFullDiskHoldsTheSlotUntilItCanBeRecorded() async throws {
         try await Self.withLedger { ledger in
             let sink = CollectingSink()
