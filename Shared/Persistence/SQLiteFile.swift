@@ -66,6 +66,16 @@ public enum SQLiteFile {
     }
 }
 
+extension Database {
+    /// Runs one statement from this connection's statement cache: its text is parsed once per connection, where
+    /// `execute(sql:arguments:)` parses it at every call. For the statements run per task or per run, whose text
+    /// never changes: parsing was a fifth of the algorithm's CPU while it handed out a thousand tasks a second.
+    /// `changesCount` tells what it changed, as after `execute`.
+    public func executeCached(sql: String, arguments: StatementArguments = StatementArguments()) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+}
+
 /// A storage failure with the system's reason.
 public struct StorageError: Error, Sendable, CustomStringConvertible {
     /// What failed.

@@ -66,8 +66,7 @@ extension Outbox {
         let seconds = now.timeIntervalSince1970
         // Processors that died while working: one failed attempt each.
         let expired = try Row.fetchAll(
-            db,
-            sql: "\(selectEntries) WHERE state IN (\(leaseHolders)) AND started = 1 AND due_at <= ?",
+            db.cachedStatement(sql: "\(selectEntries) WHERE state IN (\(leaseHolders)) AND started = 1 AND due_at <= ?"),
             arguments: [seconds]
         )
         if !countFailures && !expired.isEmpty { return ([], [], true, []) }
@@ -78,7 +77,7 @@ extension Outbox {
             let reason = "lease expired: processor \(row["processor"] as String? ?? "?") stopped renewing it"
             let next = target(of: .leaseExpired(exhausted: failures >= policy.maxAttempts))
             if next == .dead {
-                try db.execute(
+                try db.executeCached(
                     sql: "UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ? WHERE seq = ?",
                     arguments: [next, failures, reason, row["seq"] as Int64]
                 )
@@ -88,7 +87,7 @@ extension Outbox {
                 entry.lastError = reason
                 dead.append(entry)
             } else {
-                try db.execute(
+                try db.executeCached(
                     sql: "UPDATE outbox SET failures = ?, started = 0, last_error = ? WHERE seq = ?",
                     arguments: [failures, reason, row["seq"] as Int64]
                 )
@@ -99,11 +98,12 @@ extension Outbox {
             }
         }
         let rows = try Row.fetchAll(
-            db,
-            sql: """
-                \(selectEntries) WHERE state IN (\(sendable)) AND due_at <= ?
-                ORDER BY due_at, seq LIMIT ?
-                """,
+            db.cachedStatement(
+                sql: """
+                    \(selectEntries) WHERE state IN (\(sendable)) AND due_at <= ?
+                    ORDER BY due_at, seq LIMIT ?
+                    """
+            ),
             arguments: [seconds, max(limit, 1)]
         )
         return (rows.map(Self.entry), dead, false, retried)
@@ -144,7 +144,7 @@ extension Outbox {
     }
 
     private static func markSent(runID: String, stage: Int, part: Int, leaseDeadline: Date, now: Date, in db: Database) throws {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 UPDATE outbox SET state = ?, deliveries = deliveries + 1, started = 0, due_at = ?, sent_at = ?
                 WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(sendable))
@@ -161,7 +161,7 @@ extension Outbox {
 
     private static func renew(runID: String, stage: Int, part: Int, processor: String, until deadline: Date, in db: Database) throws -> Bool
     {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 UPDATE outbox SET started = 1, processor = ?, due_at = MAX(due_at, ?)
                 WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(renewable))
@@ -222,7 +222,7 @@ extension Outbox {
     }
 
     private static func ack(runID: String, stage: Int, part: Int, processor: String?, now: Date, in db: Database) throws -> Bool {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 UPDATE outbox SET state = ?, acked_at = ?, started = 0, processor = COALESCE(?, processor)
                 WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(acknowledgeable))
@@ -255,7 +255,7 @@ extension Outbox {
                 )
             else { return .ignored }
             guard countsAsFailure else {
-                try db.execute(
+                try db.executeCached(
                     sql: "UPDATE outbox SET state = ?, started = 0, due_at = ? WHERE run_id = ? AND stage = ? AND part = ?",
                     arguments: [Self.target(of: .handBack), now.timeIntervalSince1970, runID, stage, part]
                 )
@@ -264,7 +264,7 @@ extension Outbox {
             let failures = (row["failures"] as Int) + 1
             let next = Self.target(of: .fail(exhausted: failures >= policy.maxAttempts || permanent))
             if next == .dead {
-                try db.execute(
+                try db.executeCached(
                     sql: """
                         UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ?
                         WHERE run_id = ? AND stage = ? AND part = ?
@@ -275,7 +275,7 @@ extension Outbox {
             }
             let delay = policy.backoff(afterFailures: failures)
             let due = now.timeIntervalSince1970 + Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     UPDATE outbox SET state = ?, failures = ?, started = 0, last_error = ?, due_at = ?
                     WHERE run_id = ? AND stage = ? AND part = ?
@@ -294,7 +294,7 @@ extension Outbox {
     @discardableResult
     public func markDead(runID: String, stage: Int = 0, part: Int, reason: String, cause: String? = nil) async throws -> Bool {
         try await write { db in
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     UPDATE outbox SET state = ?, started = 0, last_error = ?, cause = ?
                     WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(Self.killable))
@@ -310,7 +310,7 @@ extension Outbox {
     @discardableResult
     public func requeue(runID: String, stage: Int = 0, part: Int? = nil, now: Date = Date()) async throws -> Int {
         try await write { db in
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     UPDATE outbox SET state = ?, failures = 0, started = 0, last_error = NULL, cause = NULL, due_at = ?
                     WHERE run_id = ? AND stage = ? AND (? IS NULL OR part = ?)

@@ -128,7 +128,7 @@ extension Outbox {
     /// Records a pipeline's definition (once per version), inside a caller's transaction.
     static func record(_ pipeline: Pipeline, in db: Database, now: Date) throws {
         guard !pipeline.isDefault else { return }
-        try db.execute(
+        try db.executeCached(
             sql: "INSERT OR IGNORE INTO pipelines (version, definition, recorded_at) VALUES (?, ?, ?)",
             arguments: [pipeline.version, pipeline.definition, Timestamp.format(now)]
         )
@@ -167,7 +167,7 @@ extension Outbox {
     }
 
     private static func insertOutput(runID: String, stage: Int, part: Int, index: Int, _ output: StoredPart, in db: Database) throws {
-        try db.execute(
+        try db.executeCached(
             sql: "INSERT OR REPLACE INTO outputs (run_id, stage, part, idx, path, size, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
             arguments: [runID, stage, part, index, output.path, output.digest.size, output.digest.sha256]
         )
@@ -183,12 +183,11 @@ extension Outbox {
             try insertOutput(runID: runID, stage: stage, part: part, index: index, output, in: db)
         }
         let open = try Bool.fetchOne(
-            db,
-            sql: openTaskOfStage,
+            db.cachedStatement(sql: openTaskOfStage),
             arguments: [runID, stage, DeliveryState.pending, DeliveryState.sent, DeliveryState.dead]
         )
         guard open == false else { return Advance() }
-        try db.execute(
+        try db.executeCached(
             sql: "UPDATE stages SET done_at = ? WHERE run_id = ? AND stage = ? AND done_at IS NULL",
             arguments: [Timestamp.format(now), runID, stage]
         )
@@ -269,7 +268,7 @@ extension Outbox {
                 }
             }
             for entry in tasks { try insert(entry, in: db, now: now) }
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     INSERT OR IGNORE INTO stages (run_id, stage, name, mode, parts, ready_at, done_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)

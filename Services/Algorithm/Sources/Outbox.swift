@@ -303,8 +303,8 @@ public final class Outbox: Sendable {
     func writeBookkeeping<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
         defer { changes.add(1, ordering: .releasing) }
         return try await pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            try db.executeCached(sql: "PRAGMA synchronous = NORMAL")
+            defer { try? db.executeCached(sql: "PRAGMA synchronous = FULL") }
             var result: T?
             try db.inTransaction(.immediate) {
                 result = try body(db)
@@ -322,7 +322,7 @@ public final class Outbox: Sendable {
 
     /// Inserts a task inside a caller's transaction (see ``RunLedger/finish(_:parts:now:)``).
     static func insert(_ entry: Entry, in db: Database, now: Date) throws {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT OR IGNORE INTO outbox
                     (run_id, stage, part, parts, pipeline, job, logical_time, path, size, sha256, state, due_at, created_at, durable_at)

@@ -78,11 +78,11 @@ public final class RunLedger: Sendable {
     /// recorded.
     public func accept(_ request: RunRequest, pipeline: Pipeline = .default, now: Date = Date()) async throws -> Run? {
         try await outbox.write { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [request.runID]) {
+            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [request.runID]) {
                 return Self.run(row)
             }
             try Outbox.record(pipeline, in: db, now: now)
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     INSERT INTO runs (run_id, job, logical_time, fired_at, trigger, state, updated_at, pipeline)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -101,7 +101,7 @@ public final class RunLedger: Sendable {
     @discardableResult
     public func markRunning(_ runID: String, now: Date = Date()) async throws -> Bool {
         try await transition(runID, .start, now: now) { db in
-            try db.execute(sql: "UPDATE runs SET attempts = attempts + 1 WHERE run_id = ?", arguments: [runID])
+            try db.executeCached(sql: "UPDATE runs SET attempts = attempts + 1 WHERE run_id = ?", arguments: [runID])
         }
     }
 
@@ -115,7 +115,7 @@ public final class RunLedger: Sendable {
             // Stamped inside the transaction, just before it commits: the parts' `durable_at`.
             let now = now ?? Date()
             guard try Self.apply(.succeed, to: runID, in: db, now: now, error: nil) else { throw RunLedgerError.notRunning(runID) }
-            guard let row = try Row.fetchOne(db, sql: "SELECT job, logical_time FROM runs WHERE run_id = ?", arguments: [runID]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT job, logical_time FROM runs WHERE run_id = ?"), arguments: [runID]) else {
                 throw RunLedgerError.notRunning(runID)
             }
             let time: String = row["logical_time"]
@@ -146,12 +146,12 @@ public final class RunLedger: Sendable {
     /// - Returns: the run after the cancel.
     public func cancel(_ runID: String, reason: String, now: Date = Date()) async throws -> Run {
         try await outbox.write { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [runID]) {
+            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [runID]) {
                 guard try Self.apply(.cancel, to: runID, in: db, now: now, error: reason) else { return Self.run(row) }
             } else {
                 // Never requested here: recorded as if accepted and cancelled at once, through the machine.
                 let cancelled = RunState.accepted.applying(.cancel) ?? .cancelled
-                try db.execute(
+                try db.executeCached(
                     sql: """
                         INSERT INTO runs (run_id, job, logical_time, fired_at, trigger, state, error, updated_at)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -162,7 +162,7 @@ public final class RunLedger: Sendable {
                     ]
                 )
             }
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [runID]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [runID]) else {
                 throw RunLedgerError.notRunning(runID)
             }
             return Self.run(row)
@@ -187,10 +187,10 @@ public final class RunLedger: Sendable {
 
     /// Applies an event to a run's stored state; returns whether it moved.
     private static func apply(_ event: RunState.Event, to runID: String, in db: Database, now: Date, error: String?) throws -> Bool {
-        guard let current = try RunState.fetchOne(db, sql: "SELECT state FROM runs WHERE run_id = ?", arguments: [runID]),
+        guard let current = try RunState.fetchOne(db.cachedStatement(sql: "SELECT state FROM runs WHERE run_id = ?"), arguments: [runID]),
             let next = current.applying(event)
         else { return false }
-        try db.execute(
+        try db.executeCached(
             sql: "UPDATE runs SET state = ?, error = ?, updated_at = ? WHERE run_id = ?",
             arguments: [next, error, Timestamp.format(now), runID]
         )
@@ -225,7 +225,7 @@ public final class RunLedger: Sendable {
     /// One run.
     public func run(_ runID: String) async throws -> Run? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE run_id = ?", arguments: [runID]).map(Self.run)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [runID]).map(Self.run)
         }
     }
 

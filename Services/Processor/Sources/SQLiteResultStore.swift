@@ -127,8 +127,9 @@ final class SQLiteResultStore: ResultStoreBackend {
     /// no `String` per line, no copy before SQLite's own into the page.
     private static func insertRecords(_ db: Database, _ header: ResultHeader, payload: Data, lines: [Range<Int>]) throws {
         let sql = "INSERT INTO records (run_id, part, line, data) VALUES (?, ?, ?, ?)"
-        // GRDB finalizes the statement when this object goes: it must outlive every use of its pointer.
-        let prepared = try db.makeStatement(sql: sql)
+        // From the connection's cache (parsed once per connection). GRDB finalizes the statement when the cache
+        // lets it go: it must outlive every use of its pointer.
+        let prepared = try db.cachedStatement(sql: sql)
         try withExtendedLifetime(prepared) {
             let statement = prepared.sqliteStatement
             func check(_ code: CInt, _ expected: CInt = SQLITE_OK) throws {
@@ -227,8 +228,7 @@ final class SQLiteResultStore: ResultStoreBackend {
     {
         guard
             let stored = try String.fetchOne(
-                db,
-                sql: "SELECT sha256 FROM results WHERE run_id = ? AND part = ?",
+                db.cachedStatement(sql: "SELECT sha256 FROM results WHERE run_id = ? AND part = ?"),
                 arguments: [header.runID, header.part]
             )
         else { return nil }
@@ -236,7 +236,7 @@ final class SQLiteResultStore: ResultStoreBackend {
         let headerText = try ResultStore.keptHeader(header)
         // A refused part too large for one SQLite value is kept aside without its bytes (its checksums say enough).
         let kept: Data? = payload.count > min(limit, maxValueBytes(db)) ? nil : payload
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT OR IGNORE INTO conflicts
                     (run_id, part, job, logical_time, stored_sha256, received_sha256, size, header, payload, processor, received_at)
@@ -256,7 +256,7 @@ final class SQLiteResultStore: ResultStoreBackend {
     }
 
     private static func insertResult(_ db: Database, _ header: ResultHeader, format: String, blob: Data?, processor: String) throws {
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT INTO results (run_id, part, job, logical_time, size, sha256, format, blob, processor, stored_at, stage)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
