@@ -124,6 +124,22 @@ public final class AsyncSocket: Sendable {
         }
     }
 
+    /// Sends messages in order, handed to the socket's thread at once, and returns each one's outcome (nil: libzmq
+    /// queued it) when every one has one: for a ROUTER handing many tasks to its peers, one wake-up of the socket's
+    /// thread and one of the caller, where ``send(_:)`` costs both per message. A message fails alone (a ROUTER's
+    /// peer gone or full) and the others go on. Cancelling fails those not sent yet with `CancellationError`.
+    public func send(all messages: [[Data]]) async -> [(any Error)?] {
+        guard !messages.isEmpty else { return [] }
+        let id = core.makeID()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[(any Error)?], Never>) in
+                core.enqueueSends(id: id, messages: messages, batch: SocketCore.BatchSend(count: messages.count, continuation: continuation))
+            }
+        } onCancel: {
+            core.cancel(id: id)
+        }
+    }
+
     /// Queues a message without waiting (for PUB-style sockets). Returns `false` if the socket is closed
     /// or too many posted messages are already waiting, in which case the message is dropped.
     @discardableResult

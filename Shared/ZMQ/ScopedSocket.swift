@@ -120,6 +120,12 @@ public struct SocketOutbound: Sendable {
         try await socket.send(parts)
     }
 
+    /// Sends messages in order, handed to the socket's thread at once, and returns each one's outcome (nil: queued)
+    /// when every one has one (see ``AsyncSocket/send(all:)``).
+    public func send(all messages: [[Data]]) async -> [(any Error)?] {
+        await socket.send(all: messages)
+    }
+
     /// Queues a message without waiting. Returns `false` (and drops the message) if the socket is closed or
     /// ``AsyncSocket/Configuration/maxPosted`` messages already wait.
     @discardableResult

@@ -13,7 +13,58 @@ package final class SocketCore: @unchecked Sendable {
     struct Outgoing {
         var id: UInt64
         var parts: [Data]
-        var continuation: CheckedContinuation<Void, any Error>?
+        /// Who hears the outcome; nil for a posted message.
+        var completion: Completion?
+
+        init(id: UInt64, parts: [Data], continuation: CheckedContinuation<Void, any Error>?) {
+            self.id = id
+            self.parts = parts
+            completion = continuation.map(Completion.one)
+        }
+
+        init(id: UInt64, parts: [Data], batch: BatchSend, index: Int) {
+            self.id = id
+            self.parts = parts
+            completion = .batch(batch, index)
+        }
+
+        /// Reports the outcome (nil: libzmq took the message). Call without the lock held.
+        func complete(_ error: (any Error)?) {
+            switch completion {
+            case .one(let continuation):
+                if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+            case .batch(let batch, let index): batch.complete(index, error)
+            case nil: break
+            }
+        }
+    }
+
+    enum Completion {
+        /// A message sent alone (``AsyncSocket/send(_:)``).
+        case one(CheckedContinuation<Void, any Error>)
+        /// Message `index` of a batch (``AsyncSocket/send(all:)``).
+        case batch(BatchSend, Int)
+    }
+
+    /// The messages of one ``AsyncSocket/send(all:)``: each one's outcome, and the caller resumed once when every
+    /// message has one.
+    final class BatchSend: Sendable {
+        private let state: Mutex<(outcomes: [(any Error)?], remaining: Int, continuation: CheckedContinuation<[(any Error)?], Never>?)>
+
+        init(count: Int, continuation: CheckedContinuation<[(any Error)?], Never>) {
+            state = Mutex((Array(repeating: nil, count: count), count, continuation))
+        }
+
+        func complete(_ index: Int, _ error: (any Error)?) {
+            let done: (CheckedContinuation<[(any Error)?], Never>, [(any Error)?])? = state.withLock { state in
+                state.outcomes[index] = error
+                state.remaining -= 1
+                guard state.remaining == 0, let continuation = state.continuation else { return nil }
+                state.continuation = nil
+                return (continuation, state.outcomes)
+            }
+            if let (continuation, outcomes) = done { continuation.resume(returning: outcomes) }
+        }
     }
 
     struct Waiter {
@@ -128,6 +179,24 @@ package final class SocketCore: @unchecked Sendable {
         if let rejection { continuation.resume(throwing: rejection) } else { wake() }
     }
 
+    /// Queues messages in order under one id, each reporting to `batch`; one wake-up of the socket's thread.
+    func enqueueSends(id: UInt64, messages: [[Data]], batch: BatchSend) {
+        let rejection: (any Error)? = state.withLock { state in
+            state.announced.remove(id)
+            if state.cancelled.remove(id) != nil { return CancellationError() }
+            if state.closing { return closedError() }
+            for (index, parts) in messages.enumerated() {
+                state.sends.append(Outgoing(id: id, parts: parts, batch: batch, index: index))
+            }
+            return nil
+        }
+        if let rejection {
+            for index in messages.indices { batch.complete(index, rejection) }
+        } else {
+            wake()
+        }
+    }
+
     func enqueuePost(parts: [Data]) -> Bool {
         let accepted = state.withLock { state in
             guard !state.closing, state.posted < state.maxPosted else { return false }
@@ -177,7 +246,7 @@ package final class SocketCore: @unchecked Sendable {
     /// `cancelled` for good.)
     package func cancel(id: UInt64) {
         enum Found {
-            case send(CheckedContinuation<Void, any Error>?)
+            case sends([Outgoing])
             case receive(CheckedContinuation<[Data], any Error>)
             case none
         }
@@ -185,14 +254,17 @@ package final class SocketCore: @unchecked Sendable {
             if let index = state.receivers.firstIndex(where: { $0.id == id }) {
                 return .receive(state.receivers.remove(at: index).continuation)
             }
-            if let index = state.sends.firstIndex(where: { $0.id == id }) {
-                return .send(state.sends.remove(at: index).continuation)
+            // Every message of a batch has its id.
+            let sends = Array(state.sends.filter { $0.id == id })
+            if !sends.isEmpty {
+                state.sends.removeAll { $0.id == id }
+                return .sends(sends)
             }
             if state.announced.contains(id) { state.cancelled.insert(id) }
             return .none
         }
         switch found {
-        case .send(let continuation): continuation?.resume(throwing: CancellationError())
+        case .sends(let sends): for send in sends { send.complete(CancellationError()) }
         case .receive(let continuation): continuation.resume(throwing: CancellationError())
         case .none: break
         }

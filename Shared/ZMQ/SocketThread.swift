@@ -124,11 +124,8 @@ extension SocketCore {
     }
 
     fileprivate func complete(_ outgoing: Outgoing, error: ZMQError?) {
-        if let continuation = outgoing.continuation {
-            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
-        } else {
-            state.withLock { $0.posted -= 1 }
-        }
+        if outgoing.completion == nil { state.withLock { $0.posted -= 1 } }
+        outgoing.complete(error)
     }
 
     fileprivate func deliver(_ socket: borrowing Socket) throws(ZMQError) {
@@ -154,7 +151,7 @@ extension SocketCore {
             }
             return (state.sends, state.receivers, state.receiverWatchers)
         }
-        for send in sends { send.continuation?.resume(throwing: error) }
+        for send in sends { send.complete(error) }
         for receiver in receivers { receiver.continuation.resume(throwing: error) }
         // No receive will ever be registered again: a watcher waits no longer.
         for watcher in watchers { watcher.continuation.resume() }

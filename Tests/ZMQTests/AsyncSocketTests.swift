@@ -73,6 +73,56 @@ struct AsyncSocketTests {
         await sink.close()
     }
 
+    /// `send(all:)` on a ROUTER with mandatory routing: each message has its own outcome; those for a peer that is
+    /// not there fail alone, the others arrive in order.
+    @Test func sendAllReportsEachMessageAndDeliversInOrder() async throws {
+        let context = Context()
+        let router = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .router, options: [.routerMandatory(true)], bind: ["tcp://127.0.0.1:*"])
+        )
+        let dealer = try await AsyncSocket(
+            context: context,
+            configuration: .init(type: .dealer, options: [.routingID(Array("d1".utf8))], connect: router.boundEndpoints)
+        )
+        try await dealer.send([Data("hello".utf8)])
+        let hello = try await router.receive()
+        #expect(hello == [Data("d1".utf8), Data("hello".utf8)])
+        let messages = (0..<300).map { index in
+            [Data((index % 3 == 1 ? "nobody" : "d1").utf8), Data("\(index)".utf8)]
+        }
+        let outcomes = await router.send(all: messages)
+        #expect(outcomes.count == 300)
+        for (index, outcome) in outcomes.enumerated() {
+            if index % 3 == 1 {
+                #expect((outcome as? ZMQError)?.code == ZMQError.hostUnreachable, "message \(index): \(String(describing: outcome))")
+            } else {
+                #expect(outcome == nil, "message \(index): \(String(describing: outcome))")
+            }
+        }
+        for index in (0..<300).filter({ $0 % 3 != 1 }) {
+            #expect(try await dealer.receive() == [Data("\(index)".utf8)])
+        }
+        #expect(await router.send(all: []).isEmpty)
+        await dealer.close()
+        await router.close()
+    }
+
+    /// Cancelling a `send(all:)` that cannot go out (a PUSH with no peer) fails every message with
+    /// `CancellationError` and leaves none queued.
+    @Test(.timeLimit(.minutes(1)))
+    func cancellingSendAllFailsWhatIsNotSent() async throws {
+        let context = Context()
+        let push = try await AsyncSocket(context: context, configuration: .init(type: .push, bind: ["tcp://127.0.0.1:*"]))
+        let sending = Task { await push.send(all: (0..<5).map { [Data("\($0)".utf8)] }) }
+        while push.backlog < 5 { await Task.yield() }
+        sending.cancel()
+        let outcomes = await sending.value
+        #expect(outcomes.count == 5 && outcomes.allSatisfy { $0 is CancellationError }, "\(outcomes)")
+        #expect(push.backlog == 0)
+        await push.close()
+    }
+
     @Test func requestReply() async throws {
         let context = Context()
         let rep = try await AsyncSocket(context: context, configuration: .init(type: .reply, bind: ["tcp://127.0.0.1:*"]))

@@ -141,8 +141,12 @@ public struct ResultSender: Service {
     }
 
     /// Hands tasks, in order, to processors that asked, until one finds nobody to take it; says what went out and
-    /// ends the batch asks it answered. A processor found gone is dropped and the task goes to the next; a task
-    /// that cannot be sent is dead-lettered (in ``send``) and its credit given back.
+    /// ends the batch asks it answered. A processor found gone is dropped and its tasks go to the next; a task
+    /// that cannot be sent is dead-lettered (in ``messages(for:)``) and its credit given back.
+    ///
+    /// The tasks taken go out in groups of a few MiB: their files read in one job on the blocking pool and their
+    /// messages handed to the socket's thread at once (``AsyncSocket/send(all:)``). One read and one send per task,
+    /// each a hop to another thread and back, held a batch of 500 small tasks for half a second.
     /// - Parameters:
     ///   - tasks: Each with its bytes when they are still in memory.
     ///   - claimingFresh: Take each off the fast path's list as it goes (tasks the query found), so that none is
@@ -152,28 +156,59 @@ public struct ResultSender: Service {
         _ tasks: [(entry: Outbox.Entry, payload: Data?)],
         claimingFresh: Bool
     ) async throws -> (sent: [Sent], left: [Outbox.Entry]) {
+        typealias Task = (entry: Outbox.Entry, payload: Data?)
         var sent: [Sent] = []
         var rest = tasks[...]
-        while let task = rest.first, let taker = requests.take(batchable: WorkRequest.isBatchable(task.entry.header)) {
-            if claimingFresh { outbox.claimFresh(task.entry.header) }
-            let leaseDeadline: Date?
-            do {
-                leaseDeadline = try await send(task.entry, payload: task.payload, to: taker)
-            } catch let error as ZMQError where Self.gone(error) {
-                requests.drop(taker.id)
-                continue
+        while true {
+            // Who takes what, in order, within the group's budget (at least one task, however large).
+            var group: [(task: Task, taker: WorkRequests.Taker)] = []
+            var bytes = 0
+            while let task = rest.first, group.isEmpty || bytes + task.entry.header.size <= Self.groupBytes,
+                let taker = requests.take(batchable: WorkRequest.isBatchable(task.entry.header))
+            {
+                if claimingFresh { outbox.claimFresh(task.entry.header) }
+                group.append((task, taker))
+                bytes += task.entry.header.size
+                rest.removeFirst()
             }
-            rest.removeFirst()
-            guard let leaseDeadline else {
-                requests.giveBack(taker)
-                continue
+            guard !group.isEmpty else { break }
+            let messages = try await messages(for: group.map(\.task))
+            var outgoing: [(index: Int, frames: [Data])] = []
+            for (index, message) in messages.enumerated() {
+                guard var message else {
+                    requests.giveBack(group[index].taker)
+                    continue
+                }
+                message.header.sentAtUs = Timestamp.microseconds()
+                outgoing.append((index, [group[index].taker.id] + message.frames))
             }
-            sent.append(Sent(entry: task.entry, taker: taker, leaseDeadline: leaseDeadline))
+            let outcomes = await results.send(all: outgoing.map(\.frames))
+            let leaseDeadline = Date().addingTimeInterval(lease / .seconds(1))
+            var failure: (any Error)?
+            var unsent: [Task] = []
+            for (item, outcome) in zip(outgoing, outcomes) {
+                let (task, taker) = group[item.index]
+                switch outcome {
+                case nil:
+                    sent.append(Sent(entry: task.entry, taker: taker, leaseDeadline: leaseDeadline))
+                case let error as ZMQError where Self.gone(error):
+                    requests.drop(taker.id)
+                    unsent.append(task)
+                case let error?:
+                    failure = failure ?? error
+                }
+            }
+            if let failure { throw failure }
+            // What went to a processor found gone goes to the next one, before the rest.
+            rest = (unsent + rest)[...]
         }
         announce(sent)
         requests.endBatches(sent.map(\.taker))
         return (sent, rest.map(\.entry))
     }
+
+    /// At most this many bytes of tasks are read and sent as one group (a larger task goes alone).
+    static let groupBytes = 4 << 20
 
     /// Says what went out: a `result.sent` (or `result.redelivered`) per task, or one `batch.sent` per processor
     /// that took several at once (a status event per small task would cost more than the task).
@@ -244,51 +279,73 @@ public struct ResultSender: Service {
         tally.count(.dead, job: header.job, stage: header.stage?.name ?? StageSpec.store.name)
     }
 
-    /// Sends a part; returns its lease deadline, or nil if it could not be sent (it was dead-lettered).
-    private func send(_ entry: Outbox.Entry, payload inMemory: Data? = nil, to taker: WorkRequests.Taker) async throws -> Date? {
-        var header = entry.header
-        header.leaseMs = Int(lease / .milliseconds(1))
-        let message: ResultMessage
-        do {
-            // A processor drops a message over its limit with the connection, so it would be sent again forever.
-            guard Int64(header.size) <= maxMessageBytes else {
-                throw StorageError("\(header.size) bytes are over limits.result_size (\(maxMessageBytes)), which processors take at most")
-            }
-            if header.stage?.mode == .merge {
-                // A merge: every output of the stage before it, in part order, one frame each.
-                let inputs = try await outbox.mergeInputs(runID: header.runID, stage: header.stageNumber)
-                header.inputs = inputs.map(\.digest)
-                guard PartDigest.combined(inputs.map(\.digest)) == header.sha256 else { throw StorageError(ResultPayload.mismatch) }
-                let payloads = try await blocking.run {
-                    try inputs.map { try ResultPayload.read(path: $0.path, size: $0.digest.size, sha256: $0.digest.sha256) }
+    /// The messages for `tasks`, in order; nil for a task whose bytes cannot be sent, which is dead-lettered here.
+    /// The parts not in memory are read from their files (and checked against their SHA-256) in one job on the
+    /// blocking pool.
+    private func messages(for tasks: [(entry: Outbox.Entry, payload: Data?)]) async throws -> [ResultMessage?] {
+        var headers: [ResultHeader] = []
+        var messages: [ResultMessage?] = Array(repeating: nil, count: tasks.count)
+        var unusable: [Int: any Error] = [:]
+        var reads: [(index: Int, path: String, size: Int, sha256: String)] = []
+        for (index, (entry, inMemory)) in tasks.enumerated() {
+            var header = entry.header
+            header.leaseMs = Int(lease / .milliseconds(1))
+            headers.append(header)
+            if Int64(header.size) > maxMessageBytes {
+                // A processor drops a message over its limit with the connection, so it would be sent again forever.
+                unusable[index] = StorageError(
+                    "\(header.size) bytes are over limits.result_size (\(maxMessageBytes)), which processors take at most"
+                )
+            } else if header.stage?.mode == .merge {
+                do {
+                    messages[index] = try await mergeMessage(header)
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    unusable[index] = error
                 }
-                message = ResultMessage(header: header, inputs: payloads)
             } else if let inMemory, inMemory.count == header.size {
                 // The bytes that were hashed when the part was sealed: no read back, and the processor checks them.
-                message = ResultMessage(header: header, payload: inMemory)
+                messages[index] = ResultMessage(header: header, payload: inMemory)
             } else {
-                let (path, size, sha256) = (entry.path, header.size, header.sha256)
-                message = ResultMessage(
-                    header: header,
-                    payload: try await blocking.run { try ResultPayload.read(path: path, size: size, sha256: sha256) }
-                )
+                reads.append((index, entry.path, header.size, header.sha256))
             }
-        } catch is CancellationError {
-            // Stopping before the read ran: the result stays due, nothing is wrong with it.
-            throw CancellationError()
-        } catch {
-            // A missing or corrupt raw file cannot be delivered: dead-letter it at once, visibly.
+        }
+        if !reads.isEmpty {
+            // Stopping before the read ran throws CancellationError: the tasks stay due, nothing is wrong with them.
+            let toRead = reads
+            let payloads = try await blocking.run {
+                toRead.map { read in Result { try ResultPayload.read(path: read.path, size: read.size, sha256: read.sha256) } }
+            }
+            for (read, payload) in zip(reads, payloads) {
+                switch payload {
+                case .success(let bytes): messages[read.index] = ResultMessage(header: headers[read.index], payload: bytes)
+                case .failure(let error): unusable[read.index] = error
+                }
+            }
+        }
+        // A missing or corrupt raw file cannot be delivered: dead-lettered at once, visibly.
+        for (index, error) in unusable.sorted(by: { $0.key < $1.key }) {
+            let (entry, header) = (tasks[index].entry, headers[index])
             let reason = "\(entry.path.isEmpty ? "an input of the merge" : "raw result \(entry.path)") unusable: \(error)"
             try await outbox.markDead(runID: header.runID, stage: header.stageNumber, part: header.part, reason: reason)
             var dead = entry
             dead.lastError = reason
             announceDead(dead)
-            return nil
         }
-        var sending = message
-        sending.header.sentAtUs = Timestamp.microseconds()
-        try await results.send([taker.id] + sending.frames)
-        return Date().addingTimeInterval(lease / .seconds(1))
+        return messages
+    }
+
+    /// A merge's message: every output of the stage before it, in part order, one frame each.
+    private func mergeMessage(_ header: ResultHeader) async throws -> ResultMessage {
+        var header = header
+        let inputs = try await outbox.mergeInputs(runID: header.runID, stage: header.stageNumber)
+        header.inputs = inputs.map(\.digest)
+        guard PartDigest.combined(inputs.map(\.digest)) == header.sha256 else { throw StorageError(ResultPayload.mismatch) }
+        let payloads = try await blocking.run {
+            try inputs.map { try ResultPayload.read(path: $0.path, size: $0.digest.size, sha256: $0.digest.sha256) }
+        }
+        return ResultMessage(header: header, inputs: payloads)
     }
 
     private func announceSent(_ entry: Outbox.Entry, to taker: WorkRequests.Taker) {
