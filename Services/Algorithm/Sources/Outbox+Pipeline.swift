@@ -138,9 +138,10 @@ extension Outbox {
     static func pipeline(ofRun runID: String, in db: Database) throws -> Pipeline? {
         guard
             let row = try Row.fetchOne(
-                db,
-                sql: "SELECT runs.pipeline AS version, pipelines.definition AS definition FROM runs "
-                    + "LEFT JOIN pipelines ON pipelines.version = runs.pipeline WHERE runs.run_id = ?",
+                db.cachedStatement(
+                    sql: "SELECT runs.pipeline AS version, pipelines.definition AS definition FROM runs "
+                        + "LEFT JOIN pipelines ON pipelines.version = runs.pipeline WHERE runs.run_id = ?"
+                ),
                 arguments: [runID]
             )
         else { return nil }
@@ -193,7 +194,7 @@ extension Outbox {
         )
         // No stage row: a result handed off before pipelines (one stage), or a stage already done.
         guard db.changesCount > 0,
-            let row = try Row.fetchOne(db, sql: "SELECT job, logical_time FROM runs WHERE run_id = ?", arguments: [runID]),
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT job, logical_time FROM runs WHERE run_id = ?"), arguments: [runID]),
             let pipeline = try pipeline(ofRun: runID, in: db)
         else { return Advance() }
         let job: String = row["job"]

@@ -66,8 +66,7 @@ extension Outbox {
     func stageName(runID: String, stage: Int) async throws -> String? {
         try await pool.read { db in
             if let name = try String.fetchOne(
-                db,
-                sql: "SELECT name FROM stages WHERE run_id = ? AND stage = ?",
+                db.cachedStatement(sql: "SELECT name FROM stages WHERE run_id = ? AND stage = ?"),
                 arguments: [runID, stage]
             ) {
                 return name
