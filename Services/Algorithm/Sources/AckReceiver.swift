@@ -127,6 +127,7 @@ public struct AckReceiver: Service {
                     )
                 }
                 publisher.publish(progress: progress)
+                tally.learn(progress)
                 await tally.count(.succeeded, job: job, runID: ack.runID, stage: ack.stage ?? 0)
             }
             index = end

@@ -28,6 +28,19 @@ struct TaskTally: Sendable {
         metrics.counter("baton_tasks_total", job: job, [("stage", stage), ("outcome", outcome.rawValue)]).increment()
     }
 
+    /// Remembers the names of the stages that pipeline progress names (a stage made ready or done), so that
+    /// counting their tasks needs no lookup: a run of one part is a stage of its own, and its ack used to cost a
+    /// read of the outbox for the name.
+    func learn(_ progress: [Outbox.StageProgress]) {
+        for step in progress {
+            switch step {
+            case .ready(let runID, _, let stage, let name, _), .done(let runID, _, let stage, let name):
+                names.remember(name, runID: runID, stage: stage)
+            case .finished: break
+            }
+        }
+    }
+
     /// Counts one task of `runID`'s stage `stage`, its name looked up once per stage.
     func count(_ outcome: Outcome, job: String, runID: String, stage: Int) async {
         let label: String
