@@ -67,10 +67,9 @@ public struct StatusEvent: Codable, Sendable, Equatable {
         [Data(type.utf8), Data(Wire.protocolID.utf8), jsonLine]
     }
 
-    /// The event as one line of JSON (no newline), as the logger writes it.
-    public var jsonLine: Data {
-        (try? Timestamp.encoder().encode(self)) ?? Data("{}".utf8)
-    }
+    /// The event as one line of JSON (no newline), as the logger writes it: keys sorted, no whitespace, strings
+    /// escaped as `Timestamp.encoder()` escapes them (see ``canonicalLine``, which writes these bytes by hand).
+    public var jsonLine: Data { canonicalLine }
 
     /// Decodes an event from bus frames.
     public init(frames: [Data]) throws(ProtocolError) {
