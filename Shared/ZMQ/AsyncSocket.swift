@@ -133,7 +133,11 @@ public final class AsyncSocket: Sendable {
         let id = core.makeID()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<[(any Error)?], Never>) in
-                core.enqueueSends(id: id, messages: messages, batch: SocketCore.BatchSend(count: messages.count, continuation: continuation))
+                core.enqueueSends(
+                    id: id,
+                    messages: messages,
+                    batch: SocketCore.BatchSend(count: messages.count, continuation: continuation)
+                )
             }
         } onCancel: {
             core.cancel(id: id)

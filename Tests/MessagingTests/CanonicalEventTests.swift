@@ -71,14 +71,23 @@ struct CanonicalEventTests {
     /// `jsonLine` is written by hand: byte for byte what `Timestamp.encoder()` writes for the same event, whatever
     /// its strings hold (escapes, control characters, non-ASCII) and however its attribute keys sort.
     @Test func writesWhatTheEncoderWrites() async throws {
-        await propertyCheck(count: 1000, input: Self.anyText, Self.anyText, Gen.int(in: -5...Int.max), Gen.bool) { text, key, number, full in
+        await propertyCheck(count: 1000, input: Self.anyText, Self.anyText, Gen.int(in: -5...Int.max), Gen.bool) {
+            text,
+            key,
+            number,
+            full in
             var event = Self.event(text, max(number, 0), milliseconds: 1_800_000_000_123, full: full)
             if full {
                 event.part = number
-                event.attributes = [key: text, key + "_x": "", "A" + key: "1", "a" + key + "9": "2", "a" + key + "10": "3", "stage_index": text]
+                event.attributes = [
+                    key: text, key + "_x": "", "A" + key: "1", "a" + key + "9": "2", "a" + key + "10": "3", "stage_index": text,
+                ]
             }
             let encoded = (try? Timestamp.encoder().encode(event)) ?? Data()
-            #expect(event.jsonLine == encoded, "\(String(decoding: event.jsonLine, as: UTF8.self)) ≠ \(String(decoding: encoded, as: UTF8.self))")
+            #expect(
+                event.jsonLine == encoded,
+                "\(String(decoding: event.jsonLine, as: UTF8.self)) ≠ \(String(decoding: encoded, as: UTF8.self))"
+            )
         }
     }
 

@@ -115,7 +115,12 @@ public final class RunLedger: Sendable {
             // Stamped inside the transaction, just before it commits: the parts' `durable_at`.
             let now = now ?? Date()
             guard try Self.apply(.succeed, to: runID, in: db, now: now, error: nil) else { throw RunLedgerError.notRunning(runID) }
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT job, logical_time FROM runs WHERE run_id = ?"), arguments: [runID]) else {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT job, logical_time FROM runs WHERE run_id = ?"),
+                    arguments: [runID]
+                )
+            else {
                 throw RunLedgerError.notRunning(runID)
             }
             let time: String = row["logical_time"]
