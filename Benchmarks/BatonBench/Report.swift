@@ -159,7 +159,7 @@ struct Report: Codable {
                     target: "≤ 1 s past the survivors' share",
                     measured:
                         "\(formatted(recovery.secondsToAllStored, 2)) s after the kill, ideal \(formatted(recovery.idealSecondsToAllStored, 2)) s: "
-                        + "+\(formatted(recovery.secondsPastIdeal, 2)) s",
+                        + "\(recovery.secondsPastIdeal >= 0 ? "+" : "")\(formatted(recovery.secondsPastIdeal, 2)) s",
                     met: recovery.missing == 0 && recovery.secondsPastIdeal <= 1
                 )
             )
