@@ -156,12 +156,12 @@ public struct ResultSender: Service {
         _ tasks: [(entry: Outbox.Entry, payload: Data?)],
         claimingFresh: Bool
     ) async throws -> (sent: [Sent], left: [Outbox.Entry]) {
-        typealias Task = (entry: Outbox.Entry, payload: Data?)
+        typealias Pending = (entry: Outbox.Entry, payload: Data?)
         var sent: [Sent] = []
         var rest = tasks[...]
         while true {
             // Who takes what, in order, within the group's budget (at least one task, however large).
-            var group: [(task: Task, taker: WorkRequests.Taker)] = []
+            var group: [(task: Pending, taker: WorkRequests.Taker)] = []
             var bytes = 0
             while let task = rest.first, group.isEmpty || bytes + task.entry.header.size <= Self.groupBytes,
                 let taker = requests.take(batchable: WorkRequest.isBatchable(task.entry.header))
@@ -185,7 +185,7 @@ public struct ResultSender: Service {
             let outcomes = await results.send(all: outgoing.map(\.frames))
             let leaseDeadline = Date().addingTimeInterval(lease / .seconds(1))
             var failure: (any Error)?
-            var unsent: [Task] = []
+            var unsent: [Pending] = []
             for (item, outcome) in zip(outgoing, outcomes) {
                 let (task, taker) = group[item.index]
                 switch outcome {
