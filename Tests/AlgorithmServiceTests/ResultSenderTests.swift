@@ -55,6 +55,7 @@ struct ResultSenderTests {
         maxMessageBytes: Int64 = .max,
         processors count: Int,
         lease: Duration = .seconds(30),
+        requests: WorkRequests = WorkRequests(),
         _ body: (_ outbox: Outbox, _ processors: [AsyncSocket], _ bus: Bus, _ doorbell: Doorbell, _ scratch: Scratch) async throws -> Void
     ) async throws {
         let scratch = Scratch("sender")
@@ -77,7 +78,6 @@ struct ResultSenderTests {
             )
         }
         let doorbell = Doorbell()
-        let requests = WorkRequests()
         let logger = Logger(label: "test")
         let parts: [any Service] = [
             WorkRequestReceiver(
@@ -247,6 +247,31 @@ struct ResultSenderTests {
 
     /// A task goes only to a processor that asked for one, as many as it asked for; an ask repeated (the same
     /// number) is answered once; a processor that went away after asking does not take the task with it.
+    /// Tasks handed out together, some to a processor the socket no longer has (here one that never connected):
+    /// those fail alone, that processor is dropped, and they go to the next one; every task arrives once.
+    @Test(.timeLimit(.minutes(5)))
+    func tasksOfAGroupSentToAGoneProcessorGoToTheNext() async throws {
+        let requests = WorkRequests()
+        try await Self.withSender(processors: 1, requests: requests) { outbox, processors, bus, doorbell, scratch in
+            // Asked first, so it takes the first tasks; the ROUTER has no peer of that name.
+            #expect(requests.offer(WorkRequest(processor: "ghost", seq: 1, credit: 3), from: Data("ghost".utf8)))
+            try await Self.ask(processors[0], seq: 1, credit: 6, name: "p0")
+            #expect(try await Wait.until(timeout: .seconds(30)) { requests.waiting == 2 })
+            let runs = (1...6).map(Self.run)
+            for (index, runID) in runs.enumerated() {
+                _ = try await Self.queue(Data("r\(index)".utf8), runID: runID, in: scratch, outbox: outbox)
+            }
+            doorbell.ring()
+            var got: [String] = []
+            for _ in runs { got.append(try ResultMessage(frames: try await receive(processors[0], within: .seconds(30))).header.runID) }
+            #expect(got.sorted() == runs.sorted(), "p0 got \(got)")
+            #expect(try await processors[0].receive(timeout: .milliseconds(300)) == nil, "a task came twice")
+            for runID in runs { #expect(try await outbox.entry(runID: runID, part: 0)?.state == .sent) }
+            // The ghost was given tasks (it asked first) and dropped when they could not reach it.
+            #expect(requests.waiting == 0)
+        }
+    }
+
     @Test(.timeLimit(.minutes(5)))
     func tasksGoOnlyToProcessorsThatAsked() async throws {
         try await Self.withSender(processors: 3, lease: .seconds(2)) { outbox, processors, bus, doorbell, scratch in
