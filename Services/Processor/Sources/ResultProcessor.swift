@@ -153,11 +153,14 @@ public struct ResultProcessor: Service {
                     return
                 }
             }
-            let together = batch == nil ? [] : messages.filter { WorkRequest.isBatchable($0.header) }
-            if together.count > 1 { await handleBatch(together) }
-            for message in messages where together.count <= 1 || !WorkRequest.isBatchable(message.header) {
-                await handle(message)
+            // The small store tasks together in one transaction (when there are several), the others one by one.
+            var together: [ResultMessage] = []
+            var alone: [ResultMessage] = []
+            for message in messages {
+                if batch != nil, WorkRequest.isBatchable(message.header) { together.append(message) } else { alone.append(message) }
             }
+            if together.count > 1 { await handleBatch(together) } else { alone = messages }
+            for message in alone { await handle(message) }
         }
     }
 
