@@ -254,9 +254,9 @@ package final class SocketCore: @unchecked Sendable {
             if let index = state.receivers.firstIndex(where: { $0.id == id }) {
                 return .receive(state.receivers.remove(at: index).continuation)
             }
-            // Every message of a batch has its id.
-            let sends = Array(state.sends.filter { $0.id == id })
-            if !sends.isEmpty {
+            // Every message of a batch has its id (no copy unless one is there: most cancels find a receive).
+            if state.sends.contains(where: { $0.id == id }) {
+                let sends = Array(state.sends.filter { $0.id == id })
                 state.sends.removeAll { $0.id == id }
                 return .sends(sends)
             }
