@@ -100,22 +100,7 @@ final class Pipeline: @unchecked Sendable {
         let final = RawResults.resultPath(dataDirectory: stack.dataDirectory, job: "bench", runID: runID)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if parts > 1 {
-            let folder = RawResults.outputDirectory(partial: partial)
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for part in 0..<parts {
-                // Zero-padded, so that byte order of the names is part order. Written as a user's program would:
-                // open, write, close, no fsync (that is the hand-off's job).
-                let name = String(part)
-                let fd = open(
-                    folder + "/" + String(repeating: "0", count: max(0, 6 - name.count)) + name,
-                    O_WRONLY | O_CREAT | O_TRUNC,
-                    0o600
-                )
-                guard fd >= 0 else { throw BenchError("cannot create a part in \(folder): errno \(errno)") }
-                let written = payload.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                close(fd)
-                guard written == payload.count else { throw BenchError("cannot write a part in \(folder): errno \(errno)") }
-            }
+            try Self.writeParts(RawResults.outputDirectory(partial: partial), parts: parts, payload: payload)
         } else {
             try payload.write(to: URL(fileURLWithPath: partial))
         }
@@ -127,6 +112,21 @@ final class Pipeline: @unchecked Sendable {
             outputDirectory: RawResults.outputDirectory(partial: partial),
             final: final
         )
+    }
+
+    /// Writes `parts` files of `payload` into `folder` (made if needed), named by part number zero-padded so that
+    /// byte order of the names is part order, as a user's program would: open, write, close, no fsync (that is
+    /// the hand-off's job).
+    static func writeParts(_ folder: String, parts: Int, payload: Data) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for part in 0..<parts {
+            let name = String(part)
+            let fd = open(folder + "/" + String(repeating: "0", count: max(0, 6 - name.count)) + name, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            guard fd >= 0 else { throw BenchError("cannot create a part in \(folder): errno \(errno)") }
+            let written = payload.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard written == payload.count else { throw BenchError("cannot write a part in \(folder): errno \(errno)") }
+        }
     }
 
     /// As the run worker does: a run is accepted and running in the ledger before its result is handed off.

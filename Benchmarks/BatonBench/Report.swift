@@ -221,6 +221,11 @@ struct Report: Codable {
                 )
                 let cpu = batched.cpuMsPerResult.sorted { $0.key < $1.key }.map { "\($0.key) \(formatted($0.value))" }
                 lines.append("CPU ms per stored task: " + cpu.joined(separator: ", "))
+                if let producers = batched.producerCpuMsPerPart {
+                    lines.append(
+                        "of the algorithm's, writing each part's file as a user's program would (measured apart): \(formatted(producers))"
+                    )
+                }
             }
             lines.append("")
         }

@@ -67,6 +67,10 @@ struct Scenarios {
         var producers: Int
         /// Tasks (parts) per run: 1, or many small parts per run (the batched path).
         var partsPerRun: Int = 1
+        /// With many parts per run: the CPU milliseconds per part that the producers' own file writes cost
+        /// (`open`, `write`, `close`, as a user's program writes its parts), measured apart before the run. It is
+        /// part of the algorithm side's figure, but the user's program's work, not Baton's.
+        var producerCpuMsPerPart: Double?
     }
 
     /// Small results through the pipeline into SQLite: producers hand off 64-byte results as fast as they can
@@ -76,6 +80,10 @@ struct Scenarios {
     func throughput(seconds: Double, processors: Int, producers: Int, partsPerRun: Int = 1, port: Int) async throws -> Throughput {
         let stack = try BenchStack(root: root, name: "throughput-\(partsPerRun)", basePort: port, yaml: "")
         defer { stack.stop() }
+        let payload = Data(#"{"value":42,"text":"a small result of 64 bytes......"}"#.utf8 + [0x0A])
+        // Measured while nothing else runs in this process.
+        let producerCost =
+            partsPerRun > 1 ? try Self.fileWriteCost(in: stack.dataDirectory + "/calibration", parts: partsPerRun, payload: payload) : nil
         try stack.start("logger", "baton-logger")
         usleep(300_000)
         let pipeline = try await Pipeline(stack: stack, lease: .seconds(30))
@@ -84,7 +92,6 @@ struct Scenarios {
         let produced = Counter()
         let stopAt = Date().addingTimeInterval(seconds + 4)
         let base = Date(timeIntervalSince1970: 1_900_000_000)
-        let payload = Data(#"{"value":42,"text":"a small result of 64 bytes......"}"#.utf8 + [0x0A])
         let processorPids = (1...processors).compactMap { stack.pid("processor-\($0)") }
         let loggerPid = stack.pid("logger") ?? 0
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -127,8 +134,19 @@ struct Scenarios {
             seconds: elapsed,
             processors: processors,
             producers: producers,
-            partsPerRun: partsPerRun
+            partsPerRun: partsPerRun,
+            producerCpuMsPerPart: producerCost
         )
+    }
+
+    /// CPU milliseconds per part of writing five runs' worth of parts as `Pipeline.produce` writes them
+    /// (`Pipeline.writeParts`), in folders of `parts` files (this process's CPU, so nothing else may run in it
+    /// meanwhile).
+    static func fileWriteCost(in directory: String, parts: Int, payload: Data) throws -> Double {
+        let runs = 5
+        let before = BenchStack.cpuSeconds(getpid())
+        for run in 0..<runs { try Pipeline.writeParts(directory + "/run-\(run)", parts: parts, payload: payload) }
+        return (BenchStack.cpuSeconds(getpid()) - before) * 1000 / Double(runs * parts)
     }
 
     // MARK: 3. Algorithm-side hand-off cost
