@@ -78,7 +78,7 @@ public final class RunLedger: Sendable {
     /// recorded.
     public func accept(_ request: RunRequest, pipeline: Pipeline = .default, now: Date = Date()) async throws -> Run? {
         try await outbox.write { db in
-            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [request.runID]) {
+            if let row = try Self.row(request.runID, in: db) {
                 return Self.run(row)
             }
             try Outbox.record(pipeline, in: db, now: now)
@@ -115,14 +115,7 @@ public final class RunLedger: Sendable {
             // Stamped inside the transaction, just before it commits: the parts' `durable_at`.
             let now = now ?? Date()
             guard try Self.apply(.succeed, to: runID, in: db, now: now, error: nil) else { throw RunLedgerError.notRunning(runID) }
-            guard
-                let row = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT job, logical_time FROM runs WHERE run_id = ?"),
-                    arguments: [runID]
-                )
-            else {
-                throw RunLedgerError.notRunning(runID)
-            }
+            guard let row = try Self.row(runID, in: db) else { throw RunLedgerError.notRunning(runID) }
             let time: String = row["logical_time"]
             return try Outbox.handOff(
                 runID: runID,
@@ -151,7 +144,7 @@ public final class RunLedger: Sendable {
     /// - Returns: the run after the cancel.
     public func cancel(_ runID: String, reason: String, now: Date = Date()) async throws -> Run {
         try await outbox.write { db in
-            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [runID]) {
+            if let row = try Self.row(runID, in: db) {
                 guard try Self.apply(.cancel, to: runID, in: db, now: now, error: reason) else { return Self.run(row) }
             } else {
                 // Never requested here: recorded as if accepted and cancelled at once, through the machine.
@@ -167,7 +160,7 @@ public final class RunLedger: Sendable {
                     ]
                 )
             }
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [runID]) else {
+            guard let row = try Self.row(runID, in: db) else {
                 throw RunLedgerError.notRunning(runID)
             }
             return Self.run(row)
@@ -188,6 +181,11 @@ public final class RunLedger: Sendable {
             try also(db)
             return true
         }
+    }
+
+    /// A run's row (every column), from the connection's statement cache.
+    private static func row(_ runID: String, in db: Database) throws -> Row? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [runID])
     }
 
     /// Applies an event to a run's stored state; returns whether it moved.
@@ -230,7 +228,7 @@ public final class RunLedger: Sendable {
     /// One run.
     public func run(_ runID: String) async throws -> Run? {
         try await pool.read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM runs WHERE run_id = ?"), arguments: [runID]).map(Self.run)
+            try Self.row(runID, in: db).map(Self.run)
         }
     }
 
