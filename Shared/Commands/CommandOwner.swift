@@ -55,7 +55,7 @@ public enum CommandOwner {
                 guard let colon = rest.firstIndex(of: ":"), let owner = Int32(rest[..<colon]),
                     String(rest[rest.index(after: colon)...]) == directory
                 else { continue }
-                if owner != me && (kill(owner, 0) == 0 || errno != ESRCH) { continue }
+                if owner != me && isAlive(owner) { continue }
                 let command =
                     FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
                     .map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? "?"
@@ -63,6 +63,16 @@ public enum CommandOwner {
             }
         }
         return found
+    }
+
+    /// Whether process `pid` exists and has not ended. A zombie (ended, not yet reaped by its parent, which a
+    /// loaded or careless supervisor may leave for a long time) has ended: its commands are leftovers.
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 || errno != ESRCH else { return false }
+        guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")),
+            close + 2 < stat.count
+        else { return true }
+        return stat[close + 2] != UInt8(ascii: "Z")
     }
 
     /// Kills (SIGKILL) the process groups of the leftovers of a dead predecessor and returns what was killed.

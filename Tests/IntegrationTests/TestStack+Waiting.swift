@@ -1,4 +1,5 @@
 import Foundation
+import Commands
 import Glibc
 import Messaging
 import Testing
@@ -29,7 +30,10 @@ extension TestStack {
 
     /// Waits for `process` to exit without blocking a thread of the pool; whether it did within `timeout`.
     static func exited(_ process: Process, within timeout: Duration = .seconds(30)) async throws -> Bool {
-        try await waitUntil(timeout: timeout, poll: .milliseconds(20)) { !process.isRunning }
+        // A zombie has ended too: under load, Foundation's reaping of a killed child has lagged behind for 30 s.
+        try await waitUntil(timeout: timeout, poll: .milliseconds(20)) {
+            !process.isRunning || !CommandOwner.isAlive(process.processIdentifier)
+        }
     }
 
     /// Sends SIGTERM to the process started as `name` and waits for it to exit.
