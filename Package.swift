@@ -174,7 +174,7 @@ let package = Package(
             ],
             main: ["Commands"]
         )
-        + service("LoggerService", folder: "Logger", dependencies: serviceBase)
+        + service("LoggerService", folder: "Logger", dependencies: serviceBase + ["Persistence", grdb])
         + service(
             "CLI",
             folder: "CLI",
@@ -243,7 +243,11 @@ let package = Package(
                 ],
                 swiftSettings: swiftSettings
             ),
-            .testTarget(name: "LoggerServiceTests", dependencies: ["LoggerService", "Messaging", logging], swiftSettings: swiftSettings),
+            .testTarget(
+                name: "LoggerServiceTests",
+                dependencies: ["LoggerService", "Messaging", "TestSupport", logging],
+                swiftSettings: swiftSettings
+            ),
             .testTarget(name: "CLITests", dependencies: ["CLI", "Messaging", "ZMQ", argumentParser], swiftSettings: swiftSettings),
             .testTarget(
                 name: "SchedulerServiceTests",

@@ -9,6 +9,8 @@ extension Configuration {
         public var keep = 5
         /// How often every service publishes `service.heartbeat`; one silent for three of these is shown down.
         public var heartbeat: Duration = .seconds(5)
+        /// The logger keeps a run in its history (`baton runs`) for this long after it was last heard of.
+        public var history: Duration = .seconds(90 * 86_400)
         /// Creates the default log settings.
         public init() {}
     }
@@ -35,6 +37,9 @@ extension Configuration.Log: ConfigurationSection, Decodable {
             log.maxBytes = bytes
         },
         .value("keep", \.keep),
+        .duration("history", \.history) { history in
+            history >= .seconds(3600) ? nil : "must be at least 1h (got \(DurationText.format(history)))"
+        },
         .duration("heartbeat", \.heartbeat) { heartbeat in
             heartbeat >= .milliseconds(100) && heartbeat <= .seconds(3600)
                 ? nil : "must be from 100ms to 1h (got \(DurationText.format(heartbeat)))"

@@ -1,10 +1,11 @@
 public import Foundation
 
-/// `baton status` → logger: asks for the current status (on the logger's REP `query` socket).
+/// `baton status` → logger: asks for the current status (on the logger's REP `query` socket), or, with
+/// `what: "runs"`, `baton runs` → logger: searches the run history (answered with a ``RunsReport``).
 public struct StatusQuery: WireMessage, Equatable {
     public static let kind = "query"
 
-    /// What is asked; `status` is the only question in protocol version 1.
+    /// What is asked: `status` or `runs`.
     public var what: String
     /// List services gone (down or stopped for longer than `goneAfter`) too; default false.
     public var all: Bool?
@@ -12,6 +13,25 @@ public struct StatusQuery: WireMessage, Equatable {
     public var goneAfter: Double?
     /// Seconds over which errors and lost events are counted; default 600.
     public var window: Double?
+    /// `runs`: only this job's runs.
+    public var job: String?
+    /// `runs`: only runs in this state (see ``RunsReport/Run/state``).
+    public var state: String?
+    /// `runs`: only runs whose slot (logical time) is at or after this.
+    public var from: Date?
+    /// `runs`: only runs whose slot is before this.
+    public var to: Date?
+    /// `runs`: at most this many, newest slot first; default 100, at most 10,000.
+    public var limit: Int?
+    /// `runs`: only this run, with its tasks.
+    public var run: String?
+
+    /// The states a run in the history can be in, from `skipped` to `dead`.
+    public static let runStates = [
+        "skipped", "scheduled", "queued", "accepted", "running", "retrying", "processing", "succeeded", "failed", "cancelled", "dead",
+    ]
+    /// The most runs a `runs` query returns.
+    public static let maxLimit = 10_000
 
     /// Creates a status query.
     public init(what: String = "status", all: Bool? = nil, goneAfter: Double? = nil, window: Double? = nil) {
@@ -21,12 +41,185 @@ public struct StatusQuery: WireMessage, Equatable {
         self.window = window
     }
 
+    /// Creates a query of the run history.
+    public static func runs(
+        job: String? = nil,
+        state: String? = nil,
+        from: Date? = nil,
+        to: Date? = nil,
+        limit: Int? = nil,
+        run: String? = nil
+    ) -> StatusQuery {
+        var query = StatusQuery(what: "runs")
+        query.job = job
+        query.state = state
+        query.from = from
+        query.to = to
+        query.limit = limit
+        query.run = run
+        return query
+    }
+
     public func validate() throws(ProtocolError) {
-        guard what == "status" else { throw ProtocolError(.field, "field \"what\" must be \"status\" (got \"\(what)\")") }
+        guard what == "status" || what == "runs" else {
+            throw ProtocolError(.field, "field \"what\" must be \"status\" or \"runs\" (got \"\(WireText.escape(what, limit: 40))\")")
+        }
         for (name, value) in [("goneAfter", goneAfter), ("window", window)] {
             if let value, !(value.isFinite && value > 0) {
                 throw ProtocolError(.field, "field \"\(name)\" must be a positive number of seconds (got \(value))")
             }
+        }
+        if let job, !JobName.isValid(job) {
+            throw ProtocolError(.field, "field \"job\" must be a job name (got \"\(WireText.escape(job, limit: 40))\")")
+        }
+        if let state, !Self.runStates.contains(state) {
+            throw ProtocolError(
+                .field,
+                "field \"state\" must be one of \(Self.runStates.joined(separator: ", ")) (got \"\(WireText.escape(state, limit: 40))\")"
+            )
+        }
+        if let limit, !(1...Self.maxLimit).contains(limit) {
+            throw ProtocolError(.field, "field \"limit\" must be from 1 to \(Self.maxLimit) (got \(limit))")
+        }
+        if let run { try RunID.validate(run, field: "run") }
+    }
+}
+
+/// Logger → `baton runs`: runs from the logger's run history, newest slot first (the reply to a `runs` query).
+/// Documented field by field in `docs/PROTOCOL.md`; fields are only ever added.
+public struct RunsReport: WireMessage, Equatable {
+    public static let kind = "query.reply"
+
+    /// When the report was made (the logger's clock).
+    public var time: Date
+    /// The runs found, newest slot first.
+    public var runs: [Run]
+    /// More runs matched than `limit`.
+    public var truncated: Bool
+    /// Set (and `runs` empty) when the query could not be answered.
+    public var error: String?
+
+    /// Creates a report.
+    public init(time: Date, runs: [Run] = [], truncated: Bool = false, error: String? = nil) {
+        self.time = time
+        self.runs = runs
+        self.truncated = truncated
+        self.error = error
+    }
+
+    public func validate() throws(ProtocolError) {}
+
+    /// One run as the history holds it.
+    public struct Run: Codable, Sendable, Equatable {
+        /// The run id.
+        public var run: String
+        /// Its job.
+        public var job: String
+        /// Its slot (logical time).
+        public var slot: Date
+        /// `schedule`, `manual` or `backfill`, when known.
+        public var trigger: String?
+        /// `skipped`, `scheduled`, `queued`, `accepted`, `running`, `retrying` (the algorithm failed, another
+        /// attempt comes), `processing` (the algorithm finished; stages or the store are working),
+        /// `succeeded` (its pipeline finished), `failed` (the algorithm failed for good), `cancelled`, `dead`
+        /// (a task was dead-lettered; a replay can still finish it).
+        public var state: String
+        /// When the scheduler fired it.
+        public var scheduledAt: Date?
+        /// Fire time minus slot, in milliseconds.
+        public var latenessMs: Double?
+        /// When the algorithm accepted it.
+        public var acceptedAt: Date?
+        /// When its first attempt started.
+        public var startedAt: Date?
+        /// When the algorithm finished it (its result handed off).
+        public var finishedAt: Date?
+        /// When it ended: its pipeline finished, or it failed or was cancelled.
+        public var endedAt: Date?
+        /// Attempts of the algorithm.
+        public var attempts: Int
+        /// The algorithm's duration, in milliseconds.
+        public var durationMs: Double?
+        /// Bytes of all its parts.
+        public var size: Int64?
+        /// How many parts the algorithm wrote.
+        public var parts: Int?
+        /// Tasks dead-lettered and not replayed since.
+        public var dead: Int
+        /// The last error: why it failed, was skipped or cancelled, or why a task died.
+        public var error: String?
+        /// Its stages, in order.
+        public var stages: [Stage]
+        /// Its tasks with their outcome (only when one run was asked for); tasks settled in a batch are
+        /// counted on their stage only.
+        public var tasks: [Task]?
+
+        /// Creates a run.
+        public init(run: String, job: String, slot: Date, state: String) {
+            self.run = run
+            self.job = job
+            self.slot = slot
+            self.state = state
+            self.attempts = 0
+            self.dead = 0
+            self.stages = []
+        }
+    }
+
+    /// A stage of a run.
+    public struct Stage: Codable, Sendable, Equatable {
+        /// Its index, from 0.
+        public var index: Int
+        /// Its name (`store` for a job without stages).
+        public var name: String?
+        /// Its tasks.
+        public var parts: Int?
+        /// When its tasks were created (its input complete).
+        public var readyAt: Date?
+        /// When its last task succeeded.
+        public var doneAt: Date?
+        /// Tasks succeeded.
+        public var succeeded: Int
+        /// Failed attempts (retried).
+        public var failed: Int
+        /// Tasks dead-lettered.
+        public var dead: Int
+
+        /// Creates a stage.
+        public init(index: Int, name: String?, succeeded: Int = 0, failed: Int = 0, dead: Int = 0) {
+            self.index = index
+            self.name = name
+            self.succeeded = succeeded
+            self.failed = failed
+            self.dead = dead
+        }
+    }
+
+    /// A task (a part of a stage) of a run.
+    public struct Task: Codable, Sendable, Equatable {
+        /// Its stage's index.
+        public var stage: Int
+        /// Its part.
+        public var part: Int
+        /// `running`, `succeeded`, `failed` (to be retried) or `dead`.
+        public var state: String
+        /// Attempts started.
+        public var attempts: Int
+        /// The processor that last had it.
+        public var processor: String?
+        /// Its last error (for a command, with the last lines of its stderr).
+        public var error: String?
+        /// When its last attempt started.
+        public var startedAt: Date?
+        /// When its last attempt ended.
+        public var endedAt: Date?
+
+        /// Creates a task.
+        public init(stage: Int, part: Int, state: String) {
+            self.stage = stage
+            self.part = part
+            self.state = state
+            self.attempts = 0
         }
     }
 }

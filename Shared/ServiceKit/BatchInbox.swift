@@ -16,6 +16,18 @@ public final class BatchInbox<Element: Sendable>: Sendable {
         bell.ring()
     }
 
+    /// Adds an element and wakes the taker, unless `limit` elements are waiting already; returns whether it was
+    /// added. For a taker that may fall behind a producer that must never wait.
+    public func put(_ element: Element, limit: Int) -> Bool {
+        let added = state.withLock { state in
+            guard state.elements.count < limit else { return false }
+            state.elements.append(element)
+            return true
+        }
+        if added { bell.ring() }
+        return added
+    }
+
     /// No more elements will come: the taker gets what is left, then nil.
     public func close() {
         state.withLock { $0.closed = true }

@@ -91,6 +91,7 @@ struct ConfigurationTests {
         ("metrics:\n  max_header_bytes: 2MiB\n", "metrics.max_header_bytes", "from 1KiB to 1MiB"),
         ("metrics:\n  request_timeout: 10ms\n", "metrics.request_timeout", "from 100ms"),
         ("log:\n  heartbeat: 10ms\n", "log.heartbeat", "from 100ms"),
+        ("log:\n  history: 30m\n", "log.history", "at least 1h"),
         // Durations too large to hold: an error naming the field, not a crash (SIGILL in Int64(_:)).
         ("jobs:\n  - name: a\n    every: 99999999999999999999d\n    builtin: demo\n", "jobs[0].every", "expected a duration"),
         ("jobs:\n  - name: a\n    every: 1s\n    builtin: demo\n    timeout: 1e300\n", "jobs[0].timeout", "expected a duration"),
@@ -138,7 +139,7 @@ struct ConfigurationTests {
 
     @Test func metricsPortsAndHeartbeat() throws {
         var config = try Configuration.parse(
-            yaml: "metrics:\n  host: 0.0.0.0\n  processor: 9100\n  logger: 0\nlog:\n  heartbeat: 2s\n",
+            yaml: "metrics:\n  host: 0.0.0.0\n  processor: 9100\n  logger: 0\nlog:\n  heartbeat: 2s\n  history: 30d\n",
             source: "t"
         )
         #expect(config.metrics.host == "0.0.0.0")
@@ -146,6 +147,8 @@ struct ConfigurationTests {
         #expect(config.metrics.port(\.logger) == 0)
         #expect(config.metrics.port(\.scheduler) == 7611)
         #expect(config.log.heartbeat == .seconds(2))
+        #expect(config.log.history == .seconds(30 * 86_400))
+        #expect(Configuration().log.history == .seconds(90 * 86_400))
         try config.applyOverrides(from: ["BATON_METRICS_PORT": "9200", "BATON_METRICS_HOST": "10.0.0.1"])
         #expect(config.metrics.port(\.scheduler) == 9200)
         #expect(config.metrics.host == "10.0.0.1")

@@ -13,7 +13,7 @@ struct SettingTableTests {
         ("store", "path, url"),
         ("processor", "count, command, input, workdir, env, timeout, lease, retries, backoff, backoff_max"),
         ("algorithm", "concurrency, backfill_concurrency, drain"),
-        ("log", "level, max_size, keep, heartbeat"),
+        ("log", "level, max_size, keep, history, heartbeat"),
         ("retention", "max_age, max_size"),
         ("metrics", "host, logger, scheduler, algorithm, processor, max_connections, max_header_bytes, request_timeout"),
         ("limits", "message_size, result_size, subscription_size, subscriptions, receive_queue, rejections_per_second"),

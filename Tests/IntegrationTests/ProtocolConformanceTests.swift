@@ -78,7 +78,10 @@ struct ProtocolConformanceTests {
                 )
             ),
             header(StatusQuery()),
+            header(StatusQuery.runs(job: "hourly.v2", state: "dead", from: Self.time, to: Self.time, limit: 10, run: run)),
             header(StatusReport(time: Self.time, error: "query header: field \"what\": missing")),
+            header(Self.runsReport(run: run)),
+            header(RunsReport(time: Self.time, error: "cannot read the run history: disk I/O error")),
             header(
                 StatusReport(
                     time: Self.time,
@@ -307,6 +310,8 @@ struct ProtocolConformanceTests {
             _ = try await Self.waitForExpectedKinds(stack)
             documents.append(("query.reply", try #require(try await ask("query", Wire.encode(StatusQuery())))))
             documents.append(("query.reply", try #require(try await ask("query", Wire.encode(StatusQuery(what: "everything"))))))
+            documents.append(("query.reply", try #require(try await ask("query", Wire.encode(StatusQuery.runs())))))
+            documents.append(("query.reply", try #require(try await ask("query", Wire.encode(StatusQuery.runs(run: slow))))))
             let events = try String(contentsOfFile: stack.dataDirectory + "/logs/events.jsonl", encoding: .utf8)
                 .split(separator: "\n").map { ("event", Data($0.utf8)) }
             let kinds = Set(
@@ -318,6 +323,37 @@ struct ProtocolConformanceTests {
             let outcome = try await Self.check(documents + events, file: stack.directory + "/live.tsv")
             #expect(outcome.status == 0, "\(outcome.output)")
         }
+    }
+
+    /// A runs report with every field set.
+    static func runsReport(run: String) -> RunsReport {
+        var entry = RunsReport.Run(run: run, job: "hourly.v2", slot: time, state: "dead")
+        entry.trigger = "schedule"
+        entry.scheduledAt = time
+        entry.latenessMs = 0.4
+        entry.acceptedAt = time
+        entry.startedAt = time
+        entry.finishedAt = time
+        entry.endedAt = time
+        entry.attempts = 2
+        entry.durationMs = 1500
+        entry.size = 64
+        entry.parts = 3
+        entry.dead = 1
+        entry.error = "the command exited with status 1; stderr: boom"
+        var stage = RunsReport.Stage(index: 0, name: "store", succeeded: 2, failed: 1, dead: 1)
+        stage.parts = 3
+        stage.readyAt = time
+        stage.doneAt = time
+        entry.stages = [stage]
+        var task = RunsReport.Task(stage: 0, part: 2, state: "dead")
+        task.attempts = 2
+        task.processor = "processor-1"
+        task.error = "boom"
+        task.startedAt = time
+        task.endedAt = time
+        entry.tasks = [task]
+        return RunsReport(time: time, runs: [entry], truncated: true)
     }
 
     /// The Python examples of docs/PROTOCOL.md, as printed (only their endpoints pointed at the test's stack):

@@ -13,7 +13,8 @@ public struct Baton: AsyncParsableCommand {
             """,
         version: BatonVersion.current,
         subcommands: [
-            Up.self, Status.self, Watch.self, Logs.self, Jobs.self, Trigger.self, Pause.self, Resume.self, Backfill.self, Cancel.self,
+            Up.self, Status.self, Runs.self, Watch.self, Logs.self, Jobs.self, Trigger.self, Pause.self, Resume.self, Backfill.self,
+            Cancel.self,
             Audit.self,
             ScheduleCommand.self,
             Results.self,

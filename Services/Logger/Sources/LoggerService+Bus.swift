@@ -10,6 +10,8 @@ import Config
 extension LoggerService {
     /// The capture's and each subscriber's queue, in events.
     static let queue: Int32 = 10_000
+    /// Events waiting for the run history beyond this many are dropped (and counted): the event log keeps them.
+    static let historyQueue = 100_000
 
     /// The rejectors of the logger's three bound sockets.
     struct Rejectors: Sendable {

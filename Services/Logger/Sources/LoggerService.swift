@@ -115,8 +115,15 @@ public struct LoggerService: Service {
             metadata: ["status_in": "\(configuration.endpoints.statusIn)", "status_out": "\(configuration.endpoints.statusOut)"]
         )
         let keeper = StatusKeeper(path: Self.statusPath(configuration), logger: logger)
+        let history = await openHistory()
+        let historyInbox = BatchInbox<StatusEvent>()
+        // Not a child of the group below, which is cancelled on stop: it writes what was queued, then ends.
+        let recorder = history.map { history in Task { await record(into: history, from: historyInbox) } }
         let outcome: Result<Void, any Error> = await withDiscardingTaskGroup { group in
-            group.addTask { await Self.answerQueries(on: query, keeper: keeper, rejector: rejectors.query) }
+            group.addTask {
+                await Self.answerQueries(on: query, keeper: keeper, history: history, rejector: rejectors.query)
+            }
+            if let history { group.addTask { await prune(history) } }
             group.addTask {
                 // Save at most once a second, and only after a change.
                 while await keeper.changed.wait() {
@@ -127,7 +134,7 @@ public struct LoggerService: Service {
             let outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { capturing in
                 capturing.addTask {
                     do {
-                        try await follow(capture: capture, keeper: keeper)
+                        try await follow(capture: capture, keeper: keeper, history: history.map { _ in historyInbox })
                         return .success(())
                     } catch {
                         return .failure(error)
@@ -147,12 +154,16 @@ public struct LoggerService: Service {
             group.cancelAll()
             return outcome
         }
+        // What the capture took is written before the logger stops.
+        historyInbox.close()
+        await recorder?.value
         keeper.saveIfChanged()
         try outcome.get()
     }
 
-    /// Takes every captured event: counts it, tracks gaps, folds it into the status history, writes it to the log.
-    private func follow(capture: SocketInbound, keeper: StatusKeeper) async throws {
+    /// Takes every captured event: counts it, tracks gaps, folds it into the status history, queues it for the run
+    /// history, writes it to the log.
+    private func follow(capture: SocketInbound, keeper: StatusKeeper, history: BatchInbox<StatusEvent>?) async throws {
         let writer = try EventLogWriter(
             path: Self.logPath(configuration),
             maxBytes: configuration.log.maxBytes,
@@ -160,6 +171,7 @@ public struct LoggerService: Service {
         )
         let received = metrics.counter("baton_status_events_total")
         let droppedLines = metrics.counter("baton_event_log_dropped_total")
+        let historyDropped = metrics.counter("baton_history_dropped_total")
         let clock = ContinuousClock()
         var health = EventLogHealth(now: clock.now)
         var gaps = GapTracker()
@@ -180,6 +192,9 @@ public struct LoggerService: Service {
                 break
             }
             keeper.apply(event)
+            if let history, RunHistory.records(event.type), !history.put(event, limit: Self.historyQueue) {
+                historyDropped.increment()
+            }
             guard health.shouldWrite(at: clock.now) else {
                 // Writing failed a moment ago: drop the line until the backoff has passed.
                 health.skipped()
@@ -204,14 +219,29 @@ public struct LoggerService: Service {
         }
     }
 
-    /// Answers `baton status` on the REP socket: every request gets exactly one reply, an error reply when
-    /// the request is malformed.
-    private static func answerQueries(on socket: SocketChannel, keeper: StatusKeeper, rejector: MessageRejector) async {
+    /// Answers `baton status` and `baton runs` on the REP socket: every request gets exactly one reply, an error
+    /// reply when the request is malformed.
+    private static func answerQueries(on socket: SocketChannel, keeper: StatusKeeper, history: RunHistory?, rejector: MessageRejector) async
+    {
         while !Task.isCancelled {
             guard let frames = try? await socket.receive() else { return }
             let reply: StatusReport
             do {
                 let query = try Wire.decode(StatusQuery.self, from: frames).message
+                if query.what == "runs" {
+                    let answer: RunsReport
+                    if let history {
+                        do {
+                            answer = try await history.runs(query)
+                        } catch {
+                            answer = RunsReport(time: Date(), error: WireText.escape("cannot read the run history: \(error)", limit: 300))
+                        }
+                    } else {
+                        answer = RunsReport(time: Date(), error: "the run history is not available (see the logger's log)")
+                    }
+                    do { try await socket.send(Wire.encode(answer)) } catch { return }
+                    continue
+                }
                 let defaults = StatusBoard.View()
                 reply = keeper.report(
                     view: .init(
@@ -226,6 +256,49 @@ public struct LoggerService: Service {
             }
             do { try await socket.send(Wire.encode(reply)) } catch { return }
         }
+    }
+
+    /// Opens the run history; without it (a file that cannot be opened) the logger runs on and says why.
+    private func openHistory() async -> RunHistory? {
+        let path = RunHistory.path(dataDirectory: configuration.dataDirectory)
+        do {
+            return try await RunHistory.open(path: path)
+        } catch {
+            logger.error("cannot open the run history; baton runs will not answer", metadata: ["path": "\(path)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Writes queued events into the run history, one transaction per batch, until the inbox is closed and empty.
+    /// A batch that cannot be written (a full disk) is dropped and said once a minute at most: the event log
+    /// still has it.
+    private func record(into history: RunHistory, from inbox: BatchInbox<StatusEvent>) async {
+        var lastComplaint: ContinuousClock.Instant?
+        let dropped = metrics.counter("baton_history_dropped_total")
+        while let batch = await inbox.take(limit: 5000) {
+            do {
+                try await history.record(batch)
+            } catch {
+                dropped.increment(by: Int64(batch.count))
+                let now = ContinuousClock.now
+                if lastComplaint.map({ now - $0 >= .seconds(60) }) ?? true {
+                    lastComplaint = now
+                    logger.error("cannot write the run history", metadata: ["error": "\(error)", "events": "\(batch.count)"])
+                }
+            }
+        }
+    }
+
+    /// Forgets runs older than `log.history`, at start and then hourly.
+    private func prune(_ history: RunHistory) async {
+        repeat {
+            do {
+                let gone = try await history.prune(before: Date().addingTimeInterval(-(configuration.log.history / .seconds(1))))
+                if gone > 0 { logger.info("run history pruned", metadata: ["runs": "\(gone)"]) }
+            } catch {
+                logger.error("cannot prune the run history", metadata: ["error": "\(error)"])
+            }
+        } while (try? await Task.sleep(for: .seconds(3600))) != nil
     }
 
     /// Writing the event log has started to fail: said once, on stderr and as `disk.full` (which cannot be

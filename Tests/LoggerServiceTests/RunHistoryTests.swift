@@ -1,0 +1,230 @@
+import Foundation
+import LoggerService
+import Messaging
+import TestSupport
+import Testing
+
+/// The run history folds the bus's events into runs, stages and tasks. Expected values come from the events the
+/// tests make (slot, times, errors), never from the history's own tables.
+struct RunHistoryTests {
+    static let base = Date(timeIntervalSince1970: 1_790_000_000)
+
+    /// A time `seconds` after the base, to the millisecond: the bus's resolution, and the history's.
+    static func at(_ seconds: Double) -> Date {
+        Date(timeIntervalSince1970: Double(Int64(((base.timeIntervalSince1970 + seconds) * 1000).rounded())) / 1000)
+    }
+
+    static func runID(_ job: String, slot: Double) -> String { RunID.make(job: job, logicalTime: at(slot)) }
+
+    static func event(
+        _ type: String,
+        _ run: String,
+        at seconds: Double,
+        part: Int? = nil,
+        message: String? = nil,
+        source: String = "algorithm",
+        _ attributes: [String: String] = [:]
+    ) -> StatusEvent {
+        StatusEvent(
+            type: type,
+            source: source,
+            instance: source,
+            time: at(seconds),
+            job: RunID.job(of: run),
+            run: run,
+            part: part,
+            message: message,
+            attributes: attributes
+        )
+    }
+
+    /// A job without stages, one part: what the algorithm and the scheduler say from fire to store, in order.
+    static func lifeOfARun(_ run: String, slot: Double) -> (scheduler: [StatusEvent], algorithm: [StatusEvent]) {
+        (
+            [event(EventType.runScheduled, run, at: slot + 0.002, source: "scheduler", ["lateness_ms": "2", "trigger": "schedule"])],
+            [
+                event(EventType.runAccepted, run, at: slot + 0.003),
+                event(EventType.runStarted, run, at: slot + 0.004, ["attempt": "1", "trigger": "schedule"]),
+                event(EventType.runProgress, run, at: slot + 0.5, ["percent": "50"]),
+                event(EventType.runFinished, run, at: slot + 1.004, ["duration_ms": "1000", "parts": "1", "size": "64"]),
+                event(EventType.stageReady, run, at: slot + 1.005, ["stage": "store", "stage_index": "0", "parts": "1"]),
+                event(EventType.taskStarted, run, at: slot + 1.006, part: 0, source: "processor", ["stage": "store", "size": "64"]),
+                event(EventType.taskSucceeded, run, at: slot + 1.010, part: 0, ["processor": "processor-1", "stage_index": "0"]),
+                event(EventType.stageDone, run, at: slot + 1.010, ["stage": "store", "stage_index": "0"]),
+                event(EventType.pipelineFinished, run, at: slot + 1.010, ["stages": "1"]),
+            ]
+        )
+    }
+
+    static func open(_ scratch: Scratch) async throws -> RunHistory {
+        try await RunHistory.open(path: scratch.path("history.sqlite"))
+    }
+
+    /// A run from fire to store, whichever point of the algorithm's events the scheduler's `run.scheduled`
+    /// arrives at (two publishers: the bus keeps each one's order, not their order between them).
+    @Test func aRunFromFireToStoreWhereverTheSchedulersEventLands() async throws {
+        let (scheduler, algorithm) = Self.lifeOfARun(Self.runID("hourly", slot: 3600), slot: 3600)
+        for position in 0...algorithm.count {
+            let scratch = Scratch("history")
+            let history = try await Self.open(scratch)
+            var events = algorithm
+            events.insert(contentsOf: scheduler, at: position)
+            // One transaction per event at some positions, one for all at others: batches cut anywhere.
+            if position % 2 == 0 {
+                try await history.record(events)
+            } else {
+                for event in events { try await history.record([event]) }
+            }
+            let report = try await history.runs(.runs(run: Self.runID("hourly", slot: 3600)))
+            let run = try #require(report.runs.first, "position \(position)")
+            #expect(run.state == "succeeded", "position \(position)")
+            #expect(run.job == "hourly")
+            #expect(run.slot == Self.at(3600))
+            #expect(run.trigger == "schedule")
+            #expect(run.scheduledAt == Self.at(3600.002))
+            #expect(run.latenessMs == 2)
+            #expect(run.acceptedAt == Self.at(3600.003))
+            #expect(run.startedAt == Self.at(3600.004))
+            #expect(run.finishedAt == Self.at(3601.004))
+            #expect(run.endedAt == Self.at(3601.010))
+            #expect(run.attempts == 1 && run.durationMs == 1000 && run.parts == 1 && run.size == 64 && run.dead == 0)
+            #expect(run.error == nil)
+            #expect(run.stages.count == 1)
+            let stage = try #require(run.stages.first)
+            #expect(stage.name == "store" && stage.parts == 1 && stage.succeeded == 1 && stage.failed == 0 && stage.dead == 0)
+            #expect(stage.readyAt == Self.at(3601.005) && stage.doneAt == Self.at(3601.010))
+            let task = try #require(run.tasks?.first)
+            #expect(task.state == "succeeded" && task.attempts == 1 && task.processor == "processor-1")
+            #expect(task.startedAt == Self.at(3601.006) && task.endedAt == Self.at(3601.010))
+        }
+    }
+
+    /// An algorithm that fails, is retried and fails for good; a run skipped; a run cancelled.
+    @Test func failuresSkipsAndCancellations() async throws {
+        let scratch = Scratch("history")
+        let history = try await Self.open(scratch)
+        let failing = Self.runID("job", slot: 0)
+        let skipped = Self.runID("job", slot: 60)
+        let cancelled = Self.runID("job", slot: 120)
+        try await history.record([
+            Self.event(EventType.runScheduled, failing, at: 0.001, source: "scheduler", ["lateness_ms": "1"]),
+            Self.event(EventType.runStarted, failing, at: 0.002, ["attempt": "1"]),
+            Self.event(EventType.runFailed, failing, at: 1, message: "exit 1; stderr: first", ["retry": "true", "attempt": "1"]),
+            Self.event(EventType.runStarted, failing, at: 2, ["attempt": "2"]),
+            Self.event(EventType.runFailed, failing, at: 3, message: "exit 1; stderr: second", ["duration_ms": "1000"]),
+            Self.event(EventType.runSkipped, skipped, at: 61, message: "missed while the scheduler was down", source: "scheduler"),
+            Self.event(EventType.runScheduled, cancelled, at: 120, source: "scheduler"),
+            Self.event(EventType.runStarted, cancelled, at: 120.1, ["attempt": "1"]),
+            Self.event(EventType.runCancelled, cancelled, at: 125, message: "cancelled by baton cancel"),
+        ])
+        let runs = try await history.runs(.runs(job: "job")).runs
+        #expect(runs.map(\.run) == [cancelled, skipped, failing], "newest slot first")
+        let byID = Dictionary(uniqueKeysWithValues: runs.map { ($0.run, $0) })
+        #expect(byID[failing]?.state == "failed")
+        #expect(byID[failing]?.attempts == 2)
+        #expect(byID[failing]?.error == "exit 1; stderr: second")
+        #expect(byID[failing]?.startedAt == Self.at(0.002), "the first attempt's start")
+        #expect(byID[failing]?.endedAt == Self.at(3))
+        #expect(byID[skipped]?.state == "skipped")
+        #expect(byID[skipped]?.error == "missed while the scheduler was down")
+        #expect(byID[cancelled]?.state == "cancelled")
+        #expect(byID[cancelled]?.endedAt == Self.at(125))
+        #expect(try await history.runs(.runs(state: "failed")).runs.map(\.run) == [failing])
+    }
+
+    /// A task dead-lettered makes its run `dead`; a replay of the stage that succeeds makes it `succeeded` again,
+    /// with the stage counted afresh. Tasks settled in a batch count on their stage.
+    @Test func aDeadTaskAndItsReplay() async throws {
+        let scratch = Scratch("history")
+        let history = try await Self.open(scratch)
+        let run = Self.runID("split", slot: 0)
+        let ready = ["stage": "work", "stage_index": "0", "parts": "5"]
+        try await history.record([
+            Self.event(EventType.runStarted, run, at: 0, ["attempt": "1"]),
+            Self.event(EventType.runFinished, run, at: 1, ["parts": "5", "duration_ms": "1000"]),
+            Self.event(EventType.stageReady, run, at: 1, ready),
+            Self.event(EventType.batchAcknowledged, run, at: 2, part: 0, ["tasks": "3", "stage_index": "0", "last_part": "2"]),
+            Self.event(EventType.taskSucceeded, run, at: 2, part: 3, ["stage_index": "0", "processor": "p1"]),
+            Self.event(EventType.taskFailed, run, at: 3, part: 4, message: "boom", ["stage_index": "0", "dead": "false"]),
+            Self.event(EventType.taskFailed, run, at: 4, part: 4, message: "boom again", ["stage_index": "0", "dead": "true"]),
+        ])
+        var found = try #require(try await history.runs(.runs(run: run)).runs.first)
+        #expect(found.state == "dead")
+        #expect(found.dead == 1)
+        #expect(found.error == "boom again")
+        #expect(found.stages.first?.succeeded == 4)
+        #expect(found.stages.first?.failed == 1)
+        #expect(found.stages.first?.dead == 1)
+        #expect(found.tasks?.first { $0.part == 4 }?.state == "dead")
+        #expect(found.tasks?.first { $0.part == 4 }?.error == "boom again")
+        #expect(try await history.runs(.runs(state: "dead")).runs.map(\.run) == [run])
+
+        try await history.record([
+            Self.event(EventType.stageReady, run, at: 10, ready),
+            Self.event(EventType.batchAcknowledged, run, at: 11, part: 0, ["tasks": "5", "stage_index": "0", "last_part": "4"]),
+            Self.event(EventType.stageDone, run, at: 11, ["stage": "work", "stage_index": "0"]),
+            Self.event(EventType.pipelineFinished, run, at: 11, ["stages": "1"]),
+        ])
+        found = try #require(try await history.runs(.runs(run: run)).runs.first)
+        #expect(found.state == "succeeded")
+        #expect(found.dead == 0)
+        #expect(found.endedAt == Self.at(11))
+        #expect(found.stages.first?.succeeded == 5 && found.stages.first?.dead == 0 && found.stages.first?.failed == 0)
+        #expect(found.stages.first?.readyAt == Self.at(10))
+    }
+
+    /// Slots are selected by `from` (inclusive) and `to` (exclusive), newest first, cut at `limit`.
+    @Test func searchesBySlotJobAndLimit() async throws {
+        let scratch = Scratch("history")
+        let history = try await Self.open(scratch)
+        var events: [StatusEvent] = []
+        for minute in 0..<120 {
+            for job in ["a", "b"] {
+                events.append(
+                    Self.event(
+                        EventType.runScheduled,
+                        Self.runID(job, slot: Double(minute * 60)),
+                        at: Double(minute * 60),
+                        source: "scheduler"
+                    )
+                )
+            }
+        }
+        try await history.record(events)
+        let window = try await history.runs(.runs(job: "a", from: Self.at(600), to: Self.at(1200)))
+        #expect(window.runs.map(\.run) == (10..<20).reversed().map { Self.runID("a", slot: Double($0 * 60)) })
+        #expect(!window.truncated)
+        let cut = try await history.runs(.runs(limit: 7))
+        #expect(cut.runs.count == 7 && cut.truncated)
+        #expect(cut.runs.first?.slot == Self.at(119 * 60))
+        #expect(try await history.runs(.runs(job: "c")).runs.isEmpty)
+    }
+
+    /// Runs not heard of for longer than the retention go, with their stages and tasks; newer ones stay.
+    @Test func pruneForgetsOldRuns() async throws {
+        let scratch = Scratch("history")
+        let history = try await Self.open(scratch)
+        let (_, old) = Self.lifeOfARun(Self.runID("j", slot: 0), slot: 0)
+        let (_, new) = Self.lifeOfARun(Self.runID("j", slot: 7200), slot: 7200)
+        try await history.record(old + new)
+        #expect(try await history.prune(before: Self.at(3600)) == 1)
+        #expect(try await history.runs(.runs()).runs.map(\.run) == [Self.runID("j", slot: 7200)])
+        #expect(try await history.runs(.runs(run: Self.runID("j", slot: 0))).runs.isEmpty)
+        // A late event for a pruned run starts a fresh row: nothing of the old one comes back.
+        try await history.record([Self.event(EventType.taskSucceeded, Self.runID("j", slot: 0), at: 9000, part: 0, ["stage_index": "0"])])
+        let again = try #require(try await history.runs(.runs(run: Self.runID("j", slot: 0))).runs.first)
+        #expect(again.stages.first?.succeeded == 1 && again.startedAt == nil)
+    }
+
+    /// Events of other kinds, and events naming no valid run, change nothing.
+    @Test func ignoresWhatIsNotARunsEvent() async throws {
+        let scratch = Scratch("history")
+        let history = try await Self.open(scratch)
+        try await history.record([
+            StatusEvent(type: EventType.serviceHeartbeat, source: "algorithm", instance: "algorithm"),
+            StatusEvent(type: EventType.runStarted, source: "x", instance: "x", job: "j", run: "not a run id"),
+            StatusEvent(type: "log.error", source: "x", instance: "x", run: Self.runID("j", slot: 0), message: "m"),
+        ])
+        #expect(try await history.runs(.runs()).runs.isEmpty)
+    }
+}
