@@ -85,7 +85,10 @@ struct RunHistoryIntegrationTests {
             let first = try #require(broken.first)
             let detail = try await stack.baton(["runs", "--run", first.run])
             #expect(detail.status == 0)
-            #expect(detail.output.contains(first.run) && detail.output.contains("failed") && detail.output.contains("broken-"), "\(detail.output)")
+            #expect(
+                detail.output.contains(first.run) && detail.output.contains("failed") && detail.output.contains("broken-"),
+                "\(detail.output)"
+            )
 
             // kill -9 of the logger: what it had recorded is still there after the restart, and new runs come in.
             let before = Set(try #require(try await Self.runs(stack)).runs.filter { $0.endedAt != nil }.map(\.run))
