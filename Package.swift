@@ -90,6 +90,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -174,7 +175,14 @@ let package = Package(
             ],
             main: ["Commands"]
         )
-        + service("LoggerService", folder: "Logger", dependencies: serviceBase + ["Persistence", grdb])
+        // AsyncHTTPClient: alerts' webhooks, over HTTPS too (it brings swift-nio-ssl: BoringSSL, built once per clean build).
+        + service(
+            "LoggerService",
+            folder: "Logger",
+            dependencies: serviceBase + [
+                "Persistence", "Commands", grdb, .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        )
         + service(
             "CLI",
             folder: "CLI",

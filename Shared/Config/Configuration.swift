@@ -29,6 +29,8 @@ public struct Configuration: Sendable, Equatable {
     public var limits = Limits()
     /// CURVE on `tcp://` sockets (`curve`).
     public var curve = Curve()
+    /// Who is told when something goes wrong (`alerts`).
+    public var alerts = Alerts()
 
     /// The default configuration: no jobs, everything on 127.0.0.1.
     public init() {}
@@ -56,6 +58,7 @@ extension Configuration: ConfigurationSection {
         .section("log", \.log),
         .section("retention", \.retention),
         .section("curve", \.curve),
+        .section("alerts", \.alerts),
         .section("metrics", \.metrics),
         Setting(
             key: "jobs",

@@ -92,6 +92,13 @@ struct ConfigurationTests {
         ("metrics:\n  request_timeout: 10ms\n", "metrics.request_timeout", "from 100ms"),
         ("log:\n  heartbeat: 10ms\n", "log.heartbeat", "from 100ms"),
         ("log:\n  history: 30m\n", "log.history", "at least 1h"),
+        ("alerts:\n  webhook: ftp://x/y\n", "alerts.webhook", "http:// or https://"),
+        ("alerts:\n  webhook: http:///nohost\n", "alerts.webhook", "with a host"),
+        ("alerts:\n  on: [run.failed, run.exploded]\n", "alerts.on", "unknown kind \"run.exploded\""),
+        ("alerts:\n  headers: {\"Bad Name\": x}\n", "alerts.headers", "not an HTTP header name"),
+        ("alerts:\n  headers: {X-A: \"a\\r\\nX-B: b\"}\n", "alerts.headers", "line break"),
+        ("alerts:\n  retries: 101\n", "alerts.retries", "from 0 to 100"),
+        ("alerts:\n  timeout: 1ms\n", "alerts.timeout", "at least 100ms"),
         // Durations too large to hold: an error naming the field, not a crash (SIGILL in Int64(_:)).
         ("jobs:\n  - name: a\n    every: 99999999999999999999d\n    builtin: demo\n", "jobs[0].every", "expected a duration"),
         ("jobs:\n  - name: a\n    every: 1s\n    builtin: demo\n    timeout: 1e300\n", "jobs[0].timeout", "expected a duration"),

@@ -20,6 +20,7 @@ public struct Baton: AsyncParsableCommand {
             Results.self,
             Replay.self,
             Keygen.self,
+            Alerts.self,
         ]
     )
 

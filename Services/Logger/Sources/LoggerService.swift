@@ -119,11 +119,16 @@ public struct LoggerService: Service {
         let historyInbox = BatchInbox<StatusEvent>()
         // Not a child of the group below, which is cancelled on stop: it writes what was queued, then ends.
         let recorder = history.map { history in Task { await record(into: history, from: historyInbox) } }
+        let alerts =
+            configuration.alerts.isEnabled
+            ? AlertDispatch(settings: configuration.alerts, dataDirectory: configuration.dataDirectory, logger: logger, metrics: metrics)
+            : nil
         let outcome: Result<Void, any Error> = await withDiscardingTaskGroup { group in
             group.addTask {
                 await Self.answerQueries(on: query, keeper: keeper, history: history, rejector: rejectors.query)
             }
             if let history { group.addTask { await prune(history) } }
+            if let alerts { group.addTask { await alerts.run() } }
             group.addTask {
                 // Save at most once a second, and only after a change.
                 while await keeper.changed.wait() {
@@ -134,7 +139,7 @@ public struct LoggerService: Service {
             let outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { capturing in
                 capturing.addTask {
                     do {
-                        try await follow(capture: capture, keeper: keeper, history: history.map { _ in historyInbox })
+                        try await follow(capture: capture, keeper: keeper, history: history.map { _ in historyInbox }, alerts: alerts)
                         return .success(())
                     } catch {
                         return .failure(error)
@@ -163,7 +168,12 @@ public struct LoggerService: Service {
 
     /// Takes every captured event: counts it, tracks gaps, folds it into the status history, queues it for the run
     /// history, writes it to the log.
-    private func follow(capture: SocketInbound, keeper: StatusKeeper, history: BatchInbox<StatusEvent>?) async throws {
+    private func follow(
+        capture: SocketInbound,
+        keeper: StatusKeeper,
+        history: BatchInbox<StatusEvent>?,
+        alerts: AlertDispatch?
+    ) async throws {
         let writer = try EventLogWriter(
             path: Self.logPath(configuration),
             maxBytes: configuration.log.maxBytes,
@@ -192,6 +202,7 @@ public struct LoggerService: Service {
                 break
             }
             keeper.apply(event)
+            alerts?.observe(event, received: Date())
             if let history, RunHistory.records(event.type), !history.put(event, limit: Self.historyQueue) {
                 historyDropped.increment()
             }

@@ -1,0 +1,176 @@
+import AsyncHTTPClient
+import Commands
+public import Config
+public import Foundation
+public import Logging
+public import MetricsHTTP
+import Metrics
+import NIOCore
+import NIOHTTP1
+public import ServiceKit
+
+/// Why an alert was not delivered.
+struct AlertError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Delivers alerts to the configured command and webhook, each channel on its own, retrying a failed attempt
+/// after 1 s, 2 s, 4 s … (at most a minute) up to `alerts.retries` times. Every failed attempt is logged, and an
+/// alert given up is logged as an error and counted (`baton_alerts_total{kind,channel,outcome}`).
+///
+/// The logger queues alerts and never waits for them (``run(_:)`` takes them from a bounded inbox), so a webhook
+/// that hangs or fails holds up no event.
+public struct AlertSender: Sendable {
+    /// Alerts waiting beyond this many are dropped (and logged): a receiver that is down for long should not
+    /// make the logger hold alerts without bound.
+    public static let queueLimit = 1000
+    /// Alerts being delivered at once.
+    static let concurrency = 8
+    /// Longest wait between two attempts.
+    static let maxBackoff: Duration = .seconds(60)
+
+    /// What became of one alert on one channel.
+    public struct Outcome: Sendable, Equatable {
+        /// `command` or `webhook`.
+        public var channel: String
+        /// Whether it was delivered.
+        public var delivered: Bool
+        /// Attempts made.
+        public var attempts: Int
+        /// The last attempt's answer (`HTTP 200`, `exited with status 0`) or error.
+        public var detail: String
+    }
+
+    private let settings: Configuration.Alerts
+    private let directory: String
+    private let logger: Logger
+    private let metrics: ServiceMetrics
+    private let firstBackoff: Duration
+
+    /// Creates the sender.
+    /// - Parameters:
+    ///   - settings: The `alerts` section.
+    ///   - directory: Where an alert's body is written for the command to read (removed after).
+    ///   - logger: Where failed attempts are logged.
+    ///   - metrics: Where deliveries are counted.
+    ///   - firstBackoff: The wait before the first retry (doubled after each).
+    public init(
+        settings: Configuration.Alerts,
+        directory: String,
+        logger: Logger,
+        metrics: ServiceMetrics = .disabled,
+        firstBackoff: Duration = .seconds(1)
+    ) {
+        self.settings = settings
+        self.directory = directory
+        self.logger = logger
+        self.metrics = metrics
+        self.firstBackoff = firstBackoff
+    }
+
+    /// Delivers alerts from `inbox`, up to ``concurrency`` at once, until it is closed or the task is cancelled.
+    public func run(_ inbox: BatchInbox<Alert>) async {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            while let batch = await inbox.take() {
+                for alert in batch {
+                    if running >= Self.concurrency {
+                        await group.next()
+                        running -= 1
+                    }
+                    running += 1
+                    group.addTask { _ = await send(alert) }
+                }
+            }
+        }
+    }
+
+    /// Delivers one alert on every configured channel (in parallel), with retries; returns what became of it.
+    public func send(_ alert: Alert) async -> [Outcome] {
+        let body: Data
+        do {
+            body = try alert.body()
+        } catch {
+            logger.error("cannot encode an alert", metadata: ["kind": "\(alert.kind)", "error": "\(error)"])
+            return []
+        }
+        return await withTaskGroup(of: Outcome.self) { group in
+            if !settings.command.isEmpty { group.addTask { await deliver(alert, channel: "command", body: body) } }
+            if !settings.webhook.isEmpty { group.addTask { await deliver(alert, channel: "webhook", body: body) } }
+            var outcomes: [Outcome] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes.sorted { $0.channel < $1.channel }
+        }
+    }
+
+    private func deliver(_ alert: Alert, channel: String, body: Data) async -> Outcome {
+        var backoff = firstBackoff
+        var attempt = 0
+        var detail = ""
+        while true {
+            attempt += 1
+            let succeeded: Bool
+            do {
+                detail = channel == "command" ? try await runCommand(alert, body: body) : try await post(body)
+                succeeded = true
+            } catch {
+                detail = "\(error)"
+                succeeded = false
+            }
+            if succeeded {
+                metrics.counter("baton_alerts_total", [("kind", alert.kind), ("channel", channel), ("outcome", "delivered")]).increment()
+                return Outcome(channel: channel, delivered: true, attempts: attempt, detail: detail)
+            }
+            let metadata: Logger.Metadata = [
+                "kind": "\(alert.kind)", "alert": "\(alert.id)", "channel": "\(channel)", "attempt": "\(attempt)", "error": "\(detail)",
+            ]
+            guard attempt <= settings.retries, !Task.isCancelled else {
+                logger.error("alert not delivered; giving up", metadata: metadata)
+                metrics.counter("baton_alerts_total", [("kind", alert.kind), ("channel", channel), ("outcome", "failed")]).increment()
+                return Outcome(channel: channel, delivered: false, attempts: attempt, detail: detail)
+            }
+            logger.warning("alert not delivered; trying again in \(DurationText.format(backoff))", metadata: metadata)
+            guard (try? await Task.sleep(for: backoff)) != nil else {
+                return Outcome(channel: channel, delivered: false, attempts: attempt, detail: detail)
+            }
+            backoff = min(backoff * 2, Self.maxBackoff)
+        }
+    }
+
+    /// Runs the command with the body on standard input (from a file, so one that does not read it cannot
+    /// fail the write) and `BATON_ALERT_KIND`, `BATON_ALERT_ID` in its environment.
+    private func runCommand(_ alert: Alert, body: Data) async throws -> String {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = (directory as NSString).appendingPathComponent("alert-\(alert.id).json")
+        try body.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let runner = CommandRunner(
+            argv: settings.command,
+            environment: ["BATON_ALERT_KIND": alert.kind, "BATON_ALERT_ID": alert.id],
+            timeout: settings.timeout,
+            gracePeriod: .seconds(2)
+        )
+        let tail = OutputTail()
+        let outcome = try await runner.run(input: .file(path), onOutput: { _ in }, onError: { tail.append($0) })
+        guard outcome.succeeded else { throw AlertError(tail.reason("the alert command \(outcome)")) }
+        return outcome.description
+    }
+
+    /// POSTs the body to the webhook; any answer but 2xx is a failure.
+    private func post(_ body: Data) async throws -> String {
+        var request = HTTPClientRequest(url: settings.webhook)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "baton-logger")
+        for (name, value) in settings.headers.sorted(by: { $0.key < $1.key }) { request.headers.replaceOrAdd(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let timeout = TimeAmount.milliseconds(Int64(settings.timeout / .milliseconds(1)))
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        // Read (at most 64 KiB of) the answer, so the connection can be reused; its content does not matter.
+        _ = try? await response.body.collect(upTo: 64 * 1024)
+        let status = "HTTP \(response.status.code)"
+        guard (200..<300).contains(response.status.code) else { throw AlertError("the webhook answered \(status)") }
+        return status
+    }
+}
