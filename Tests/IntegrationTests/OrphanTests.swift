@@ -86,7 +86,7 @@ struct OrphanTests {
             #expect(leftBehind.count == 1)
 
             kill(algorithm.processIdentifier, SIGKILL)
-            #expect(try await TestStack.exited(algorithm))
+            #expect(try await TestStack.ended(algorithm))
             let commandGone = await Self.gone(-command, within: .seconds(2))
             if !commandGone { kill(-command, SIGKILL) }
             #expect(commandGone, "the command outlived the killed algorithm")
