@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh --test   also what the tests use: python3, python3-zmq (scripts/bus_churn.py, the
 #                                    doc's examples), python3-jsonschema (scripts/protocol_check.py),
 #                                    docker-compose (validation only), postgresql (the tests' own servers:
-#                                    initdb and pg_ctl from /usr/lib/postgresql/<version>/bin)
+#                                    initdb and pg_ctl from /usr/lib/postgresql/<version>/bin), chromium (the web
+#                                    view's browser test, headless)
 #   scripts/install-deps.sh --static also libcurl4-openssl-dev: a --static-swift-stdlib build links Foundation's
 #                                    networking statically, which needs libcurl (make bench, the Docker image)
 #   scripts/install-deps.sh --compose also what `make compose-test` runs: docker.io (dockerd, containerd, runc),
@@ -13,7 +14,7 @@ set -euo pipefail
 
 packages=(libzmq3-dev libssl-dev libsqlite3-dev libpq-dev pkg-config)
 case "${1:-}" in
-  --test) packages+=(python3 python3-zmq python3-jsonschema docker-compose postgresql) ;;
+  --test) packages+=(python3 python3-zmq python3-jsonschema docker-compose postgresql chromium) ;;
   --static) packages+=(libcurl4-openssl-dev) ;;
   --compose) packages+=(docker.io docker-compose debootstrap binutils python3 iptables) ;;
 esac

@@ -110,5 +110,11 @@ extension Configuration {
         guard !dataDirectory.isEmpty else { throw fail("data_dir", "must not be empty") }
         if let problem = Self.textProblems(self).first { throw fail(problem.field, problem.problem) }
         if let problem = firstProblem() { throw fail(problem.field, problem.problem) }
+        if web.enabled && curve.enabled && web.token.isEmpty {
+            throw fail(
+                "web.token",
+                "required when the web view is on and CURVE is (curve.enabled): the view is then for authenticated users only"
+            )
+        }
     }
 }

@@ -31,6 +31,8 @@ public struct Configuration: Sendable, Equatable {
     public var curve = Curve()
     /// Who is told when something goes wrong (`alerts`).
     public var alerts = Alerts()
+    /// The logger's web view (`web`).
+    public var web = Web()
 
     /// The default configuration: no jobs, everything on 127.0.0.1.
     public init() {}
@@ -59,6 +61,7 @@ extension Configuration: ConfigurationSection {
         .section("retention", \.retention),
         .section("curve", \.curve),
         .section("alerts", \.alerts),
+        .section("web", \.web),
         .section("metrics", \.metrics),
         Setting(
             key: "jobs",

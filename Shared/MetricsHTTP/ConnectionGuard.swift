@@ -129,9 +129,16 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
+        switch unwrapOutboundIn(data) {
+        case .end:
             table.setBusy(context.channel, false)
             arm(context: context)
+        case .body:
+            // A streamed answer (server-sent events) that keeps writing is alive; one that stops writing, or whose
+            // client stops reading (the writes then wait), is closed a timeout later.
+            arm(context: context)
+        case .head:
+            break
         }
         context.write(data, promise: promise)
     }

@@ -62,6 +62,7 @@ public final class MetricsServer: Service, Sendable {
     private let started = Date()
     private let stopping = Atomic<Bool>(false)
     private let listening = Mutex<Int?>(nil)
+    private let web: WebRoutesSlot?
 
     /// Creates the server (it listens once run).
     /// - Parameters:
@@ -73,6 +74,7 @@ public final class MetricsServer: Service, Sendable {
     ///   - search: How many ports above `port` to try if it is taken.
     ///   - limits: What one client can make the server hold.
     ///   - logger: Where the port used is logged.
+    ///   - web: Routes the service serves beside `/metrics` and `/healthz` (the logger's web view), once installed.
     public init(
         host: String,
         port: Int,
@@ -81,8 +83,10 @@ public final class MetricsServer: Service, Sendable {
         instance: String,
         search: Int = 0,
         limits: Limits = Limits(),
-        logger: Logger
+        logger: Logger,
+        web: WebRoutesSlot? = nil
     ) {
+        self.web = web
         self.host = host
         self.port = port
         self.search = search
@@ -125,7 +129,8 @@ public final class MetricsServer: Service, Sendable {
         let server = Server(
             childChannelSetup: HTTP1Channel(
                 responder: { [self] request, writer, _ in
-                    let response = respond(to: request)
+                    var request = request
+                    let response = await web?.current != nil ? await routed(&request) : respond(to: request)
                     try await writer.write(response: response.head, body: response.body)
                 },
                 configuration: channel
@@ -159,6 +164,65 @@ public final class MetricsServer: Service, Sendable {
         }
         listening.withLock { $0 = nil }
         try? await group.shutdownGracefully()
+    }
+
+    /// The answer to a request when routes are installed: theirs, except for `/metrics` and `/healthz`.
+    private func routed(_ request: inout Request) async -> Response {
+        var path = request.uri.path
+        if path.count > 1, path.hasSuffix("/") { path.removeLast() }
+        guard path != "/metrics", path != "/healthz", let routes = web?.current else { return respond(to: request) }
+        var body = Data()
+        if request.method == .post || request.method == .put {
+            do {
+                let buffer = try await request.collectBody(upTo: WebRoutesSlot.maxBody)
+                body = Data(buffer.readableBytesView)
+            } catch {
+                return Self.plain(.contentTooLarge, "request body over \(WebRoutesSlot.maxBody) bytes\n")
+            }
+        }
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        var query: [String: String] = [:]
+        for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
+        let reply = await routes.respond(
+            to: WebRequest(method: request.method.rawValue, path: path, query: query, headers: headers, body: body)
+        )
+        var fields = HTTPFields()
+        for (name, value) in reply.headers.sorted(by: { $0.key < $1.key }) {
+            if let name = HTTPField.Name(name) { fields[name] = value }
+        }
+        fields[.date] = Self.httpDate(Int(time(nil)))
+        let status = HTTPResponse.Status(code: reply.status)
+        guard let stream = reply.stream else {
+            return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: reply.body)))
+        }
+        return Response(
+            status: status,
+            headers: fields,
+            body: ResponseBody { writer in
+                // The writer lives in this closure; the stream writes through it one chunk at a time.
+                let chunks = AsyncStream<Data>.makeStream(bufferingPolicy: .bufferingNewest(64))
+                async let produced: Void = {
+                    defer { chunks.continuation.finish() }
+                    try await stream { data in
+                        guard case .enqueued = chunks.continuation.yield(data) else { throw MetricsServerError("the client is gone") }
+                    }
+                }()
+                for await chunk in chunks.stream { try await writer.write(ByteBuffer(bytes: chunk)) }
+                try? await produced
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    private static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        var response = Response(
+            status: status,
+            headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
+        response.headers[.date] = httpDate(Int(time(nil)))
+        return response
     }
 
     /// The answer to one request: `/metrics`, `/healthz`, or a plain 404 that says what is there.

@@ -23,6 +23,8 @@ public struct ServiceEnvironment: Sendable {
     public let instance: String
     /// Where the service's metrics go (served on `/metrics` when it has a metrics port).
     public let metrics: ServiceMetrics
+    /// Where the service may put routes served on its metrics port beside `/metrics` (the logger's web view).
+    public let web = WebRoutesSlot()
 
     /// Runs a service's parts (its receivers, senders, workers) until they end, as a `ServiceGroup` inside the
     /// service: graceful shutdown reaches it from the outer group (a task-local) and stops the parts in reverse
@@ -203,7 +205,8 @@ public enum ServiceRunner {
                         maxHeaderBytes: configuration.metrics.maxHeaderBytes,
                         requestTimeout: configuration.metrics.requestTimeout
                     ),
-                    logger: logger
+                    logger: logger,
+                    web: serviceEnvironment.web
                 )
             )
         }

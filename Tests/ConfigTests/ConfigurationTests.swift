@@ -99,6 +99,8 @@ struct ConfigurationTests {
         ("alerts:\n  headers: {X-A: \"a\\r\\nX-B: b\"}\n", "alerts.headers", "line break"),
         ("alerts:\n  retries: 101\n", "alerts.retries", "from 0 to 100"),
         ("alerts:\n  timeout: 1ms\n", "alerts.timeout", "at least 100ms"),
+        ("web:\n  token: short\n", "web.token", "at least 16 characters"),
+        ("web:\n  enabled: true\n", "web.token", "required when the web view is on and CURVE is"),
         // Durations too large to hold: an error naming the field, not a crash (SIGILL in Int64(_:)).
         ("jobs:\n  - name: a\n    every: 99999999999999999999d\n    builtin: demo\n", "jobs[0].every", "expected a duration"),
         ("jobs:\n  - name: a\n    every: 1s\n    builtin: demo\n    timeout: 1e300\n", "jobs[0].timeout", "expected a duration"),

@@ -7,7 +7,7 @@ import Testing
 struct SettingTableTests {
     /// Each section's known options, exactly as an unknown key reports them.
     @Test(arguments: [
-        ("", "data_dir, endpoints, store, processor, algorithm, log, retention, curve, alerts, metrics, jobs, limits"),
+        ("", "data_dir, endpoints, store, processor, algorithm, log, retention, curve, alerts, web, metrics, jobs, limits"),
         ("curve", "enabled, key, server_key, server_keys, allow"),
         ("endpoints", "runs, control, results, acks, status_in, status_out, query, reports, algorithm_control"),
         ("store", "path, url"),
@@ -16,6 +16,7 @@ struct SettingTableTests {
         ("log", "level, max_size, keep, history, heartbeat"),
         ("retention", "max_age, max_size"),
         ("alerts", "command, webhook, headers, on, lag, retries, timeout"),
+        ("web", "enabled, token"),
         ("metrics", "host, logger, scheduler, algorithm, processor, max_connections, max_header_bytes, request_timeout"),
         ("limits", "message_size, result_size, subscription_size, subscriptions, receive_queue, rejections_per_second"),
     ])

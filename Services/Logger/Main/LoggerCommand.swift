@@ -23,7 +23,8 @@ struct LoggerCommand: AsyncParsableCommand {
                     configuration: environment.configuration,
                     logger: environment.logger,
                     metrics: environment.metrics,
-                    publisher: environment.publisher
+                    publisher: environment.publisher,
+                    web: environment.web
                 )
             ]
         }

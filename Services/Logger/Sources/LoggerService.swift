@@ -30,6 +30,7 @@ public struct LoggerService: Service {
     private let logger: Logger
     private let metrics: ServiceMetrics
     private let publisher: StatusPublisher?
+    private let web: WebRoutesSlot?
 
     /// Creates the service.
     /// - Parameters:
@@ -39,13 +40,16 @@ public struct LoggerService: Service {
     ///   - metrics: Events received (`baton_status_events_total`) and lost (`baton_status_events_lost_total`),
     ///     messages rejected (`baton_messages_rejected_total`), event log lines dropped (`baton_event_log_dropped_total`).
     ///   - publisher: Where the logger's own `message.rejected`, `disk.full` and `disk.ok` events go.
+    ///   - web: Where the web view is installed (`web.enabled`), to be served on the metrics port.
     public init(
         context: Context,
         configuration: Configuration,
         logger: Logger,
         metrics: ServiceMetrics = .disabled,
-        publisher: StatusPublisher? = nil
+        publisher: StatusPublisher? = nil,
+        web: WebRoutesSlot? = nil
     ) {
+        self.web = web
         self.context = context
         self.configuration = configuration
         self.logger = logger
@@ -123,6 +127,20 @@ public struct LoggerService: Service {
             configuration.alerts.isEnabled
             ? AlertDispatch(settings: configuration.alerts, dataDirectory: configuration.dataDirectory, logger: logger, metrics: metrics)
             : nil
+        let view =
+            configuration.web.enabled
+            ? WebView(history: history, keeper: keeper, configuration: configuration, context: context, logger: logger) : nil
+        if let view, let web {
+            web.install(view)
+            logger.info(
+                "web view on the metrics port",
+                metadata: ["actions": "\(configuration.web.token.isEmpty ? "off (no web.token)" : "on")"]
+            )
+        }
+        defer {
+            web?.install(nil)
+            view?.fanout.close()
+        }
         let outcome: Result<Void, any Error> = await withDiscardingTaskGroup { group in
             group.addTask {
                 await Self.answerQueries(on: query, keeper: keeper, history: history, rejector: rejectors.query)
@@ -139,7 +157,13 @@ public struct LoggerService: Service {
             let outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { capturing in
                 capturing.addTask {
                     do {
-                        try await follow(capture: capture, keeper: keeper, history: history.map { _ in historyInbox }, alerts: alerts)
+                        try await follow(
+                            capture: capture,
+                            keeper: keeper,
+                            history: history.map { _ in historyInbox },
+                            alerts: alerts,
+                            live: view?.fanout
+                        )
                         return .success(())
                     } catch {
                         return .failure(error)
@@ -172,7 +196,8 @@ public struct LoggerService: Service {
         capture: SocketInbound,
         keeper: StatusKeeper,
         history: BatchInbox<StatusEvent>?,
-        alerts: AlertDispatch?
+        alerts: AlertDispatch?,
+        live: EventFanout?
     ) async throws {
         let writer = try EventLogWriter(
             path: Self.logPath(configuration),
@@ -203,6 +228,7 @@ public struct LoggerService: Service {
             }
             keeper.apply(event)
             alerts?.observe(event, received: Date())
+            live?.publish(event)
             if let history, RunHistory.records(event.type), !history.put(event, limit: Self.historyQueue) {
                 historyDropped.increment()
             }

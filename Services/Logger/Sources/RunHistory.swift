@@ -211,6 +211,78 @@ public final class RunHistory: Sendable {
         }
     }
 
+    /// One run as the timeline draws it: its times and its stages' spans, in milliseconds since 1970.
+    public struct Span: Sendable, Equatable {
+        public var run: String
+        public var job: String
+        public var state: String
+        public var slot: Int64
+        public var scheduled: Int64?
+        public var started: Int64?
+        public var finished: Int64?
+        public var ended: Int64?
+        public var error: String?
+        /// Each stage's index, ready and done times.
+        public var stages: [(index: Int, ready: Int64?, done: Int64?)]
+
+        public static func == (lhs: Span, rhs: Span) -> Bool {
+            lhs.run == rhs.run && lhs.state == rhs.state && lhs.ended == rhs.ended && lhs.stages.count == rhs.stages.count
+        }
+    }
+
+    /// The runs whose slot lies in `[from, to)` (of one job, or all), oldest first, at most `limit`, with their
+    /// stages in one more query: what a week of minutely runs needs drawn, without a query per run.
+    public func spans(from: Date, to: Date, job: String? = nil, limit: Int = 200_000) async throws -> (spans: [Span], truncated: Bool) {
+        let range: [(any DatabaseValueConvertible)?] = [Self.milliseconds(from), Self.milliseconds(to)]
+        let jobFilter = job == nil ? "" : " AND job = ?"
+        let arguments = StatementArguments(range + (job.map { [$0] } ?? []))
+        return try await database.read { db in
+            var spans: [Span] = []
+            var index: [String: Int] = [:]
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT run, job, state, slot_ms, scheduled_ms, started_ms, finished_ms, ended_ms, error FROM runs
+                    WHERE slot_ms >= ? AND slot_ms < ?\(jobFilter) ORDER BY slot_ms, run LIMIT \(limit + 1)
+                    """,
+                arguments: arguments
+            )
+            while let row = try rows.next() {
+                index[row["run"]] = spans.count
+                spans.append(
+                    Span(
+                        run: row["run"],
+                        job: row["job"],
+                        state: row["state"],
+                        slot: row["slot_ms"],
+                        scheduled: row["scheduled_ms"],
+                        started: row["started_ms"],
+                        finished: row["finished_ms"],
+                        ended: row["ended_ms"],
+                        error: row["error"],
+                        stages: []
+                    )
+                )
+            }
+            let truncated = spans.count > limit
+            if truncated { spans.removeLast() }
+            let stages = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT s.run, s.stage, s.ready_ms, s.done_ms FROM stages s JOIN runs r ON r.run = s.run
+                    WHERE r.slot_ms >= ? AND r.slot_ms < ?\(jobFilter.replacingOccurrences(of: "job", with: "r.job"))
+                    ORDER BY s.run, s.stage
+                    """,
+                arguments: arguments
+            )
+            while let row = try stages.next() {
+                guard let position = index[row["run"]] else { continue }
+                spans[position].stages.append((row["stage"], row["ready_ms"], row["done_ms"]))
+            }
+            return (spans, truncated)
+        }
+    }
+
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
     static func date(_ milliseconds: Int64?) -> Date? { milliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) } }
 

@@ -1,0 +1,371 @@
+import Config
+import Foundation
+import Logging
+import Messaging
+import MetricsHTTP
+import ServiceKit
+import Synchronization
+import ZMQ
+
+/// The logger's web view (`web.enabled`), on its metrics port: jobs, a timeline of runs, each run with its
+/// stages and tasks, the run's events, live updates (server-sent events) and actions (trigger, pause, resume,
+/// cancel, replay from a stage) for a user with the token.
+///
+/// Pages are rendered here, from the run history, the status board and the scheduler's `jobs` answer; the one
+/// stylesheet and the one small script are constants of this module (``WebAssets``): nothing is fetched from
+/// elsewhere. Requests run on the HTTP server's own event-loop thread, never on the logger's cooperative pool.
+///
+/// Authentication: with `web.token` set, every page but `/login` and the assets needs it, as the `baton_token`
+/// cookie (set by `/login`: HttpOnly, SameSite=Strict) or an `Authorization: Bearer` header, compared in constant
+/// time; an action (POST) also needs the header `X-Baton-Action: 1`, which a page of another site cannot send, so
+/// a cookie alone cannot be used against the user. Without a token (only allowed without CURVE) the view is
+/// read-only: actions are refused.
+final class WebView: WebRoutes {
+    private let history: RunHistory?
+    private let keeper: StatusKeeper
+    private let configuration: Configuration
+    private let context: Context
+    private let logger: Logger
+    let fanout = EventFanout()
+
+    init(history: RunHistory?, keeper: StatusKeeper, configuration: Configuration, context: Context, logger: Logger) {
+        self.history = history
+        self.keeper = keeper
+        self.configuration = configuration
+        self.context = context
+        self.logger = logger
+    }
+
+    private var token: String { configuration.web.token }
+
+    func respond(to request: WebRequest) async -> WebReply {
+        switch (request.method, request.path) {
+        case ("GET", "/static/baton.css"): return Self.asset(WebAssets.css, type: "text/css; charset=utf-8")
+        case ("GET", "/static/baton.js"): return Self.asset(WebAssets.script, type: "text/javascript; charset=utf-8")
+        case ("GET", "/login"): return Self.page(WebPages.login(failed: false, required: !token.isEmpty))
+        case ("POST", "/login"): return login(request)
+        default: break
+        }
+        guard authorized(request) else {
+            if request.method == "GET" && !request.path.hasPrefix("/api/") && request.path != "/events" {
+                return WebReply(status: 303, headers: ["Location": "/login"])
+            }
+            return Self.json(401, ["ok": false, "error": "a token is needed (web.token): the baton_token cookie or Authorization: Bearer"])
+        }
+        do {
+            switch (request.method, request.path) {
+            case ("GET", "/"): return Self.page(try await jobsPage())
+            case ("GET", "/timeline"): return Self.page(try await timelinePage(request.query))
+            case ("GET", let path) where path.hasPrefix("/run/"):
+                return try await runPage(String(path.dropFirst(5)).removingPercentEncoding ?? "")
+            case ("GET", "/logs"): return Self.page(try await logsPage(request.query["run"] ?? ""))
+            case ("GET", "/events"): return events()
+            case ("GET", "/api/runs"): return try await apiRuns(request.query)
+            case ("POST", let path) where path.hasPrefix("/api/"): return await act(String(path.dropFirst(5)), request)
+            default: return Self.page(WebPages.notFound(request.path), status: 404)
+            }
+        } catch let error as WebError {
+            return Self.page(WebPages.problem(error.description), status: error.status)
+        } catch {
+            return Self.page(WebPages.problem("\(error)"), status: 500)
+        }
+    }
+
+    // MARK: - Authentication
+
+    private func authorized(_ request: WebRequest) -> Bool {
+        guard !token.isEmpty else { return true }
+        if let header = request.headers["authorization"], header.hasPrefix("Bearer ") {
+            return Self.same(String(header.dropFirst(7)), token)
+        }
+        return Self.cookie("baton_token", in: request.headers["cookie"]).map { Self.same($0, token) } ?? false
+    }
+
+    /// Compares two secrets in time that does not depend on where they differ (nor on the guess's length: both
+    /// are hashed first).
+    static func same(_ given: String, _ secret: String) -> Bool {
+        let left = Array(SHA256.hex(of: Data(given.utf8)).utf8)
+        let right = Array(SHA256.hex(of: Data(secret.utf8)).utf8)
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
+    }
+
+    static func cookie(_ name: String, in header: String?) -> String? {
+        for pair in (header ?? "").split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, parts[0] == name { return parts[1].removingPercentEncoding }
+        }
+        return nil
+    }
+
+    private func login(_ request: WebRequest) -> WebReply {
+        let form = Self.form(request.body)
+        guard !token.isEmpty, let given = form["token"], Self.same(given, token) else {
+            return Self.page(WebPages.login(failed: true, required: !token.isEmpty), status: 401)
+        }
+        let value = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        return WebReply(
+            status: 303,
+            headers: ["Location": "/", "Set-Cookie": "baton_token=\(value); Path=/; HttpOnly; SameSite=Strict"]
+        )
+    }
+
+    // MARK: - Pages
+
+    private func schedulerJobs() async -> [ControlReply.Job]? {
+        let client = RequestClient(context: context, endpoint: configuration.endpoints.control, timeout: .seconds(2))
+        return try? await client.ask(ControlRequest(command: .jobs), expecting: ControlReply.self)?.jobs
+    }
+
+    private func jobsPage() async throws -> String {
+        let report = keeper.report()
+        let scheduled = await schedulerJobs()
+        return WebPages.jobs(report: report, scheduled: scheduled, actions: !token.isEmpty)
+    }
+
+    /// The spans a timeline can show: from a quarter of an hour to a month (a day by default).
+    static let spans: [(name: String, seconds: Double)] = [
+        ("15m", 900), ("1h", 3600), ("6h", 6 * 3600), ("1d", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400),
+    ]
+
+    private func timelinePage(_ query: [String: String]) async throws -> String {
+        guard let history else { throw WebError(503, "the run history is not available (see the logger's log)") }
+        let span = Self.spans.first { $0.name == query["span"] } ?? Self.spans[3]
+        let end = query["end"].flatMap(Timestamp.parse) ?? Date()
+        let job = query["job"].flatMap { JobName.isValid($0) ? $0 : nil }
+        let from = end.addingTimeInterval(-span.seconds)
+        let found = try await history.spans(from: from, to: end, job: job)
+        return WebPages.timeline(
+            spans: found.spans,
+            truncated: found.truncated,
+            from: from,
+            to: end,
+            span: span.name,
+            job: job,
+            now: Date()
+        )
+    }
+
+    private func runPage(_ id: String) async throws -> WebReply {
+        guard RunID.parse(id) != nil else { throw WebError(400, "not a run id: \(id)") }
+        guard let history else { throw WebError(503, "the run history is not available (see the logger's log)") }
+        guard let run = try await history.runs(.runs(run: id)).runs.first else {
+            return Self.page(WebPages.problem("no run \(id) in the history"), status: 404)
+        }
+        return Self.page(WebPages.run(run, actions: !token.isEmpty))
+    }
+
+    /// The run's events from the event log (the current file and the newest rotated one, their last 32 MiB each).
+    private func logsPage(_ id: String) async throws -> String {
+        guard RunID.parse(id) != nil else { throw WebError(400, "not a run id: \(id)") }
+        let path = LoggerService.logPath(configuration)
+        var lines: [String] = []
+        let needle = Data("\"run\":\"\(id)\"".utf8)
+        for file in [EventLogWriter.rotated(path, 1), path] {
+            guard let handle = FileHandle(forReadingAtPath: file) else { continue }
+            defer { try? handle.close() }
+            let size = (try? handle.seekToEnd()) ?? 0
+            let window: UInt64 = 32 << 20
+            try? handle.seek(toOffset: size > window ? size - window : 0)
+            guard let data = try? handle.readToEnd() else { continue }
+            for line in data.split(separator: 0x0A) where line.range(of: needle) != nil {
+                lines.append(String(decoding: line, as: UTF8.self))
+            }
+        }
+        return WebPages.logs(run: id, lines: Array(lines.suffix(1000)))
+    }
+
+    private func apiRuns(_ query: [String: String]) async throws -> WebReply {
+        guard let history else { throw WebError(503, "the run history is not available") }
+        var search = StatusQuery.runs(
+            job: query["job"],
+            state: query["state"],
+            from: query["from"].flatMap(Timestamp.parse),
+            to: query["to"].flatMap(Timestamp.parse),
+            limit: query["limit"].flatMap(Int.init),
+            run: query["run"]
+        )
+        if search.limit.map({ !(1...StatusQuery.maxLimit).contains($0) }) ?? false { search.limit = nil }
+        do {
+            try search.validate()
+        } catch {
+            return Self.json(400, ["ok": false, "error": "\(error)"])
+        }
+        let report = try await history.runs(search)
+        let encoder = Timestamp.encoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return WebReply(headers: ["Content-Type": "application/json"], body: try encoder.encode(report))
+    }
+
+    // MARK: - Live updates
+
+    /// Server-sent events: each run, stage and task event as `data: <event JSON>`, and a comment every few seconds
+    /// so that an idle connection stays open (and a client gone is found).
+    private func events() -> WebReply {
+        guard let subscription = fanout.subscribe() else {
+            return Self.json(503, ["ok": false, "error": "too many live connections (\(EventFanout.limit))"])
+        }
+        let keepalive = min(configuration.metrics.requestTimeout / 2, .seconds(15))
+        return WebReply(
+            headers: ["Content-Type": "text/event-stream", "Cache-Control": "no-store"],
+            stream: { write in
+                defer { self.fanout.unsubscribe(subscription.id) }
+                try await write(Data("retry: 2000\n\n".utf8))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await line in subscription.stream { try await write(Data("data: ".utf8) + line + Data("\n\n".utf8)) }
+                    }
+                    group.addTask {
+                        while true {
+                            try await Task.sleep(for: keepalive)
+                            try await write(Data(": keepalive\n\n".utf8))
+                        }
+                    }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            }
+        )
+    }
+
+    // MARK: - Actions
+
+    private func act(_ action: String, _ request: WebRequest) async -> WebReply {
+        guard !token.isEmpty else {
+            return Self.json(403, ["ok": false, "error": "actions need web.token in the configuration; this view is read-only"])
+        }
+        guard request.headers["x-baton-action"] == "1" else {
+            return Self.json(403, ["ok": false, "error": "an action needs the header X-Baton-Action: 1"])
+        }
+        let form = Self.form(request.body)
+        let job = form["job"].flatMap { JobName.isValid($0) ? $0 : nil }
+        let run = form["run"].flatMap { RunID.parse($0) != nil ? $0 : nil }
+        let control: ControlRequest
+        switch action {
+        case "trigger" where job != nil: control = ControlRequest(command: .trigger, job: job)
+        case "pause" where job != nil: control = ControlRequest(command: .pause, job: job)
+        case "resume" where job != nil: control = ControlRequest(command: .resume, job: job)
+        case "cancel" where run != nil: control = ControlRequest(command: .cancel, run: run)
+        case "replay" where run != nil:
+            guard let stage = form["stage"], !stage.isEmpty else { return Self.json(400, ["ok": false, "error": "replay needs a stage"]) }
+            let request = AlgorithmRequest(command: .rerun, run: run, stageName: stage)
+            let client = RequestClient(context: context, endpoint: configuration.endpoints.algorithmControl, timeout: .seconds(5))
+            guard let reply = try? await client.ask(request, expecting: AlgorithmReply.self) else {
+                return Self.json(504, ["ok": false, "error": "the algorithm did not answer"])
+            }
+            logger.notice("web view: replay", metadata: ["run": "\(run ?? "")", "stage": "\(stage)", "ok": "\(reply.ok)"])
+            return Self.json(
+                reply.ok ? 200 : 409,
+                ["ok": reply.ok, "error": reply.error ?? "", "message": "\(run ?? "") rerunning from stage \(stage)"]
+            )
+        default:
+            return Self.json(400, ["ok": false, "error": "unknown action \(action), or it lacks its job or run"])
+        }
+        let client = RequestClient(context: context, endpoint: configuration.endpoints.control, timeout: .seconds(5))
+        guard let reply = try? await client.ask(control, expecting: ControlReply.self) else {
+            return Self.json(504, ["ok": false, "error": "the scheduler did not answer"])
+        }
+        logger.notice("web view: \(action)", metadata: ["job": "\(job ?? "")", "run": "\(run ?? "")", "ok": "\(reply.ok)"])
+        return Self.json(
+            reply.ok ? 200 : 409,
+            ["ok": reply.ok, "error": reply.error ?? "", "message": reply.message ?? "", "runs": (reply.runs ?? []).joined(separator: " ")]
+        )
+    }
+
+    // MARK: - Replies
+
+    static func form(_ body: Data) -> [String: String] {
+        var fields: [String: String] = [:]
+        if let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] {
+            for (key, value) in object { fields[key] = "\(value)" }
+            return fields
+        }
+        for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            }
+            if parts.count == 2 { fields[parts[0]] = parts[1] }
+        }
+        return fields
+    }
+
+    static func page(_ html: String, status: Int = 200) -> WebReply {
+        WebReply(
+            status: status,
+            headers: [
+                "Content-Type": "text/html; charset=utf-8",
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:",
+                "X-Frame-Options": "DENY",
+            ],
+            body: Data(html.utf8)
+        )
+    }
+
+    static func asset(_ text: String, type: String) -> WebReply {
+        WebReply(headers: ["Content-Type": type, "Cache-Control": "max-age=300"], body: Data(text.utf8))
+    }
+
+    static func json(_ status: Int, _ object: [String: Any]) -> WebReply {
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return WebReply(status: status, headers: ["Content-Type": "application/json"], body: body)
+    }
+}
+
+/// A page that cannot be made, with its status.
+struct WebError: Error, CustomStringConvertible {
+    var status: Int
+    var description: String
+    init(_ status: Int, _ description: String) {
+        self.status = status
+        self.description = description
+    }
+}
+
+/// The run events captured, fanned out to the browsers following them (server-sent events): each subscriber
+/// has a small buffer of its own, so a slow one loses its oldest events, never holds up the capture.
+final class EventFanout: Sendable {
+    /// Live connections at most.
+    static let limit = 32
+
+    struct Subscription: Sendable {
+        let id: Int
+        let stream: AsyncStream<Data>
+    }
+
+    private let state = Mutex<(next: Int, subscribers: [Int: AsyncStream<Data>.Continuation])>((0, [:]))
+
+    func subscribe() -> Subscription? {
+        let (stream, continuation) = AsyncStream<Data>.makeStream(bufferingPolicy: .bufferingNewest(100))
+        let id: Int? = state.withLock { state in
+            guard state.subscribers.count < Self.limit else { return nil }
+            state.next += 1
+            state.subscribers[state.next] = continuation
+            return state.next
+        }
+        guard let id else { return nil }
+        return Subscription(id: id, stream: stream)
+    }
+
+    func unsubscribe(_ id: Int) {
+        state.withLock { $0.subscribers.removeValue(forKey: id) }?.finish()
+    }
+
+    /// Whether anyone follows (the capture then skips encoding).
+    var isFollowed: Bool { state.withLock { !$0.subscribers.isEmpty } }
+
+    func publish(_ event: StatusEvent) {
+        guard event.run != nil, isFollowed else { return }
+        let line = event.jsonLine
+        for continuation in state.withLock({ Array($0.subscribers.values) }) { continuation.yield(line) }
+    }
+
+    /// Ends every stream (the logger stops).
+    func close() {
+        for continuation in state.withLock({ state in
+            defer { state.subscribers.removeAll() }
+            return Array(state.subscribers.values)
+        }) { continuation.finish() }
+    }
+}

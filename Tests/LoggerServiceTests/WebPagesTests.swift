@@ -1,0 +1,88 @@
+import Foundation
+import Messaging
+import Testing
+
+@testable import LoggerService
+
+/// The web view's pages as strings: what a run puts on the timeline, and that nothing from the bus can become
+/// markup.
+struct WebPagesTests {
+    static let t0 = Date(timeIntervalSince1970: 1_790_000_000)
+
+    static func span(_ job: String, slot seconds: Int64, state: String, error: String? = nil) -> RunHistory.Span {
+        let slot = RunHistory.milliseconds(t0) + seconds * 1000
+        return RunHistory.Span(
+            run: RunID.make(job: job, logicalTime: Date(timeIntervalSince1970: Double(slot) / 1000)),
+            job: job,
+            state: state,
+            slot: slot,
+            scheduled: slot + 5,
+            started: slot + 10,
+            finished: state == "failed" ? nil : slot + 2000,
+            ended: slot + 3000,
+            error: error,
+            stages: [(0, slot + 2000, slot + 3000)]
+        )
+    }
+
+    @Test func everyRunIsOneGroupOnItsJobsLaneWithItsState() {
+        let spans = [
+            Self.span("a", slot: 0, state: "succeeded"), Self.span("b", slot: 60, state: "failed", error: "boom"),
+            Self.span("a", slot: 120, state: "dead"),
+        ]
+        let html = WebPages.timeline(
+            spans: spans,
+            truncated: false,
+            from: Self.t0,
+            to: Self.t0.addingTimeInterval(900),
+            span: "15m",
+            job: nil,
+            now: Self.t0.addingTimeInterval(900)
+        )
+        for span in spans {
+            #expect(html.contains("data-run=\"\(span.run)\" data-state=\"\(span.state)\" data-job=\"\(span.job)\""), "\(span.run)")
+            #expect(html.contains("href=\"/run/\(WebPages.path(span.run))\""))
+        }
+        #expect(html.components(separatedBy: "<g class=\"run ").count - 1 == spans.count)
+        #expect(html.contains("3 runs"))
+    }
+
+    /// A job's error, a run's message or a stage's name cannot open a tag or an attribute.
+    @Test func valuesAreEscaped() {
+        let hostile = "<script>alert(1)</script>\"' onmouseover=x &amp;\u{1b}[31m"
+        let escaped = WebPages.escape(hostile)
+        #expect(!escaped.contains("<") && !escaped.contains(">") && !escaped.contains("\"") && !escaped.contains("'"))
+        #expect(!escaped.contains("\u{1b}"))
+        var run = RunsReport.Run(run: "j@2026-01-01T00:00:00.000Z", job: "j", slot: Self.t0, state: "failed")
+        run.error = hostile
+        var task = RunsReport.Task(stage: 0, part: 0, state: "dead")
+        task.error = hostile
+        task.processor = hostile
+        run.tasks = [task]
+        run.stages = [RunsReport.Stage(index: 0, name: hostile)]
+        let page = WebPages.run(run, actions: true)
+        #expect(!page.contains("<script>alert"))
+        #expect(!page.contains("\" onmouseover"))
+        let timeline = WebPages.timeline(
+            spans: [Self.span("j", slot: 0, state: "failed", error: hostile)],
+            truncated: false,
+            from: Self.t0,
+            to: Self.t0.addingTimeInterval(900),
+            span: "15m",
+            job: nil,
+            now: Self.t0
+        )
+        #expect(!timeline.contains("<script>alert"))
+    }
+
+    /// The token check: equal only for the same secret, whatever the lengths.
+    @Test func tokensAndCookies() {
+        #expect(WebView.same("open-sesame-0123456789", "open-sesame-0123456789"))
+        #expect(!WebView.same("open-sesame-012345678", "open-sesame-0123456789"))
+        #expect(!WebView.same("", "open-sesame-0123456789"))
+        #expect(WebView.cookie("baton_token", in: "a=1; baton_token=abc%2Ddef; b=2") == "abc-def")
+        #expect(WebView.cookie("baton_token", in: "xbaton_token=1") == nil)
+        #expect(WebView.form(Data("job=a+b&run=x%40y".utf8)) == ["job": "a b", "run": "x@y"])
+        #expect(WebView.form(Data(#"{"job":"j"}"#.utf8)) == ["job": "j"])
+    }
+}
