@@ -196,7 +196,8 @@ let package = Package(
                 name: "BatonBench",
                 dependencies: [
                     "ZMQ", "Messaging", "Config", "ServiceKit", "MetricsHTTP", "Commands", "Persistence", "ProcessorService",
-                    "AlgorithmService", "SchedulerService", "TestSupport", grdb, grdbSQLite, logging, lifecycle, argumentParser,
+                    "AlgorithmService", "SchedulerService", "LoggerService", "TestSupport", grdb, grdbSQLite, logging, lifecycle,
+                    argumentParser,
                 ],
                 path: "Benchmarks/BatonBench",
                 swiftSettings: swiftSettings,

@@ -2,6 +2,8 @@ import AlgorithmService
 import Config
 import Foundation
 import Glibc
+import TestSupport
+import LoggerService
 import Messaging
 import ProcessorService
 import SchedulerService
@@ -19,6 +21,69 @@ extension Scenarios {
         /// What the audit said (its last line), and whether it found no violation.
         var auditSummary: String
         var auditClean: Bool
+        /// Wall time of `baton runs --job J --from <a day before the last> --to <the last>`, median, s (the logger's run
+        /// history; absent in reports from before it).
+        var runsSeconds: Double?
+        /// Time to render and send the web view's timeline of a week of the job (`/timeline?span=7d&job=J`), median,
+        /// s, and its size in bytes.
+        var timelineSeconds: Double?
+        var timelineBytes: Int?
+    }
+
+    static let webToken = "bench-token-0123456789"
+
+    /// The run history as the logger folds it from a minutely run's events: fired, accepted, run for 40 s, stored.
+    static func historyEvents(job: String, base: Int64, range: Range<Int>) -> [StatusEvent] {
+        var events: [StatusEvent] = []
+        events.reserveCapacity(range.count * 8)
+        for index in range {
+            let slot = ScaleSeeding.time(base: base, index: index)
+            let run = RunID.make(job: job, logicalTime: slot)
+            func event(_ type: String, _ seconds: Double, part: Int? = nil, _ attributes: [String: String] = [:]) -> StatusEvent {
+                StatusEvent(
+                    type: type,
+                    source: "algorithm",
+                    instance: "algorithm",
+                    time: slot.addingTimeInterval(seconds),
+                    job: job,
+                    run: run,
+                    part: part,
+                    attributes: attributes
+                )
+            }
+            events += [
+                event(EventType.runScheduled, 0.001, ["lateness_ms": "0.4", "trigger": "schedule"]),
+                event(EventType.runAccepted, 0.002),
+                event(EventType.runStarted, 0.003, ["attempt": "1"]),
+                event(EventType.runFinished, 40, ["duration_ms": "39997", "parts": "1", "size": "1024"]),
+                event(EventType.stageReady, 40.001, ["stage": "store", "stage_index": "0", "parts": "1"]),
+                event(EventType.taskSucceeded, 40.01, part: 0, ["stage_index": "0", "processor": "processor-1"]),
+                event(EventType.stageDone, 40.01, ["stage": "store", "stage_index": "0"]),
+                event(EventType.pipelineFinished, 40.01, ["stages": "1"]),
+            ]
+        }
+        return events
+    }
+
+    /// GET `path` on the loopback with the web token, read to the end: status, bytes, seconds.
+    static func webGet(port: Int, _ path: String) -> (status: Int, bytes: Int, seconds: Double) {
+        let start = Date()
+        guard let fd = RawHTTP.connect(port: port, timeout: 30) else { return (0, 0, 0) }
+        defer { close(fd) }
+        let request = Array(
+            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(webToken)\r\nConnection: close\r\n\r\n".utf8
+        )
+        _ = request.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let got = recv(fd, &buffer, buffer.count, 0)
+            guard got > 0 else { break }
+            data += buffer[0..<got]
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let head = String(decoding: data.prefix(12), as: UTF8.self)
+        return (Int(head.dropFirst(9).prefix(3)) ?? 0, data.count, seconds)
     }
 
     /// `baton status` and `baton audit` against the logger, scheduler and algorithm as real processes, over the
@@ -42,6 +107,9 @@ extension Scenarios {
                     builtin: demo
                     duration: 0s
                     result_size: 1024
+                web:
+                  enabled: true
+                  token: \(Self.webToken)
 
                 """
         )
@@ -79,6 +147,13 @@ extension Scenarios {
             for path in [AlgorithmService.outboxPath(configuration), configuration.storePath] {
                 try ScaleSeeding.copy(path: path, template: templateID, job: job, base: base, range: range)
             }
+            // The logger's run history, as it would have folded these runs' events (the template run's too).
+            let history = try await RunHistory.open(path: RunHistory.path(dataDirectory: stack.dataDirectory))
+            let folded = range.lowerBound..<(seeded == total - 1 ? total : seeded)
+            let events = Self.historyEvents(job: job, base: base, range: folded)
+            for start in stride(from: 0, to: events.count, by: 40_000) {
+                try await history.record(Array(events[start..<min(start + 40_000, events.count)]))
+            }
             seeded = total - size
             let seedSeconds = Date().timeIntervalSince(started)
             say("  scale: \(size) minutely runs kept (seeded in \(formatted(seedSeconds, 1)) s); status and audit")
@@ -88,9 +163,14 @@ extension Scenarios {
             try stack.start("algorithm", "baton-algorithm")
             // Up when the audit gets its answers (it exits 3 while the scheduler or the algorithm is not there).
             _ = stack.wait(timeout: 60) { (try? stack.cli(["audit"]).status).map { $0 != 3 } ?? false }
-            var status: [Double] = [], audit: [Double] = []
+            var status: [Double] = [], audit: [Double] = [], runs: [Double] = [], timeline: [Double] = []
             var summary = ""
             var clean = false
+            var bytes = 0
+            let last = ScaleSeeding.time(base: base, index: total - 1)
+            let dayBefore = Timestamp.format(last.addingTimeInterval(-86_400))
+            let lastText = Timestamp.format(last.addingTimeInterval(1))
+            _ = stack.wait(timeout: 30) { Self.webGet(port: stack.basePort + 10, "/login").status == 200 }
             for _ in 0..<3 {
                 let statusRun = try stack.cli(["status"])
                 status.append(statusRun.seconds)
@@ -98,7 +178,15 @@ extension Scenarios {
                 audit.append(auditRun.seconds)
                 summary = auditRun.output.split(separator: "\n").last.map(String.init) ?? ""
                 clean = auditRun.status == 0
+                let runsRun = try stack.cli(["runs", "--job", job, "--from", dayBefore, "--to", lastText])
+                if runsRun.status == 0 { runs.append(runsRun.seconds) }
+                let page = Self.webGet(port: stack.basePort + 10, "/timeline?span=7d&job=\(job)&end=\(lastText)")
+                if page.status == 200 {
+                    timeline.append(page.seconds)
+                    bytes = page.bytes
+                }
             }
+            func median(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.sorted()[values.count / 2] }
             stack.stop()
             results.append(
                 ScaleHistory(
@@ -107,7 +195,10 @@ extension Scenarios {
                     statusSeconds: status.sorted()[status.count / 2],
                     auditSeconds: audit.sorted()[audit.count / 2],
                     auditSummary: summary,
-                    auditClean: clean
+                    auditClean: clean,
+                    runsSeconds: median(runs),
+                    timelineSeconds: median(timeline),
+                    timelineBytes: bytes
                 )
             )
         }

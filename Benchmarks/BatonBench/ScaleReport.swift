@@ -98,6 +98,8 @@ extension Report {
             row(["scale: minutely runs kept"] + scale.history.map { "\($0.runs)" } + ["growth per step"])
             curve("baton status s", scale.history.map(\.statusSeconds))
             curve("baton audit s", scale.history.map(\.auditSeconds))
+            curve("baton runs, a day of a job s", scale.history.map(\.runsSeconds))
+            curve("web timeline, a week of a job s", scale.history.map(\.timelineSeconds))
             curve("seeding s", scale.history.map(\.seedSeconds), 1)
             row(["audit"] + scale.history.map { ($0.auditClean ? "" : "NOT CLEAN: ") + $0.auditSummary })
             lines.append("")

@@ -82,6 +82,7 @@ public struct StatusQuery: WireMessage, Equatable {
             throw ProtocolError(.field, "field \"limit\" must be from 1 to \(Self.maxLimit) (got \(limit))")
         }
         if let run { try RunID.validate(run, field: "run") }
+        if let from, let to, from >= to { throw ProtocolError(.field, "field \"from\" must be before \"to\"") }
     }
 }
 

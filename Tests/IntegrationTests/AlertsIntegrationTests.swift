@@ -50,6 +50,15 @@ struct AlertsIntegrationTests {
         }
     }
 
+    /// The bodies the alert command wrote, one file each.
+    static func bodies(in directory: String) -> [[String: Any]] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted().compactMap { file in
+            FileManager.default.contents(atPath: directory + "/" + file).flatMap {
+                try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
+            }
+        }
+    }
+
     static func webhook(_ path: String) -> [Received] {
         lines(path).compactMap { line in
             guard let received = line["received"] as? Double, let text = line["body"] as? String,
@@ -89,7 +98,9 @@ struct AlertsIntegrationTests {
             try Self.receiver.write(toFile: script, atomically: true, encoding: .utf8)
             let portFile = stack.directory + "/hook.port"
             let hookLog = stack.directory + "/hook.jsonl"
-            let commandLog = stack.directory + "/command.jsonl"
+            // One file per alert: deliveries may overlap, and appends of several writes could interleave.
+            let commandLog = stack.directory + "/command"
+            try FileManager.default.createDirectory(atPath: commandLog, withIntermediateDirectories: true)
             let receiver = Process()
             receiver.executableURL = URL(fileURLWithPath: python.hasPrefix("/") ? python : "/usr/bin/env")
             receiver.arguments = (python.hasPrefix("/") ? [] : [python]) + [script, portFile, "2", hookLog, "170"]
@@ -106,7 +117,7 @@ struct AlertsIntegrationTests {
                     alerts:
                       webhook: http://127.0.0.1:\(port)/hook
                       headers: {Authorization: "Bearer sesame"}
-                      command: [sh, -c, "tr -d '\\\\n' >> \(commandLog); echo >> \(commandLog)"]
+                      command: [sh, -c, "cat > \(commandLog)/$BATON_ALERT_ID.json"]
                       on: [run.failed, result.dead, service.down]
                     jobs:
                       - name: broken
@@ -133,18 +144,18 @@ struct AlertsIntegrationTests {
             let poisonRun = try await stack.trigger("poison")
             // kill -9 of the processor once the dead letter is in: the logger finds it silent and says so.
             let dead = try await stack.waitUntil(timeout: .seconds(60)) {
-                Self.lines(commandLog).contains { $0["kind"] as? String == "result.dead" }
+                Self.bodies(in: commandLog).contains { $0["kind"] as? String == "result.dead" }
             }
             #expect(dead, "no result.dead alert; logger: \(stack.stderr("logger").suffix(1500))")
             let processor = try #require(stack.process("processor-1"))
             let killedAt = Date()
             kill(processor.processIdentifier, SIGKILL)
             let down = try await stack.waitUntil(timeout: .seconds(30)) {
-                Self.lines(commandLog).contains { $0["kind"] as? String == "service.down" }
+                Self.bodies(in: commandLog).contains { $0["kind"] as? String == "service.down" }
             }
             #expect(down, "no service.down alert")
 
-            let byCommand = Self.lines(commandLog)
+            let byCommand = Self.bodies(in: commandLog)
             for body in byCommand { #expect(Self.problems(in: body).isEmpty, "\(Self.problems(in: body)): \(body)") }
             let failed = try #require(byCommand.first { $0["kind"] as? String == "run.failed" })
             #expect(failed["run"] as? String == brokenRun)

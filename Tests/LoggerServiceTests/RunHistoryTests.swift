@@ -173,6 +173,28 @@ struct RunHistoryTests {
         #expect(found.stages.first?.readyAt == Self.at(10))
     }
 
+    /// A processor's `task.started` can reach the bus before the algorithm's `stage.ready` (two publishers): the
+    /// task's attempt is kept, and the fire time is the slot plus the lateness the scheduler measured, not the
+    /// time its event was published.
+    @Test func eventsOfTwoPublishersInEitherOrder() async throws {
+        let scratch = Scratch("history")
+        let history = try await Self.open(scratch)
+        let run = Self.runID("j", slot: 0)
+        try await history.record([
+            Self.event(EventType.runScheduled, run, at: 0.090, source: "scheduler", ["lateness_ms": "7"]),
+            Self.event(EventType.runStarted, run, at: 0.1, ["attempt": "1"]),
+            Self.event(EventType.runFinished, run, at: 1, ["parts": "1"]),
+            Self.event(EventType.taskStarted, run, at: 1.002, part: 0, source: "processor", ["stage": "store", "stage_index": "0"]),
+            Self.event(EventType.stageReady, run, at: 1.001, ["stage": "store", "stage_index": "0", "parts": "1"]),
+            Self.event(EventType.taskFailed, run, at: 1.5, part: 0, message: "refused", ["stage_index": "0", "dead": "true"]),
+        ])
+        let found = try #require(try await history.runs(.runs(run: run)).runs.first)
+        #expect(found.scheduledAt == Self.at(0.007) && found.latenessMs == 7)
+        let task = try #require(found.tasks?.first)
+        #expect(task.attempts == 1 && task.startedAt == Self.at(1.002) && task.state == "dead", "\(task)")
+        #expect(found.stages.first?.readyAt == Self.at(1.001) && found.stages.first?.dead == 1)
+    }
+
     /// Slots are selected by `from` (inclusive) and `to` (exclusive), newest first, cut at `limit`.
     @Test func searchesBySlotJobAndLimit() async throws {
         let scratch = Scratch("history")

@@ -44,9 +44,15 @@ extension ServiceOptions {
 struct TimeArgument: ExpressibleByArgument {
     var date: Date
 
+    /// An ISO 8601 time, or a duration before now (`7d`, `6h`).
     init?(argument: String) {
-        guard let date = Timestamp.parse(argument) else { return nil }
-        self.date = date
+        if let date = Timestamp.parse(argument) {
+            self.date = date
+        } else if let duration = DurationText.parse(argument) {
+            self.date = Date().addingTimeInterval(-(duration / .seconds(1)))
+        } else {
+            return nil
+        }
     }
 
     static var defaultValueDescription: String { "ISO 8601 time" }

@@ -31,10 +31,10 @@ extension Baton {
         var state: String?
 
         @Option(help: ArgumentHelp("Only slots at or after this: an ISO 8601 time, or a duration before now (7d).", valueName: "time"))
-        var from: SinceArgument?
+        var from: TimeArgument?
 
         @Option(help: ArgumentHelp("Only slots before this: an ISO 8601 time, or a duration before now.", valueName: "time"))
-        var to: SinceArgument?
+        var to: TimeArgument?
 
         @Option(help: ArgumentHelp("Show this run with its stages and tasks.", valueName: "run id"))
         var run: String?
@@ -154,21 +154,4 @@ extension Baton {
             return Status.span(end.timeIntervalSince(start))
         }
     }
-}
-
-/// A time given as an ISO 8601 time or as a duration before now (`7d`, `6h`).
-struct SinceArgument: ExpressibleByArgument {
-    var date: Date
-
-    init?(argument: String) {
-        if let date = Timestamp.parse(argument) {
-            self.date = date
-        } else if let duration = DurationText.parse(argument) {
-            self.date = Date().addingTimeInterval(-(duration / .seconds(1)))
-        } else {
-            return nil
-        }
-    }
-
-    static var defaultValueDescription: String { "ISO 8601 time or duration before now" }
 }

@@ -69,20 +69,46 @@ public struct AlertSender: Sendable {
         self.firstBackoff = firstBackoff
     }
 
-    /// Delivers alerts from `inbox`, up to ``concurrency`` at once, until it is closed or the task is cancelled.
+    /// Delivers alerts from `inbox` until it is closed or the task is cancelled. Each channel has its own queue
+    /// and its own ``concurrency`` deliveries at once, so a webhook that is down (its alerts waiting out their
+    /// retries) holds up no alert of the command, and the other way round.
     public func run(_ inbox: BatchInbox<Alert>) async {
-        await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            while let batch = await inbox.take() {
-                for alert in batch {
-                    if running >= Self.concurrency {
-                        await group.next()
-                        running -= 1
+        let channels = ["command", "webhook"].filter { channel in
+            channel == "command" ? !settings.command.isEmpty : !settings.webhook.isEmpty
+        }
+        let queues = Dictionary(uniqueKeysWithValues: channels.map { ($0, BatchInbox<Alert>()) })
+        await withDiscardingTaskGroup { group in
+            for (channel, queue) in queues {
+                group.addTask {
+                    await withTaskGroup(of: Void.self) { deliveries in
+                        var running = 0
+                        while let batch = await queue.take() {
+                            for alert in batch {
+                                if running >= Self.concurrency {
+                                    await deliveries.next()
+                                    running -= 1
+                                }
+                                running += 1
+                                deliveries.addTask {
+                                    guard let body = try? alert.body() else { return }
+                                    _ = await deliver(alert, channel: channel, body: body)
+                                }
+                            }
+                        }
                     }
-                    running += 1
-                    group.addTask { _ = await send(alert) }
                 }
             }
+            while let batch = await inbox.take() {
+                for alert in batch {
+                    for (channel, queue) in queues where !queue.put(alert, limit: Self.queueLimit) {
+                        logger.error(
+                            "alert dropped: \(Self.queueLimit) alerts are waiting for the \(channel)",
+                            metadata: ["kind": "\(alert.kind)", "summary": "\(alert.summary)"]
+                        )
+                    }
+                }
+            }
+            for queue in queues.values { queue.close() }
         }
     }
 
@@ -157,7 +183,18 @@ public struct AlertSender: Sendable {
         return outcome.description
     }
 
-    /// POSTs the body to the webhook; any answer but 2xx is a failure.
+    /// The webhooks' HTTP client, for the process's lifetime: a connection refused fails the attempt at once (the
+    /// alert's own retries, with their backoff and log lines, try again), where the shared client would retry
+    /// connecting until the attempt's deadline.
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    /// POSTs the body to the webhook; any answer but 2xx is a failure (a redirect too: an alert is not re-sent
+    /// where the receiver points).
     private func post(_ body: Data) async throws -> String {
         var request = HTTPClientRequest(url: settings.webhook)
         request.method = .POST
@@ -166,7 +203,12 @@ public struct AlertSender: Sendable {
         for (name, value) in settings.headers.sorted(by: { $0.key < $1.key }) { request.headers.replaceOrAdd(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: body))
         let timeout = TimeAmount.milliseconds(Int64(settings.timeout / .milliseconds(1)))
-        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let response: HTTPClientResponse
+        do {
+            response = try await Self.client.execute(request, timeout: timeout)
+        } catch {
+            throw AlertError("cannot reach the webhook: \(error)")
+        }
         // Read (at most 64 KiB of) the answer, so the connection can be reused; its content does not matter.
         _ = try? await response.body.collect(upTo: 64 * 1024)
         let status = "HTTP \(response.status.code)"

@@ -211,6 +211,29 @@ public final class RunHistory: Sendable {
         }
     }
 
+    /// A job's latest run and how its kept runs ended.
+    public struct JobSummary: Sendable, Equatable {
+        /// The run with the latest slot, and its state now.
+        public var lastRun: String
+        public var lastState: String
+        /// Kept runs by state.
+        public var counts: [String: Int]
+    }
+
+    /// Every job's ``JobSummary``, from the whole kept history (two grouped queries).
+    public func jobSummaries() async throws -> [String: JobSummary] {
+        try await database.read { db in
+            var summaries: [String: JobSummary] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT job, run, state, MAX(slot_ms) FROM runs GROUP BY job") {
+                summaries[row["job"]] = JobSummary(lastRun: row["run"], lastState: row["state"], counts: [:])
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT job, state, COUNT(*) AS n FROM runs GROUP BY job, state") {
+                summaries[row["job"]]?.counts[row["state"]] = row["n"]
+            }
+            return summaries
+        }
+    }
+
     /// One run as the timeline draws it: its times and its stages' spans, in milliseconds since 1970.
     public struct Span: Sendable, Equatable {
         public var run: String
@@ -312,9 +335,13 @@ public final class RunHistory: Sendable {
         let stage = attributes["stage_index"].flatMap(Int.init) ?? 0
         switch event.type {
         case EventType.runScheduled:
+            // The fire time is the slot plus the lateness the scheduler measured; the event's own time is when it
+            // was published, a little later.
+            let lateness = attributes["lateness_ms"].flatMap(Double.init).flatMap { $0.isFinite ? $0 : nil }
+            let fired = lateness.map { milliseconds(slot) + Int64($0.rounded()) } ?? time
             try update(
                 "scheduled_ms = ?, lateness_ms = ?, trigger = COALESCE(?, trigger), state = CASE state WHEN 'skipped' THEN 'scheduled' ELSE state END",
-                [time, attributes["lateness_ms"].flatMap(Double.init), attributes["trigger"]]
+                [fired, lateness, attributes["trigger"]]
             )
         case EventType.runSkipped:
             try update("error = CASE state WHEN 'skipped' THEN ? ELSE error END", [event.message])
@@ -348,7 +375,25 @@ public final class RunHistory: Sendable {
         case EventType.runCancelled:
             try update("state = 'cancelled', ended_ms = ?, error = COALESCE(?, error)", [time, event.message])
         case EventType.stageReady:
-            // Ready again (a replay from this stage): it starts over, and so does the run.
+            // Ready again (a replay from this stage): it and the later ones start over, and so does the run. Ready
+            // for the first time, it keeps what a processor's events (from another publisher, so possibly first)
+            // already recorded of its tasks.
+            let again =
+                try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT ready_ms IS NOT NULL FROM stages WHERE run = ? AND stage = ?"),
+                    arguments: [run, stage]
+                ) ?? false
+            guard again else {
+                try db.executeCached(
+                    sql: """
+                        INSERT INTO stages (run, stage, name, parts, ready_ms) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (run, stage) DO UPDATE SET name = excluded.name, parts = excluded.parts, ready_ms = excluded.ready_ms
+                        """,
+                    arguments: [run, stage, attributes["stage"], attributes["parts"].flatMap(Int.init), time]
+                )
+                try update("state = CASE WHEN state IN ('succeeded', 'dead') THEN 'processing' ELSE state END", [])
+                break
+            }
             try db.executeCached(
                 sql: """
                     INSERT INTO stages (run, stage, name, parts, ready_ms) VALUES (?, ?, ?, ?, ?)
@@ -409,6 +454,13 @@ public final class RunHistory: Sendable {
                     sql: "UPDATE stages SET succeeded = succeeded + 1, dead = MAX(dead - ?, 0) WHERE run = ? AND stage = ?",
                     arguments: [previous == "dead" ? 1 : 0, run, stage]
                 )
+                if previous == "dead" {
+                    // A dead task replayed and done: the run is no longer held up by it.
+                    try update(
+                        "dead = MAX(dead - 1, 0), state = CASE WHEN state = 'dead' AND dead <= 1 THEN 'processing' ELSE state END",
+                        []
+                    )
+                }
             case "dead":
                 guard previous != "dead" else { break }
                 try db.executeCached(sql: "UPDATE stages SET dead = dead + 1 WHERE run = ? AND stage = ?", arguments: [run, stage])

@@ -15,8 +15,8 @@ import ZMQ
 /// stylesheet and the one small script are constants of this module (``WebAssets``): nothing is fetched from
 /// elsewhere. Requests run on the HTTP server's own event-loop thread, never on the logger's cooperative pool.
 ///
-/// Authentication: with `web.token` set, every page but `/login` and the assets needs it, as the `baton_token`
-/// cookie (set by `/login`: HttpOnly, SameSite=Strict) or an `Authorization: Bearer` header, compared in constant
+/// Authentication: with `web.token` set, every page but `/login` and the assets needs it: the `baton_session`
+/// cookie that `/login` sets (derived from the token; HttpOnly, SameSite=Strict) or an `Authorization: Bearer` header, compared in constant
 /// time; an action (POST) also needs the header `X-Baton-Action: 1`, which a page of another site cannot send, so
 /// a cookie alone cannot be used against the user. Without a token (only allowed without CURVE) the view is
 /// read-only: actions are refused.
@@ -50,7 +50,7 @@ final class WebView: WebRoutes {
             if request.method == "GET" && !request.path.hasPrefix("/api/") && request.path != "/events" {
                 return WebReply(status: 303, headers: ["Location": "/login"])
             }
-            return Self.json(401, ["ok": false, "error": "a token is needed (web.token): the baton_token cookie or Authorization: Bearer"])
+            return Self.json(401, ["ok": false, "error": "a token is needed (web.token): log in at /login, or send Authorization: Bearer"])
         }
         do {
             switch (request.method, request.path) {
@@ -78,8 +78,12 @@ final class WebView: WebRoutes {
         if let header = request.headers["authorization"], header.hasPrefix("Bearer ") {
             return Self.same(String(header.dropFirst(7)), token)
         }
-        return Self.cookie("baton_token", in: request.headers["cookie"]).map { Self.same($0, token) } ?? false
+        return Self.cookie("baton_session", in: request.headers["cookie"]).map { Self.same($0, session) } ?? false
     }
+
+    /// What the login cookie holds: derived from the token (SHA-256 of a fixed prefix and it), so the cookie
+    /// never carries the token itself, and it changes when the token does.
+    private var session: String { SHA256.hex(of: Data("baton-web-session:\(token)".utf8)) }
 
     /// Compares two secrets in time that does not depend on where they differ (nor on the guess's length: both
     /// are hashed first).
@@ -100,14 +104,13 @@ final class WebView: WebRoutes {
     }
 
     private func login(_ request: WebRequest) -> WebReply {
-        let form = Self.form(request.body)
+        let form = Self.form(request.body) ?? [:]
         guard !token.isEmpty, let given = form["token"], Self.same(given, token) else {
             return Self.page(WebPages.login(failed: true, required: !token.isEmpty), status: 401)
         }
-        let value = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         return WebReply(
             status: 303,
-            headers: ["Location": "/", "Set-Cookie": "baton_token=\(value); Path=/; HttpOnly; SameSite=Strict"]
+            headers: ["Location": "/", "Set-Cookie": "baton_session=\(session); Path=/; HttpOnly; SameSite=Strict"]
         )
     }
 
@@ -121,7 +124,8 @@ final class WebView: WebRoutes {
     private func jobsPage() async throws -> String {
         let report = keeper.report()
         let scheduled = await schedulerJobs()
-        return WebPages.jobs(report: report, scheduled: scheduled, actions: !token.isEmpty)
+        let summaries = (try? await history?.jobSummaries()) ?? [:]
+        return WebPages.jobs(report: report, scheduled: scheduled, summaries: summaries, actions: !token.isEmpty)
     }
 
     /// The spans a timeline can show: from a quarter of an hour to a month (a day by default).
@@ -178,17 +182,29 @@ final class WebView: WebRoutes {
 
     private func apiRuns(_ query: [String: String]) async throws -> WebReply {
         guard let history else { throw WebError(503, "the run history is not available") }
-        var search = StatusQuery.runs(
-            job: query["job"],
-            state: query["state"],
-            from: query["from"].flatMap(Timestamp.parse),
-            to: query["to"].flatMap(Timestamp.parse),
-            limit: query["limit"].flatMap(Int.init),
-            run: query["run"]
-        )
-        if search.limit.map({ !(1...StatusQuery.maxLimit).contains($0) }) ?? false { search.limit = nil }
+        func time(_ name: String) throws -> Date? {
+            guard let text = query[name] else { return nil }
+            guard let date = Timestamp.parse(text) else { throw WebError(400, "\(name): expected an ISO 8601 time (got \"\(text)\")") }
+            return date
+        }
+        let search: StatusQuery
         do {
+            var limit: Int?
+            if let text = query["limit"] {
+                guard let value = Int(text) else { throw WebError(400, "limit: expected a whole number (got \"\(text)\")") }
+                limit = value
+            }
+            search = StatusQuery.runs(
+                job: query["job"],
+                state: query["state"],
+                from: try time("from"),
+                to: try time("to"),
+                limit: limit,
+                run: query["run"]
+            )
             try search.validate()
+        } catch let error as WebError {
+            return Self.json(error.status, ["ok": false, "error": error.description])
         } catch {
             return Self.json(400, ["ok": false, "error": "\(error)"])
         }
@@ -238,30 +254,49 @@ final class WebView: WebRoutes {
         guard request.headers["x-baton-action"] == "1" else {
             return Self.json(403, ["ok": false, "error": "an action needs the header X-Baton-Action: 1"])
         }
-        let form = Self.form(request.body)
-        let job = form["job"].flatMap { JobName.isValid($0) ? $0 : nil }
-        let run = form["run"].flatMap { RunID.parse($0) != nil ? $0 : nil }
-        let control: ControlRequest
-        switch action {
-        case "trigger" where job != nil: control = ControlRequest(command: .trigger, job: job)
-        case "pause" where job != nil: control = ControlRequest(command: .pause, job: job)
-        case "resume" where job != nil: control = ControlRequest(command: .resume, job: job)
-        case "cancel" where run != nil: control = ControlRequest(command: .cancel, run: run)
-        case "replay" where run != nil:
-            guard let stage = form["stage"], !stage.isEmpty else { return Self.json(400, ["ok": false, "error": "replay needs a stage"]) }
-            let request = AlgorithmRequest(command: .rerun, run: run, stageName: stage)
-            let client = RequestClient(context: context, endpoint: configuration.endpoints.algorithmControl, timeout: .seconds(5))
-            guard let reply = try? await client.ask(request, expecting: AlgorithmReply.self) else {
-                return Self.json(504, ["ok": false, "error": "the algorithm did not answer"])
-            }
-            logger.notice("web view: replay", metadata: ["run": "\(run ?? "")", "stage": "\(stage)", "ok": "\(reply.ok)"])
-            return Self.json(
-                reply.ok ? 200 : 409,
-                ["ok": reply.ok, "error": reply.error ?? "", "message": "\(run ?? "") rerunning from stage \(stage)"]
-            )
-        default:
-            return Self.json(400, ["ok": false, "error": "unknown action \(action), or it lacks its job or run"])
+        guard let form = Self.form(request.body) else {
+            return Self.json(400, ["ok": false, "error": "the body must be a JSON object or a form (job=…&run=…)"])
         }
+        func job() throws(WebError) -> String {
+            guard let job = form["job"] else { throw WebError(400, "\(action) needs \"job\"") }
+            guard JobName.isValid(job) else { throw WebError(400, "job: not a job name") }
+            return job
+        }
+        func run() throws(WebError) -> String {
+            guard let run = form["run"] else { throw WebError(400, "\(action) needs \"run\"") }
+            guard RunID.parse(run) != nil else { throw WebError(400, "run: not a run id (JOB@YYYY-MM-DDTHH:MM:SS.mmmZ)") }
+            return run
+        }
+        let control: ControlRequest
+        do {
+            switch action {
+            case "trigger": control = ControlRequest(command: .trigger, job: try job())
+            case "pause": control = ControlRequest(command: .pause, job: try job())
+            case "resume": control = ControlRequest(command: .resume, job: try job())
+            case "cancel": control = ControlRequest(command: .cancel, run: try run())
+            case "replay":
+                let run = try run()
+                guard let stage = form["stage"], !stage.isEmpty else { throw WebError(400, "replay needs \"stage\" (a stage's name)") }
+                let request = AlgorithmRequest(command: .rerun, run: run, stageName: stage)
+                let client = RequestClient(context: context, endpoint: configuration.endpoints.algorithmControl, timeout: .seconds(5))
+                guard let reply = try? await client.ask(request, expecting: AlgorithmReply.self) else {
+                    return Self.json(504, ["ok": false, "error": "the algorithm did not answer"])
+                }
+                logger.notice("web view: replay", metadata: ["run": "\(run)", "stage": "\(stage)", "ok": "\(reply.ok)"])
+                return Self.json(
+                    reply.ok ? 200 : 409,
+                    ["ok": reply.ok, "error": reply.error ?? "", "message": reply.ok ? "\(run) rerunning from stage \(stage)" : ""]
+                )
+            default:
+                throw WebError(404, "no action \(action): trigger, pause, resume, cancel or replay")
+            }
+        } catch let error as WebError {
+            return Self.json(error.status, ["ok": false, "error": error.description])
+        } catch {
+            return Self.json(400, ["ok": false, "error": "\(error)"])
+        }
+        let job = control.job
+        let run = control.run
         let client = RequestClient(context: context, endpoint: configuration.endpoints.control, timeout: .seconds(5))
         guard let reply = try? await client.ask(control, expecting: ControlReply.self) else {
             return Self.json(504, ["ok": false, "error": "the scheduler did not answer"])
@@ -275,10 +310,18 @@ final class WebView: WebRoutes {
 
     // MARK: - Replies
 
-    static func form(_ body: Data) -> [String: String] {
+    /// A body's fields: a JSON object's (strings, numbers, booleans) or a form's; nil when it is neither.
+    static func form(_ body: Data) -> [String: String]? {
         var fields: [String: String] = [:]
-        if let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] {
-            for (key, value) in object { fields[key] = "\(value)" }
+        if body.first == UInt8(ascii: "{") || body.first == UInt8(ascii: "[") {
+            guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { return nil }
+            for (key, value) in object {
+                switch value {
+                case let text as String: fields[key] = text
+                case let number as NSNumber: fields[key] = "\(number)"
+                default: return nil
+                }
+            }
             return fields
         }
         for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
@@ -323,7 +366,8 @@ struct WebError: Error, CustomStringConvertible {
     }
 }
 
-/// The run events captured, fanned out to the browsers following them (server-sent events): each subscriber
+/// The run events captured (those the run history records: `run.*`, `stage.*`, `task.*`, `batch.acknowledged`,
+/// `pipeline.finished`), fanned out to the browsers following them (server-sent events): each subscriber
 /// has a small buffer of its own, so a slow one loses its oldest events, never holds up the capture.
 final class EventFanout: Sendable {
     /// Live connections at most.
@@ -356,7 +400,7 @@ final class EventFanout: Sendable {
     var isFollowed: Bool { state.withLock { !$0.subscribers.isEmpty } }
 
     func publish(_ event: StatusEvent) {
-        guard event.run != nil, isFollowed else { return }
+        guard event.run != nil, RunHistory.records(event.type), isFollowed else { return }
         let line = event.jsonLine
         for continuation in state.withLock({ Array($0.subscribers.values) }) { continuation.yield(line) }
     }
