@@ -30,13 +30,13 @@ final class AlertDispatch: Sendable {
         queue(watch.withLock { $0.observe(event, received: received) })
     }
 
-    /// Delivers alerts until cancelled, and looks for services gone silent every second.
+    /// Delivers alerts until cancelled, and looks for services gone silent twice a second.
     func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.sender.run(self.inbox) }
             if watch.withLock({ $0.watchesServices }) {
                 group.addTask {
-                    while (try? await Task.sleep(for: .seconds(1))) != nil {
+                    while (try? await Task.sleep(for: .milliseconds(500))) != nil {
                         self.queue(self.watch.withLock { $0.check(now: Date()) })
                     }
                 }
