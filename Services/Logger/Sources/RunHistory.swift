@@ -235,7 +235,7 @@ public final class RunHistory: Sendable {
     }
 
     /// One run as the timeline draws it: its times and its stages' spans, in milliseconds since 1970.
-    public struct Span: Sendable, Equatable {
+    public struct Span: Sendable {
         public var run: String
         public var job: String
         public var state: String
@@ -247,10 +247,6 @@ public final class RunHistory: Sendable {
         public var error: String?
         /// Each stage's index, ready and done times.
         public var stages: [(index: Int, ready: Int64?, done: Int64?)]
-
-        public static func == (lhs: Span, rhs: Span) -> Bool {
-            lhs.run == rhs.run && lhs.state == rhs.state && lhs.ended == rhs.ended && lhs.stages.count == rhs.stages.count
-        }
     }
 
     /// The runs whose slot lies in `[from, to)` (of one job, or all), oldest first, at most `limit`, with their
