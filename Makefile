@@ -7,7 +7,9 @@ demo:
 	swift build
 	.build/debug/baton up
 
-# Build everything and run every test (unit and integration, with real service processes). The chaos suites
+# Build everything and run every test: the unit tests first, on their own (in-process, with time limits that hold
+# only while no service stack competes for the two cores: beside the integration tests, tests of 0.1 s waited over
+# a minute for a thread), then the integration tests (real service processes). The chaos suites
 # and the fuzz suite load both cores for a minute each, so they run on their own after the rest; then the compose
 # stack is run for real in Docker (compose-test below, which needs root).
 CHAOS_SUITES = ChaosTests|ChaosHarnessTests|FuzzTests
@@ -22,7 +24,8 @@ test:
 	scripts/install-deps.sh --test
 	$(MAKE) lint
 	swift build --build-tests
-	swift test --skip-build --skip '$(CHAOS_SUITES)|$(HOST_SUITES)|$(CPU_SUITES)'
+	swift test --skip-build --skip 'IntegrationTests|$(CPU_SUITES)'
+	swift test --skip-build --filter IntegrationTests --skip '$(CHAOS_SUITES)|$(HOST_SUITES)'
 	swift test --skip-build --filter '$(CPU_SUITES)'
 	swift test --skip-build --filter '$(HOST_SUITES)'
 	swift test --skip-build --filter '$(CHAOS_SUITES)'

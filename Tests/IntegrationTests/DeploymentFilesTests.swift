@@ -1,5 +1,6 @@
 import Foundation
 import Config
+import TestSupport
 import Testing
 
 /// The shipped configuration files and the compose stack stay valid.
@@ -11,7 +12,7 @@ struct DeploymentFilesTests {
     }
 
     /// `docker-compose config` validates the stack (no Docker engine runs here, so it is not started).
-    @Test func composeFileIsValidAndProcessorScales() throws {
+    @Test func composeFileIsValidAndProcessorScales() async throws {
         let candidates = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
         let executable = try #require(
             candidates.first(where: FileManager.default.isExecutableFile(atPath:)),
@@ -25,10 +26,14 @@ struct DeploymentFilesTests {
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let problems = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(problems)")
+        // Read and waited for on a thread of its own, not one of the two the whole test run shares.
+        let (text, problems, status) = await Blocking.onThread {
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let problems = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (text, problems, process.terminationStatus)
+        }
+        #expect(status == 0, "\(problems)")
         for service in ["logger:", "scheduler:", "algorithm:", "processor:"] {
             #expect(text.contains("  \(service)"), "compose config lacks \(service)")
         }

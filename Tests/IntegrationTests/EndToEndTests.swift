@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Messaging
+import TestSupport
 import Testing
 
 @Suite(.serialized)
@@ -36,7 +37,7 @@ struct EndToEndTests {
                     try String.fetchAll(db, sql: "SELECT data FROM records WHERE run_id = ? ORDER BY line", arguments: [runID])
                 }
                 // What the script writes for this run, computed by running it again with the same inputs.
-                let expected = try Self.runScript(runID: runID, logicalTime: logicalTime, directory: stack.directory)
+                let expected = try await Self.runScript(runID: runID, logicalTime: logicalTime, directory: stack.directory)
                 #expect(records.joined(separator: "\n") + "\n" == expected, "run \(runID)")
                 #expect(records.count == 7)
                 // The raw result is kept, and it is the script's output byte for byte.
@@ -88,23 +89,20 @@ struct EndToEndTests {
         }
     }
 
-    static func runScript(runID: String, logicalTime: String, directory: String) throws -> String {
+    static func runScript(runID: String, logicalTime: String, directory: String) async throws -> String {
         let output = "\(directory)/expected-\(UUID().uuidString)"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "\(TestStack.repository)/examples/algorithm.py"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["BATON_RUN_ID"] = runID
-        environment["BATON_JOB"] = "walk"
-        environment["BATON_LOGICAL_TIME"] = logicalTime
-        environment["BATON_OUTPUT"] = output
-        environment["WALK_STEPS"] = "7"
-        environment["WORK_SECONDS"] = "0"
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
+        let environment = [
+            "BATON_RUN_ID": runID, "BATON_JOB": "walk", "BATON_LOGICAL_TIME": logicalTime, "BATON_OUTPUT": output,
+            "WALK_STEPS": "7", "WORK_SECONDS": "0",
+        ]
+        let outcome = try await Program.run(
+            "/usr/bin/env",
+            ["python3", "\(TestStack.repository)/examples/algorithm.py"],
+            environment: environment,
+            timeout: .seconds(60)
+        )
         defer { try? FileManager.default.removeItem(atPath: output) }
+        #expect(outcome.status == 0, "\(outcome.output)")
         return try String(contentsOfFile: output, encoding: .utf8)
     }
 }

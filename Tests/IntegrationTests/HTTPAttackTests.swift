@@ -23,7 +23,7 @@ struct HTTPAttackTests {
             let line = Array("GET /".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 100 * 1024) + Array(" HTTP/1.1\r\n\r\n".utf8)
             let before = stack.storedCount()
             let start = ContinuousClock.now
-            async let flooded = Attack.onThreads(2) { _ in
+            async let flooded = Blocking.onThreads(2) { _ in
                 var sent = 0
                 let end = Date().addingTimeInterval(600)
                 while !stop.isSet, Date() < end {
@@ -49,7 +49,7 @@ struct HTTPAttackTests {
             let holding = Duration.seconds(60 + idle / 100)
             async let heldA = Scripts.run("python3", ["-c", holder, "\(idle / 2)"], timeout: holding)
             async let heldB = Scripts.run("python3", ["-c", holder, "\(idle - idle / 2)"], timeout: holding)
-            async let probed = Attack.onThreads(1) { _ in
+            async let probed = Blocking.onThreads(1) { _ in
                 var latencies: [Double] = []
                 let end = Date().addingTimeInterval(600)
                 while !stop.isSet, Date() < end {
@@ -93,7 +93,7 @@ struct HTTPAttackTests {
             #expect(Double(stored) >= expected / 4, "stored \(stored) in \(seconds) s; expected about \(expected)")
             #expect(!latencies.isEmpty && answered.count == latencies.count, "healthz probes: \(latencies)")
             #expect(
-                RawHTTP.get(port: port, "/healthz", timeout: 10).status == 200,
+                await Blocking.onThread { RawHTTP.get(port: port, "/healthz", timeout: 10) }.status == 200,
                 "algorithm: \(stack.stderr("algorithm").split(separator: "\n").filter { !$0.contains("run finished") }.suffix(20).joined(separator: "\n"))"
             )
             #expect(stack.process("algorithm")?.isRunning == true)
@@ -122,22 +122,4 @@ final class StopFlag: @unchecked Sendable {
     private var value = false
     var isSet: Bool { lock.withLock { value } }
     func set() { lock.withLock { value = true } }
-}
-
-/// Blocking socket clients for the attack, each run on a thread of its own.
-enum Attack {
-    static func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) async -> [T] {
-        await withTaskGroup(of: (Int, T).self) { group in
-            for index in 0..<count {
-                group.addTask {
-                    await withCheckedContinuation { continuation in
-                        Thread { continuation.resume(returning: (index, body(index))) }.start()
-                    }
-                }
-            }
-            var results: [(Int, T)] = []
-            for await result in group { results.append(result) }
-            return results.sorted { $0.0 < $1.0 }.map(\.1)
-        }
-    }
 }

@@ -23,7 +23,7 @@ struct AlertSenderTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(1)))
     func aDeadWebhookHoldsUpNoAlertOfTheCommand() async throws {
         let scratch = Scratch("alerts")
         let received = scratch.path("received")
@@ -46,7 +46,7 @@ struct AlertSenderTests {
         defer { delivering.cancel() }
         // Twenty alerts, eight at a time per channel: the webhook's eight wait out their retries (over a minute),
         // the command's go on.
-        let all = try await Wait.until(timeout: .seconds(150)) {
+        let all = try await Wait.until(timeout: .seconds(30)) {
             let files = (try? FileManager.default.contentsOfDirectory(atPath: received)) ?? []
             let ids = files.compactMap { file -> String? in
                 guard let data = FileManager.default.contents(atPath: received + "/" + file),
@@ -60,17 +60,17 @@ struct AlertSenderTests {
     }
 
     /// `baton alerts test`'s path: one attempt at a closed port fails at once, with a message that says so.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(1)))
     func aRefusedConnectionFailsAtOnce() async throws {
         let scratch = Scratch("alerts")
         var settings = Configuration.Alerts()
         settings.webhook = "http://127.0.0.1:\(Self.closedPort())/hook"
         settings.retries = 0
-        settings.timeout = .seconds(60)
+        settings.timeout = .seconds(20)
         let sender = AlertSender(settings: settings, directory: scratch.path("alerts"), logger: Logger(label: "test"))
         let start = ContinuousClock.now
         let outcomes = await sender.send(.sample())
-        #expect(ContinuousClock.now - start < .seconds(30), "a refused connection waited \(ContinuousClock.now - start)")
+        #expect(ContinuousClock.now - start < .seconds(10), "a refused connection waited \(ContinuousClock.now - start)")
         #expect(outcomes.count == 1 && outcomes.first?.delivered == false)
         #expect(outcomes.first?.detail.contains("cannot reach the webhook") == true, "\(outcomes)")
     }

@@ -18,8 +18,8 @@ struct MetricsServerTests {
         try await RunningServer.with(limits: .init(maxHeaderBytes: 16 * 1024)) { server in
             let port = server.port
             let line = Array("GET /".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 100 * 1024) + Array(" HTTP/1.1\r\n\r\n".utf8)
-            async let attacks = onThreads(2) { _ in (0..<5).map { _ in RawHTTP.send(line, to: port, readTimeout: 5) } }
-            async let probes = onThreads(1) { _ in (0..<5).map { _ in RawHTTP.get(port: port, "/healthz", timeout: 5) } }
+            async let attacks = Blocking.onThreads(2) { _ in (0..<5).map { _ in RawHTTP.send(line, to: port, readTimeout: 5) } }
+            async let probes = Blocking.onThreads(1) { _ in (0..<5).map { _ in RawHTTP.get(port: port, "/healthz", timeout: 5) } }
             let (replies, health) = await (attacks, probes)
             for reply in replies.joined() {
                 // Answered 400/431, or closed: never left hanging until the client's timeout.
@@ -36,7 +36,7 @@ struct MetricsServerTests {
     func aSlowLorisIsClosedAfterTheRequestTimeout() async throws {
         try await RunningServer.with(limits: .init(requestTimeout: .seconds(1))) { server in
             let port = server.port
-            let result = await onThreads(1) { _ in RawHTTP.trickle(to: port, every: 0.25, for: 10) }[0]
+            let result = await Blocking.onThread { RawHTTP.trickle(to: port, every: 0.25, for: 10) }
             #expect(result.closed, "still open after 10 s of trickling")
             // Closed by the timeout (1 s), not at once; loose upper bound for a loaded machine.
             #expect(result.after >= 0.8 && result.after < 8, "closed after \(result.after) s")
@@ -53,9 +53,9 @@ struct MetricsServerTests {
         let cap = 32
         try await RunningServer.with(limits: .init(maxConnections: cap, requestTimeout: .seconds(60))) { server in
             let port = server.port
-            let idle = await onThreads(1) { _ in (0..<200).compactMap { _ in RawHTTP.connect(port: port, timeout: 2) } }[0]
+            let idle = await Blocking.onThread { (0..<200).compactMap { _ in RawHTTP.connect(port: port, timeout: 2) } }
             #expect(idle.count == 200)
-            let health = await onThreads(1) { _ in RawHTTP.get(port: port, "/healthz", timeout: 5) }[0]
+            let health = await Blocking.onThread { RawHTTP.get(port: port, "/healthz", timeout: 5) }
             #expect(health.status == 200, "\(health)")
             #expect(health.body.contains("\"status\":\"ok\""))
             // The kernel may still hold a few in the accept queue; once accepted, the server keeps at most the cap.
@@ -67,7 +67,7 @@ struct MetricsServerTests {
             for fd in idle { close(fd) }
             let drained = try await waitUntil { TCPTable.count(localPort: port, state: .closeWait) == 0 }
             #expect(drained, "\(TCPTable.count(localPort: port, state: .closeWait)) sockets in CLOSE-WAIT")
-            #expect(await onThreads(1) { _ in RawHTTP.get(port: port, "/healthz", timeout: 5) }[0].status == 200)
+            #expect(await Blocking.onThread { RawHTTP.get(port: port, "/healthz", timeout: 5) }.status == 200)
         }
     }
 
@@ -76,9 +76,9 @@ struct MetricsServerTests {
     func routes() async throws {
         try await RunningServer.with(limits: .init()) { server in
             let port = server.port
-            let (metrics, health, other) = await onThreads(1) { _ in
+            let (metrics, health, other) = await Blocking.onThread {
                 (RawHTTP.get(port: port, "/metrics"), RawHTTP.get(port: port, "/healthz"), RawHTTP.get(port: port, "/nothing"))
-            }[0]
+            }
             #expect(metrics.status == 200)
             // What the registry holds, e.g. the server's own counters, all 0 so far.
             #expect(RawHTTP.sample(metrics.body, #"baton_http_connections_closed_total{reason="timeout"}"#) == 0, "\(metrics.body)")
@@ -149,20 +149,4 @@ func waitUntil(_ condition: () async throws -> Bool) async throws -> Bool {
         try await Task.sleep(for: .milliseconds(50))
     }
     return try await condition()
-}
-
-/// Runs `body` on `count` threads of their own (blocking socket calls stay off the cooperative pool).
-func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) async -> [T] {
-    await withTaskGroup(of: (Int, T).self) { group in
-        for index in 0..<count {
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    Thread { continuation.resume(returning: (index, body(index))) }.start()
-                }
-            }
-        }
-        var results: [(Int, T)] = []
-        for await result in group { results.append(result) }
-        return results.sorted { $0.0 < $1.0 }.map(\.1)
-    }
 }
