@@ -254,7 +254,7 @@ let package = Package(
             ),
             .testTarget(
                 name: "LoggerServiceTests",
-                dependencies: ["LoggerService", "Messaging", "TestSupport", logging],
+                dependencies: ["LoggerService", "Messaging", "TestSupport", logging, grdb],
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "CLITests", dependencies: ["CLI", "Messaging", "ZMQ", argumentParser], swiftSettings: swiftSettings),
@@ -271,7 +271,8 @@ let package = Package(
             .testTarget(
                 name: "IntegrationTests",
                 dependencies: [
-                    "Config", "ServiceKit", "MetricsHTTP", "Commands", "Messaging", "ZMQ", "ProcessorService", "TestSupport", logging, grdb,
+                    "Config", "ServiceKit", "MetricsHTTP", "Commands", "Messaging", "ZMQ", "ProcessorService", "Persistence",
+                    "TestSupport", logging, grdb,
                 ],
                 swiftSettings: swiftSettings
             ),

@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import Messaging
+import Persistence
+import TestSupport
 import Testing
 
 /// `baton runs` against real processes: the history holds every slot of the schedule's grid with its timing, a
@@ -27,6 +29,16 @@ struct RunHistoryIntegrationTests {
         return missing
     }
 
+    /// Waits until `baton runs` lists `count` succeeded runs of `job`.
+    static func expectSucceeded(_ count: Int, of job: String, in stack: TestStack) async throws {
+        var report: RunsReport?
+        let enough = try await stack.waitUntil(timeout: .seconds(60)) {
+            report = try await Self.runs(stack, ["--job", job, "--state", "succeeded"])
+            return (report?.runs.count ?? 0) >= count
+        }
+        #expect(enough, "\(String(describing: report))")
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func everySlotIsThereWithItsTimingAndSurvivesAKilledLogger() async throws {
         let yaml = """
@@ -46,12 +58,7 @@ struct RunHistoryIntegrationTests {
             """
         try await TestStack.with("history", yaml: yaml) { stack in
             try stack.startServices()
-            var report: RunsReport?
-            let enough = try await stack.waitUntil(timeout: .seconds(60)) {
-                report = try await Self.runs(stack, ["--job", "tick", "--state", "succeeded"])
-                return (report?.runs.count ?? 0) >= 5
-            }
-            #expect(enough, "\(String(describing: report))")
+            try await Self.expectSucceeded(5, of: "tick", in: stack)
 
             let tick = try #require(try await Self.runs(stack, ["--job", "tick"])).runs
             #expect(Self.gaps(in: tick).isEmpty, "slots missing from the history: \(Self.gaps(in: tick))")
@@ -109,6 +116,52 @@ struct RunHistoryIntegrationTests {
             // Asking for what cannot be: refused with a clear message, not a crash.
             let bad = try await stack.baton(["runs", "--state", "exploded"])
             #expect(bad.status != 0 && bad.output.contains("--state"), "\(bad.output)")
+        }
+    }
+
+    /// A deployment whose results go to PostgreSQL keeps its run history there too: `baton runs` answers from the
+    /// `history_runs` table, which holds every slot of the grid and every run the store holds, and no SQLite
+    /// history is made.
+    @Test(.timeLimit(.minutes(3)))
+    func theHistoryLivesInPostgreSQLWhenTheStoreDoes() async throws {
+        let url = try await PostgresServer.shared().createDatabase()
+        let yaml = """
+            store:
+              url: \(url)
+            jobs:
+              - name: tick
+                every: 1s
+                misfire: all
+                builtin: demo
+                duration: 50ms
+                result_size: 64
+
+            """
+        try await TestStack.with("pghistory", yaml: yaml) { stack in
+            try stack.startServices()
+            try await Self.expectSucceeded(5, of: "tick", in: stack)
+            let tick = try #require(try await Self.runs(stack, ["--job", "tick"])).runs
+            #expect(Self.gaps(in: tick).isEmpty, "slots missing from the history: \(Self.gaps(in: tick))")
+
+            // What PostgreSQL holds, read apart from the logger: every stored result's run is in the history, and
+            // every run the history says succeeded was stored.
+            let connection = PostgresConnection(url: url, name: "test")
+            @Sendable func column(_ sql: String) async throws -> [[String?]] { try await connection.run { try $0.query(sql) } }
+            // Read in this order, so a run that succeeds meanwhile is stored before the results are read.
+            let history = try await column("SELECT run, state FROM history_runs WHERE job = 'tick'")
+            let storedRuns = Set(try await column("SELECT DISTINCT run_id FROM results WHERE job = 'tick'").compactMap { $0[0] })
+            let succeeded = Set(history.filter { $0[1] == "succeeded" }.compactMap { $0[0] })
+            #expect(!storedRuns.isEmpty)
+            #expect(succeeded.subtracting(storedRuns).isEmpty, "succeeded but not stored: \(succeeded.subtracting(storedRuns))")
+            // The logger records in batches, a moment behind the bus: every stored run is there soon.
+            var missing = storedRuns
+            let recorded = try await stack.waitUntil(timeout: .seconds(30)) {
+                missing = storedRuns.subtracting(try await column("SELECT run FROM history_runs").compactMap { $0[0] })
+                return missing.isEmpty
+            }
+            #expect(recorded, "stored but not in the history: \(missing.sorted())")
+            #expect(Set(tick.filter { $0.state == "succeeded" }.map(\.run)).isSubset(of: succeeded))
+            #expect(!FileManager.default.fileExists(atPath: stack.dataDirectory + "/logger/history.sqlite"))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import LoggerService
 import Messaging
 import TestSupport
@@ -56,17 +57,27 @@ struct RunHistoryTests {
         )
     }
 
-    static func open(_ scratch: Scratch) async throws -> RunHistory {
-        try await RunHistory.open(path: scratch.path("history.sqlite"))
+    /// Where a test keeps its history: SQLite, or a new database of the test run's PostgreSQL server (what a
+    /// deployment whose `store.url` names PostgreSQL gets). Every test runs on both.
+    enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case sqlite, postgres
+        var testDescription: String { rawValue }
+    }
+
+    static func open(_ scratch: Scratch, _ backend: Backend) async throws -> RunHistory {
+        switch backend {
+        case .sqlite: try await RunHistory.open(path: scratch.path("history.sqlite"))
+        case .postgres: RunHistory.open(url: try await PostgresServer.shared().createDatabase())
+        }
     }
 
     /// A run from fire to store, whichever point of the algorithm's events the scheduler's `run.scheduled`
     /// arrives at (two publishers: the bus keeps each one's order, not their order between them).
-    @Test func aRunFromFireToStoreWhereverTheSchedulersEventLands() async throws {
+    @Test(arguments: Backend.allCases) func aRunFromFireToStoreWhereverTheSchedulersEventLands(backend: Backend) async throws {
         let (scheduler, algorithm) = Self.lifeOfARun(Self.runID("hourly", slot: 3600), slot: 3600)
         for position in 0...algorithm.count {
             let scratch = Scratch("history")
-            let history = try await Self.open(scratch)
+            let history = try await Self.open(scratch, backend)
             var events = algorithm
             events.insert(contentsOf: scheduler, at: position)
             // One transaction per event at some positions, one for all at others: batches cut anywhere.
@@ -100,9 +111,9 @@ struct RunHistoryTests {
     }
 
     /// An algorithm that fails, is retried and fails for good; a run skipped; a run cancelled.
-    @Test func failuresSkipsAndCancellations() async throws {
+    @Test(arguments: Backend.allCases) func failuresSkipsAndCancellations(backend: Backend) async throws {
         let scratch = Scratch("history")
-        let history = try await Self.open(scratch)
+        let history = try await Self.open(scratch, backend)
         let failing = Self.runID("job", slot: 0)
         let skipped = Self.runID("job", slot: 60)
         let cancelled = Self.runID("job", slot: 120)
@@ -134,9 +145,9 @@ struct RunHistoryTests {
 
     /// A task dead-lettered makes its run `dead`; a replay of the stage that succeeds makes it `succeeded` again,
     /// with the stage counted afresh. Tasks settled in a batch count on their stage.
-    @Test func aDeadTaskAndItsReplay() async throws {
+    @Test(arguments: Backend.allCases) func aDeadTaskAndItsReplay(backend: Backend) async throws {
         let scratch = Scratch("history")
-        let history = try await Self.open(scratch)
+        let history = try await Self.open(scratch, backend)
         let run = Self.runID("split", slot: 0)
         let ready = ["stage": "work", "stage_index": "0", "parts": "5"]
         try await history.record([
@@ -176,9 +187,9 @@ struct RunHistoryTests {
     /// A processor's `task.started` can reach the bus before the algorithm's `stage.ready` (two publishers): the
     /// task's attempt is kept, and the fire time is the slot plus the lateness the scheduler measured, not the
     /// time its event was published.
-    @Test func eventsOfTwoPublishersInEitherOrder() async throws {
+    @Test(arguments: Backend.allCases) func eventsOfTwoPublishersInEitherOrder(backend: Backend) async throws {
         let scratch = Scratch("history")
-        let history = try await Self.open(scratch)
+        let history = try await Self.open(scratch, backend)
         let run = Self.runID("j", slot: 0)
         try await history.record([
             Self.event(EventType.runScheduled, run, at: 0.090, source: "scheduler", ["lateness_ms": "7"]),
@@ -196,9 +207,9 @@ struct RunHistoryTests {
     }
 
     /// Slots are selected by `from` (inclusive) and `to` (exclusive), newest first, cut at `limit`.
-    @Test func searchesBySlotJobAndLimit() async throws {
+    @Test(arguments: Backend.allCases) func searchesBySlotJobAndLimit(backend: Backend) async throws {
         let scratch = Scratch("history")
-        let history = try await Self.open(scratch)
+        let history = try await Self.open(scratch, backend)
         var events: [StatusEvent] = []
         for minute in 0..<120 {
             for job in ["a", "b"] {
@@ -223,9 +234,9 @@ struct RunHistoryTests {
     }
 
     /// Runs not heard of for longer than the retention go, with their stages and tasks; newer ones stay.
-    @Test func pruneForgetsOldRuns() async throws {
+    @Test(arguments: Backend.allCases) func pruneForgetsOldRuns(backend: Backend) async throws {
         let scratch = Scratch("history")
-        let history = try await Self.open(scratch)
+        let history = try await Self.open(scratch, backend)
         let (_, old) = Self.lifeOfARun(Self.runID("j", slot: 0), slot: 0)
         let (_, new) = Self.lifeOfARun(Self.runID("j", slot: 7200), slot: 7200)
         try await history.record(old + new)
@@ -239,14 +250,120 @@ struct RunHistoryTests {
     }
 
     /// Events of other kinds, and events naming no valid run, change nothing.
-    @Test func ignoresWhatIsNotARunsEvent() async throws {
+    @Test(arguments: Backend.allCases) func ignoresWhatIsNotARunsEvent(backend: Backend) async throws {
         let scratch = Scratch("history")
-        let history = try await Self.open(scratch)
+        let history = try await Self.open(scratch, backend)
         try await history.record([
             StatusEvent(type: EventType.serviceHeartbeat, source: "algorithm", instance: "algorithm"),
             StatusEvent(type: EventType.runStarted, source: "x", instance: "x", job: "j", run: "not a run id"),
             StatusEvent(type: "log.error", source: "x", instance: "x", run: Self.runID("j", slot: 0), message: "m"),
         ])
         #expect(try await history.runs(.runs()).runs.isEmpty)
+    }
+
+    /// What the jobs page and the timeline read: each job's latest run and its runs by outcome; the runs of a
+    /// window, oldest first, with their stages' spans, of one job or all, and cut at a limit.
+    @Test(arguments: Backend.allCases) func jobSummariesAndTimelineSpans(backend: Backend) async throws {
+        let scratch = Scratch("history")
+        let history = try await Self.open(scratch, backend)
+        var events: [StatusEvent] = []
+        for minute in 0..<5 {
+            let (scheduler, algorithm) = Self.lifeOfARun(Self.runID("ok", slot: Double(minute * 60)), slot: Double(minute * 60))
+            events += scheduler + algorithm
+        }
+        let failing = Self.runID("bad", slot: 120)
+        events += [
+            Self.event(EventType.runScheduled, failing, at: 120.001, source: "scheduler", ["lateness_ms": "1"]),
+            Self.event(EventType.runStarted, failing, at: 120.002, ["attempt": "1"]),
+            Self.event(EventType.runFailed, failing, at: 121, message: "exit status 3"),
+        ]
+        try await history.record(events)
+
+        let summaries = try await history.jobSummaries()
+        #expect(summaries.keys.sorted() == ["bad", "ok"])
+        #expect(summaries["ok"]?.lastRun == Self.runID("ok", slot: 240) && summaries["ok"]?.lastState == "succeeded")
+        #expect(summaries["ok"]?.counts == ["succeeded": 5])
+        #expect(summaries["bad"]?.lastRun == failing && summaries["bad"]?.counts == ["failed": 1])
+
+        let all = try await history.spans(from: Self.at(60), to: Self.at(240))
+        #expect(!all.truncated)
+        #expect(all.spans.map(\.run) == [Self.runID("ok", slot: 60), failing, Self.runID("ok", slot: 120), Self.runID("ok", slot: 180)])
+        let ok = try #require(all.spans.first)
+        #expect(ok.job == "ok" && ok.state == "succeeded" && ok.slot == 1_790_000_060_000)
+        #expect(ok.scheduled == 1_790_000_060_002 && ok.started == 1_790_000_060_004 && ok.finished == 1_790_000_061_004)
+        #expect(ok.ended == 1_790_000_061_010 && ok.error == nil)
+        #expect(ok.stages.count == 1 && ok.stages.first?.index == 0)
+        #expect(ok.stages.first?.ready == 1_790_000_061_005 && ok.stages.first?.done == 1_790_000_061_010)
+        let bad = try #require(all.spans.first { $0.run == failing })
+        #expect(bad.state == "failed" && bad.error == "exit status 3" && bad.stages.isEmpty)
+
+        let one = try await history.spans(from: Self.at(0), to: Self.at(600), job: "bad")
+        #expect(one.spans.map(\.run) == [failing])
+        let cut = try await history.spans(from: Self.at(0), to: Self.at(600), limit: 2)
+        #expect(cut.truncated && cut.spans.map(\.run) == [Self.runID("ok", slot: 0), Self.runID("ok", slot: 60)])
+    }
+
+    /// A history file written before the tables were renamed (`runs`, `stages`, `tasks`) keeps its runs.
+    @Test func aHistoryOfTheFirstVersionIsKept() async throws {
+        let scratch = Scratch("history")
+        let path = scratch.path("history.sqlite")
+        let run = Self.runID("old", slot: 0)
+        do {
+            // The first version's tables, as its migration made them, with one finished run.
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                        INSERT INTO grdb_migrations VALUES ('history-v1');
+                        CREATE TABLE runs (run TEXT PRIMARY KEY NOT NULL, job TEXT NOT NULL, slot_ms INTEGER NOT NULL,
+                            trigger TEXT, state TEXT NOT NULL, scheduled_ms INTEGER, lateness_ms REAL, accepted_ms INTEGER,
+                            started_ms INTEGER, finished_ms INTEGER, ended_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+                            duration_ms REAL, size INTEGER, parts INTEGER, dead INTEGER NOT NULL DEFAULT 0, error TEXT,
+                            updated_ms INTEGER NOT NULL);
+                        CREATE TABLE stages (run TEXT NOT NULL, stage INTEGER NOT NULL, name TEXT, parts INTEGER,
+                            ready_ms INTEGER, done_ms INTEGER, succeeded INTEGER NOT NULL DEFAULT 0,
+                            failed INTEGER NOT NULL DEFAULT 0, dead INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run, stage))
+                            WITHOUT ROWID;
+                        CREATE TABLE tasks (run TEXT NOT NULL, stage INTEGER NOT NULL, part INTEGER NOT NULL,
+                            state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, processor TEXT, error TEXT,
+                            started_ms INTEGER, ended_ms INTEGER, PRIMARY KEY (run, stage, part)) WITHOUT ROWID;
+                        """
+                )
+                try db.execute(
+                    sql: """
+                        INSERT INTO runs (run, job, slot_ms, state, attempts, updated_ms)
+                        VALUES (?, 'old', 1790000000000, 'succeeded', 1, 1790000001000)
+                        """,
+                    arguments: [run]
+                )
+                try db.execute(sql: "INSERT INTO stages (run, stage, name, succeeded) VALUES (?, 0, 'store', 1)", arguments: [run])
+            }
+            try queue.close()
+        }
+        let history = try await RunHistory.open(path: path)
+        let found = try #require(try await history.runs(.runs(job: "old")).runs.first)
+        #expect(found.run == run && found.state == "succeeded" && found.slot == Self.at(0) && found.attempts == 1)
+        #expect(found.stages.map(\.name) == ["store"] && found.stages.first?.succeeded == 1)
+        // And it goes on from there.
+        let (scheduler, algorithm) = Self.lifeOfARun(Self.runID("old", slot: 60), slot: 60)
+        try await history.record(scheduler + algorithm)
+        #expect(try await history.runs(.runs(job: "old")).runs.map(\.state) == ["succeeded", "succeeded"])
+    }
+
+    /// A PostgreSQL history whose server is down when the logger starts: writes and reads fail with the server's
+    /// error while it is away, and the history is made and used once it is back.
+    @Test func aPostgreSQLHistoryWaitsForItsServer() async throws {
+        let server = try await PostgresServer.start()
+        defer { server.remove() }
+        let url = try await server.createDatabase()
+        try await server.stop()
+        let history = RunHistory.open(url: url)
+        let (scheduler, algorithm) = Self.lifeOfARun(Self.runID("late", slot: 0), slot: 0)
+        await #expect(throws: (any Error).self) { try await history.record(scheduler + algorithm) }
+        await #expect(throws: (any Error).self) { try await history.runs(.runs()) }
+        try await server.start()
+        try await history.record(scheduler + algorithm)
+        #expect(try await history.runs(.runs()).runs.map(\.state) == ["succeeded"])
     }
 }

@@ -295,13 +295,18 @@ public struct LoggerService: Service {
         }
     }
 
-    /// Opens the run history; without it (a file that cannot be opened) the logger runs on and says why.
+    /// Opens the run history (in PostgreSQL when `store.url` is set); without it (a file that cannot be opened, a
+    /// database that cannot be reached) the logger runs on and says why.
     private func openHistory() async -> RunHistory? {
-        let path = RunHistory.path(dataDirectory: configuration.dataDirectory)
+        let location =
+            configuration.store.url.isEmpty
+            ? RunHistory.path(dataDirectory: configuration.dataDirectory) : Configuration.Store.redacted(configuration.store.url)
         do {
-            return try await RunHistory.open(path: path)
+            let history = try await RunHistory.open(configuration)
+            logger.info("run history open", metadata: ["at": "\(location)"])
+            return history
         } catch {
-            logger.error("cannot open the run history; baton runs will not answer", metadata: ["path": "\(path)", "error": "\(error)"])
+            logger.error("cannot open the run history; baton runs will not answer", metadata: ["at": "\(location)", "error": "\(error)"])
             return nil
         }
     }

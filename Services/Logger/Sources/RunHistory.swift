@@ -1,20 +1,40 @@
+public import Config
 public import Foundation
 import GRDB
 public import Messaging
 import Persistence
+import Synchronization
 
-/// Every run the status bus told of, with its stages and the outcome of each part, in SQLite
-/// (`<data_dir>/logger/history.sqlite`), kept for `log.history` after it was last heard of; `baton runs` searches
-/// it. Folded from the same events as the status board, in one transaction per batch of events.
+/// Every run the status bus told of, with its stages and the outcome of each part, kept for `log.history` after
+/// it was last heard of; `baton runs` and the web view search it. Folded from the same events as the status board,
+/// in one transaction per batch of events. It lives in SQLite (`<data_dir>/logger/history.sqlite`), or in the
+/// deployment's PostgreSQL database when `store.url` names one (tables `history_runs`, `history_stages`,
+/// `history_tasks`), so that a deployment whose results live there has its history beside them. One SQL text
+/// serves both (``HistorySQL``).
 ///
-/// A derived record: the event log (`events.jsonl`) stays the full one. So commits are synced with
+/// A derived record: the event log (`events.jsonl`) stays the full one. So SQLite's commits are synced with
 /// `synchronous = NORMAL` (a power loss may lose the last of them; a killed logger loses none), and events that
-/// arrive faster than the disk takes them are dropped and counted rather than held without bound.
+/// arrive faster than the database takes them, or while PostgreSQL is away, are dropped and counted rather than
+/// held without bound.
 ///
 /// Part outcomes come from the per-task events (`task.started`, `task.succeeded`, `task.failed`); tasks settled
 /// together (`batch.acknowledged`) are counted on their stage only.
 public final class RunHistory: Sendable {
-    private let database: DatabasePool
+    private enum Backend {
+        case sqlite(DatabasePool)
+        /// The connection, and whether its tables are known to be there (made at the first statement that reaches
+        /// the server, so that a server down when the logger starts only delays the history).
+        case postgres(PostgresConnection, migrated: Migrated)
+    }
+    private let backend: Backend
+
+    /// Whether a PostgreSQL history's tables are known to be there.
+    private final class Migrated: Sendable {
+        let done = Mutex(false)
+    }
+
+    /// Where the history is, for the logger's log: the SQLite file, or the PostgreSQL URL without its password.
+    public let location: String
 
     /// The history's file for a data directory.
     public static func path(dataDirectory: String) -> String {
@@ -26,11 +46,68 @@ public final class RunHistory: Sendable {
         let pool = try await SQLiteFile.open(path: path, migrator: migrator)
         // Derived from the event log: a commit need not reach the disk before the next event is read.
         try await pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = NORMAL") }
-        return RunHistory(database: pool)
+        return RunHistory(backend: .sqlite(pool), location: path)
     }
 
-    private init(database: DatabasePool) {
-        self.database = database
+    /// The history in the PostgreSQL database at `url`. Nothing is connected yet: the first statement connects
+    /// and creates the tables if they are missing; while the server cannot be reached, writes and reads fail
+    /// (and are retried by the next ones).
+    public static func open(url: String) -> RunHistory {
+        RunHistory(
+            backend: .postgres(PostgresConnection(url: url, name: "baton-logger history"), migrated: Migrated()),
+            location: Config.Configuration.Store.redacted(url)
+        )
+    }
+
+    /// The deployment's history: in PostgreSQL when `store.url` is set, else in SQLite under `data_dir`.
+    public static func open(_ configuration: Config.Configuration) async throws -> RunHistory {
+        configuration.store.url.isEmpty
+            ? try await open(path: path(dataDirectory: configuration.dataDirectory)) : open(url: configuration.store.url)
+    }
+
+    private init(backend: Backend, location: String) {
+        self.backend = backend
+        self.location = location
+    }
+
+    /// Runs `body` in one write transaction.
+    private func write<T: Sendable>(_ body: @escaping @Sendable (any HistorySQL) throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let pool): try await pool.write { try body(SQLiteHistorySQL(db: $0)) }
+        case .postgres(let connection, let migrated):
+            try await Self.migrating(connection, migrated) { session in
+                try session.transaction { try body(PostgresHistorySQL(session: session)) }
+            }
+        }
+    }
+
+    /// Runs `body` on the connection, after creating the tables if this history has not made sure of them yet.
+    private static func migrating<T: Sendable>(
+        _ connection: PostgresConnection,
+        _ migrated: Migrated,
+        _ body: @escaping @Sendable (PostgresSession) throws -> T
+    ) async throws -> T {
+        let known = migrated.done.withLock { $0 }
+        let value = try await connection.run { session in
+            if !known { try PostgresHistorySQL.migrations.migrate(session) }
+            return try body(session)
+        }
+        if !known { migrated.done.withLock { $0 = true } }
+        return value
+    }
+
+    /// Runs `body` on one consistent view of the history.
+    private func read<T: Sendable>(_ body: @escaping @Sendable (any HistorySQL) throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let pool): try await pool.read { try body(SQLiteHistorySQL(db: $0)) }
+        case .postgres(let connection, let migrated):
+            try await Self.migrating(connection, migrated) { session in
+                try session.transaction {
+                    try session.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    return try body(PostgresHistorySQL(session: session))
+                }
+            }
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -88,6 +165,17 @@ public final class RunHistory: Sendable {
                     """
             )
         }
+        // One name for each table on both backends: in a PostgreSQL database shared with the result store,
+        // `runs` would say nothing of whose runs they are.
+        migrator.registerMigration("history-v2") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE runs RENAME TO history_runs;
+                    ALTER TABLE stages RENAME TO history_stages;
+                    ALTER TABLE tasks RENAME TO history_tasks;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -102,8 +190,8 @@ public final class RunHistory: Sendable {
     public func record(_ events: [StatusEvent]) async throws {
         let relevant = events.filter { Self.records($0.type) && $0.run.flatMap(RunID.parse) != nil }
         guard !relevant.isEmpty else { return }
-        try await database.write { db in
-            for event in relevant { try Self.fold(event, in: db) }
+        try await write { sql in
+            for event in relevant { try Self.fold(event, in: sql) }
         }
     }
 
@@ -111,12 +199,14 @@ public final class RunHistory: Sendable {
     @discardableResult
     public func prune(before cutoff: Date) async throws -> Int {
         let limit = Self.milliseconds(cutoff)
-        return try await database.write { db in
-            let old = "SELECT run FROM runs WHERE updated_ms < ?"
-            try db.execute(sql: "DELETE FROM tasks WHERE run IN (\(old))", arguments: [limit])
-            try db.execute(sql: "DELETE FROM stages WHERE run IN (\(old))", arguments: [limit])
-            try db.execute(sql: "DELETE FROM runs WHERE updated_ms < ?", arguments: [limit])
-            return db.changesCount
+        return try await write { sql in
+            let gone = try sql.row("SELECT COUNT(*) FROM history_runs WHERE updated_ms < ?", [limit])?.count(0) ?? 0
+            guard gone > 0 else { return 0 }
+            let old = "SELECT run FROM history_runs WHERE updated_ms < ?"
+            try sql.execute("DELETE FROM history_tasks WHERE run IN (\(old))", [limit])
+            try sql.execute("DELETE FROM history_stages WHERE run IN (\(old))", [limit])
+            try sql.execute("DELETE FROM history_runs WHERE updated_ms < ?", [limit])
+            return gone
         }
     }
 
@@ -124,84 +214,90 @@ public final class RunHistory: Sendable {
     /// names one run).
     public func runs(_ query: StatusQuery, now: Date = Date()) async throws -> RunsReport {
         var conditions: [String] = []
-        var arguments: StatementArguments = []
+        var arguments: [any HistoryArgument] = []
         if let run = query.run {
             conditions.append("run = ?")
-            arguments += [run]
+            arguments.append(run)
         }
         if let job = query.job {
             conditions.append("job = ?")
-            arguments += [job]
+            arguments.append(job)
         }
         if let state = query.state {
             conditions.append("state = ?")
-            arguments += [state]
+            arguments.append(state)
         }
         if let from = query.from {
             conditions.append("slot_ms >= ?")
-            arguments += [Self.milliseconds(from)]
+            arguments.append(Self.milliseconds(from))
         }
         if let to = query.to {
             conditions.append("slot_ms < ?")
-            arguments += [Self.milliseconds(to)]
+            arguments.append(Self.milliseconds(to))
         }
         let limit = min(max(query.limit ?? 100, 1), StatusQuery.maxLimit)
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let sql = "SELECT * FROM runs \(filter) ORDER BY slot_ms DESC, run DESC LIMIT \(limit + 1)"
+        let select = """
+            SELECT run, job, slot_ms, state, trigger, scheduled_ms, lateness_ms, accepted_ms, started_ms, finished_ms,
+                ended_ms, attempts, duration_ms, size, parts, dead, error
+            FROM history_runs \(filter) ORDER BY slot_ms DESC, run DESC LIMIT \(limit + 1)
+            """
         let withTasks = query.run != nil
         let bound = arguments
-        return try await database.read { db in
-            var rows = try Row.fetchAll(db, sql: sql, arguments: bound)
+        return try await read { sql in
+            var rows = try sql.rows(select, bound)
             let truncated = rows.count > limit
             if truncated { rows.removeLast() }
             let runs = try rows.map { row in
                 var run = RunsReport.Run(
-                    run: row["run"],
-                    job: row["job"],
-                    slot: Self.date(row["slot_ms"]) ?? .distantPast,
-                    state: row["state"]
+                    run: row.text(0) ?? "",
+                    job: row.text(1) ?? "",
+                    slot: Self.date(row.int(2)) ?? .distantPast,
+                    state: row.text(3) ?? ""
                 )
-                run.trigger = row["trigger"]
-                run.scheduledAt = Self.date(row["scheduled_ms"])
-                run.latenessMs = row["lateness_ms"]
-                run.acceptedAt = Self.date(row["accepted_ms"])
-                run.startedAt = Self.date(row["started_ms"])
-                run.finishedAt = Self.date(row["finished_ms"])
-                run.endedAt = Self.date(row["ended_ms"])
-                run.attempts = row["attempts"]
-                run.durationMs = row["duration_ms"]
-                run.size = row["size"]
-                run.parts = row["parts"]
-                run.dead = row["dead"]
-                run.error = row["error"]
-                run.stages = try Row.fetchAll(
-                    db.cachedStatement(sql: "SELECT * FROM stages WHERE run = ? ORDER BY stage"),
-                    arguments: [run.run]
+                run.trigger = row.text(4)
+                run.scheduledAt = Self.date(row.int(5))
+                run.latenessMs = row.double(6)
+                run.acceptedAt = Self.date(row.int(7))
+                run.startedAt = Self.date(row.int(8))
+                run.finishedAt = Self.date(row.int(9))
+                run.endedAt = Self.date(row.int(10))
+                run.attempts = row.count(11)
+                run.durationMs = row.double(12)
+                run.size = row.int(13)
+                run.parts = row.int(14).map { Int(clamping: $0) }
+                run.dead = row.count(15)
+                run.error = row.text(16)
+                run.stages = try sql.rows(
+                    "SELECT stage, name, succeeded, failed, dead, parts, ready_ms, done_ms FROM history_stages WHERE run = ? ORDER BY stage",
+                    [run.run]
                 ).map { row in
                     var stage = RunsReport.Stage(
-                        index: row["stage"],
-                        name: row["name"],
-                        succeeded: row["succeeded"],
-                        failed: row["failed"],
-                        dead: row["dead"]
+                        index: row.count(0),
+                        name: row.text(1),
+                        succeeded: row.count(2),
+                        failed: row.count(3),
+                        dead: row.count(4)
                     )
-                    stage.parts = row["parts"]
-                    stage.readyAt = Self.date(row["ready_ms"])
-                    stage.doneAt = Self.date(row["done_ms"])
+                    stage.parts = row.int(5).map { Int(clamping: $0) }
+                    stage.readyAt = Self.date(row.int(6))
+                    stage.doneAt = Self.date(row.int(7))
                     return stage
                 }
                 if withTasks {
-                    run.tasks = try Row.fetchAll(
-                        db,
-                        sql: "SELECT * FROM tasks WHERE run = ? ORDER BY stage, part LIMIT ?",
-                        arguments: [run.run, StatusQuery.maxLimit]
+                    run.tasks = try sql.rows(
+                        """
+                        SELECT stage, part, state, attempts, processor, error, started_ms, ended_ms FROM history_tasks
+                        WHERE run = ? ORDER BY stage, part LIMIT ?
+                        """,
+                        [run.run, StatusQuery.maxLimit]
                     ).map { row in
-                        var task = RunsReport.Task(stage: row["stage"], part: row["part"], state: row["state"])
-                        task.attempts = row["attempts"]
-                        task.processor = row["processor"]
-                        task.error = row["error"]
-                        task.startedAt = Self.date(row["started_ms"])
-                        task.endedAt = Self.date(row["ended_ms"])
+                        var task = RunsReport.Task(stage: row.count(0), part: row.count(1), state: row.text(2) ?? "")
+                        task.attempts = row.count(3)
+                        task.processor = row.text(4)
+                        task.error = row.text(5)
+                        task.startedAt = Self.date(row.int(6))
+                        task.endedAt = Self.date(row.int(7))
                         return task
                     }
                 }
@@ -220,15 +316,23 @@ public final class RunHistory: Sendable {
         public var counts: [String: Int]
     }
 
-    /// Every job's ``JobSummary``, from the whole kept history (two grouped queries).
+    /// Every job's ``JobSummary``, from the whole kept history: its latest slot and how many runs ended how (two
+    /// grouped queries over the (job, slot) index), then its latest run (one indexed lookup per job).
     public func jobSummaries() async throws -> [String: JobSummary] {
-        try await database.read { db in
+        try await read { sql in
             var summaries: [String: JobSummary] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT job, run, state, MAX(slot_ms) FROM runs GROUP BY job") {
-                summaries[row["job"]] = JobSummary(lastRun: row["run"], lastState: row["state"], counts: [:])
+            for latest in try sql.rows("SELECT job, MAX(slot_ms) FROM history_runs GROUP BY job", []) {
+                guard let job = latest.text(0), let slot = latest.int(1),
+                    let row = try sql.row(
+                        "SELECT run, state FROM history_runs WHERE job = ? AND slot_ms = ? ORDER BY run DESC LIMIT 1",
+                        [job, slot]
+                    )
+                else { continue }
+                summaries[job] = JobSummary(lastRun: row.text(0) ?? "", lastState: row.text(1) ?? "", counts: [:])
             }
-            for row in try Row.fetchAll(db, sql: "SELECT job, state, COUNT(*) AS n FROM runs GROUP BY job, state") {
-                summaries[row["job"]]?.counts[row["state"]] = row["n"]
+            for row in try sql.rows("SELECT job, state, COUNT(*) FROM history_runs GROUP BY job, state", []) {
+                guard let job = row.text(0), let state = row.text(1) else { continue }
+                summaries[job]?.counts[state] = row.count(2)
             }
             return summaries
         }
@@ -252,51 +356,50 @@ public final class RunHistory: Sendable {
     /// The runs whose slot lies in `[from, to)` (of one job, or all), oldest first, at most `limit`, with their
     /// stages in one more query: what a week of minutely runs needs drawn, without a query per run.
     public func spans(from: Date, to: Date, job: String? = nil, limit: Int = 200_000) async throws -> (spans: [Span], truncated: Bool) {
-        let range: [(any DatabaseValueConvertible)?] = [Self.milliseconds(from), Self.milliseconds(to)]
+        let arguments: [any HistoryArgument] = [Self.milliseconds(from), Self.milliseconds(to)] + (job.map { [$0] } ?? [])
         let jobFilter = job == nil ? "" : " AND job = ?"
-        let arguments = StatementArguments(range + (job.map { [$0] } ?? []))
-        return try await database.read { db in
+        return try await read { sql in
             var spans: [Span] = []
             var index: [String: Int] = [:]
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT run, job, state, slot_ms, scheduled_ms, started_ms, finished_ms, ended_ms, error FROM runs
-                    WHERE slot_ms >= ? AND slot_ms < ?\(jobFilter) ORDER BY slot_ms, run LIMIT \(limit + 1)
-                    """,
-                arguments: arguments
+            let rows = try sql.rows(
+                """
+                SELECT run, job, state, slot_ms, scheduled_ms, started_ms, finished_ms, ended_ms, error FROM history_runs
+                WHERE slot_ms >= ? AND slot_ms < ?\(jobFilter) ORDER BY slot_ms, run LIMIT \(limit + 1)
+                """,
+                arguments
             )
-            while let row = try rows.next() {
-                index[row["run"]] = spans.count
+            spans.reserveCapacity(rows.count)
+            for row in rows {
+                let run = row.text(0) ?? ""
+                index[run] = spans.count
                 spans.append(
                     Span(
-                        run: row["run"],
-                        job: row["job"],
-                        state: row["state"],
-                        slot: row["slot_ms"],
-                        scheduled: row["scheduled_ms"],
-                        started: row["started_ms"],
-                        finished: row["finished_ms"],
-                        ended: row["ended_ms"],
-                        error: row["error"],
+                        run: run,
+                        job: row.text(1) ?? "",
+                        state: row.text(2) ?? "",
+                        slot: row.int(3) ?? 0,
+                        scheduled: row.int(4),
+                        started: row.int(5),
+                        finished: row.int(6),
+                        ended: row.int(7),
+                        error: row.text(8),
                         stages: []
                     )
                 )
             }
             let truncated = spans.count > limit
             if truncated { spans.removeLast() }
-            let stages = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT s.run, s.stage, s.ready_ms, s.done_ms FROM stages s JOIN runs r ON r.run = s.run
-                    WHERE r.slot_ms >= ? AND r.slot_ms < ?\(jobFilter.replacingOccurrences(of: "job", with: "r.job"))
-                    ORDER BY s.run, s.stage
-                    """,
-                arguments: arguments
+            let stages = try sql.rows(
+                """
+                SELECT s.run, s.stage, s.ready_ms, s.done_ms FROM history_stages s JOIN history_runs r ON r.run = s.run
+                WHERE r.slot_ms >= ? AND r.slot_ms < ?\(jobFilter.replacingOccurrences(of: "job", with: "r.job"))
+                ORDER BY s.run, s.stage
+                """,
+                arguments
             )
-            while let row = try stages.next() {
-                guard let position = index[row["run"]] else { continue }
-                spans[position].stages.append((row["stage"], row["ready_ms"], row["done_ms"]))
+            for row in stages {
+                guard let run = row.text(0), let position = index[run] else { continue }
+                spans[position].stages.append((row.count(1), row.int(2), row.int(3)))
             }
             return (spans, truncated)
         }
@@ -309,24 +412,25 @@ public final class RunHistory: Sendable {
 
     private static let finalStates: Set<String> = ["succeeded", "failed", "cancelled"]
 
-    private static func fold(_ event: StatusEvent, in db: Database) throws {
+    private static func fold(_ event: StatusEvent, in sql: any HistorySQL) throws {
         guard let run = event.run, let parts = RunID.parse(run), let slot = Timestamp.parse(parts.timestamp) else { return }
         let attributes = event.attributes ?? [:]
         let time = milliseconds(event.time)
         // Every event makes sure the run has a row: the scheduler's and the algorithm's events reach the bus in
         // either order, and a replay's events may come for a run pruned or never scheduled.
-        try db.executeCached(
-            sql: """
-                INSERT INTO runs (run, job, slot_ms, trigger, state, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (run) DO UPDATE SET updated_ms = MAX(updated_ms, excluded.updated_ms)
-                """,
-            arguments: [
+        let greatest = sql.greatest
+        try sql.execute(
+            """
+            INSERT INTO history_runs (run, job, slot_ms, trigger, state, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (run) DO UPDATE SET updated_ms = \(greatest)(history_runs.updated_ms, excluded.updated_ms)
+            """,
+            [
                 run, parts.job, milliseconds(slot), parts.suffix == "manual" ? "manual" : nil,
                 event.type == EventType.runSkipped ? "skipped" : "scheduled", time,
             ]
         )
-        func update(_ sql: String, _ arguments: StatementArguments) throws {
-            try db.executeCached(sql: "UPDATE runs SET \(sql) WHERE run = ?", arguments: arguments + [run])
+        func update(_ assignments: String, _ arguments: [any HistoryArgument]) throws {
+            try sql.execute("UPDATE history_runs SET \(assignments) WHERE run = ?", arguments + [run])
         }
         let stage = attributes["stage_index"].flatMap(Int.init) ?? 0
         switch event.type {
@@ -350,7 +454,7 @@ public final class RunHistory: Sendable {
             )
         case EventType.runStarted:
             try update(
-                "state = 'running', started_ms = COALESCE(started_ms, ?), attempts = MAX(attempts, ?), trigger = COALESCE(trigger, ?)",
+                "state = 'running', started_ms = COALESCE(started_ms, ?), attempts = \(greatest)(attempts, ?), trigger = COALESCE(trigger, ?)",
                 [time, attributes["attempt"].flatMap(Int.init) ?? 1, attributes["trigger"]]
             )
         case EventType.runFinished:
@@ -374,71 +478,67 @@ public final class RunHistory: Sendable {
             // Ready again (a replay from this stage): it and the later ones start over, and so does the run. Ready
             // for the first time, it keeps what a processor's events (from another publisher, so possibly first)
             // already recorded of its tasks.
-            let again =
-                try Bool.fetchOne(
-                    db.cachedStatement(sql: "SELECT ready_ms IS NOT NULL FROM stages WHERE run = ? AND stage = ?"),
-                    arguments: [run, stage]
-                ) ?? false
+            let again = try sql.row("SELECT ready_ms FROM history_stages WHERE run = ? AND stage = ?", [run, stage])?.int(0) != nil
             guard again else {
-                try db.executeCached(
-                    sql: """
-                        INSERT INTO stages (run, stage, name, parts, ready_ms) VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT (run, stage) DO UPDATE SET name = excluded.name, parts = excluded.parts, ready_ms = excluded.ready_ms
-                        """,
-                    arguments: [run, stage, attributes["stage"], attributes["parts"].flatMap(Int.init), time]
+                try sql.execute(
+                    """
+                    INSERT INTO history_stages (run, stage, name, parts, ready_ms) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (run, stage) DO UPDATE SET name = excluded.name, parts = excluded.parts, ready_ms = excluded.ready_ms
+                    """,
+                    [run, stage, attributes["stage"], attributes["parts"].flatMap(Int.init), time]
                 )
                 try update("state = CASE WHEN state IN ('succeeded', 'dead') THEN 'processing' ELSE state END", [])
                 break
             }
-            try db.executeCached(
-                sql: """
-                    INSERT INTO stages (run, stage, name, parts, ready_ms) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (run, stage) DO UPDATE SET name = excluded.name, parts = excluded.parts,
-                        ready_ms = excluded.ready_ms, done_ms = NULL, succeeded = 0, failed = 0, dead = 0
-                    """,
-                arguments: [run, stage, attributes["stage"], attributes["parts"].flatMap(Int.init), time]
+            try sql.execute(
+                """
+                INSERT INTO history_stages (run, stage, name, parts, ready_ms) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (run, stage) DO UPDATE SET name = excluded.name, parts = excluded.parts,
+                    ready_ms = excluded.ready_ms, done_ms = NULL, succeeded = 0, failed = 0, dead = 0
+                """,
+                [run, stage, attributes["stage"], attributes["parts"].flatMap(Int.init), time]
             )
-            try db.executeCached(sql: "DELETE FROM tasks WHERE run = ? AND stage >= ?", arguments: [run, stage])
-            try db.executeCached(sql: "DELETE FROM stages WHERE run = ? AND stage > ?", arguments: [run, stage])
+            try sql.execute("DELETE FROM history_tasks WHERE run = ? AND stage >= ?", [run, stage])
+            try sql.execute("DELETE FROM history_stages WHERE run = ? AND stage > ?", [run, stage])
             try update(
-                "state = CASE WHEN state IN ('failed', 'cancelled') THEN state ELSE 'processing' END, ended_ms = CASE WHEN state IN ('failed', 'cancelled') THEN ended_ms END, dead = (SELECT COALESCE(SUM(dead), 0) FROM stages WHERE run = ?)",
+                "state = CASE WHEN state IN ('failed', 'cancelled') THEN state ELSE 'processing' END, ended_ms = CASE WHEN state IN ('failed', 'cancelled') THEN ended_ms END, dead = (SELECT COALESCE(SUM(dead), 0) FROM history_stages WHERE run = ?)",
                 [run]
             )
         case EventType.stageDone:
-            try ensureStage(run, stage, attributes["stage"], in: db)
-            try db.executeCached(
-                sql: "UPDATE stages SET done_ms = ?, succeeded = MAX(succeeded, COALESCE(parts, 0)), dead = 0 WHERE run = ? AND stage = ?",
-                arguments: [time, run, stage]
+            try ensureStage(run, stage, attributes["stage"], in: sql)
+            try sql.execute(
+                "UPDATE history_stages SET done_ms = ?, succeeded = \(greatest)(succeeded, COALESCE(parts, 0)), dead = 0 WHERE run = ? AND stage = ?",
+                [time, run, stage]
             )
         case EventType.pipelineFinished:
             try update("state = 'succeeded', ended_ms = ?, dead = 0", [time])
         case EventType.batchAcknowledged:
-            try ensureStage(run, stage, nil, in: db)
-            try db.executeCached(
-                sql: "UPDATE stages SET succeeded = succeeded + ? WHERE run = ? AND stage = ?",
-                arguments: [min(max(attributes["tasks"].flatMap(Int.init) ?? 1, 1), 1_000_000), run, stage]
+            try ensureStage(run, stage, nil, in: sql)
+            try sql.execute(
+                "UPDATE history_stages SET succeeded = succeeded + ? WHERE run = ? AND stage = ?",
+                [min(max(attributes["tasks"].flatMap(Int.init) ?? 1, 1), 1_000_000), run, stage]
             )
         case EventType.taskStarted, EventType.taskSucceeded, EventType.taskFailed:
             guard let part = event.part else { return }
-            try ensureStage(run, stage, attributes["stage"], in: db)
+            try ensureStage(run, stage, attributes["stage"], in: sql)
             let dead = attributes["dead"] == "true"
             let state =
                 event.type == EventType.taskStarted
                 ? "running" : event.type == EventType.taskSucceeded ? "succeeded" : dead ? "dead" : "failed"
-            let previous = try String.fetchOne(
-                db.cachedStatement(sql: "SELECT state FROM tasks WHERE run = ? AND stage = ? AND part = ?"),
-                arguments: [run, stage, part]
-            )
-            try db.executeCached(
-                sql: """
-                    INSERT INTO tasks (run, stage, part, state, attempts, processor, error, started_ms, ended_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (run, stage, part) DO UPDATE SET state = excluded.state,
-                        attempts = attempts + excluded.attempts, processor = COALESCE(excluded.processor, processor),
-                        error = COALESCE(excluded.error, error), started_ms = COALESCE(excluded.started_ms, started_ms),
-                        ended_ms = excluded.ended_ms
-                    """,
-                arguments: [
+            let previous = try sql.row("SELECT state FROM history_tasks WHERE run = ? AND stage = ? AND part = ?", [run, stage, part])?
+                .text(0)
+            try sql.execute(
+                """
+                INSERT INTO history_tasks (run, stage, part, state, attempts, processor, error, started_ms, ended_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (run, stage, part) DO UPDATE SET state = excluded.state,
+                    attempts = history_tasks.attempts + excluded.attempts,
+                    processor = COALESCE(excluded.processor, history_tasks.processor),
+                    error = COALESCE(excluded.error, history_tasks.error),
+                    started_ms = COALESCE(excluded.started_ms, history_tasks.started_ms),
+                    ended_ms = excluded.ended_ms
+                """,
+                [
                     run, stage, part, state, event.type == EventType.taskStarted ? 1 : 0, attributes["processor"] ?? event.instance,
                     event.type == EventType.taskSucceeded ? nil : event.message,
                     event.type == EventType.taskStarted ? time : nil, event.type == EventType.taskStarted ? nil : time,
@@ -446,26 +546,26 @@ public final class RunHistory: Sendable {
             )
             switch state {
             case "succeeded":
-                try db.executeCached(
-                    sql: "UPDATE stages SET succeeded = succeeded + 1, dead = MAX(dead - ?, 0) WHERE run = ? AND stage = ?",
-                    arguments: [previous == "dead" ? 1 : 0, run, stage]
+                try sql.execute(
+                    "UPDATE history_stages SET succeeded = succeeded + 1, dead = \(greatest)(dead - ?, 0) WHERE run = ? AND stage = ?",
+                    [previous == "dead" ? 1 : 0, run, stage]
                 )
                 if previous == "dead" {
                     // A dead task replayed and done: the run is no longer held up by it.
                     try update(
-                        "dead = MAX(dead - 1, 0), state = CASE WHEN state = 'dead' AND dead <= 1 THEN 'processing' ELSE state END",
+                        "dead = \(greatest)(dead - 1, 0), state = CASE WHEN state = 'dead' AND dead <= 1 THEN 'processing' ELSE state END",
                         []
                     )
                 }
             case "dead":
                 guard previous != "dead" else { break }
-                try db.executeCached(sql: "UPDATE stages SET dead = dead + 1 WHERE run = ? AND stage = ?", arguments: [run, stage])
+                try sql.execute("UPDATE history_stages SET dead = dead + 1 WHERE run = ? AND stage = ?", [run, stage])
                 try update(
                     "dead = dead + 1, error = ?, state = CASE WHEN state IN ('failed', 'cancelled') THEN state ELSE 'dead' END",
                     [event.message]
                 )
             case "failed":
-                try db.executeCached(sql: "UPDATE stages SET failed = failed + 1 WHERE run = ? AND stage = ?", arguments: [run, stage])
+                try sql.execute("UPDATE history_stages SET failed = failed + 1 WHERE run = ? AND stage = ?", [run, stage])
             default:
                 break
             }
@@ -474,10 +574,10 @@ public final class RunHistory: Sendable {
         }
     }
 
-    private static func ensureStage(_ run: String, _ stage: Int, _ name: String?, in db: Database) throws {
-        try db.executeCached(
-            sql: "INSERT INTO stages (run, stage, name) VALUES (?, ?, ?) ON CONFLICT (run, stage) DO NOTHING",
-            arguments: [run, stage, name]
+    private static func ensureStage(_ run: String, _ stage: Int, _ name: String?, in sql: any HistorySQL) throws {
+        try sql.execute(
+            "INSERT INTO history_stages (run, stage, name) VALUES (?, ?, ?) ON CONFLICT (run, stage) DO NOTHING",
+            [run, stage, name]
         )
     }
 }

@@ -1,8 +1,7 @@
 import Persistence
 
 /// The PostgreSQL store's schema, in versions: the SQLite store's migrations, one for one, with PostgreSQL's
-/// types. `baton_schema_migrations` lists the versions applied; a version the code has and the database has not
-/// is applied once, in the transaction that records it.
+/// types (``PostgresMigrations``).
 enum PostgresSchema {
     /// Every version, oldest first. Append; never edit one that was released.
     static let versions: [(version: Int, name: String, sql: String)] = [
@@ -61,34 +60,11 @@ enum PostgresSchema {
         ),
     ]
 
-    /// The advisory lock that lets one starter migrate at a time: any constant every starter agrees on.
-    static let lockKey = 0x6261_746f_6e01
+    /// The versions, recorded in `baton_schema_migrations`.
+    static let migrations = PostgresMigrations(table: "baton_schema_migrations", lockKey: 0x6261_746f_6e01, versions: versions)
 
-    /// Brings the schema up to `target` (the newest version by default), in one transaction. Processors
-    /// starting together queue on a transaction-scoped advisory lock, so each sees the versions the one before
-    /// it applied, and none applies a version twice.
+    /// Brings the schema up to `target` (the newest version by default); see ``PostgresMigrations/migrate(_:upTo:)``.
     static func migrate(_ session: PostgresSession, upTo target: Int? = nil) throws {
-        try session.transaction {
-            try session.query("SELECT pg_advisory_xact_lock($1::bigint)", [.int(lockKey)])
-            // `CREATE TABLE IF NOT EXISTS` on an existing table says so in a notice: not news at every start.
-            try session.query("SET LOCAL client_min_messages TO warning")
-            try session.query(
-                """
-                CREATE TABLE IF NOT EXISTS baton_schema_migrations (
-                    version INTEGER PRIMARY KEY,
-                    name TEXT NOT NULL,
-                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-                )
-                """
-            )
-            let applied = Set(try session.query("SELECT version FROM baton_schema_migrations").compactMap { $0[0].flatMap { Int($0) } })
-            for step in versions where !applied.contains(step.version) && step.version <= (target ?? Int.max) {
-                try session.script(step.sql)
-                try session.query(
-                    "INSERT INTO baton_schema_migrations (version, name) VALUES ($1, $2)",
-                    [.int(step.version), .text(step.name)]
-                )
-            }
-        }
+        try migrations.migrate(session, upTo: target)
     }
 }
