@@ -130,7 +130,7 @@ struct WebViewTests {
     }
 
     /// Without the token nothing is shown and nothing is done; with it, an action also needs its header (a page of
-    /// another site cannot send it); a wrong token is refused like none.
+    /// another site cannot send it); a wrong token is refused like none, and many wrong tokens are not even compared.
     @Test(.timeLimit(.minutes(2)))
     func requestsWithoutTheTokenAreRefused() async throws {
         let base = try StatusTests.freePortRange(4)
@@ -164,6 +164,17 @@ struct WebViewTests {
             )
             #expect(done.status == 200 && done.body.contains("\"ok\":true"), "\(done)")
             #expect(try await Self.request(base, "/metrics").status == 200, "metrics stay open to Prometheus")
+
+            // Guessing: past a burst of wrong tokens, none is compared for a moment (429); then the right one works.
+            var statuses: [Int] = []
+            for index in 0..<20 {
+                statuses.append(try await Self.request(base, "/login", method: "POST", body: "token=guess-\(index)").status)
+            }
+            #expect(statuses.contains(429) && statuses.allSatisfy { [401, 429].contains($0) }, "\(statuses)")
+            let again = try await stack.waitUntil(timeout: .seconds(20)) {
+                try await Self.request(base, "/", headers: bearer).status == 200
+            }
+            #expect(again, "the right token after the guesses")
         }
     }
 }

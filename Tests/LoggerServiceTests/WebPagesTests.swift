@@ -86,3 +86,27 @@ struct WebPagesTests {
         #expect(WebView.form(Data(#"{"job":"j"}"#.utf8)) == ["job": "j"])
     }
 }
+
+/// The budget of wrong tokens: a burst, then one a second, never more than the burst banked.
+struct GuessBudgetTests {
+    @Test func aBurstThenOneASecond() {
+        let start = ContinuousClock.now
+        var budget = GuessBudget()
+        for _ in 0..<5 {
+            #expect(budget.allows(at: start))
+            budget.spend(at: start)
+        }
+        #expect(!budget.allows(at: start))
+        #expect(!budget.allows(at: start + .milliseconds(999)))
+        #expect(budget.allows(at: start + .seconds(1)))
+        budget.spend(at: start + .seconds(1))
+        #expect(!budget.allows(at: start + .milliseconds(1500)))
+        // A long quiet banks the burst, not more.
+        let later = start + .seconds(3600)
+        for _ in 0..<5 {
+            #expect(budget.allows(at: later))
+            budget.spend(at: later)
+        }
+        #expect(!budget.allows(at: later))
+    }
+}

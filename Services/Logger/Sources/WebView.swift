@@ -18,8 +18,10 @@ import ZMQ
 /// Authentication: with `web.token` set, every page but `/login` and the assets needs it: the `baton_session`
 /// cookie that `/login` sets (derived from the token; HttpOnly, SameSite=Strict) or an `Authorization: Bearer` header, compared in constant
 /// time; an action (POST) also needs the header `X-Baton-Action: 1`, which a page of another site cannot send, so
-/// a cookie alone cannot be used against the user. Without a token (only allowed without CURVE) the view is
-/// read-only: actions are refused.
+/// a cookie alone cannot be used against the user. Wrong tokens (at `/login` or as a Bearer header) draw on a
+/// ``GuessBudget``: past it, a token is not even compared and the answer is `429` until the budget refills, so
+/// a short token cannot be found by trying. Without a token (only allowed without CURVE) the view is read-only:
+/// actions are refused.
 final class WebView: WebRoutes {
     private let history: RunHistory?
     private let keeper: StatusKeeper
@@ -27,6 +29,7 @@ final class WebView: WebRoutes {
     private let context: Context
     private let logger: Logger
     let fanout = EventFanout()
+    private let guesses = Mutex(GuessBudget())
 
     init(history: RunHistory?, keeper: StatusKeeper, configuration: Configuration, context: Context, logger: Logger) {
         self.history = history
@@ -46,6 +49,8 @@ final class WebView: WebRoutes {
         case ("POST", "/login"): return login(request)
         default: break
         }
+        // A Bearer token is a guess like a login's; the login cookie is not throttled (it cannot be guessed).
+        if request.headers["authorization"]?.hasPrefix("Bearer ") == true, let refused = throttled() { return refused }
         guard authorized(request) else {
             if request.method == "GET" && !request.path.hasPrefix("/api/") && request.path != "/events" {
                 return WebReply(status: 303, headers: ["Location": "/login"])
@@ -76,7 +81,7 @@ final class WebView: WebRoutes {
     private func authorized(_ request: WebRequest) -> Bool {
         guard !token.isEmpty else { return true }
         if let header = request.headers["authorization"], header.hasPrefix("Bearer ") {
-            return Self.same(String(header.dropFirst(7)), token)
+            return guessed(Self.same(String(header.dropFirst(7)), token))
         }
         return Self.cookie("baton_session", in: request.headers["cookie"]).map { Self.same($0, session) } ?? false
     }
@@ -103,9 +108,26 @@ final class WebView: WebRoutes {
         return nil
     }
 
+    /// The reply to a request that brings a token while the budget of wrong ones is spent: nothing is compared.
+    private func throttled() -> WebReply? {
+        guard !token.isEmpty, !guesses.withLock({ $0.allows(at: .now) }) else { return nil }
+        return WebReply(
+            status: 429,
+            headers: ["Content-Type": "application/json", "Retry-After": "1"],
+            body: Data(#"{"ok":false,"error":"too many wrong tokens: try again in a second"}"#.utf8)
+        )
+    }
+
+    /// Counts a wrong token against the budget; returns whether the token was right.
+    private func guessed(_ right: Bool) -> Bool {
+        if !right { guesses.withLock { $0.spend(at: .now) } }
+        return right
+    }
+
     private func login(_ request: WebRequest) -> WebReply {
         let form = Self.form(request.body) ?? [:]
-        guard !token.isEmpty, let given = form["token"], Self.same(given, token) else {
+        if form["token"] != nil, let refused = throttled() { return refused }
+        guard !token.isEmpty, let given = form["token"], guessed(Self.same(given, token)) else {
             return Self.page(WebPages.login(failed: true, required: !token.isEmpty), status: 401)
         }
         return WebReply(
@@ -411,5 +433,32 @@ final class EventFanout: Sendable {
             defer { state.subscribers.removeAll() }
             return Array(state.subscribers.values)
         }) { continuation.finish() }
+    }
+}
+
+/// How many wrong tokens the web view takes: a burst of ``burst``, then one a second (a token bucket over all
+/// clients: a guesser from many addresses gets no more). Past it, requests that bring a token are answered `429`
+/// for a moment, the right one too, which costs a user logging in a second's wait while someone is guessing (a
+/// user already logged in is not held up) and the guesser all but every try.
+struct GuessBudget: Sendable {
+    static let burst = 5.0
+    static let perSecond = 1.0
+    private var left = burst
+    private var at: ContinuousClock.Instant?
+
+    /// Whether a token may be compared now.
+    func allows(at now: ContinuousClock.Instant) -> Bool { available(at: now) >= 1 }
+
+    /// A wrong token was given.
+    mutating func spend(at now: ContinuousClock.Instant) {
+        left = max(available(at: now) - 1, 0)
+        at = now
+    }
+
+    private func available(at now: ContinuousClock.Instant) -> Double {
+        guard let at else { return left }
+        let elapsed = now - at
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return min(Self.burst, left + max(seconds, 0) * Self.perSecond)
     }
 }
