@@ -33,9 +33,6 @@ public final class RunHistory: Sendable {
         let done = Mutex(false)
     }
 
-    /// Where the history is, for the logger's log: the SQLite file, or the PostgreSQL URL without its password.
-    public let location: String
-
     /// The history's file for a data directory.
     public static func path(dataDirectory: String) -> String {
         (dataDirectory as NSString).appendingPathComponent("logger/history.sqlite")
@@ -46,17 +43,14 @@ public final class RunHistory: Sendable {
         let pool = try await SQLiteFile.open(path: path, migrator: migrator)
         // Derived from the event log: a commit need not reach the disk before the next event is read.
         try await pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = NORMAL") }
-        return RunHistory(backend: .sqlite(pool), location: path)
+        return RunHistory(backend: .sqlite(pool))
     }
 
     /// The history in the PostgreSQL database at `url`. Nothing is connected yet: the first statement connects
     /// and creates the tables if they are missing; while the server cannot be reached, writes and reads fail
     /// (and are retried by the next ones).
     public static func open(url: String) -> RunHistory {
-        RunHistory(
-            backend: .postgres(PostgresConnection(url: url, name: "baton-logger history"), migrated: Migrated()),
-            location: Config.Configuration.Store.redacted(url)
-        )
+        RunHistory(backend: .postgres(PostgresConnection(url: url, name: "baton-logger history"), migrated: Migrated()))
     }
 
     /// The deployment's history: in PostgreSQL when `store.url` is set, else in SQLite under `data_dir`.
@@ -65,9 +59,8 @@ public final class RunHistory: Sendable {
             ? try await open(path: path(dataDirectory: configuration.dataDirectory)) : open(url: configuration.store.url)
     }
 
-    private init(backend: Backend, location: String) {
+    private init(backend: Backend) {
         self.backend = backend
-        self.location = location
     }
 
     /// Runs `body` in one write transaction.
