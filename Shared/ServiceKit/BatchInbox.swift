@@ -34,6 +34,9 @@ public final class BatchInbox<Element: Sendable>: Sendable {
         bell.ring()
     }
 
+    /// How many elements wait, and whether ``close()`` was called.
+    public var waiting: (count: Int, closed: Bool) { state.withLock { ($0.elements.count, $0.closed) } }
+
     /// Everything that arrived and was not taken, without waiting (e.g. to hand it back when stopping).
     public func drain() -> [Element] {
         state.withLock { state in

@@ -102,6 +102,20 @@ struct PostgresOutageTests {
             }
             #expect(downs.allSatisfy { $0.attributes?["error"]?.isEmpty == false })
             #expect(!events.contains { $0.type == EventType.resultFailed }, "a result failed during the outage")
+
+            // The logger's run history lives in the same database: it held what came during the outage and wrote it
+            // after, so every slot of the window is there, finished, with the scheduler's fire time.
+            var history: [String: RunsReport.Run] = [:]
+            let recorded = try await stack.waitUntil(timeout: .seconds(60)) {
+                let outcome = try await stack.baton(["runs", "--job", "pg", "--limit", "10000", "--json"])
+                guard outcome.status == 0, let report = try? Timestamp.decoder().decode(RunsReport.self, from: Data(outcome.output.utf8))
+                else { return false }
+                history = Dictionary(report.runs.map { ($0.run, $0) }, uniquingKeysWith: { $1 })
+                return slots.allSatisfy { history[$0]?.state == "succeeded" && history[$0]?.scheduledAt != nil }
+            }
+            let incomplete = slots.filter { history[$0]?.state != "succeeded" || history[$0]?.scheduledAt == nil }
+            let examples = incomplete.prefix(3).map { history[$0].map { "\($0)" } ?? $0 }
+            #expect(recorded, "\(incomplete.count) slot(s) missing or incomplete in the history, e.g. \(examples)")
         }
     }
 

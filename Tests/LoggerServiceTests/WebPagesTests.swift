@@ -92,9 +92,9 @@ struct GuessBudgetTests {
     @Test func aBurstThenOneASecond() {
         let start = ContinuousClock.now
         var budget = GuessBudget()
-        for _ in 0..<5 {
+        for index in 0..<5 {
             #expect(budget.allows(at: start))
-            budget.spend(at: start)
+            #expect(budget.spend(at: start) == (index == 4), "the fifth wrong token spends the budget")
         }
         #expect(!budget.allows(at: start))
         #expect(!budget.allows(at: start + .milliseconds(999)))

@@ -312,20 +312,33 @@ public struct LoggerService: Service {
     }
 
     /// Writes queued events into the run history, one transaction per batch, until the inbox is closed and empty.
-    /// A batch that cannot be written (a full disk) is dropped and said once a minute at most: the event log
-    /// still has it.
+    /// A batch that cannot be written (a full disk, PostgreSQL away) is tried again, backing off up to 5 s, while the
+    /// queue behind it has room, so a short outage loses nothing; it is dropped (and counted, and said once a
+    /// minute at most) once the queue is full or the logger stops: the event log still has it.
     private func record(into history: RunHistory, from inbox: BatchInbox<StatusEvent>) async {
         var lastComplaint: ContinuousClock.Instant?
         let dropped = metrics.counter("baton_history_dropped_total")
         while let batch = await inbox.take(limit: 5000) {
-            do {
-                try await history.record(batch)
-            } catch {
-                dropped.increment(by: Int64(batch.count))
-                let now = ContinuousClock.now
-                if lastComplaint.map({ now - $0 >= .seconds(60) }) ?? true {
-                    lastComplaint = now
-                    logger.error("cannot write the run history", metadata: ["error": "\(error)", "events": "\(batch.count)"])
+            var delay = Duration.milliseconds(250)
+            while true {
+                do {
+                    try await history.record(batch)
+                    break
+                } catch {
+                    let now = ContinuousClock.now
+                    if lastComplaint.map({ now - $0 >= .seconds(60) }) ?? true {
+                        lastComplaint = now
+                        logger.error("cannot write the run history; retrying", metadata: ["error": "\(error)", "events": "\(batch.count)"])
+                    }
+                    let (queued, closed) = inbox.waiting
+                    if closed || queued >= Self.historyQueue {
+                        dropped.increment(by: Int64(batch.count))
+                        break
+                    }
+                    // In steps, so that a stop does not wait out the backoff.
+                    let until = ContinuousClock.now + delay
+                    while ContinuousClock.now < until, !inbox.waiting.closed { try? await Task.sleep(for: .milliseconds(100)) }
+                    delay = min(delay * 2, .seconds(5))
                 }
             }
         }

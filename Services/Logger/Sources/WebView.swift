@@ -118,9 +118,12 @@ final class WebView: WebRoutes {
         )
     }
 
-    /// Counts a wrong token against the budget; returns whether the token was right.
+    /// Counts a wrong token against the budget (said in the log when it runs out); returns whether the token was
+    /// right.
     private func guessed(_ right: Bool) -> Bool {
-        if !right { guesses.withLock { $0.spend(at: .now) } }
+        if !right, guesses.withLock({ $0.spend(at: .now) }) {
+            logger.warning("wrong web tokens: past \(Int(GuessBudget.burst)) at once, tokens are refused with 429 for a moment")
+        }
         return right
     }
 
@@ -449,10 +452,13 @@ struct GuessBudget: Sendable {
     /// Whether a token may be compared now.
     func allows(at now: ContinuousClock.Instant) -> Bool { available(at: now) >= 1 }
 
-    /// A wrong token was given.
-    mutating func spend(at now: ContinuousClock.Instant) {
-        left = max(available(at: now) - 1, 0)
+    /// A wrong token was given; returns whether that spent the budget (the next token waits).
+    @discardableResult
+    mutating func spend(at now: ContinuousClock.Instant) -> Bool {
+        let before = available(at: now)
+        left = max(before - 1, 0)
         at = now
+        return before >= 1 && left < 1
     }
 
     private func available(at now: ContinuousClock.Instant) -> Double {
