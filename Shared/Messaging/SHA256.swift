@@ -25,16 +25,38 @@ public struct SHA256: ~Copyable {
         data.withUnsafeBytes { update($0) }
     }
 
-    /// Finishes the digest and returns it as 64 lowercase hex digits.
-    public consuming func hexDigest() -> String {
+    /// Finishes the digest and returns its 32 bytes.
+    public consuming func digest() -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &digest, &length)
+        return Array(digest.prefix(Int(length)))
+    }
+
+    /// Finishes the digest and returns it as 64 lowercase hex digits.
+    public consuming func hexDigest() -> String {
+        Self.hex(digest())
+    }
+
+    /// HMAC-SHA256 (RFC 2104) of `message` under `key`, as 64 lowercase hex digits.
+    public static func hmac(key: [UInt8], message: Data) -> String {
+        var block = key.count > 64 ? { var inner = SHA256(); inner.update(Data(key)); return inner.digest() }() : key
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        var inner = SHA256()
+        inner.update(Data(block.map { $0 ^ 0x36 }))
+        inner.update(message)
+        var outer = SHA256()
+        outer.update(Data(block.map { $0 ^ 0x5C }))
+        outer.update(Data(inner.digest()))
+        return outer.hexDigest()
+    }
+
+    private static func hex(_ digest: [UInt8]) -> String {
         // By hand: `String(format:)` per byte was a seventh of a small hand-off's CPU in a profile.
         let digits = Array("0123456789abcdef".utf8)
         var hex = [UInt8]()
-        hex.reserveCapacity(Int(length) * 2)
-        for byte in digest.prefix(Int(length)) {
+        hex.reserveCapacity(digest.count * 2)
+        for byte in digest {
             hex.append(digits[Int(byte >> 4)])
             hex.append(digits[Int(byte & 0x0F)])
         }

@@ -41,14 +41,14 @@ struct WebViewTests {
         method: String = "GET",
         headers: [String: String] = [:],
         body: String? = nil
-    ) async throws -> (status: Int, body: String) {
+    ) async throws -> (status: Int, body: String, head: String) {
         var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         if let body { text += "Content-Length: \(body.utf8.count)\r\n" }
         text += "\r\n" + (body ?? "")
         let bytes = Array(text.utf8)
         let reply = await Blocking.onThread { RawHTTP.send(bytes, to: port, readTimeout: 10) }
-        return (reply.status ?? 0, reply.body)
+        return (reply.status ?? 0, reply.body, reply.head)
     }
 
     /// The slots of a job every second from the first to the last seen, all there.
@@ -155,6 +155,16 @@ struct WebViewTests {
             #expect(page.status == 200 && page.body.contains("<table id=\"jobs\">"), "\(page.body.prefix(500))")
             let login = try await Self.request(base, "/login", method: "POST", body: "token=\(Self.token)")
             #expect(login.status == 303)
+            // The cookie it sets opens the pages; one computed from the token alone (a guess's test) does not.
+            let cookie = login.head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie: baton_session=") }
+                .map { String($0.dropFirst("set-cookie: ".count).prefix { $0 != ";" }) }
+            let session = try #require(cookie, "\(login.head)")
+            #expect(try await Self.request(base, "/", headers: ["Cookie": session]).status == 200)
+            let computed = "baton_session=" + SHA256.hex(of: Data("baton-web-session:\(Self.token)".utf8))
+            #expect(try await Self.request(base, "/", headers: ["Cookie": computed]).status == 303)
+            #expect(try await Self.request(base, "/api/runs", headers: ["Authorization": "bearer \(Self.token)"]).status == 200)
+            let badLimit = try await Self.request(base, "/api/runs?limit=many", headers: bearer)
+            #expect(badLimit.status == 400 && badLimit.body.contains(#""error":"limit"#), "\(badLimit)")
             let done = try await Self.request(
                 base,
                 "/api/trigger",

@@ -10,6 +10,8 @@ public enum RawHTTP {
         /// The status code, if a status line came back.
         public var status: Int?
         public var body: String
+        /// The status line and headers, as sent.
+        public var head = ""
         /// Whether the server closed (end of file or reset) rather than the read timing out.
         public var closed: Bool
         public var description: String { "status \(status.map(String.init) ?? "none"), closed \(closed), body \(body.prefix(200))" }
@@ -92,8 +94,9 @@ public enum RawHTTP {
         }
         let text = String(decoding: data, as: UTF8.self)
         let status = text.hasPrefix("HTTP/1.1 ") ? Int(text.dropFirst(9).prefix(3)) : nil
-        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-        return Reply(status: status, body: body, closed: closed)
+        let split = text.range(of: "\r\n\r\n")
+        let body = split.map { String(text[$0.upperBound...]) } ?? ""
+        return Reply(status: status, body: body, head: split.map { String(text[..<$0.lowerBound]) } ?? text, closed: closed)
     }
 
     /// The value of one sample line in a Prometheus exposition.

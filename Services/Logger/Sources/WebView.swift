@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import Glibc
 import Logging
 import Messaging
 import MetricsHTTP
@@ -16,7 +17,7 @@ import ZMQ
 /// elsewhere. Requests run on the HTTP server's own event-loop thread, never on the logger's cooperative pool.
 ///
 /// Authentication: with `web.token` set, every page but `/login` and the assets needs it: the `baton_session`
-/// cookie that `/login` sets (derived from the token; HttpOnly, SameSite=Strict) or an `Authorization: Bearer` header, compared in constant
+/// cookie that `/login` sets (an HMAC of the token under the logger's ``SessionKey``; HttpOnly, SameSite=Strict) or an `Authorization: Bearer` header, compared in constant
 /// time; an action (POST) also needs the header `X-Baton-Action: 1`, which a page of another site cannot send, so
 /// a cookie alone cannot be used against the user. Wrong tokens (at `/login` or as a Bearer header) draw on a
 /// ``GuessBudget``: past it, a token is not even compared and the answer is `429` until the budget refills, so
@@ -30,6 +31,8 @@ final class WebView: WebRoutes {
     private let logger: Logger
     let fanout = EventFanout()
     private let guesses = Mutex(GuessBudget())
+    /// The login cookie's value: an HMAC of the token under the logger's own key (``SessionKey``).
+    private let session: String
 
     init(history: RunHistory?, keeper: StatusKeeper, configuration: Configuration, context: Context, logger: Logger) {
         self.history = history
@@ -37,6 +40,8 @@ final class WebView: WebRoutes {
         self.configuration = configuration
         self.context = context
         self.logger = logger
+        let key = SessionKey.load(dataDirectory: configuration.dataDirectory, logger: logger)
+        session = SHA256.hmac(key: key, message: Data("baton-web-session:\(configuration.web.token)".utf8))
     }
 
     private var token: String { configuration.web.token }
@@ -50,7 +55,7 @@ final class WebView: WebRoutes {
         default: break
         }
         // A Bearer token is a guess like a login's; the login cookie is not throttled (it cannot be guessed).
-        if request.headers["authorization"]?.hasPrefix("Bearer ") == true, let refused = throttled() { return refused }
+        if Self.bearer(request) != nil, let refused = throttled() { return refused }
         guard authorized(request) else {
             if request.method == "GET" && !request.path.hasPrefix("/api/") && request.path != "/events" {
                 return WebReply(status: 303, headers: ["Location": "/login"])
@@ -69,10 +74,11 @@ final class WebView: WebRoutes {
             case ("POST", let path) where path.hasPrefix("/api/"): return await act(String(path.dropFirst(5)), request)
             default: return Self.page(WebPages.notFound(request.path), status: 404)
             }
-        } catch let error as WebError {
-            return Self.page(WebPages.problem(error.description), status: error.status)
         } catch {
-            return Self.page(WebPages.problem("\(error)"), status: 500)
+            // A bad parameter is the client's (4xx); anything else is the history that cannot be read now (503).
+            let (status, text) = (error as? WebError).map { ($0.status, $0.description) } ?? (503, "cannot read the run history: \(error)")
+            if request.path.hasPrefix("/api/") { return Self.json(status, ["ok": false, "error": text]) }
+            return Self.page(WebPages.problem(text), status: status)
         }
     }
 
@@ -80,15 +86,17 @@ final class WebView: WebRoutes {
 
     private func authorized(_ request: WebRequest) -> Bool {
         guard !token.isEmpty else { return true }
-        if let header = request.headers["authorization"], header.hasPrefix("Bearer ") {
-            return guessed(Self.same(String(header.dropFirst(7)), token))
-        }
+        if let given = Self.bearer(request) { return guessed(Self.same(given, token)) }
         return Self.cookie("baton_session", in: request.headers["cookie"]).map { Self.same($0, session) } ?? false
     }
 
-    /// What the login cookie holds: derived from the token (SHA-256 of a fixed prefix and it), so the cookie
-    /// never carries the token itself, and it changes when the token does.
-    private var session: String { SHA256.hex(of: Data("baton-web-session:\(token)".utf8)) }
+    /// The token of an `Authorization: Bearer` header (the scheme's name in any case, as RFC 7235 has it).
+    static func bearer(_ request: WebRequest) -> String? {
+        guard let header = request.headers["authorization"], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            return nil
+        }
+        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
 
     /// Compares two secrets in time that does not depend on where they differ (nor on the guess's length: both
     /// are hashed first).
@@ -466,5 +474,67 @@ struct GuessBudget: Sendable {
         let elapsed = now - at
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return min(Self.burst, left + max(seconds, 0) * Self.perSecond)
+    }
+}
+
+/// The key the login cookie is derived under: 32 random bytes in `<data_dir>/logger/web.key` (hex, mode 0600),
+/// made at the first start, so that a cookie is neither the token nor anything computable from a guess of it,
+/// and sessions outlive a restart. A new key (the file deleted) or a new token ends every session.
+enum SessionKey {
+    static func path(dataDirectory: String) -> String { (dataDirectory as NSString).appendingPathComponent("logger/web.key") }
+
+    /// The key from its file, made if there is none; a key for this process alone (sessions end at a restart) when
+    /// the file can be neither read nor made, said in the log.
+    static func load(dataDirectory: String, logger: Logger) -> [UInt8] {
+        let path = path(dataDirectory: dataDirectory)
+        for _ in 0..<2 {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8),
+                let key = bytes(hex: text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                key.count == 32
+            {
+                return key
+            }
+            let key = (0..<32).map { _ in UInt8.random(in: 0...255) }
+            let hex = key.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+            try? FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true
+            )
+            // Exclusive: of two loggers starting on one folder, one writes it and the other reads it.
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if descriptor >= 0 {
+                let bytes = Array((hex + "\n").utf8)
+                let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                let synced = fsync(descriptor) == 0
+                close(descriptor)
+                if written == bytes.count && synced { return key }
+                unlink(path)
+            } else if errno != EEXIST {
+                break
+            } else if (try? String(contentsOfFile: path, encoding: .utf8)).flatMap({
+                bytes(hex: $0.trimmingCharacters(in: .whitespacesAndNewlines))
+            })?.count != 32 {
+                // A file that holds no key (cut short, edited): replaced.
+                unlink(path)
+            }
+        }
+        logger.warning("cannot keep the web view's session key; logins end when the logger restarts", metadata: ["path": "\(path)"])
+        return (0..<32).map { _ in UInt8.random(in: 0...255) }
+    }
+
+    static func bytes(hex text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = UInt8(String(UnicodeScalar(digits[index])), radix: 16),
+                let low = UInt8(String(UnicodeScalar(digits[index + 1])), radix: 16)
+            else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
     }
 }
