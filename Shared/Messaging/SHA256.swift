@@ -40,7 +40,12 @@ public struct SHA256: ~Copyable {
 
     /// HMAC-SHA256 (RFC 2104) of `message` under `key`, as 64 lowercase hex digits.
     public static func hmac(key: [UInt8], message: Data) -> String {
-        var block = key.count > 64 ? { var inner = SHA256(); inner.update(Data(key)); return inner.digest() }() : key
+        var block = key
+        if block.count > 64 {
+            var long = SHA256()
+            long.update(Data(key))
+            block = long.digest()
+        }
         block += [UInt8](repeating: 0, count: 64 - block.count)
         var inner = SHA256()
         inner.update(Data(block.map { $0 ^ 0x36 }))
