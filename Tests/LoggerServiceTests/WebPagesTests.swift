@@ -1,5 +1,8 @@
 import Foundation
+import Glibc
+import Logging
 import Messaging
+import TestSupport
 import Testing
 
 @testable import LoggerService
@@ -108,5 +111,24 @@ struct GuessBudgetTests {
             budget.spend(at: later)
         }
         #expect(!budget.allows(at: later))
+    }
+}
+
+/// The login cookie's key: made once, kept across restarts in a file only its owner reads, and replaced when the
+/// file holds no key.
+struct SessionKeyTests {
+    @Test func madeOnceKeptAndReplacedWhenBroken() throws {
+        let scratch = Scratch("webkey")
+        let logger = Logger(label: "test")
+        let first = SessionKey.load(dataDirectory: scratch.path("data"), logger: logger)
+        #expect(first.count == 32)
+        #expect(SessionKey.load(dataDirectory: scratch.path("data"), logger: logger) == first, "a restart keeps the key")
+        var status = stat()
+        #expect(stat(SessionKey.path(dataDirectory: scratch.path("data")), &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600)
+        try "not a key\n".write(toFile: SessionKey.path(dataDirectory: scratch.path("data")), atomically: true, encoding: .utf8)
+        let replaced = SessionKey.load(dataDirectory: scratch.path("data"), logger: logger)
+        #expect(replaced.count == 32 && replaced != first)
+        #expect(SessionKey.load(dataDirectory: scratch.path("data"), logger: logger) == replaced)
     }
 }
