@@ -41,7 +41,7 @@ final class WebView: WebRoutes {
         self.context = context
         self.logger = logger
         let key = SessionKey.load(dataDirectory: configuration.dataDirectory, logger: logger)
-        session = SHA256.hmac(key: key, message: Data("baton-web-session:\(configuration.web.token)".utf8))
+        session = SHA256.hmac(key: Array(key.utf8), message: Data("baton-web-session:\(configuration.web.token)".utf8))
     }
 
     private var token: String { configuration.web.token }
@@ -477,25 +477,23 @@ struct GuessBudget: Sendable {
     }
 }
 
-/// The key the login cookie is derived under: 32 random bytes in `<data_dir>/logger/web.key` (hex, mode 0600),
-/// made at the first start, so that a cookie is neither the token nor anything computable from a guess of it,
-/// and sessions outlive a restart. A new key (the file deleted) or a new token ends every session.
+/// The key the login cookie is derived under: 256 random bits, as 64 hex digits in `<data_dir>/logger/web.key`
+/// (mode 0600), made at the first start, so that a cookie is neither the token nor anything computable from a
+/// guess of it, and sessions outlive a restart. A new key (the file deleted) or a new token ends every session.
 enum SessionKey {
     static func path(dataDirectory: String) -> String { (dataDirectory as NSString).appendingPathComponent("logger/web.key") }
 
-    /// The key from its file, made if there is none; a key for this process alone (sessions end at a restart) when
-    /// the file can be neither read nor made, said in the log.
-    static func load(dataDirectory: String, logger: Logger) -> [UInt8] {
+    /// The key (its hex digits, which are the HMAC's key bytes) from its file, made if there is none; a key for
+    /// this process alone (sessions end at a restart) when the file can be neither read nor made, said in the log.
+    static func load(dataDirectory: String, logger: Logger) -> String {
         let path = path(dataDirectory: dataDirectory)
+        func stored() -> String? {
+            (try? String(contentsOfFile: path, encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                .flatMap { SHA256.isDigest($0) ? $0 : nil }
+        }
         for _ in 0..<2 {
-            if let text = try? String(contentsOfFile: path, encoding: .utf8),
-                let key = bytes(hex: text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                key.count == 32
-            {
-                return key
-            }
-            let key = (0..<32).map { _ in UInt8.random(in: 0...255) }
-            let hex = key.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+            if let key = stored() { return key }
+            let key = random()
             try? FileManager.default.createDirectory(
                 atPath: (path as NSString).deletingLastPathComponent,
                 withIntermediateDirectories: true
@@ -503,7 +501,7 @@ enum SessionKey {
             // Exclusive: of two loggers starting on one folder, one writes it and the other reads it.
             let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             if descriptor >= 0 {
-                let bytes = Array((hex + "\n").utf8)
+                let bytes = Array((key + "\n").utf8)
                 let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
                 let synced = fsync(descriptor) == 0
                 close(descriptor)
@@ -511,30 +509,15 @@ enum SessionKey {
                 unlink(path)
             } else if errno != EEXIST {
                 break
-            } else if (try? String(contentsOfFile: path, encoding: .utf8)).flatMap({
-                bytes(hex: $0.trimmingCharacters(in: .whitespacesAndNewlines))
-            })?.count != 32 {
+            } else if stored() == nil {
                 // A file that holds no key (cut short, edited): replaced.
                 unlink(path)
             }
         }
         logger.warning("cannot keep the web view's session key; logins end when the logger restarts", metadata: ["path": "\(path)"])
-        return (0..<32).map { _ in UInt8.random(in: 0...255) }
+        return random()
     }
 
-    static func bytes(hex text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = UInt8(String(UnicodeScalar(digits[index])), radix: 16),
-                let low = UInt8(String(UnicodeScalar(digits[index + 1])), radix: 16)
-            else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
+    /// 256 random bits (the system's generator) as 64 hex digits.
+    private static func random() -> String { SHA256.hex(of: Data((0..<32).map { _ in UInt8.random(in: 0...255) })) }
 }
