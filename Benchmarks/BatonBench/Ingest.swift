@@ -19,10 +19,14 @@ extension Scenarios {
         var baselineMs: Sample?
         /// Of SQLite alone, its COMMIT: the WAL written and synced (and checkpointed, when it grew past 1,000 pages).
         var baselineCommitMs: Sample?
+        /// SQLite alone writing the same bytes as one blob in the part's row (what the disk allows through SQLite),
+        /// in ms.
+        var blobMs: Sample?
         var loadAverage: Double?
 
         var storeMBps: Double? { storeMs.map { Double(bytes) / 1e3 / $0.p50 } }
         var baselineMBps: Double? { baselineMs.map { Double(bytes) / 1e3 / $0.p50 } }
+        var blobMBps: Double? { blobMs.map { Double(bytes) / 1e3 / $0.p50 } }
     }
 
     /// The checksum both sides compute (``SHA256``, libcrypto) over `size` bytes, next to `sha256sum` of the
@@ -46,6 +50,7 @@ extension Scenarios {
         var validate: [Double] = []
         var baseline: [Double] = []
         var commits: [Double] = []
+        var blobs: [Double] = []
         for run in 0..<runs {
             let path = "\(root)/ingest-\(label)-\(run).sqlite"
             let opened = try await ResultStore(path: path)
@@ -61,6 +66,7 @@ extension Scenarios {
             let alone = try Self.sqliteIngest(path: "\(root)/ingest-\(label)-\(run)-baseline.sqlite", payload: payload, lines: lines)
             baseline.append(alone.total)
             commits.append(alone.commit)
+            blobs.append(try Self.sqliteIngest(path: "\(root)/ingest-\(label)-\(run)-blob.sqlite", payload: payload, lines: nil).total)
         }
         var load = [0.0, 0.0, 0.0]
         let loads = getloadavg(&load, 3)
@@ -72,6 +78,7 @@ extension Scenarios {
             validateMs: Sample(validate),
             baselineMs: Sample(baseline),
             baselineCommitMs: Sample(commits),
+            blobMs: Sample(blobs),
             loadAverage: loads > 0 ? load[0] : nil
         )
     }
@@ -102,9 +109,9 @@ extension Scenarios {
 
     /// SQLite's own rate for the same rows: a fresh file opened as Baton's stores are (WAL, synchronous FULL,
     /// foreign keys on), the store's two tables, the part's row and one row per line through one prepared
-    /// statement in one transaction, bound from the payload's buffer. Returns the ms from BEGIN to the end of
-    /// COMMIT, and of them the COMMIT's.
-    static func sqliteIngest(path: String, payload: Data, lines: [Range<Int>]) throws -> (total: Double, commit: Double) {
+    /// statement in one transaction, bound from the payload's buffer; without `lines`, the payload as the part's
+    /// blob instead. Returns the ms from BEGIN to the end of COMMIT, and of them the COMMIT's.
+    static func sqliteIngest(path: String, payload: Data, lines: [Range<Int>]?) throws -> (total: Double, commit: Double) {
         var connection: OpaquePointer?
         guard sqlite3_open(path, &connection) == SQLITE_OK, let db = connection else { throw BenchError("cannot open \(path)") }
         defer { sqlite3_close_v2(db) }
@@ -126,6 +133,25 @@ extension Scenarios {
             let statement = prepared
         else { throw BenchError(String(cString: sqlite3_errmsg(db))) }
         defer { sqlite3_finalize(statement) }
+        guard let lines else {
+            var blobPrepared: OpaquePointer?
+            let sql =
+                "INSERT INTO results VALUES ('ingest@1', 0, 'ingest', '1970-01-01T00:01:00.000Z', \(payload.count), '', 'blob', ?, 'bench', '', NULL)"
+            guard sqlite3_prepare_v2(db, sql, -1, &blobPrepared, nil) == SQLITE_OK, let insert = blobPrepared else {
+                throw BenchError(String(cString: sqlite3_errmsg(db)))
+            }
+            defer { sqlite3_finalize(insert) }
+            let start = monotonicNanos()
+            try exec("BEGIN IMMEDIATE")
+            try payload.withUnsafeBytes { buffer in
+                sqlite3_bind_blob64(insert, 1, buffer.baseAddress, sqlite3_uint64(buffer.count), nil)
+                guard sqlite3_step(insert) == SQLITE_DONE else { throw BenchError(String(cString: sqlite3_errmsg(db))) }
+            }
+            let committing = monotonicNanos()
+            try exec("COMMIT")
+            let end = monotonicNanos()
+            return (Double(end - start) / 1e6, Double(end - committing) / 1e6)
+        }
         let start = monotonicNanos()
         try exec("BEGIN IMMEDIATE")
         try exec(
@@ -207,7 +233,7 @@ extension Report {
             lines.append(
                 [
                     "store ingest", "lines", "store p50 ms", "store MB/s", "of it JSON check p50 ms", "SQLite alone p50 ms",
-                    "of it COMMIT p50 ms", "SQLite alone MB/s", "ratio", "load",
+                    "of it COMMIT p50 ms", "SQLite alone MB/s", "ratio", "SQLite one blob p50 ms", "SQLite one blob MB/s", "load",
                 ].joined(separator: " | ")
             )
             for entry in ingest {
@@ -217,7 +243,8 @@ extension Report {
                 let load: String = entry.loadAverage.map { formatted($0, 1) } ?? "-"
                 let cells: [String] = [
                     entry.label, "\(entry.lines)", cell(entry.storeMs), rate(entry.storeMBps), cell(entry.validateMs),
-                    cell(entry.baselineMs), cell(entry.baselineCommitMs), rate(entry.baselineMBps), ratio, load,
+                    cell(entry.baselineMs), cell(entry.baselineCommitMs), rate(entry.baselineMBps), ratio, cell(entry.blobMs),
+                    rate(entry.blobMBps), load,
                 ]
                 lines.append(cells.joined(separator: " | "))
             }

@@ -52,11 +52,13 @@ public enum SQLiteFile {
 
     /// Another process is switching the file to WAL, or applied the migration we were about to apply (the
     /// migrator reads which are applied before it opens the transaction of each, so two processes starting
-    /// together may both try one: the second finds its table made or its column added, and tries again).
+    /// together may both try one: the second finds its table made, its column added or its table renamed, and
+    /// tries again; a real error comes back at each try, and is thrown after the last).
     static func isCollision(_ error: DatabaseError) -> Bool {
         guard error.resultCode != .SQLITE_BUSY else { return true }
         let text = "\(error)"
-        return error.resultCode == .SQLITE_ERROR && (text.contains("already exists") || text.contains("duplicate column name"))
+        let collisions = ["already exists", "duplicate column name", "already another table or index", "no such table"]
+        return error.resultCode == .SQLITE_ERROR && collisions.contains { text.contains($0) }
     }
 
     /// Whether an error means the disk (or the database's size limit) is full.

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Messaging
 import ProcessorService
 import TestSupport
@@ -39,6 +40,87 @@ struct ResultStoreTests {
         let payload = Data(lines.joined(separator: "\n").utf8 + [0x0A])
         #expect(try await store.store(Fixtures.header(payload), payload: payload, processor: "p") == .stored(records: lines.count))
         #expect(try await store.records(runID: "j@1") == lines)
+    }
+
+    /// Random JSON lines (every kind of value, whitespace with tabs and CRs, escapes, non-ASCII text) come back
+    /// from `records` byte for byte and in order, whatever the store keeps them as.
+    @Test(arguments: StoreBackend.allCases) func randomLinesComeBackByteForByte(backend: StoreBackend) async throws {
+        let store = try await backend.open(scratch)
+        try await Self.storeRandomLines(in: store, seeds: 0..<300)
+    }
+
+    /// SQLite keeps a part's lines in blocks of bounded size (here at most 256 bytes, so a line of its own now and
+    /// then): the lines come back whole, in order, across the blocks' edges.
+    @Test func linesSpreadOverManyBlocksComeBackInOrder() async throws {
+        try FileManager.default.createDirectory(atPath: scratch.directory, withIntermediateDirectories: true)
+        let store = try await ResultStore(path: scratch.path("small-blocks.sqlite"), valueLimit: 256)
+        try await Self.storeRandomLines(in: store, seeds: 300..<400)
+    }
+
+    /// Stores one part of the lines the seeds make (``JSONMaker``) and reads them back.
+    private static func storeRandomLines(in store: ResultStore, seeds: Range<UInt64>) async throws {
+        var lines: [[UInt8]] = []
+        for seed in seeds {
+            var maker = JSONMaker(seed: seed)
+            let (data, bounds) = maker.payload()
+            lines += bounds.map { Array(data[$0]) }.filter { $0.count < 120 }
+        }
+        let payload = Data(lines.joined(separator: [0x0A]))
+        #expect(try await store.store(Fixtures.header(payload), payload: payload, processor: "p") == .stored(records: lines.count))
+        let records = try await store.records(runID: "j@1")
+        #expect(records.count == lines.count)
+        for (index, (record, line)) in zip(records, lines).enumerated() where Array(record.utf8) != line {
+            Issue.record("line \(index): \(String(decoding: line, as: UTF8.self).debugDescription) came back as \(record.debugDescription)")
+        }
+    }
+
+    /// A store from before the blocks (version 3: a row per line in the `records` table) keeps its lines: after
+    /// the migration `records` gives the old rows and the new blocks alike, and deleting a part removes either.
+    @Test func aStoreWithARowPerLineIsMigrated() async throws {
+        try FileManager.default.createDirectory(atPath: scratch.directory, withIntermediateDirectories: true)
+        let path = scratch.path("v3.sqlite")
+        let old = Data("{\"old\": 1}\n[2]\n".utf8)
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1'), ('v2 conflicts'), ('v3 stage');
+                    CREATE TABLE results (
+                        run_id TEXT NOT NULL, part INTEGER NOT NULL, job TEXT NOT NULL, logical_time TEXT NOT NULL,
+                        size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+                        format TEXT NOT NULL CHECK (format IN ('jsonl', 'blob', 'command')), blob BLOB,
+                        processor TEXT NOT NULL, stored_at TEXT NOT NULL, stage TEXT, PRIMARY KEY (run_id, part)
+                    );
+                    CREATE TABLE records (
+                        run_id TEXT NOT NULL, part INTEGER NOT NULL, line INTEGER NOT NULL, data TEXT NOT NULL,
+                        PRIMARY KEY (run_id, part, line),
+                        FOREIGN KEY (run_id, part) REFERENCES results (run_id, part) ON DELETE CASCADE
+                    );
+                    CREATE TABLE conflicts (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL);
+                    """
+            )
+            try db.execute(
+                sql: """
+                    INSERT INTO results VALUES ('j@1', 0, 'j', '1970-01-01T00:01:00.000Z', ?, ?, 'jsonl', NULL, 'p',
+                        '1970-01-01T00:01:00.000Z', NULL);
+                    INSERT INTO records VALUES ('j@1', 0, 0, '{"old": 1}'), ('j@1', 0, 1, '[2]');
+                    """,
+                arguments: [old.count, SHA256.hex(of: old)]
+            )
+        }
+        try queue.close()
+        let store = try await ResultStore(path: path)
+        #expect(try await store.records(runID: "j@1") == ["{\"old\": 1}", "[2]"])
+        #expect(try await store.store(Fixtures.header(old), payload: old, processor: "p") == .duplicate)
+        let new = Data("{\"new\": 3}\n".utf8)
+        #expect(try await store.store(Fixtures.header(new, run: "j@2"), payload: new, processor: "p") == .stored(records: 1))
+        #expect(try await store.records(runID: "j@2") == ["{\"new\": 3}"])
+        try await store.delete(runID: "j@1", part: 0)
+        try await store.delete(runID: "j@2", part: 0)
+        #expect(try await store.records(runID: "j@1").isEmpty)
+        #expect(try await store.records(runID: "j@2").isEmpty)
+        #expect(try await store.resultCount() == 0)
     }
 
     /// What is not one JSON value per line is kept whole: a trailing comma, a blank line, a lone surrogate.

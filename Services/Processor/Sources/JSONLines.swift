@@ -42,6 +42,45 @@ public enum JSONLines {
         }
         return lines
     }
+
+    /// How many bytes `line` takes as a JSON string (``appendString(_:line:to:)``), quotes included.
+    public static func stringLength(_ buffer: UnsafeRawBufferPointer, line: Range<Int>) -> Int {
+        var length = line.count + 2
+        for index in line {
+            let byte = buffer[index]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x09 || byte == 0x0D {
+                length += 1
+            } else if byte < 0x20 {
+                length += 5
+            }
+        }
+        return length
+    }
+
+    /// Appends `line`'s bytes as one JSON string: `"` and `\` escaped, tab and CR as `\t` and `\r` (the only
+    /// control bytes a JSON line may hold outside its strings), any other control byte as `\u00XX`; every other
+    /// byte, UTF-8 included, as it is. A JSON reader gives back exactly the line's bytes (the result store keeps
+    /// JSON lines so, in arrays that SQLite's `json_each` splits into records).
+    public static func appendString(_ buffer: UnsafeRawBufferPointer, line: Range<Int>, to text: inout [UInt8]) {
+        text.append(UInt8(ascii: "\""))
+        var run = line.lowerBound
+        for index in line {
+            let byte = buffer[index]
+            guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
+            text.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[run..<index]))
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): text.append(contentsOf: [UInt8(ascii: "\\"), byte])
+            case 0x09: text.append(contentsOf: Array("\\t".utf8))
+            case 0x0D: text.append(contentsOf: Array("\\r".utf8))
+            default:
+                let hex = Array("0123456789abcdef".utf8)
+                text.append(contentsOf: Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+            }
+            run = index + 1
+        }
+        text.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[run..<line.upperBound]))
+        text.append(UInt8(ascii: "\""))
+    }
 }
 
 /// The validator's state: the buffer, and which of the open containers are objects (a bit per depth).

@@ -73,6 +73,29 @@ final class SQLiteResultStore: ResultStoreBackend {
             // job without stages, and for parts stored before pipelines.
             try db.execute(sql: "ALTER TABLE results ADD COLUMN stage TEXT")
         }
+        migrator.registerMigration("v4 record blocks") { db in
+            // JSON lines are kept as a few blocks per part (a JSON array of the lines, each a JSON string), not a
+            // row per line: one row per line costs SQLite 4-5 µs each and an index entry repeating the run id,
+            // which holds a store to 20-60 MB/s here; a block is written at the disk's rate. `records` stays
+            // what readers query, now a view over the rows stored before and the blocks split by `json_each`.
+            try db.execute(
+                sql: """
+                    ALTER TABLE records RENAME TO records_before_v4;
+                    CREATE TABLE record_blocks (
+                        run_id TEXT NOT NULL,
+                        part INTEGER NOT NULL,
+                        first_line INTEGER NOT NULL,
+                        lines TEXT NOT NULL,
+                        PRIMARY KEY (run_id, part, first_line),
+                        FOREIGN KEY (run_id, part) REFERENCES results (run_id, part) ON DELETE CASCADE
+                    );
+                    CREATE VIEW records (run_id, part, line, data) AS
+                        SELECT run_id, part, line, data FROM records_before_v4
+                        UNION ALL
+                        SELECT b.run_id, b.part, b.first_line + j.key, j.value FROM record_blocks AS b, json_each(b.lines) AS j;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -107,26 +130,33 @@ final class SQLiteResultStore: ResultStoreBackend {
     {
         if let known = try check(db, header, payload: payload, processor: processor, limit: limit) { return known }
         let lines = ResultStore.jsonLines(payload)
-        // SQLite refuses a value over its length limit, and GRDB would stop the process on it: refuse
-        // the part first, as a failure no retry can mend.
-        let longest = lines.map { $0.map(\.count).max() ?? 0 } ?? payload.count
         let limit = min(limit, maxValueBytes(db))
-        if longest > limit {
+        // SQLite refuses a value over its length limit, and GRDB would stop the process on it: refuse the part
+        // first, as a failure no retry can mend. A line takes at most twice its bytes escaped, plus its quotes
+        // and its block's brackets; only a line that long is measured exactly.
+        let tooLong = payload.withUnsafeBytes { buffer in
+            lines?.first { $0.count * 2 + 4 > limit && JSONLines.stringLength(buffer, line: $0) + 2 > limit }
+        }
+        if lines == nil ? payload.count > limit : tooLong != nil {
             throw ResultStore.TooLarge(
-                "\(lines == nil ? "a blob of \(payload.count) bytes" : "a JSON line of \(longest) bytes") is over SQLite's limit "
-                    + "of \(limit) bytes per value: split the result into parts ($BATON_OUTPUT_DIR), store it with "
+                "\(lines == nil ? "a blob of \(payload.count) bytes" : "a JSON line of \(tooLong?.count ?? 0) bytes") is over SQLite's "
+                    + "limit of \(limit) bytes per value: split the result into parts ($BATON_OUTPUT_DIR), store it with "
                     + "processor.command, or use PostgreSQL (store.url)"
             )
         }
         try insertResult(db, header, format: lines == nil ? "blob" : "jsonl", blob: lines == nil ? payload : nil, processor: processor)
-        if let lines { try insertRecords(db, header, payload: payload, lines: lines) }
+        if let lines { try insertRecordBlocks(db, header, payload: payload, lines: lines, limit: min(limit, blockBytes)) }
         return .stored(records: lines?.count ?? 0)
     }
 
-    /// One row per line, with one prepared statement whose text is bound straight from the payload's buffer:
-    /// no `String` per line, no copy before SQLite's own into the page.
-    private static func insertRecords(_ db: Database, _ header: ResultHeader, payload: Data, lines: [Range<Int>]) throws {
-        let sql = "INSERT INTO records (run_id, part, line, data) VALUES (?, ?, ?, ?)"
+    /// How much escaped text one block holds at most (and one line more when that line alone is longer).
+    static let blockBytes = 8 << 20
+
+    /// The lines as blocks (``JSONLines/appendString(_:line:to:)`` in a JSON array), each up to `limit` bytes,
+    /// with one prepared statement whose text is bound straight from the block's buffer: no `String`, no copy
+    /// before SQLite's own into the page.
+    private static func insertRecordBlocks(_ db: Database, _ header: ResultHeader, payload: Data, lines: [Range<Int>], limit: Int) throws {
+        let sql = "INSERT INTO record_blocks (run_id, part, first_line, lines) VALUES (?, ?, ?, ?)"
         // From the connection's cache (parsed once per connection). GRDB finalizes the statement when the cache
         // lets it go: it must outlive every use of its pointer.
         let prepared = try db.cachedStatement(sql: sql)
@@ -140,19 +170,37 @@ final class SQLiteResultStore: ResultStoreBackend {
             let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
             try check(sqlite3_bind_text(statement, 1, header.runID, -1, transient))
             try check(sqlite3_bind_int64(statement, 2, Int64(header.part)))
-            try payload.withUnsafeBytes { buffer in
-                guard let base = buffer.baseAddress?.assumingMemoryBound(to: CChar.self) else { return }
-                // The bytes stay put while the statement runs: nil is SQLITE_STATIC, SQLite copies nothing first.
-                defer { sqlite3_clear_bindings(statement) }
-                for (index, line) in lines.enumerated() {
-                    try check(sqlite3_bind_int64(statement, 3, Int64(index)))
-                    try check(
-                        sqlite3_bind_text64(statement, 4, base + line.lowerBound, sqlite3_uint64(line.count), nil, UInt8(SQLITE_UTF8))
-                    )
+            defer { sqlite3_clear_bindings(statement) }
+            var text: [UInt8] = []
+            text.reserveCapacity(min(limit, payload.count + payload.count / 4 + 64))
+            var first = 0
+            func insert() throws {
+                text.append(UInt8(ascii: "]"))
+                try check(sqlite3_bind_int64(statement, 3, Int64(first)))
+                try text.withUnsafeBufferPointer { block in
+                    // The bytes stay put while the statement runs: nil is SQLITE_STATIC, SQLite copies nothing first.
+                    try check(sqlite3_bind_text64(statement, 4, block.baseAddress, sqlite3_uint64(block.count), nil, UInt8(SQLITE_UTF8)))
                     let stepped = sqlite3_step(statement)
                     sqlite3_reset(statement)
                     try check(stepped, SQLITE_DONE)
                 }
+            }
+            try payload.withUnsafeBytes { buffer in
+                text.append(UInt8(ascii: "["))
+                for (index, line) in lines.enumerated() {
+                    let before = text.count
+                    if index > first { text.append(UInt8(ascii: ",")) }
+                    JSONLines.appendString(buffer, line: line, to: &text)
+                    // Over the limit with its closing bracket: the block ends before this line, which starts the next.
+                    guard text.count + 1 > limit, index > first else { continue }
+                    text.removeLast(text.count - before)
+                    try insert()
+                    text.removeAll(keepingCapacity: true)
+                    first = index
+                    text.append(UInt8(ascii: "["))
+                    JSONLines.appendString(buffer, line: line, to: &text)
+                }
+                try insert()
             }
         }
     }
@@ -179,7 +227,8 @@ final class SQLiteResultStore: ResultStoreBackend {
 
     func delete(runID: String, part: Int) async throws {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM records WHERE run_id = ? AND part = ?", arguments: [runID, part])
+            try db.execute(sql: "DELETE FROM records_before_v4 WHERE run_id = ? AND part = ?", arguments: [runID, part])
+            try db.execute(sql: "DELETE FROM record_blocks WHERE run_id = ? AND part = ?", arguments: [runID, part])
             try db.execute(sql: "DELETE FROM results WHERE run_id = ? AND part = ?", arguments: [runID, part])
         }
     }
