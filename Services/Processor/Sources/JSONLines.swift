@@ -43,7 +43,7 @@ public enum JSONLines {
         return lines
     }
 
-    /// How many bytes `line` takes as a JSON string (``appendString(_:line:to:)``), quotes included.
+    /// How many bytes `line` takes as a JSON string (``writeString(_:line:to:)``), quotes included.
     public static func stringLength(_ buffer: UnsafeRawBufferPointer, line: Range<Int>) -> Int {
         var length = line.count + 2
         for index in line {
@@ -57,29 +57,127 @@ public enum JSONLines {
         return length
     }
 
-    /// Appends `line`'s bytes as one JSON string: `"` and `\` escaped, tab and CR as `\t` and `\r` (the only
-    /// control bytes a JSON line may hold outside its strings), any other control byte as `\u00XX`; every other
-    /// byte, UTF-8 included, as it is. A JSON reader gives back exactly the line's bytes (the result store keeps
-    /// JSON lines so, in arrays that SQLite's `json_each` splits into records).
-    public static func appendString(_ buffer: UnsafeRawBufferPointer, line: Range<Int>, to text: inout [UInt8]) {
-        text.append(UInt8(ascii: "\""))
-        var run = line.lowerBound
-        for index in line {
-            let byte = buffer[index]
-            guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
-            text.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[run..<index]))
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): text.append(contentsOf: [UInt8(ascii: "\\"), byte])
-            case 0x09: text.append(contentsOf: Array("\\t".utf8))
-            case 0x0D: text.append(contentsOf: Array("\\r".utf8))
-            default:
-                let hex = Array("0123456789abcdef".utf8)
-                text.append(contentsOf: Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
-            }
-            run = index + 1
+    /// Writes `line`'s bytes as one JSON string at `out`, which has room for `line.count * 6 + 2` bytes, and
+    /// returns how many it wrote: `"` and `\` escaped, tab and CR as `\t` and `\r` (the only control bytes a
+    /// JSON line may hold outside its strings), any other control byte as `\u00XX`; every other byte, UTF-8
+    /// included, as it is. A JSON reader gives back exactly the line's bytes (the result store keeps JSON lines
+    /// so, in arrays that SQLite's `json_each` splits into records).
+    public static func writeString(_ buffer: UnsafeRawBufferPointer, line: Range<Int>, to out: UnsafeMutableRawPointer) -> Int {
+        var written = 0
+        @inline(__always) func put(_ byte: UInt8) {
+            out.storeBytes(of: byte, toByteOffset: written, as: UInt8.self)
+            written += 1
         }
-        text.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[run..<line.upperBound]))
-        text.append(UInt8(ascii: "\""))
+        // The bytes since the last escape, in one copy.
+        @inline(__always) func copy(_ range: Range<Int>) {
+            guard !range.isEmpty, let source = buffer.baseAddress else { return }
+            (out + written).copyMemory(from: source + range.lowerBound, byteCount: range.count)
+            written += range.count
+        }
+        put(UInt8(ascii: "\""))
+        var run = line.lowerBound
+        var index = line.lowerBound
+        while index < line.upperBound {
+            // Eight bytes at a time up to the first that needs escaping (most need none).
+            if index &+ 8 <= line.upperBound {
+                let word = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                let flags = Self.needsEscape(word)
+                guard flags != 0 else {
+                    index += 8
+                    continue
+                }
+                index += flags.trailingZeroBitCount >> 3
+            }
+            let byte = buffer[index]
+            guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else {
+                index += 1
+                continue
+            }
+            copy(run..<index)
+            put(UInt8(ascii: "\\"))
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): put(byte)
+            case 0x09: put(UInt8(ascii: "t"))
+            case 0x0D: put(UInt8(ascii: "r"))
+            default:
+                let hex: StaticString = "0123456789abcdef"
+                for digit in [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")] { put(digit) }
+                put(hex.utf8Start[Int(byte >> 4)])
+                put(hex.utf8Start[Int(byte & 0x0F)])
+            }
+            index += 1
+            run = index
+        }
+        copy(run..<line.upperBound)
+        put(UInt8(ascii: "\""))
+        return written
+    }
+
+    /// The high bit set in each byte of `word` that is a control character, `"` or `\\`; exact for the lowest
+    /// such byte (a borrow only carries upward from a byte that is flagged itself), which is all the caller uses.
+    @inline(__always) static func needsEscape(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let control = (word &- ones &* 0x20) & ~word & highs
+        return control | zeroBytes(word ^ (ones &* 0x22)) | zeroBytes(word ^ (ones &* 0x5C))
+    }
+}
+
+/// A JSON array of lines, each one JSON string (``JSONLines/writeString(_:line:to:)``), built in a buffer of its
+/// own: how the SQLite store keeps a block of a part's lines.
+struct JSONStringArray: ~Copyable {
+    private var base: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// The bytes written, the opening bracket included (not the closing one).
+    private(set) var count = 1
+    /// How many lines it holds.
+    private(set) var elements = 0
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(byteCount: self.capacity, alignment: 16)
+        base.storeBytes(of: UInt8(ascii: "["), as: UInt8.self)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Appends `line` of `buffer`.
+    mutating func append(_ buffer: UnsafeRawBufferPointer, line: Range<Int>) {
+        // Room for the comma, the line at its longest escaped, and the closing bracket.
+        let needed = count + line.count * 6 + 4
+        if needed > capacity {
+            let grown = max(needed, capacity * 2)
+            let moved = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 16)
+            moved.copyMemory(from: base, byteCount: count)
+            base.deallocate()
+            base = moved
+            capacity = grown
+        }
+        if elements > 0 {
+            base.storeBytes(of: UInt8(ascii: ","), toByteOffset: count, as: UInt8.self)
+            count += 1
+        }
+        count += JSONLines.writeString(buffer, line: line, to: base + count)
+        elements += 1
+    }
+
+    /// Drops the last line, which began at `count` (the count before it was appended).
+    mutating func dropLast(from count: Int) {
+        self.count = count
+        elements -= 1
+    }
+
+    /// Empties the array, keeping its buffer.
+    mutating func removeAll() {
+        count = 1
+        elements = 0
+    }
+
+    /// The array's bytes, closing bracket included.
+    mutating func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        base.storeBytes(of: UInt8(ascii: "]"), toByteOffset: count, as: UInt8.self)
+        return try body(UnsafeRawBufferPointer(start: base, count: count + 1))
     }
 }
 
@@ -268,11 +366,7 @@ private struct Scanner {
     /// lowest such byte (a borrow only carries upward from a byte that is flagged itself), which is all the
     /// caller uses.
     @inline(__always) static func special(_ word: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
-        let control = (word &- ones &* 0x20) & ~word & highs
-        return control | zeroBytes(word ^ (ones &* 0x22)) | zeroBytes(word ^ (ones &* 0x5C)) | (word & highs)
+        JSONLines.needsEscape(word) | (word & 0x8080_8080_8080_8080)
     }
 
     /// An escape, from its backslash: a `\u` high surrogate must be followed by an escaped low one.

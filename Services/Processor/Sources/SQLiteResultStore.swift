@@ -152,7 +152,7 @@ final class SQLiteResultStore: ResultStoreBackend {
     /// How much escaped text one block holds at most (and one line more when that line alone is longer).
     static let blockBytes = 8 << 20
 
-    /// The lines as blocks (``JSONLines/appendString(_:line:to:)`` in a JSON array), each up to `limit` bytes,
+    /// The lines as blocks (``JSONStringArray``), each up to `limit` bytes,
     /// with one prepared statement whose text is bound straight from the block's buffer: no `String`, no copy
     /// before SQLite's own into the page.
     private static func insertRecordBlocks(_ db: Database, _ header: ResultHeader, payload: Data, lines: [Range<Int>], limit: Int) throws {
@@ -171,34 +171,29 @@ final class SQLiteResultStore: ResultStoreBackend {
             try check(sqlite3_bind_text(statement, 1, header.runID, -1, transient))
             try check(sqlite3_bind_int64(statement, 2, Int64(header.part)))
             defer { sqlite3_clear_bindings(statement) }
-            var text: [UInt8] = []
-            text.reserveCapacity(min(limit, payload.count + payload.count / 4 + 64))
+            var block = JSONStringArray(capacity: min(limit, payload.count + payload.count / 4) + 64)
             var first = 0
             func insert() throws {
-                text.append(UInt8(ascii: "]"))
                 try check(sqlite3_bind_int64(statement, 3, Int64(first)))
-                try text.withUnsafeBufferPointer { block in
+                try block.withBytes { bytes in
                     // The bytes stay put while the statement runs: nil is SQLITE_STATIC, SQLite copies nothing first.
-                    try check(sqlite3_bind_text64(statement, 4, block.baseAddress, sqlite3_uint64(block.count), nil, UInt8(SQLITE_UTF8)))
+                    try check(sqlite3_bind_text64(statement, 4, bytes.baseAddress, sqlite3_uint64(bytes.count), nil, UInt8(SQLITE_UTF8)))
                     let stepped = sqlite3_step(statement)
                     sqlite3_reset(statement)
                     try check(stepped, SQLITE_DONE)
                 }
             }
             try payload.withUnsafeBytes { buffer in
-                text.append(UInt8(ascii: "["))
                 for (index, line) in lines.enumerated() {
-                    let before = text.count
-                    if index > first { text.append(UInt8(ascii: ",")) }
-                    JSONLines.appendString(buffer, line: line, to: &text)
+                    let before = block.count
+                    block.append(buffer, line: line)
                     // Over the limit with its closing bracket: the block ends before this line, which starts the next.
-                    guard text.count + 1 > limit, index > first else { continue }
-                    text.removeLast(text.count - before)
+                    guard block.count + 1 > limit, block.elements > 1 else { continue }
+                    block.dropLast(from: before)
                     try insert()
-                    text.removeAll(keepingCapacity: true)
+                    block.removeAll()
                     first = index
-                    text.append(UInt8(ascii: "["))
-                    JSONLines.appendString(buffer, line: line, to: &text)
+                    block.append(buffer, line: line)
                 }
                 try insert()
             }
