@@ -45,7 +45,20 @@ struct PostgresOutageTests {
             // shortly before the scheduler's stop, on the grid.
             let windowStart = Self.slot(after: Date().addingTimeInterval(-1.5))
             try server.kill9()
-            try await Deliberately.wait(.seconds(5), because: "the outage lasts 5 s, while runs keep being made")
+            let outageStart = ContinuousClock.now
+            // `baton runs --json` while the history's database is away: the JSON document still comes, with
+            // `error` saying why, and the exit status is 1.
+            let unreadable = try await stack.baton(["runs", "--job", "pg", "--json", "--timeout", "4s"])
+            #expect(unreadable.status == 1, "\(unreadable.output)")
+            let document = unreadable.output.firstIndex(of: "{").flatMap { start in
+                unreadable.output.range(of: "\n}", options: .backwards).map { unreadable.output[start..<$0.upperBound] }
+            }
+            let failed = document.flatMap { try? Timestamp.decoder().decode(RunsReport.self, from: Data($0.utf8)) }
+            #expect(failed?.error?.contains("cannot read the run history") == true, "\(unreadable.output)")
+            try await Deliberately.wait(
+                .seconds(5) - (ContinuousClock.now - outageStart),
+                because: "the outage lasts 5 s, while runs keep being made"
+            )
             try await server.start()
             try await Deliberately.wait(.seconds(4), because: "runs made after the outage are stored too")
 

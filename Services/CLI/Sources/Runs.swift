@@ -72,14 +72,19 @@ extension Baton {
                 )
                 throw ExitCode(3)
             }
+            if json {
+                // The document is printed whatever the answer, so that a script reads `error` where it reads
+                // the rest; the exit status and stderr say it too.
+                let encoder = Timestamp.encoder()
+                encoder.outputFormatting.insert(.prettyPrinted)
+                Console.line(String(decoding: try encoder.encode(report), as: UTF8.self))
+            }
             if let error = report.error {
                 Console.error("baton runs: \(error)")
                 throw ExitCode(1)
             }
             if json {
-                let encoder = Timestamp.encoder()
-                encoder.outputFormatting.insert(.prettyPrinted)
-                Console.line(String(decoding: try encoder.encode(report), as: UTF8.self))
+                return
             } else if run != nil {
                 if report.runs.isEmpty {
                     Console.error("baton runs: no run \(run ?? "") in the history")
