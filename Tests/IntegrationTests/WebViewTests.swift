@@ -177,10 +177,18 @@ struct WebViewTests {
 
             // Guessing: past a burst of wrong tokens, none is compared for a moment (429); then the right one works.
             var statuses: [Int] = []
+            var throttledPage: String?
             for index in 0..<20 {
-                statuses.append(try await Self.request(base, "/login", method: "POST", body: "token=guess-\(index)").status)
+                let reply = try await Self.request(base, "/login", method: "POST", body: "token=guess-\(index)")
+                statuses.append(reply.status)
+                if reply.status == 429 {
+                    throttledPage = reply.body
+                    #expect(reply.head.lowercased().contains("retry-after: 1"), "\(reply.head)")
+                }
             }
             #expect(statuses.contains(429) && statuses.allSatisfy { [401, 429].contains($0) }, "\(statuses)")
+            // The form's 429 is the login page saying why, not the API's JSON.
+            #expect(throttledPage?.contains("Too many wrong tokens") == true && throttledPage?.contains("<form") == true)
             let again = try await stack.waitUntil(timeout: .seconds(20)) {
                 try await Self.request(base, "/", headers: bearer).status == 200
             }

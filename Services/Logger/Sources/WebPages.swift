@@ -65,13 +65,19 @@ enum WebPages {
         """
     }
 
-    static func login(failed: Bool, required: Bool) -> String {
+    /// The login form; `failed`: the token given was wrong, `throttled`: it was not even compared (too many wrong
+    /// ones just now).
+    static func login(failed: Bool, throttled: Bool = false, required: Bool) -> String {
         let note = required ? "" : "<p>This view has no token (web.token): it is read-only, and there is nothing to log in to.</p>"
+        let error =
+            throttled
+            ? "<p class=\"error\">Too many wrong tokens just now: this one was not checked. Try again in a second.</p>"
+            : failed ? "<p class=\"error\">That token is not the one in the configuration (web.token).</p>" : ""
         return layout(
             "Log in",
             live: false,
             """
-            <h1>Log in</h1>\(failed ? "<p class=\"error\">That token is not the one in the configuration (web.token).</p>" : "")\(note)
+            <h1>Log in</h1>\(error)\(note)
             <form method="post" action="/login" class="login"><label>Token <input type="password" name="token" autocomplete="current-password" required></label>
             <button type="submit">Log in</button></form>
             """

@@ -137,7 +137,12 @@ final class WebView: WebRoutes {
 
     private func login(_ request: WebRequest) -> WebReply {
         let form = Self.form(request.body) ?? [:]
-        if form["token"] != nil, let refused = throttled() { return refused }
+        if form["token"] != nil, let refused = throttled() {
+            // The form's answer is a page, as its other answers are; the status and Retry-After are the API's.
+            var reply = Self.page(WebPages.login(failed: false, throttled: true, required: true), status: refused.status)
+            reply.headers["Retry-After"] = refused.headers["Retry-After"]
+            return reply
+        }
         guard !token.isEmpty, let given = form["token"], guessed(Self.same(given, token)) else {
             return Self.page(WebPages.login(failed: true, required: !token.isEmpty), status: 401)
         }
