@@ -144,7 +144,7 @@ struct AlertsIntegrationTests {
             let poisonRun = try await stack.trigger("poison")
             // kill -9 of the processor once the dead letter is in: the logger finds it silent and says so.
             let dead = try await stack.waitUntil(timeout: .seconds(60)) {
-                Self.bodies(in: commandLog).contains { $0["kind"] as? String == "result.dead" }
+                Self.bodies(in: commandLog).contains { $0["kind"] as? String == "result.dead" && $0["run"] as? String == poisonRun }
             }
             #expect(dead, "no result.dead alert; logger: \(stack.stderr("logger").suffix(1500))")
             let processor = try #require(stack.process("processor-1"))
@@ -157,11 +157,16 @@ struct AlertsIntegrationTests {
 
             let byCommand = Self.bodies(in: commandLog)
             for body in byCommand { #expect(Self.problems(in: body).isEmpty, "\(Self.problems(in: body)): \(body)") }
-            let failed = try #require(byCommand.first { $0["kind"] as? String == "run.failed" })
-            #expect(failed["run"] as? String == brokenRun)
+            // The jobs run every hour too: a test that crosses the hour also has their scheduled runs' alerts.
+            let failed = try #require(
+                byCommand.first { $0["kind"] as? String == "run.failed" && $0["run"] as? String == brokenRun },
+                "no run.failed alert for \(brokenRun): \(byCommand)"
+            )
             #expect((failed["message"] as? String)?.contains("broken-\(brokenRun)") == true, "\(failed)")
-            let deadLetter = try #require(byCommand.first { $0["kind"] as? String == "result.dead" })
-            #expect(deadLetter["run"] as? String == poisonRun)
+            let deadLetter = try #require(
+                byCommand.first { $0["kind"] as? String == "result.dead" && $0["run"] as? String == poisonRun },
+                "no result.dead alert for \(poisonRun): \(byCommand)"
+            )
             #expect((deadLetter["message"] as? String)?.contains("refused") == true, "\(deadLetter)")
             let downAlert = try #require(byCommand.first { $0["kind"] as? String == "service.down" })
             #expect(downAlert["service"] as? String == "processor" && downAlert["instance"] as? String == "processor-1")

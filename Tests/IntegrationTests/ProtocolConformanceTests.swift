@@ -394,6 +394,12 @@ struct ProtocolConformanceTests {
                 try pointed(code).write(toFile: "\(stack.directory)/\(name).py", atomically: true, encoding: .utf8)
             }
             try stack.startServices(processors: 0)
+            // The examples read the key pair the first service makes at its start: as a user would, they start
+            // once it is there (a loaded machine took longer than the scripts to get to it).
+            let keyed = try await stack.waitUntil(timeout: .seconds(30)) {
+                FileManager.default.fileExists(atPath: "\(stack.dataDirectory)/keys/baton.key")
+            }
+            #expect(keyed, "no key pair: \(stack.stderr("logger").suffix(800))")
             async let listened = Scripts.run(python, ["subscriber.py"], directory: stack.directory, timeout: .seconds(8))
             let processed = try await Scripts.run(python, ["processor.py"], directory: stack.directory, timeout: .seconds(8))
             let asked = try await Scripts.run(python, ["query.py"], directory: stack.directory, timeout: .seconds(10))
