@@ -105,7 +105,9 @@ public struct Socket: ~Copyable {
             var flags: Int32 = wait ? 0 : ZMQ_DONTWAIT
             if index < parts.count - 1 { flags |= ZMQ_SNDMORE }
             while true {
-                let rc = part.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+                let rc =
+                    part.count >= Self.zeroCopy
+                    ? Self.sendLent(part, to: handle, flags: flags) : Self.sendCopy(part, to: handle, flags: flags)
                 if rc >= 0 { break }
                 let error = ZMQError.last("zmq_send(\(type))")
                 if error.code == EINTR { continue }
@@ -136,13 +138,16 @@ public struct Socket: ~Copyable {
                 throw error
             }
             let size = zmq_msg_size(&message)
-            if size > 0, let data = zmq_msg_data(&message) {
+            // Read `more` before the message is moved, reused or closed.
+            let more = zmq_msg_more(&message) != 0
+            if size >= Self.zeroCopy {
+                parts.append(Self.keep(&message))
+            } else if size > 0, let data = zmq_msg_data(&message) {
                 parts.append(Data(bytes: data, count: size))
             } else {
                 parts.append(Data())
             }
-            // Read `more` before the message is reused or closed.
-            if zmq_msg_more(&message) == 0 { return parts }
+            if !more { return parts }
         }
     }
 
@@ -162,8 +167,76 @@ public struct Socket: ~Copyable {
         PollItem(socket: handle, fd: -1, events: events)
     }
 
+    /// From this size on, a frame is not copied between Swift and libzmq: a sent frame's bytes are lent to libzmq
+    /// until its I/O thread has written them (``sendLent(_:to:flags:)``), and a received frame's `Data` is the
+    /// libzmq message's own buffer (``keep(_:)``). So a result of a gigabyte is in memory once on each side, not
+    /// twice. Below it, a copy costs less than the hand-over (an allocation and, on the send side, a release
+    /// from libzmq's I/O thread).
+    static let zeroCopy = 64 << 10
+
+    private static func sendCopy(_ part: Data, to handle: UnsafeMutableRawPointer, flags: Int32) -> Int32 {
+        part.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+    }
+
+    /// Sends `part` without copying it: libzmq gets its bytes and a retained box holding the `Data`, which its
+    /// free function (``releaseLent``, called by libzmq once the message is written or dropped) lets go. The
+    /// box's `Data` is never mutated, so its bytes stay where they are while libzmq holds them.
+    private static func sendLent(_ part: Data, to handle: UnsafeMutableRawPointer, flags: Int32) -> Int32 {
+        let box = LentFrame(part)
+        let hint = Unmanaged.passRetained(box).toOpaque()
+        var message = zmq_msg_t()
+        let initialised = box.data.withUnsafeBytes { bytes in
+            zmq_msg_init_data(&message, UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, releaseLent, hint)
+        }
+        guard initialised == 0 else {
+            Unmanaged<LentFrame>.fromOpaque(hint).release()
+            return -1
+        }
+        let rc = zmq_msg_send(&message, handle, flags)
+        if rc < 0 {
+            // Not taken: the message is still ours, and closing it calls the free function (the box's release).
+            let saved = errno
+            zmq_msg_close(&message)
+            errno = saved
+        }
+        return rc
+    }
+
+    /// Moves a received message's buffer into a `Data` that closes the message when it goes; `message` is left
+    /// empty, ready for the next frame.
+    private static func keep(_ message: inout zmq_msg_t) -> Data {
+        let held = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+        zmq_msg_init(held)
+        zmq_msg_move(held, &message)
+        guard let bytes = zmq_msg_data(held) else {
+            zmq_msg_close(held)
+            held.deallocate()
+            return Data()
+        }
+        return Data(
+            bytesNoCopy: bytes,
+            count: zmq_msg_size(held),
+            deallocator: .custom { _, _ in
+                zmq_msg_close(held)
+                held.deallocate()
+            }
+        )
+    }
+
     /// Runs `body` with the raw libzmq handle, for calls the wrapper does not cover (e.g. `zmq_proxy`).
     func withHandle<R>(_ body: (UnsafeMutableRawPointer) throws(ZMQError) -> R) throws(ZMQError) -> R {
         try body(try open("zmq handle"))
     }
+}
+
+/// A sent frame's bytes, kept alive until libzmq has written them (see ``Socket/zeroCopy``).
+private final class LentFrame {
+    let data: Data
+    init(_ data: Data) { self.data = data }
+}
+
+/// libzmq's free function for a lent frame: called on the I/O thread (or in `zmq_msg_close`) with the box.
+private func releaseLent(_ bytes: UnsafeMutableRawPointer?, _ hint: UnsafeMutableRawPointer?) {
+    guard let hint else { return }
+    Unmanaged<LentFrame>.fromOpaque(hint).release()
 }
