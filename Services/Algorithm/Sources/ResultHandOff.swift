@@ -37,12 +37,15 @@ public struct ResultHandOff: Sendable {
 
     /// Hands off one run's result: the files in `outputDirectory` (in byte order of their names, one part each)
     /// if it holds any, else the file `partial` (one part).
+    /// - Parameter committed: Called with what was handed off as soon as it is committed, before its tasks can be
+    ///   sent (see ``RunLedger/finish(_:parts:now:committed:)``).
     public func handOff(
         runID: String,
         job: String,
         partial: String,
         outputDirectory: String,
-        final: String
+        final: String,
+        committed: (HandedOff) -> Void = { _ in }
     ) async throws -> HandedOff {
         let clock = ContinuousClock()
         let start = clock.now
@@ -74,8 +77,13 @@ public struct ResultHandOff: Sendable {
             }
         }
         try? FileManager.default.removeItem(atPath: outputDirectory)
-        let progress = try await ledger.finish(runID, parts: sealed)
+        var handedOff: HandedOff?
+        let progress = try await ledger.finish(runID, parts: sealed) { progress in
+            let done = HandedOff(parts: sealed, duration: clock.now - start, progress: progress)
+            committed(done)
+            handedOff = done
+        }
         doorbell.ring()
-        return HandedOff(parts: sealed, duration: clock.now - start, progress: progress)
+        return handedOff ?? HandedOff(parts: sealed, duration: clock.now - start, progress: progress)
     }
 }

@@ -110,7 +110,15 @@ public final class RunLedger: Sendable {
     ///   nothing is handed off.
     /// The run's parts become the input of its pipeline's first stage, whose tasks are created.
     @discardableResult
-    public func finish(_ runID: String, parts: [Outbox.StoredPart], now: Date? = nil) async throws -> [Outbox.StageProgress] {
+    /// - Parameter committed: Called once the transaction has committed and before any of its tasks can be sent
+    ///   from memory, with what the pipeline did: the run's own events go out there, so that they reach the bus
+    ///   before a fast processor's acknowledgement of its tasks.
+    public func finish(
+        _ runID: String,
+        parts: [Outbox.StoredPart],
+        now: Date? = nil,
+        committed: ([Outbox.StageProgress]) -> Void = { _ in }
+    ) async throws -> [Outbox.StageProgress] {
         let advance = try await outbox.write { db in
             // Stamped inside the transaction, just before it commits: the parts' `durable_at`.
             let now = now ?? Date()
@@ -126,6 +134,7 @@ public final class RunLedger: Sendable {
                 now: now
             )
         }
+        committed(advance.progress)
         var payloads: [String: Data] = [:]
         for part in parts { if let bytes = part.bytes { payloads[part.path] = bytes } }
         outbox.noteCommitted(advance.created, micros: Timestamp.microseconds(), payloads: payloads)

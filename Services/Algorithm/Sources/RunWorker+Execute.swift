@@ -152,32 +152,35 @@ extension RunWorker {
         logger: Logger
     ) async -> RunFailure? {
         do {
+            // The run's events are published as its hand-off commits, before its tasks can leave from memory: a
+            // processor's acknowledgement of them then never reaches the bus before the run says it finished.
             let handedOff = try await ResultHandOff(ledger: ledger, doorbell: doorbell).handOff(
                 runID: request.runID,
                 job: job.name,
                 partial: partial,
                 outputDirectory: RawResults.outputDirectory(partial: partial),
                 final: final
-            )
+            ) { handedOff in
+                publisher.publish(
+                    EventType.runFinished,
+                    job: job.name,
+                    run: request.runID,
+                    attributes: [
+                        "duration_ms": Self.milliseconds(elapsed),
+                        "handoff_ms": Self.milliseconds(handedOff.duration),
+                        "size": "\(handedOff.size)",
+                        "parts": "\(handedOff.parts.count)",
+                        "sha256": handedOff.parts.count == 1
+                            ? handedOff.parts[0].digest.sha256 : PartDigest.combined(handedOff.parts.map(\.digest)),
+                    ]
+                )
+                publisher.publish(progress: handedOff.progress)
+            }
             let handoff = handedOff.duration
             metrics.counter("baton_runs_succeeded_total", job: job.name).increment()
             metrics.timer("baton_run_duration_seconds", job: job.name).record(duration: elapsed)
             metrics.timer("baton_handoff_cost_seconds", job: job.name).record(duration: handoff)
             report(RunReport(runID: request.runID, job: job.name, state: .finished))
-            publisher.publish(
-                EventType.runFinished,
-                job: job.name,
-                run: request.runID,
-                attributes: [
-                    "duration_ms": Self.milliseconds(elapsed),
-                    "handoff_ms": Self.milliseconds(handoff),
-                    "size": "\(handedOff.size)",
-                    "parts": "\(handedOff.parts.count)",
-                    "sha256": handedOff.parts.count == 1
-                        ? handedOff.parts[0].digest.sha256 : PartDigest.combined(handedOff.parts.map(\.digest)),
-                ]
-            )
-            publisher.publish(progress: handedOff.progress)
             logger.info(
                 "run finished",
                 metadata: [

@@ -452,9 +452,10 @@ public final class RunHistory: Sendable {
             )
         case EventType.runFinished:
             try update(
-                "state = CASE WHEN state IN ('succeeded', 'dead') THEN state ELSE 'processing' END, finished_ms = ?, duration_ms = ?, size = ?, parts = ?, error = NULL",
+                // Never after the run's end: the hub's acknowledgements may be heard before its hand-off's events.
+                "state = CASE WHEN state IN ('succeeded', 'dead') THEN state ELSE 'processing' END, finished_ms = CASE WHEN ended_ms < ? THEN ended_ms ELSE ? END, duration_ms = ?, size = ?, parts = ?, error = NULL",
                 [
-                    time, attributes["duration_ms"].flatMap(Double.init), attributes["size"].flatMap(Int64.init),
+                    time, time, attributes["duration_ms"].flatMap(Double.init), attributes["size"].flatMap(Int64.init),
                     attributes["parts"].flatMap(Int.init),
                 ]
             )
@@ -471,8 +472,14 @@ public final class RunHistory: Sendable {
             // Ready again (a replay from this stage): it and the later ones start over, and so does the run. Ready
             // for the first time, it keeps what a processor's events (from another publisher, so possibly first)
             // already recorded of its tasks.
-            let again = try sql.row("SELECT ready_ms FROM history_stages WHERE run = ? AND stage = ?", [run, stage])?.int(0) != nil
+            let seen = try sql.row("SELECT ready_ms FROM history_stages WHERE run = ? AND stage = ?", [run, stage])
+            let again = seen?.int(0) != nil
             guard again else {
+                // Its tasks' events (or its stage.done) came first, from another publisher or from the hub's own
+                // acknowledgements racing its hand-off: a late ready, which moves its run nowhere (a succeeded
+                // run stays so, as does a dead one). A stage never heard of, ready after the run succeeded, is a
+                // replay from a stage the history did not have: the run is processing again.
+                let late = seen != nil
                 try sql.execute(
                     """
                     INSERT INTO history_stages (run, stage, name, parts, ready_ms) VALUES (?, ?, ?, ?, ?)
@@ -480,7 +487,7 @@ public final class RunHistory: Sendable {
                     """,
                     [run, stage, attributes["stage"], attributes["parts"].flatMap(Int.init), time]
                 )
-                try update("state = CASE WHEN state IN ('succeeded', 'dead') THEN 'processing' ELSE state END", [])
+                if !late { try update("state = CASE WHEN state IN ('succeeded', 'dead') THEN 'processing' ELSE state END", []) }
                 break
             }
             try sql.execute(
