@@ -111,6 +111,21 @@ struct PipelineBoardTests {
         #expect(board.count == 0)
     }
 
+    /// The hub's hand-off can publish a run's `stage.ready` just after a fast processor's acknowledgement made its
+    /// `pipeline.finished`: that late ready does not bring the run back as in flight for good; a replay asked for
+    /// later does.
+    @Test func aLateReadyAfterTheFinishIsNotARunInFlight() {
+        var board = PipelineBoard()
+        board.apply(event(EventType.stageDone, at: 1.003, ["stage": "store", "stage_index": "0"]))
+        board.apply(event(EventType.pipelineFinished, at: 1.003, ["stages": "1"]))
+        board.apply(ready("store", 0, parts: 1, at: 1.004))
+        #expect(board.count == 0)
+        board.apply(ready("store", 0, parts: 1, at: 60))
+        #expect(board.report().map(\.run) == [run])
+        board.apply(event(EventType.pipelineFinished, at: 61, ["stages": "1"]))
+        #expect(board.count == 0)
+    }
+
     /// A lost `stage.ready`: the stage shows with what is known, and its `stage.done` completes it.
     @Test func aStageWhoseAnnouncementWasLostStillShows() {
         var board = PipelineBoard()

@@ -38,6 +38,14 @@ public struct PipelineBoard: Codable, Sendable, Equatable {
     }
 
     private var runs: [String: Run] = [:]
+    /// Runs that left the board, with when: a `stage.ready` published by the hub's hand-off can reach the bus just
+    /// after the `pipeline.finished` of a fast processor's acknowledgement; within ``lateReady`` of the finish it
+    /// is that, not a replay, and the run does not come back as in flight for good. The last 1,000 to 2,000 runs;
+    /// absent from a board saved before it was kept.
+    private var left: [String: Date]?
+    /// How long after a run left a `stage.ready` for it is taken as late rather than as a replay (which a person
+    /// or a script asks for, later than this).
+    public static let lateReady: TimeInterval = 2
 
     /// An empty board.
     public init() {}
@@ -51,6 +59,7 @@ public struct PipelineBoard: Codable, Sendable, Equatable {
         switch event.type {
         case EventType.stageReady:
             guard (0..<Self.stageLimit).contains(index) else { return false }
+            if runs[id] == nil, let leftAt = left?[id], event.time.timeIntervalSince(leftAt) < Self.lateReady { return false }
             var run = runs[id] ?? Run(run: id, job: event.job ?? RunID.job(of: id), since: event.time, updated: event.time)
             // A stage made ready again is a rerun from it (`baton replay --from-stage`): it and the later ones start over.
             run.stages.removeAll { $0.index >= index }
@@ -103,12 +112,24 @@ public struct PipelineBoard: Codable, Sendable, Equatable {
             runs[id] = run
             return true
         case EventType.pipelineFinished, EventType.runCancelled:
-            return runs.removeValue(forKey: id) != nil
+            return leave(id, at: event.time)
         case EventType.runFailed where attributes["retry"] != "true":
-            return runs.removeValue(forKey: id) != nil
+            return leave(id, at: event.time)
         default:
             return false
         }
+    }
+
+    /// Takes a run off the board and remembers when (see ``left``).
+    private mutating func leave(_ id: String, at time: Date) -> Bool {
+        var left = self.left ?? [:]
+        left[id] = time
+        if left.count > 2 * Self.runLimit {
+            // The newest half kept, at one sort per thousand runs.
+            left = Dictionary(uniqueKeysWithValues: left.sorted { ($0.value, $0.key) > ($1.value, $1.key) }.prefix(Self.runLimit).map { ($0.key, $0.value) })
+        }
+        self.left = left
+        return runs.removeValue(forKey: id) != nil
     }
 
     private mutating func evictBeyondLimit() {
