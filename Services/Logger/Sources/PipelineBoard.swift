@@ -126,7 +126,8 @@ public struct PipelineBoard: Codable, Sendable, Equatable {
         left[id] = time
         if left.count > 2 * Self.runLimit {
             // The newest half kept, at one sort per thousand runs.
-            left = Dictionary(uniqueKeysWithValues: left.sorted { ($0.value, $0.key) > ($1.value, $1.key) }.prefix(Self.runLimit).map { ($0.key, $0.value) })
+            let newest = left.sorted { ($0.value, $0.key) > ($1.value, $1.key) }.prefix(Self.runLimit)
+            left = Dictionary(uniqueKeysWithValues: newest.map { ($0.key, $0.value) })
         }
         self.left = left
         return runs.removeValue(forKey: id) != nil
