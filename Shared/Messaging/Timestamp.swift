@@ -59,11 +59,34 @@ public enum Timestamp {
         Int64((seconds * 1_000_000).rounded())
     }
 
-    /// Parses an ISO 8601 time with or without fractional seconds, with `Z` or a numeric offset.
+    /// Parses an ISO 8601 time with or without fractional seconds, with `Z` or a numeric offset. A date or time
+    /// that is not a real one (`2026-02-30`, `24:00:00`, a 60th second) is refused: Foundation's parser would roll
+    /// it over into the next month, day or minute.
     public static func parse(_ text: String) -> Date? {
-        if let date = try? withFraction.parse(text) { return date }
-        if let date = try? withoutFraction.parse(text) { return date }
-        return nil
+        guard let date = (try? withFraction.parse(text)) ?? (try? withoutFraction.parse(text)), fieldsAreReal(text) else {
+            return nil
+        }
+        return date
+    }
+
+    /// Whether the `YYYY-MM-DDTHH:MM:SS` that every form the parser takes begins with names a real day and time.
+    static func fieldsAreReal(_ text: String) -> Bool {
+        let bytes = Array(text.utf8.prefix(19))
+        guard bytes.count == 19 else { return false }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for index in range {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else { return nil }
+                value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), hour < 24, minute < 60, second < 60
+        else { return false }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        return (1...days).contains(day)
     }
 
     /// A JSON encoder that writes dates in this form and sorts keys (stable output).

@@ -173,6 +173,15 @@ struct WebViewTests {
                 body: trigger
             )
             #expect(done.status == 200 && done.body.contains("\"ok\":true"), "\(done)")
+            // The scheduler's answer as control.reply has it: the run ids a list, keys without a value left out.
+            let answer = try JSONSerialization.jsonObject(with: Data(done.body.utf8)) as? [String: Any]
+            #expect((answer?["runs"] as? [String])?.first?.hasPrefix("manual@") == true && answer?["error"] == nil, "\(done.body)")
+            let action = bearer.merging(["X-Baton-Action": "1"]) { $1 }
+            let numbered = try await Self.request(base, "/api/trigger", method: "POST", headers: action, body: #"{"job":5}"#)
+            #expect(numbered.status == 400 && numbered.body.contains("job: expected a string"), "\(numbered)")
+            let wrongMethod = try await Self.request(base, "/api/trigger", headers: bearer)
+            #expect(wrongMethod.status == 405 && wrongMethod.head.lowercased().contains("allow: post"), "\(wrongMethod)")
+            #expect(try await Self.request(base, "/timeline?span=bogus", headers: bearer).status == 400)
             #expect(try await Self.request(base, "/metrics").status == 200, "metrics stay open to Prometheus")
 
             // Guessing: past a burst of wrong tokens, none is compared for a moment (429); then the right one works.

@@ -63,10 +63,13 @@ struct ResultSelection: ParsableArguments {
     @Option(help: ArgumentHelp("Only results of this job.", valueName: "name"))
     var job: String?
 
-    @Option(help: ArgumentHelp("Only results with a logical time at or after this (ISO 8601).", valueName: "time"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Only results with a logical time at or after this (ISO 8601).", valueName: "time"))
     var from: TimeArgument?
 
-    @Option(help: ArgumentHelp("Only results with a logical time at or before this (ISO 8601).", valueName: "time"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Only results with a logical time at or before this (ISO 8601).", valueName: "time")
+    )
     var to: TimeArgument?
 
     /// True when any of the three was given.

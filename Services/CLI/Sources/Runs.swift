@@ -30,16 +30,22 @@ extension Baton {
         )
         var state: String?
 
-        @Option(help: ArgumentHelp("Only slots at or after this: an ISO 8601 time, or a duration before now (7d).", valueName: "time"))
+        @Option(
+            parsing: .unconditional,
+            help: ArgumentHelp("Only slots at or after this: an ISO 8601 time, or a duration before now (7d).", valueName: "time")
+        )
         var from: TimeArgument?
 
-        @Option(help: ArgumentHelp("Only slots before this: an ISO 8601 time, or a duration before now.", valueName: "time"))
+        @Option(
+            parsing: .unconditional,
+            help: ArgumentHelp("Only slots before this: an ISO 8601 time, or a duration before now.", valueName: "time")
+        )
         var to: TimeArgument?
 
         @Option(help: ArgumentHelp("Show this run with its stages and tasks.", valueName: "run id"))
         var run: String?
 
-        @Option(help: ArgumentHelp("At most this many runs (1 to 10000).", valueName: "n"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("At most this many runs (1 to 10000).", valueName: "n"))
         var limit = 100
 
         @Flag(help: "Print the runs as one JSON document (stable; see docs/PROTOCOL.md).")
@@ -83,13 +89,14 @@ extension Baton {
                 Console.error("baton runs: \(error)")
                 throw ExitCode(1)
             }
+            if let run, report.runs.isEmpty {
+                // The same answer with --json or without: the run asked for is not there.
+                Console.error("baton runs: no run \(run) in the history")
+                throw ExitCode(1)
+            }
             if json {
                 return
             } else if run != nil {
-                if report.runs.isEmpty {
-                    Console.error("baton runs: no run \(run ?? "") in the history")
-                    throw ExitCode(1)
-                }
                 Console.write(report.runs.map(Self.detail).joined(separator: "\n"))
             } else {
                 Console.write(Self.table(report))

@@ -72,13 +72,33 @@ final class WebView: WebRoutes {
             case ("GET", "/events"): return events()
             case ("GET", "/api/runs"): return try await apiRuns(request.query)
             case ("POST", let path) where path.hasPrefix("/api/"): return await act(String(path.dropFirst(5)), request)
-            default: return Self.page(WebPages.notFound(request.path), status: 404)
+            default:
+                if let allow = Self.allowed(request.path) {
+                    // A page or API that is here, asked with another method.
+                    var reply =
+                        request.path.hasPrefix("/api/")
+                        ? Self.json(405, ["ok": false, "error": "\(request.path) takes \(allow)"])
+                        : Self.page(WebPages.problem("\(request.path) takes \(allow)"), status: 405)
+                    reply.headers["Allow"] = allow
+                    return reply
+                }
+                return Self.page(WebPages.notFound(request.path), status: 404)
             }
         } catch {
             // A bad parameter is the client's (4xx); anything else is the history that cannot be read now (503).
             let (status, text) = (error as? WebError).map { ($0.status, $0.description) } ?? (503, "cannot read the run history: \(error)")
             if request.path.hasPrefix("/api/") { return Self.json(status, ["ok": false, "error": text]) }
             return Self.page(WebPages.problem(text), status: status)
+        }
+    }
+
+    /// The methods a path of the view takes (nil: no such path).
+    static func allowed(_ path: String) -> String? {
+        switch path {
+        case "/", "/timeline", "/logs", "/events", "/api/runs", "/static/baton.css", "/static/baton.js": "GET"
+        case "/login": "GET, POST"
+        case "/api/trigger", "/api/pause", "/api/resume", "/api/cancel", "/api/replay": "POST"
+        default: path.hasPrefix("/run/") ? "GET" : nil
         }
     }
 
@@ -173,6 +193,14 @@ final class WebView: WebRoutes {
 
     private func timelinePage(_ query: [String: String]) async throws -> String {
         guard let history else { throw WebError(503, "the run history is not available (see the logger's log)") }
+        // A parameter given is used or refused, never ignored: a link with a typo shows what it asks for or says why not.
+        if let asked = query["span"], !Self.spans.contains(where: { $0.name == asked }) {
+            throw WebError(400, "span: one of \(Self.spans.map(\.name).joined(separator: ", ")) (got \"\(asked)\")")
+        }
+        if let asked = query["end"], Timestamp.parse(asked) == nil {
+            throw WebError(400, "end: expected an ISO 8601 time such as 2026-01-01T00:00:00Z (got \"\(asked)\")")
+        }
+        if let asked = query["job"], !asked.isEmpty, !JobName.isValid(asked) { throw WebError(400, "job: not a job name") }
         let span = Self.spans.first { $0.name == query["span"] } ?? Self.spans[3]
         let end = query["end"].flatMap(Timestamp.parse) ?? Date()
         let job = query["job"].flatMap { JobName.isValid($0) ? $0 : nil }
@@ -292,6 +320,9 @@ final class WebView: WebRoutes {
         guard request.headers["x-baton-action"] == "1" else {
             return Self.json(403, ["ok": false, "error": "an action needs the header X-Baton-Action: 1"])
         }
+        if let field = Self.notText(in: request.body, ["job", "run", "stage"]) {
+            return Self.json(400, ["ok": false, "error": "\(field): expected a string"])
+        }
         guard let form = Self.form(request.body) else {
             return Self.json(400, ["ok": false, "error": "the body must be a JSON object or a form (job=…&run=…)"])
         }
@@ -323,7 +354,7 @@ final class WebView: WebRoutes {
                 logger.notice("web view: replay", metadata: ["run": "\(run)", "stage": "\(stage)", "ok": "\(reply.ok)"])
                 return Self.json(
                     reply.ok ? 200 : 409,
-                    ["ok": reply.ok, "error": reply.error ?? "", "message": reply.ok ? "\(run) rerunning from stage \(stage)" : ""]
+                    Self.answer(ok: reply.ok, error: reply.error, message: reply.ok ? "\(run) rerunning from stage \(stage)" : nil)
                 )
             default:
                 throw WebError(404, "no action \(action): trigger, pause, resume, cancel or replay")
@@ -340,10 +371,25 @@ final class WebView: WebRoutes {
             return Self.json(504, ["ok": false, "error": "the scheduler did not answer"])
         }
         logger.notice("web view: \(action)", metadata: ["job": "\(job ?? "")", "run": "\(run ?? "")", "ok": "\(reply.ok)"])
-        return Self.json(
-            reply.ok ? 200 : 409,
-            ["ok": reply.ok, "error": reply.error ?? "", "message": reply.message ?? "", "runs": (reply.runs ?? []).joined(separator: " ")]
-        )
+        return Self.json(reply.ok ? 200 : 409, Self.answer(ok: reply.ok, error: reply.error, message: reply.message, runs: reply.runs))
+    }
+
+    /// An action's answer: the scheduler's (or the algorithm's) reply as `control.reply` has it, `runs` a list and
+    /// keys without a value left out.
+    static func answer(ok: Bool, error: String?, message: String?, runs: [String]? = nil) -> [String: Any] {
+        var answer: [String: Any] = ["ok": ok]
+        if let error, !error.isEmpty { answer["error"] = error }
+        if let message, !message.isEmpty { answer["message"] = message }
+        if let runs, !runs.isEmpty { answer["runs"] = runs }
+        return answer
+    }
+
+    /// The first of `fields` that a JSON body holds as something other than a string (`{"job": 5}`, `null`).
+    static func notText(in body: Data, _ fields: [String]) -> String? {
+        guard body.first == UInt8(ascii: "{"), let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+            return nil
+        }
+        return fields.first { object[$0] != nil && !(object[$0] is String) }
     }
 
     // MARK: - Replies
