@@ -74,4 +74,52 @@ struct AlertSenderTests {
         #expect(outcomes.count == 1 && outcomes.first?.delivered == false)
         #expect(outcomes.first?.detail.contains("cannot reach the webhook") == true, "\(outcomes)")
     }
+
+    /// An alert still waiting when the logger stops (here its task is cancelled; `kill -9` leaves the same files) is
+    /// delivered by the next logger, once, with its id; meanwhile it is on disk for the logger's user alone.
+    @Test(.timeLimit(.minutes(1)))
+    func anAlertWaitingWhenTheLoggerStopsIsDeliveredAtTheNextStart() async throws {
+        let scratch = Scratch("alerts")
+        let received = scratch.path("received")
+        try FileManager.default.createDirectory(atPath: received, withIntermediateDirectories: true)
+        let attempts = scratch.path("attempts")
+        var settings = Configuration.Alerts()
+        settings.command = ["sh", "-c", "echo x >> \(attempts); exit 3"]
+        settings.retries = 10
+        settings.timeout = .seconds(5)
+        let first = AlertSender(
+            settings: settings,
+            directory: scratch.path("alerts"),
+            logger: Logger(label: "test"),
+            firstBackoff: .seconds(30)
+        )
+        let inbox = BatchInbox<Alert>()
+        var alert = Alert(kind: "run.failed", time: Date(), summary: "failed")
+        alert.run = "j@2026-01-01T00:00:00.000Z"
+        inbox.put(alert)
+        let delivering = Task { await first.run(inbox) }
+        let tried = try await Wait.until(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: attempts) }
+        #expect(tried)
+        delivering.cancel()
+        await delivering.value
+        let kept = scratch.path("alerts") + "/pending/\(alert.id).command.json"
+        let mode = (try? FileManager.default.attributesOfItem(atPath: kept))?[.posixPermissions] as? Int
+        #expect(mode == 0o600, "kept \(kept): \(String(describing: mode))")
+
+        settings.command = ["sh", "-c", "cat > \(received)/$BATON_ALERT_ID.json"]
+        let second = AlertSender(settings: settings, directory: scratch.path("alerts"), logger: Logger(label: "test"))
+        let next = BatchInbox<Alert>()
+        let restarted = Task { await second.run(next) }
+        defer { restarted.cancel() }
+        let delivered = try await Wait.until(timeout: .seconds(20)) {
+            FileManager.default.fileExists(atPath: "\(received)/\(alert.id).json")
+                && !FileManager.default.fileExists(atPath: kept)
+        }
+        #expect(delivered, "the kept alert was not delivered after the restart")
+        let body = FileManager.default.contents(atPath: "\(received)/\(alert.id).json").flatMap {
+            try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
+        }
+        #expect(body?["id"] as? String == alert.id && body?["run"] as? String == alert.run && body?["kind"] as? String == "run.failed")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch.path("alerts") + "/pending")) == [])
+    }
 }

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Commands
+import Glibc
+import Messaging
 public import Config
 public import Foundation
 public import Logging
@@ -21,6 +23,10 @@ struct AlertError: Error, CustomStringConvertible {
 ///
 /// The logger queues alerts and never waits for them (``run(_:)`` takes them from a bounded inbox), so a webhook
 /// that hangs or fails holds up no event.
+///
+/// An alert waiting for a channel is kept on disk until it is delivered or given up (`<directory>/pending/
+/// <id>.<channel>.json`, mode 0600, the body as sent), so a logger killed meanwhile delivers it when it starts
+/// again: at least once, with the same `id`, which a receiver can use to drop a second delivery.
 public struct AlertSender: Sendable {
     /// Alerts waiting beyond this many are dropped (and logged): a receiver that is down for long should not
     /// make the logger hold alerts without bound.
@@ -69,29 +75,45 @@ public struct AlertSender: Sendable {
         self.firstBackoff = firstBackoff
     }
 
-    /// Delivers alerts from `inbox` until it is closed or the task is cancelled. Each channel has its own queue
-    /// and its own ``concurrency`` deliveries at once, so a webhook that is down (its alerts waiting out their
-    /// retries) holds up no alert of the command, and the other way round.
+    /// One alert waiting for one channel: its body, kept in `path` until it is delivered or given up.
+    struct Pending: Sendable {
+        var alert: Alert
+        var body: Data
+        var path: String
+    }
+
+    /// Where alerts waiting for a channel are kept.
+    var spool: String { (directory as NSString).appendingPathComponent("pending") }
+
+    /// Delivers alerts from `inbox` until it is closed or the task is cancelled, after those a logger stopped
+    /// before delivering (kept in ``spool``). Each channel has its own queue and its own ``concurrency``
+    /// deliveries at once, so a webhook that is down (its alerts waiting out their retries) holds up no alert of
+    /// the command, and the other way round.
     public func run(_ inbox: BatchInbox<Alert>) async {
         let channels = ["command", "webhook"].filter { channel in
             channel == "command" ? !settings.command.isEmpty : !settings.webhook.isEmpty
         }
-        let queues = Dictionary(uniqueKeysWithValues: channels.map { ($0, BatchInbox<Alert>()) })
+        let queues = Dictionary(uniqueKeysWithValues: channels.map { ($0, BatchInbox<Pending>()) })
+        for pending in leftovers(channels: channels) where queues[pending.channel]?.put(pending.pending, limit: Self.queueLimit) != true {
+            dropped(pending.pending, channel: pending.channel)
+        }
         await withDiscardingTaskGroup { group in
             for (channel, queue) in queues {
                 group.addTask {
                     await withTaskGroup(of: Void.self) { deliveries in
                         var running = 0
                         while let batch = await queue.take() {
-                            for alert in batch {
+                            for pending in batch {
                                 if running >= Self.concurrency {
                                     await deliveries.next()
                                     running -= 1
                                 }
                                 running += 1
                                 deliveries.addTask {
-                                    guard let body = try? alert.body() else { return }
-                                    _ = await deliver(alert, channel: channel, body: body)
+                                    // Delivered or given up: either way no longer waiting. Cancelled (the logger
+                                    // stopping): kept, for its next start.
+                                    let outcome = await deliver(pending.alert, channel: channel, body: pending.body, input: pending.path)
+                                    if outcome.delivered || !Task.isCancelled { unlink(pending.path) }
                                 }
                             }
                         }
@@ -100,16 +122,86 @@ public struct AlertSender: Sendable {
             }
             while let batch = await inbox.take() {
                 for alert in batch {
-                    for (channel, queue) in queues where !queue.put(alert, limit: Self.queueLimit) {
-                        logger.error(
-                            "alert dropped: \(Self.queueLimit) alerts are waiting for the \(channel)",
-                            metadata: ["kind": "\(alert.kind)", "summary": "\(alert.summary)"]
-                        )
+                    guard let body = try? alert.body() else {
+                        logger.error("cannot encode an alert", metadata: ["kind": "\(alert.kind)"])
+                        continue
+                    }
+                    for (channel, queue) in queues {
+                        let pending = keep(alert, body: body, channel: channel)
+                        if !queue.put(pending, limit: Self.queueLimit) { dropped(pending, channel: channel) }
                     }
                 }
             }
             for queue in queues.values { queue.close() }
         }
+    }
+
+    /// Writes an alert's body for one channel into the spool (a temporary name, then renamed, mode 0600: an alert
+    /// may name a run's error output). A spool that cannot be written (a full disk) costs only the keeping: the
+    /// alert is delivered from memory, and said so in the log.
+    private func keep(_ alert: Alert, body: Data, channel: String) -> Pending {
+        let path = (spool as NSString).appendingPathComponent("\(alert.id).\(channel).json")
+        do {
+            try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+            try Self.write(body, to: path)
+        } catch {
+            logger.warning(
+                "alert not kept on disk: it is lost if the logger stops before it is delivered",
+                metadata: ["alert": "\(alert.id)", "channel": "\(channel)", "error": "\(error)"]
+            )
+        }
+        return Pending(alert: alert, body: body, path: path)
+    }
+
+    /// Writes `data` to `path` through a temporary file, mode 0600, replacing any file there.
+    static func write(_ data: Data, to path: String) throws {
+        let temporary = path + ".partial"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AlertError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == data.count, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw AlertError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The alerts a logger stopped before delivering, oldest first, for the channels configured now (those for a
+    /// channel no longer configured are removed).
+    private func leftovers(channels: [String]) -> [(channel: String, pending: Pending)] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: spool) else { return [] }
+        var found: [(channel: String, pending: Pending, time: Date)] = []
+        for name in names {
+            let path = (spool as NSString).appendingPathComponent(name)
+            let parts = name.split(separator: ".")
+            guard parts.count == 3, parts[2] == "json", let data = FileManager.default.contents(atPath: path),
+                let alert = try? Timestamp.decoder().decode(Alert.self, from: data), "\(parts[0])" == alert.id
+            else {
+                // A temporary file left by a kill, or not an alert of ours.
+                unlink(path)
+                continue
+            }
+            let channel = String(parts[1])
+            guard channels.contains(channel) else {
+                logger.warning(
+                    "alert not delivered: its channel is no longer configured",
+                    metadata: ["alert": "\(alert.id)", "channel": "\(channel)"]
+                )
+                unlink(path)
+                continue
+            }
+            found.append((channel, Pending(alert: alert, body: data, path: path), alert.time))
+        }
+        if !found.isEmpty { logger.notice("delivering alerts kept from before the logger stopped", metadata: ["alerts": "\(found.count)"]) }
+        return found.sorted { ($0.time, $0.pending.alert.id) < ($1.time, $1.pending.alert.id) }.map { ($0.channel, $0.pending) }
+    }
+
+    private func dropped(_ pending: Pending, channel: String) {
+        unlink(pending.path)
+        logger.error(
+            "alert dropped: \(Self.queueLimit) alerts are waiting for the \(channel)",
+            metadata: ["kind": "\(pending.alert.kind)", "summary": "\(pending.alert.summary)"]
+        )
     }
 
     /// Delivers one alert on every configured channel (in parallel), with retries; returns what became of it.
@@ -130,7 +222,8 @@ public struct AlertSender: Sendable {
         }
     }
 
-    private func deliver(_ alert: Alert, channel: String, body: Data) async -> Outcome {
+    /// - Parameter input: The file holding `body`, for the command's standard input (nil: one is written for it).
+    private func deliver(_ alert: Alert, channel: String, body: Data, input: String? = nil) async -> Outcome {
         var backoff = firstBackoff
         var attempt = 0
         var detail = ""
@@ -138,7 +231,7 @@ public struct AlertSender: Sendable {
             attempt += 1
             let succeeded: Bool
             do {
-                detail = channel == "command" ? try await runCommand(alert, body: body) : try await post(body)
+                detail = channel == "command" ? try await runCommand(alert, body: body, input: input) : try await post(body)
                 succeeded = true
             } catch {
                 detail = "\(error)"
@@ -166,11 +259,15 @@ public struct AlertSender: Sendable {
 
     /// Runs the command with the body on standard input (from a file, so one that does not read it cannot
     /// fail the write) and `BATON_ALERT_KIND`, `BATON_ALERT_ID` in its environment.
-    private func runCommand(_ alert: Alert, body: Data) async throws -> String {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = (directory as NSString).appendingPathComponent("alert-\(alert.id).json")
-        try body.write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
+    private func runCommand(_ alert: Alert, body: Data, input: String?) async throws -> String {
+        var path = input ?? ""
+        if input == nil || !FileManager.default.fileExists(atPath: path) {
+            // Not kept in the spool (`baton alerts test`, or a spool that could not be written): a file of its own.
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            path = (directory as NSString).appendingPathComponent("alert-\(alert.id)-\(UUID().uuidString.prefix(8)).json")
+            try Self.write(body, to: path)
+        }
+        defer { if path != input { unlink(path) } }
         let runner = CommandRunner(
             argv: settings.command,
             environment: ["BATON_ALERT_KIND": alert.kind, "BATON_ALERT_ID": alert.id],
