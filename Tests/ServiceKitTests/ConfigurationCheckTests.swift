@@ -164,6 +164,19 @@ struct ConfigurationCheckTests {
         try ServiceDescription.scheduler.checkCommands(config, [:], "t")
     }
 
+    /// The alert command is the logger's to run: found at its start, not at the first failure it should report.
+    @Test func alertCommandNotFound() throws {
+        var config = Configuration()
+        config.alerts.command = ["/nonexistent/notify", "--now"]
+        let error = Self.error { try ServiceDescription.logger.checkCommands(config, ["PATH": "/usr/bin:/bin"], "t") }
+        #expect(error?.field == "alerts.command")
+        #expect(error?.problem == "/nonexistent/notify not found")
+        config.alerts.command = ["sh", "-c", "cat"]
+        try ServiceDescription.logger.checkCommands(config, ["PATH": "/usr/bin:/bin"], "t")
+        config.alerts.command = ["/nonexistent/notify"]
+        try ServiceDescription.algorithm.checkCommands(config, [:], "t")
+    }
+
     @Test func jobCommandNotExecutableIsFoundRelativeToItsWorkdir() throws {
         let scratch = try Scratch()
         _ = try scratch.file("train.py", mode: 0o644)
