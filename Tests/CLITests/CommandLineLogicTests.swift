@@ -21,6 +21,13 @@ struct CommandLineLogicTests {
         #expect(throws: (any Error).self) { try Baton.Pause.parse([]) }
     }
 
+    /// `baton alerts test` names the webhook it tried without what may be its secret: a password, a path, a query.
+    @Test func theAlertTestShowsTheWebhooksHostOnly() {
+        #expect(Baton.Alerts.Test.shown("https://user:pw@hooks.example.com/services/T0/B0/XXXX") == "https://hooks.example.com/…")
+        #expect(Baton.Alerts.Test.shown("http://127.0.0.1:8080/hook?key=s3cret") == "http://127.0.0.1:8080/…")
+        #expect(Baton.Alerts.Test.shown("http://127.0.0.1:8080") == "http://127.0.0.1:8080")
+    }
+
     @Test func cancelTakesARunOrAJobsQueuedRunsButNotBoth() throws {
         #expect(try Baton.Cancel.parse(["nightly@2026-01-01T00:00:00Z"]).run == "nightly@2026-01-01T00:00:00Z")
         #expect(try Baton.Cancel.parse(["--job", "nightly", "--queued"]).queued)

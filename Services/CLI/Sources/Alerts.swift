@@ -49,13 +49,25 @@ extension Baton {
                 let outcomes = await sender.send(alert)
                 for outcome in outcomes {
                     let target =
-                        outcome.channel == "webhook" ? "webhook \(settings.webhook)" : "command \(settings.command.joined(separator: " "))"
+                        outcome.channel == "webhook"
+                        ? "webhook \(Self.shown(settings.webhook))" : "command \(settings.command.joined(separator: " "))"
                     let verdict = outcome.delivered ? "delivered" : "FAILED"
                     let attempts = outcome.attempts == 1 ? "" : " after \(outcome.attempts) attempts"
                     Console.line("\(target): \(verdict)\(attempts): \(outcome.detail)")
                 }
                 Console.line("alert id \(alert.id)")
                 if outcomes.contains(where: { !$0.delivered }) { throw ExitCode(1) }
+            }
+
+            /// A webhook as printed: its scheme, host and port only. Its user and password, and a path or query
+            /// that may be the secret itself (as chat services' hooks are), stay off terminals and CI logs.
+            static func shown(_ url: String) -> String {
+                guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else {
+                    return "(the configured URL)"
+                }
+                let port = components.port.map { ":\($0)" } ?? ""
+                let rest = components.path.count > 1 || components.query != nil ? "/…" : ""
+                return "\(scheme)://\(host)\(port)\(rest)"
             }
         }
     }
