@@ -47,6 +47,12 @@ struct AlertWatchTests {
         #expect(failed.first?.message == "exit 1; stderr: boom" && failed.first?.summary.contains("boom") == true)
         #expect(kinds(Self.event(EventType.resultDead, message: "failed 5 times")) == ["result.dead"])
         #expect(kinds(Self.event(EventType.runOverrun, source: "scheduler")) == ["run.overrun"])
+        var overrun = AlertWatch(settings: Self.settings(Configuration.Alerts.kinds))
+        var late = Self.event(EventType.runOverrun, source: "algorithm")
+        late.message = "still running 0.2 s before the next slot"
+        let raised = overrun.observe(late, received: Self.t0)
+        #expect(raised.first?.summary.contains(late.run ?? "?") == true, "the summary names the run: \(raised)")
+        #expect(raised.first?.summary.contains("still running 0.2 s") == true)
         #expect(kinds(Self.event(EventType.runFinished)) == [])
         #expect(kinds(Self.event(EventType.taskFailed, ["dead": "true"])) == [], "a dead letter raises one alert: its result.dead")
     }
@@ -104,6 +110,19 @@ struct AlertWatchTests {
         _ = watch.observe(Self.event(EventType.serviceHeartbeat, source: "algorithm", run: nil, heartbeat), received: at(14.5))
         _ = watch.observe(Self.event(EventType.serviceHeartbeat, source: "supervisor", run: nil, heartbeat), received: at(14.5))
         #expect(watch.check(now: at(15)).isEmpty)
+
+        // A service stopped on purpose (SIGTERM from someone: service.stopped, then its exit) is not down.
+        _ = watch.observe(Self.event(EventType.serviceStopped, source: "algorithm", run: nil), received: at(15.1))
+        let stopped = watch.observe(
+            Self.event(
+                EventType.supervisorExited,
+                source: "supervisor",
+                run: nil,
+                ["service": "algorithm", "instance": "algorithm", "status": "exited with status 0"]
+            ),
+            received: at(15.2)
+        )
+        #expect(stopped.isEmpty, "\(stopped.map(\.summary))")
     }
 
     /// Kinds left out of `alerts.on` raise nothing.

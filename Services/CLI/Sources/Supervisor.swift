@@ -71,6 +71,8 @@ struct Supervisor: Sendable {
             let started = clock.now
             var status = "ended"
             var launchError: String?
+            // This run's lines only: restarts append to the same log.
+            let logStart = (try? FileManager.default.attributesOfItem(atPath: stderrPath))?[.size] as? UInt64 ?? 0
             do {
                 status = try await runOnce(child, stderrPath: stderrPath)
             } catch {
@@ -82,7 +84,7 @@ struct Supervisor: Sendable {
             if let launchError {
                 report(.failedToStart(child.name, error: launchError, restartIn: backoff))
             } else {
-                report(.exited(child, status: status, restartIn: backoff, lastError: Self.lastError(of: stderrPath)))
+                report(.exited(child, status: status, restartIn: backoff, lastError: Self.lastError(of: stderrPath, since: logStart)))
             }
             do { try await Task.sleep(for: backoff) } catch { return }
         }
@@ -129,17 +131,24 @@ struct Supervisor: Sendable {
         try? manager.moveItem(atPath: path, toPath: "\(path).1")
     }
 
+    /// How long before a child's exit an error line may have been written to be said as its last error.
+    static let recentError: TimeInterval = 30
+
     /// The last line at level warning, error or critical in the last 16 KiB of a child's standard error
-    /// (swift-log's `<time> <level> <label>: …` lines), if any: an info line says nothing about a death.
-    static func lastError(of path: String) -> String? {
+    /// (swift-log's `<time> <level> <label>: …` lines) written by this run of it (from `offset` on) and no more
+    /// than ``recentError`` before `now`, if any: an info line says nothing about a death, and neither does an
+    /// error of a minute ago (a task that failed, say) when a service is killed.
+    static func lastError(of path: String, since offset: UInt64 = 0, now: Date = Date()) -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
         let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > 16384 ? size - 16384 : 0)
+        try? handle.seek(toOffset: max(offset, size > 16384 ? size - 16384 : 0))
         let tail = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
         return tail.split(separator: "\n").last { line in
             let words = line.split(separator: " ", maxSplits: 2)
-            return words.count > 1 && ["warning", "error", "critical"].contains(words[1])
+            guard words.count > 1, ["warning", "error", "critical"].contains(words[1]) else { return false }
+            let written = try? Date.ISO8601FormatStyle().parse(String(words[0]))
+            return written.map { now.timeIntervalSince($0) <= Self.recentError } ?? true
         }.map(String.init)
     }
 }

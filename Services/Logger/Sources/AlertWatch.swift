@@ -119,7 +119,8 @@ public struct AlertWatch: Sendable {
         case EventType.resultDead:
             alert("result.dead", "part \(event.part.map(String.init) ?? "?") of run \(run) was dead-lettered: \(event.message ?? "")")
         case EventType.runOverrun:
-            alert("run.overrun", event.message ?? "run \(run) runs into its job's next slot")
+            // The summary names the run whatever the event says (its message is about the time left).
+            alert("run.overrun", "run \(run) runs into its job's next slot" + (event.message.map { ": \($0)" } ?? ""))
         case EventType.runScheduled where (attributes["trigger"] ?? "schedule") == "schedule":
             guard let late = attributes["lateness_ms"].flatMap(Double.init), late > lag / .milliseconds(1) else { break }
             let job = event.job ?? RunID.job(of: run)
@@ -130,7 +131,8 @@ public struct AlertWatch: Sendable {
             guard let service = attributes["service"], let instance = attributes["instance"] else { break }
             let key = "\(service)/\(instance)"
             var entry = services[key] ?? Liveness(lastSeen: received, heartbeatMs: 5000)
-            guard !entry.down else { break }
+            // One that said service.stopped was stopped on purpose (a SIGTERM from someone, and its exit 0).
+            guard !entry.down, !entry.stopped else { break }
             entry.down = true
             services[key] = entry
             var down = Alert(kind: "service.down", time: event.time, summary: "\(key) is down: \(attributes["status"] ?? "it exited")")
