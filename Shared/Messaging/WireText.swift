@@ -26,6 +26,29 @@ public enum WireText {
         excerpt(Data(text.utf8), limit: limit)
     }
 
+    /// A text for a person, in a JSON reply or on a terminal: its printable characters kept as they are (quotes,
+    /// backslashes and letters of any script too: a JSON encoder or the terminal shows them right), every control
+    /// or format character (newlines, escape sequences, bidirectional overrides) as `\u{…}`, and cut to at most
+    /// `limit` UTF-8 bytes of input, with `…(+N bytes)` saying how many more there were.
+    public static func readable(_ text: String, limit: Int = 512) -> String {
+        var out = ""
+        var used = 0
+        for scalar in text.unicodeScalars {
+            let size = UTF8.width(scalar)
+            guard used + size <= max(limit, 0) else { break }
+            used += size
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned:
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        let total = text.utf8.count
+        if total > used { out += "…(+\(total - used) bytes)" }
+        return out
+    }
+
     /// True when `text` needs no escaping: printable ASCII without quotes or backslashes.
     public static func isPlain(_ text: Substring) -> Bool {
         text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }

@@ -131,7 +131,8 @@ struct StatusTests {
         }
     }
 
-    /// Known work (three manual runs), then every service's `/metrics` is scraped over HTTP.
+    /// Known work (three manual runs, queued should one still be running when the next is triggered, as on a
+    /// loaded machine), then every service's `/metrics` is scraped over HTTP.
     @Test(.timeLimit(.minutes(2)))
     func metricsCountKnownWork() async throws {
         let yaml = """
@@ -141,6 +142,7 @@ struct StatusTests {
                 builtin: demo
                 duration: 10ms
                 result_size: 256
+                overlap: queue
 
             """
         let base = try Self.freePortRange(4)

@@ -27,3 +27,14 @@ struct TimestampTests {
         #expect(Timestamp.parse(text) == nil, "\(text)")
     }
 }
+
+/// Error texts for a person (a JSON reply, `baton runs`): printable characters of any script kept, quotes too
+/// (JSON or the terminal shows them), controls and format characters made visible, long texts cut.
+struct ReadableTextTests {
+    @Test func printableTextIsKeptAndControlsAreShown() {
+        #expect(WireText.readable(#"no stage "nosuch": C:\tmp, café, 数据"#) == #"no stage "nosuch": C:\tmp, café, 数据"#)
+        #expect(WireText.readable("a\nb\u{1B}[31mc\u{202E}d") == #"a\u{a}b\u{1b}[31mc\u{202e}d"#)
+        #expect(WireText.readable("éé", limit: 3) == "é…(+2 bytes)")
+        #expect(WireText.readable(String(repeating: "x", count: 10), limit: 4) == "xxxx…(+6 bytes)")
+    }
+}

@@ -43,7 +43,7 @@ public struct AlgorithmControlServer: Service {
                 } catch let error as ProtocolError {
                     // Still a reply: a REQ client waits for one.
                     rejector.reject(error, frames: frames)
-                    answer = (AlgorithmReply(ok: false, error: WireText.escape("\(error)")), nil)
+                    answer = (AlgorithmReply(ok: false, error: WireText.readable(error.reason)), nil)
                 } catch {
                     answer = (AlgorithmReply(ok: false, error: "the algorithm could not answer: \(error)"), nil)
                 }
@@ -153,7 +153,7 @@ public struct AlgorithmControl: Sendable {
                 return AlgorithmReply(ok: true, stages: try await outbox.stageOverview(runID: request.run).map(Self.stage))
             }
         } catch let error as StorageError {
-            return AlgorithmReply(ok: false, error: WireText.escape(error.description))
+            return AlgorithmReply(ok: false, error: WireText.readable(error.description))
         }
     }
 

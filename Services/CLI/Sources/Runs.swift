@@ -116,7 +116,7 @@ extension Baton {
                 line += "  " + (span(run.startedAt, run.finishedAt) ?? "-").padding(toLength: 9, withPad: " ", startingAt: 0)
                 line += "  " + (span(run.finishedAt, run.endedAt) ?? "-").padding(toLength: 10, withPad: " ", startingAt: 0)
                 line += "  " + (run.parts.map(String.init) ?? "-").padding(toLength: 5, withPad: " ", startingAt: 0)
-                if let error = run.error { line += "  " + WireText.escape(error, limit: 120) }
+                if let error = run.error { line += "  " + WireText.readable(error, limit: 120) }
                 text += line.trimmingCharacters(in: .whitespaces) + "\n"
             }
             if report.truncated { text += "(more runs match: --limit or --from/--to narrow it)\n" }
@@ -137,7 +137,7 @@ extension Baton {
             field("ended", run.endedAt.map(Timestamp.format))
             field("attempts", run.attempts > 0 ? "\(run.attempts)" : nil)
             field("parts", run.parts.map { "\($0)\(run.size.map { ", \($0) bytes" } ?? "")" })
-            field("error", run.error.map { WireText.escape($0, limit: 2000) })
+            field("error", run.error.map { WireText.readable($0, limit: 2000) })
             if !run.stages.isEmpty { text += "  stages\n" }
             for stage in run.stages {
                 var line = "    \(stage.index) \(stage.name ?? "?")  \(stage.succeeded)/\(stage.parts.map(String.init) ?? "?") done"
@@ -151,7 +151,7 @@ extension Baton {
             for task in tasks {
                 var line = "    stage \(task.stage) part \(task.part)  \(task.state)  attempts \(task.attempts)"
                 if let processor = task.processor { line += "  \(processor)" }
-                if let error = task.error { line += "  \(WireText.escape(error, limit: 500))" }
+                if let error = task.error { line += "  \(WireText.readable(error, limit: 500))" }
                 text += line + "\n"
             }
             return text

@@ -271,7 +271,7 @@ public struct LoggerService: Service {
                         do {
                             answer = try await history.runs(query)
                         } catch {
-                            answer = RunsReport(time: Date(), error: WireText.escape("cannot read the run history: \(error)", limit: 300))
+                            answer = RunsReport(time: Date(), error: WireText.readable("cannot read the run history: \(error)", limit: 300))
                         }
                     } else {
                         answer = RunsReport(time: Date(), error: "the run history is not available (see the logger's log)")
@@ -289,7 +289,7 @@ public struct LoggerService: Service {
                 )
             } catch {
                 rejector.reject(error, frames: frames)
-                reply = StatusReport(time: Date(), error: WireText.escape("\(error)"))
+                reply = StatusReport(time: Date(), error: WireText.readable(error.reason))
             }
             do { try await socket.send(Wire.encode(reply)) } catch { return }
         }

@@ -51,7 +51,7 @@ public struct ControlServer: Service {
                 } catch let error as ProtocolError {
                     // Still a reply: a REQ client waits for one.
                     rejector.reject(error, frames: frames)
-                    reply = ControlReply(ok: false, error: WireText.escape("\(error)"))
+                    reply = ControlReply(ok: false, error: WireText.readable(error.reason))
                 } catch {
                     reply = ControlReply(ok: false, error: "the scheduler could not do it: \(error)")
                 }
