@@ -173,11 +173,21 @@ public final class MetricsServer: Service, Sendable {
         guard path != "/metrics", path != "/healthz", let routes = web?.current else { return respond(to: request) }
         var body = Data()
         if request.method == .post || request.method == .put {
+            // A body announced too large is refused before any of it is read (and the connection closed after the
+            // answer): a client sending `Content-Length: 99999999999` waits for nothing.
+            if let length = request.headers[.contentLength], Int(length).map({ $0 > WebRoutesSlot.maxBody }) ?? true {
+                var refused = Self.plain(.contentTooLarge, "request body over \(WebRoutesSlot.maxBody) bytes\n")
+                refused.headers[.connection] = "close"
+                return refused
+            }
             do {
                 let buffer = try await request.collectBody(upTo: WebRoutesSlot.maxBody)
                 body = Data(buffer.readableBytesView)
-            } catch {
+            } catch is NIOTooManyBytesError {
                 return Self.plain(.contentTooLarge, "request body over \(WebRoutesSlot.maxBody) bytes\n")
+            } catch {
+                // A body that could not be read (a malformed chunk, a connection gone): the request's fault.
+                return Self.plain(.badRequest, "cannot read the request body\n")
             }
         }
         var headers: [String: String] = [:]

@@ -182,6 +182,11 @@ struct WebViewTests {
             let wrongMethod = try await Self.request(base, "/api/trigger", headers: bearer)
             #expect(wrongMethod.status == 405 && wrongMethod.head.lowercased().contains("allow: post"), "\(wrongMethod)")
             #expect(try await Self.request(base, "/timeline?span=bogus", headers: bearer).status == 400)
+            // A body announced too large is answered before it is sent (the server then waits out its timeout).
+            let huge = Array(
+                "POST /api/trigger HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: 99999999999\r\n\r\n{}".utf8
+            )
+            #expect(await Blocking.onThread { RawHTTP.send(huge, to: base, readTimeout: 2) }.status == 413)
             #expect(try await Self.request(base, "/metrics").status == 200, "metrics stay open to Prometheus")
 
             // Guessing: past a burst of wrong tokens, none is compared for a moment (429); then the right one works.
