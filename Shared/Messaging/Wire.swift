@@ -71,12 +71,31 @@ public enum Wire {
         do {
             message = try Timestamp.decoder().decode(Message.self, from: frames[2])
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let field = nonInteger(in: frames[2]) {
+                // Foundation reports a number that does not fit an integer field as JSON that is not valid, with
+                // no field named: said as it is.
+                throw ProtocolError(.header, "\(Message.kind) header: \(field)")
+            }
             throw ProtocolError(.header, "\(Message.kind) header: \(describe(error))")
         } catch {
             throw ProtocolError(.header, "\(Message.kind) header: \(error)")
         }
         try message.validate()
         return message
+    }
+
+    /// The first top-level field of a JSON object that holds a number no integer field can take (a fraction, or
+    /// beyond ±2⁶³), said as a problem; nil when there is none or the text is not a JSON object.
+    static func nonInteger(in header: Data) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else { return nil }
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+            guard let number = value as? NSNumber, !(value is Bool) else { continue }
+            let double = number.doubleValue
+            if double != double.rounded() || abs(double) >= 9.2e18 {
+                return "field \"\(key)\" should be an integer (got \(number))"
+            }
+        }
+        return nil
     }
 
     /// Words for a decoding error that name the field, e.g. `field "runId": missing`.

@@ -5,6 +5,18 @@ import Testing
 struct WireTests {
     let time = Date(timeIntervalSince1970: 1_774_746_000)
 
+    /// A number that does not fit an integer field is named as such (Foundation says only "not valid JSON").
+    @Test(arguments: [#"{"what":"runs","limit":1.5}"#, #"{"what":"runs","limit":1e30}"#])
+    func aNumberThatIsNoIntegerIsNamed(header: String) {
+        let frames = [Data(Wire.protocolID.utf8), Data(StatusQuery.kind.utf8), Data(header.utf8)]
+        #expect(throws: ProtocolError.self) { try Wire.decode(StatusQuery.self, from: frames) }
+        do {
+            _ = try Wire.decode(StatusQuery.self, from: frames)
+        } catch {
+            #expect(error.reason.contains(#"field "limit" should be an integer"#), "\(error)")
+        }
+    }
+
     @Test func runRequestRoundTrip() throws {
         let request = RunRequest(
             runID: RunID.make(job: "hourly", logicalTime: time),
