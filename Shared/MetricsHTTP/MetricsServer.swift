@@ -128,9 +128,10 @@ public final class MetricsServer: Service, Sendable {
         quiet.logLevel = .warning
         let server = Server(
             childChannelSetup: HTTP1Channel(
-                responder: { [self] request, writer, _ in
+                responder: { [self] request, writer, channel in
                     var request = request
-                    let response = await web?.current != nil ? await routed(&request) : respond(to: request)
+                    let address = channel.remoteAddress?.ipAddress ?? ""
+                    let response = await web?.current != nil ? await routed(&request, from: address) : respond(to: request)
                     try await writer.write(response: response.head, body: response.body)
                 },
                 configuration: channel
@@ -167,7 +168,7 @@ public final class MetricsServer: Service, Sendable {
     }
 
     /// The answer to a request when routes are installed: theirs, except for `/metrics` and `/healthz`.
-    private func routed(_ request: inout Request) async -> Response {
+    private func routed(_ request: inout Request, from address: String) async -> Response {
         var path = request.uri.path
         if path.count > 1, path.hasSuffix("/") { path.removeLast() }
         guard path != "/metrics", path != "/healthz", let routes = web?.current else { return respond(to: request) }
@@ -195,7 +196,7 @@ public final class MetricsServer: Service, Sendable {
         var query: [String: String] = [:]
         for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
         let reply = await routes.respond(
-            to: WebRequest(method: request.method.rawValue, path: path, query: query, headers: headers, body: body)
+            to: WebRequest(method: request.method.rawValue, path: path, query: query, headers: headers, body: body, address: address)
         )
         var fields = HTTPFields()
         for (name, value) in reply.headers.sorted(by: { $0.key < $1.key }) {

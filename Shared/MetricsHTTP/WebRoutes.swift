@@ -14,14 +14,24 @@ public struct WebRequest: Sendable {
     public var headers: [String: String]
     /// The body (at most ``WebRoutesSlot/maxBody`` bytes; a larger one is refused before the routes see it).
     public var body: Data
+    /// The client's address (its IP, without the port); empty when not known.
+    public var address: String
 
     /// Creates a request.
-    public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:], body: Data = Data()) {
+    public init(
+        method: String,
+        path: String,
+        query: [String: String] = [:],
+        headers: [String: String] = [:],
+        body: Data = Data(),
+        address: String = ""
+    ) {
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.body = body
+        self.address = address
     }
 }
 

@@ -90,8 +90,22 @@ struct WebPagesTests {
     }
 }
 
-/// The budget of wrong tokens: a burst, then one a second, never more than the burst banked.
+/// The budget of wrong tokens: a burst, then one a second, never more than the burst banked; per client address,
+/// under a larger budget for all of them.
 struct GuessBudgetTests {
+    /// A guesser holds up its own address only; many addresses together get no more than the global budget.
+    @Test func aGuesserHoldsUpOnlyItself() {
+        let start = ContinuousClock.now
+        var budget = GuessBudget()
+        for _ in 0..<5 { budget.spend(at: start, from: "203.0.113.7") }
+        #expect(!budget.allows(at: start, from: "203.0.113.7"))
+        #expect(budget.allows(at: start, from: "198.51.100.1"), "another client is not held up")
+        // Fifty addresses spend the global burst: then no one is compared for a moment, then ten a second.
+        for index in 0..<45 { budget.spend(at: start, from: "192.0.2.\(index)") }
+        #expect(!budget.allows(at: start, from: "198.51.100.1"))
+        #expect(budget.allows(at: start + .milliseconds(100), from: "198.51.100.1"))
+    }
+
     @Test func aBurstThenOneASecond() {
         let start = ContinuousClock.now
         var budget = GuessBudget()

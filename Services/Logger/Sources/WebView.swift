@@ -55,7 +55,7 @@ final class WebView: WebRoutes {
         default: break
         }
         // A Bearer token is a guess like a login's; the login cookie is not throttled (it cannot be guessed).
-        if Self.bearer(request) != nil, let refused = throttled() { return refused }
+        if Self.bearer(request) != nil, let refused = throttled(request) { return refused }
         guard authorized(request) else {
             if request.method == "GET" && !request.path.hasPrefix("/api/") && request.path != "/events" {
                 return WebReply(status: 303, headers: ["Location": "/login"])
@@ -106,7 +106,7 @@ final class WebView: WebRoutes {
 
     private func authorized(_ request: WebRequest) -> Bool {
         guard !token.isEmpty else { return true }
-        if let given = Self.bearer(request) { return guessed(Self.same(given, token)) }
+        if let given = Self.bearer(request) { return guessed(Self.same(given, token), request) }
         return Self.cookie("baton_session", in: request.headers["cookie"]).map { Self.same($0, session) } ?? false
     }
 
@@ -137,8 +137,8 @@ final class WebView: WebRoutes {
     }
 
     /// The reply to a request that brings a token while the budget of wrong ones is spent: nothing is compared.
-    private func throttled() -> WebReply? {
-        guard !token.isEmpty, !guesses.withLock({ $0.allows(at: .now) }) else { return nil }
+    private func throttled(_ request: WebRequest) -> WebReply? {
+        guard !token.isEmpty, !guesses.withLock({ $0.allows(at: .now, from: request.address) }) else { return nil }
         return WebReply(
             status: 429,
             headers: ["Content-Type": "application/json", "Retry-After": "1"],
@@ -148,8 +148,8 @@ final class WebView: WebRoutes {
 
     /// Counts a wrong token against the budget (said in the log when it runs out); returns whether the token was
     /// right.
-    private func guessed(_ right: Bool) -> Bool {
-        if !right, guesses.withLock({ $0.spend(at: .now) }) {
+    private func guessed(_ right: Bool, _ request: WebRequest) -> Bool {
+        if !right, guesses.withLock({ $0.spend(at: .now, from: request.address) }) {
             logger.warning("wrong web tokens: past \(Int(GuessBudget.burst)) at once, tokens are refused with 429 for a moment")
         }
         return right
@@ -157,13 +157,13 @@ final class WebView: WebRoutes {
 
     private func login(_ request: WebRequest) -> WebReply {
         let form = Self.form(request.body) ?? [:]
-        if form["token"] != nil, let refused = throttled() {
+        if form["token"] != nil, let refused = throttled(request) {
             // The form's answer is a page, as its other answers are; the status and Retry-After are the API's.
             var reply = Self.page(WebPages.login(failed: false, throttled: true, required: true), status: refused.status)
             reply.headers["Retry-After"] = refused.headers["Retry-After"]
             return reply
         }
-        guard !token.isEmpty, let given = form["token"], guessed(Self.same(given, token)) else {
+        guard !token.isEmpty, let given = form["token"], guessed(Self.same(given, token), request) else {
             return Self.page(WebPages.login(failed: true, required: !token.isEmpty), status: 401)
         }
         return WebReply(
@@ -498,33 +498,53 @@ final class EventFanout: Sendable {
     }
 }
 
-/// How many wrong tokens the web view takes: a burst of ``burst``, then one a second (a token bucket over all
-/// clients: a guesser from many addresses gets no more). Past it, requests that bring a token are answered `429`
-/// for a moment, the right one too, which costs a user logging in a second's wait while someone is guessing (a
-/// user already logged in is not held up) and the guesser all but every try.
+/// How many wrong tokens the web view takes. Each client address has a bucket of ``burst``, refilled at one a
+/// second; all addresses together have one of ``globalBurst``, refilled at ``globalPerSecond``. Past either, a
+/// request that brings a token is answered `429` for a moment and its token is not compared. So a guesser from one
+/// address gets one try a second and holds up no one else (with one bucket for all, a single client sending a
+/// wrong token a second kept every script with the right one at 429), and guessers from many addresses together
+/// get no more than ``globalPerSecond``. A user already logged in (the cookie) is never held up.
 struct GuessBudget: Sendable {
     static let burst = 5.0
     static let perSecond = 1.0
-    private var left = burst
-    private var at: ContinuousClock.Instant?
+    static let globalBurst = 50.0
+    static let globalPerSecond = 10.0
+    /// Addresses tracked at most; beyond, those whose bucket is full again are forgotten.
+    static let addressLimit = 10_000
 
-    /// Whether a token may be compared now.
-    func allows(at now: ContinuousClock.Instant) -> Bool { available(at: now) >= 1 }
+    struct Bucket: Sendable {
+        var left: Double
+        var at: ContinuousClock.Instant?
 
-    /// A wrong token was given; returns whether that spent the budget (the next token waits).
-    @discardableResult
-    mutating func spend(at now: ContinuousClock.Instant) -> Bool {
-        let before = available(at: now)
-        left = max(before - 1, 0)
-        at = now
-        return before >= 1 && left < 1
+        func available(at now: ContinuousClock.Instant, burst: Double, rate: Double) -> Double {
+            guard let at else { return left }
+            let elapsed = now - at
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return min(burst, left + max(seconds, 0) * rate)
+        }
     }
 
-    private func available(at now: ContinuousClock.Instant) -> Double {
-        guard let at else { return left }
-        let elapsed = now - at
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return min(Self.burst, left + max(seconds, 0) * Self.perSecond)
+    private var global = Bucket(left: globalBurst)
+    private var addresses: [String: Bucket] = [:]
+
+    /// Whether a token from `address` may be compared now.
+    func allows(at now: ContinuousClock.Instant, from address: String = "") -> Bool {
+        let own = addresses[address]?.available(at: now, burst: Self.burst, rate: Self.perSecond) ?? Self.burst
+        return own >= 1 && global.available(at: now, burst: Self.globalBurst, rate: Self.globalPerSecond) >= 1
+    }
+
+    /// A wrong token came from `address`; returns whether that spent a budget (its address's or everyone's: the
+    /// next token waits).
+    @discardableResult
+    mutating func spend(at now: ContinuousClock.Instant, from address: String = "") -> Bool {
+        let own = addresses[address]?.available(at: now, burst: Self.burst, rate: Self.perSecond) ?? Self.burst
+        let all = global.available(at: now, burst: Self.globalBurst, rate: Self.globalPerSecond)
+        addresses[address] = Bucket(left: max(own - 1, 0), at: now)
+        global = Bucket(left: max(all - 1, 0), at: now)
+        if addresses.count > Self.addressLimit {
+            addresses = addresses.filter { $0.value.available(at: now, burst: Self.burst, rate: Self.perSecond) < Self.burst }
+        }
+        return (own >= 1 && own - 1 < 1) || (all >= 1 && all - 1 < 1)
     }
 }
 
