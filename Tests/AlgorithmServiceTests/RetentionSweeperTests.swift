@@ -40,5 +40,11 @@ struct RetentionSweeperTests {
         // r0 is too old; then r1 goes to bring the acknowledged total (200 bytes) under 150; r3 is kept unacknowledged.
         #expect(removed == 2)
         #expect(paths.map { FileManager.default.fileExists(atPath: $0) } == [false, false, true, true])
+        // The files removed are not looked at again: the next sweep lists only r2 (r3 is not acknowledged), and a
+        // file someone else deleted is listed once more, then no longer.
+        #expect(try await outbox.acknowledgedFiles().map(\.path) == [paths[2]])
+        try FileManager.default.removeItem(atPath: paths[2])
+        #expect(try await sweeper.sweep(now: start + 10 * 86_400) == 0)
+        #expect(try await outbox.acknowledgedFiles().isEmpty)
     }
 }

@@ -85,16 +85,28 @@ extension Outbox {
     }
 
     /// Acknowledged parts whose raw files may be deleted by retention, oldest first: (run, part, path, size, acked).
-    public func acknowledgedFiles() async throws -> [(runID: String, part: Int, path: String, size: Int, ackedAt: Date)] {
+    /// Only those whose file retention has not removed (or found gone) yet: see ``markRawRemoved(_:)``.
+    public func acknowledgedFiles() async throws -> [(seq: Int64, path: String, size: Int, ackedAt: Date)] {
         try await pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: "SELECT run_id, part, path, size, acked_at FROM outbox WHERE state = ? ORDER BY acked_at, seq",
-                arguments: [DeliveryState.acked]
+                db.cachedStatement(
+                    sql: "SELECT seq, path, size, acked_at FROM outbox WHERE state = 'acked' AND raw_removed = 0 ORDER BY acked_at, seq"
+                )
             )
             .map { row in
                 let acked: String = row["acked_at"]
-                return (row["run_id"], row["part"], row["path"], row["size"], Timestamp.parse(acked) ?? Date(timeIntervalSince1970: 0))
+                return (row["seq"], row["path"], row["size"], Timestamp.parse(acked) ?? Date(timeIntervalSince1970: 0))
+            }
+        }
+    }
+
+    /// Notes that these acknowledged tasks' raw files are gone (removed by retention, or found missing), so that
+    /// the next sweeps do not look at them again.
+    public func markRawRemoved(_ seqs: [Int64]) async throws {
+        guard !seqs.isEmpty else { return }
+        try await pool.write { db in
+            for seq in seqs {
+                try db.executeCached(sql: "UPDATE outbox SET raw_removed = 1 WHERE seq = ?", arguments: [seq])
             }
         }
     }

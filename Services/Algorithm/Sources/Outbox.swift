@@ -180,6 +180,17 @@ public final class Outbox: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v7 raw removed") { db in
+            // Retention looked at every acknowledged task's file at every sweep (a stat each, 10⁶ of them every ten
+            // minutes at 10⁶ kept): a task whose raw file retention removed, or found gone, is marked, and a sweep
+            // reads only the others, in acknowledgement order from this index.
+            try db.execute(
+                sql: """
+                    ALTER TABLE outbox ADD COLUMN raw_removed INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX outbox_acked_kept ON outbox (acked_at, seq) WHERE state = 'acked' AND raw_removed = 0;
+                    """
+            )
+        }
         pool = try await SQLiteFile.open(path: path, migrator: migrator)
         self.policy = policy
     }

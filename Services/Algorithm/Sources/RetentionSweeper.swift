@@ -57,27 +57,42 @@ public struct RetentionSweeper: Service {
     public func sweep(now: Date = Date()) async throws -> Int {
         let acknowledged = try await outbox.acknowledgedFiles()
         let retention = retention
-        // A look at every acknowledged file and the removal of many: on the blocking pool.
-        return try await BlockingWork.shared.run { try Self.remove(acknowledged, retention: retention, now: now) }
+        // A look at every acknowledged file still kept and the removal of many: on the blocking pool.
+        let outcome = try await BlockingWork.shared.run { Self.remove(acknowledged, retention: retention, now: now) }
+        // Those gone are not looked at again (also when a removal failed half-way: marked up to it).
+        try await outbox.markRawRemoved(outcome.gone)
+        if let error = outcome.error { throw error }
+        return outcome.removed
     }
 
-    /// Removes the files retention lets go, oldest acknowledged first; returns how many.
+    /// Removes the files retention lets go, oldest acknowledged first; returns how many, and the tasks whose
+    /// files are gone now (removed here, or already missing).
     private static func remove(
-        _ acknowledged: [(runID: String, part: Int, path: String, size: Int, ackedAt: Date)],
+        _ acknowledged: [(seq: Int64, path: String, size: Int, ackedAt: Date)],
         retention: Configuration.Retention,
         now: Date
-    ) throws -> Int {
-        let files = acknowledged.filter { FileManager.default.fileExists(atPath: $0.path) }
+    ) -> (removed: Int, gone: [Int64], error: (any Error)?) {
+        var gone: [Int64] = []
+        let files = acknowledged.filter { file in
+            let exists = FileManager.default.fileExists(atPath: file.path)
+            if !exists { gone.append(file.seq) }
+            return exists
+        }
         var total = files.reduce(Int64(0)) { $0 + Int64($1.size) }
         var removed = 0
         for file in files {
             let tooOld = retention.maxAge.map { now.timeIntervalSince(file.ackedAt) > $0 / .seconds(1) } ?? false
             let tooBig = retention.maxBytes.map { total > $0 } ?? false
             guard tooOld || tooBig else { continue }
-            try FileManager.default.removeItem(atPath: file.path)
+            do {
+                try FileManager.default.removeItem(atPath: file.path)
+            } catch {
+                return (removed, gone, error)
+            }
+            gone.append(file.seq)
             total -= Int64(file.size)
             removed += 1
         }
-        return removed
+        return (removed, gone, nil)
     }
 }
