@@ -238,7 +238,7 @@ let package = Package(
             ),
             .testTarget(
                 name: "MetricsHTTPTests",
-                dependencies: ["MetricsHTTP", "TestSupport", logging, lifecycle],
+                dependencies: ["MetricsHTTP", "TestSupport", logging, lifecycle] + nio,
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "CommandsTests", dependencies: ["Commands", "Config"], swiftSettings: swiftSettings),

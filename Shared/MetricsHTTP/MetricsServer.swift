@@ -164,6 +164,7 @@ public final class MetricsServer: Service, Sendable {
             self.stopping.store(true, ordering: .relaxed)
         }
         listening.withLock { $0 = nil }
+        executor.close()
         try? await group.shutdownGracefully()
     }
 
@@ -318,14 +319,26 @@ public struct MetricsServerError: Error, CustomStringConvertible {
 }
 
 /// Runs jobs on one SwiftNIO event loop: with it as the task executor preference, the HTTP server's tasks
-/// never touch Swift's cooperative pool.
+/// never touch Swift's cooperative pool. Once ``close()`` is called (before the loop is shut down), jobs go to
+/// the global executor instead: a task of a connection that finishes after the server returned would otherwise be
+/// scheduled on a loop that is gone (NIO drops it, with "Cannot schedule tasks on an EventLoop that has already
+/// shut down", seen when a service stopped while clients were scraping it; a crash in later NIO versions).
 final class EventLoopTaskExecutor: TaskExecutor {
     private let loop: any EventLoop
+    private let closed = Mutex(false)
 
     init(_ loop: any EventLoop) { self.loop = loop }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        let onLoop = closed.withLock { closed in
+            // Under the lock, so that close() cannot come between the check and the loop taking the job.
+            if !closed { loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) } }
+            return !closed
+        }
+        if !onLoop { globalConcurrentExecutor.enqueue(job) }
     }
+
+    /// From now on, jobs run on the global executor; call before shutting the loop down.
+    func close() { closed.withLock { $0 = true } }
 }
