@@ -28,6 +28,17 @@ struct OutboxTests {
         #expect(try await outbox.counts() == [.acked: 1, .pending: 1])
     }
 
+    /// A task sent by the fast path can be acknowledged before it is recorded sent (which it then never is): it
+    /// still counts one delivery (an outsider saw acknowledged tasks listed with `deliveries: 0`).
+    @Test func aTaskAcknowledgedBeforeItIsRecordedSentCountsOneDelivery() async throws {
+        let outbox = try await outbox()
+        try await outbox.add(.init(header: Fixtures.header(Data("1".utf8)), path: "/x"), now: t0)
+        #expect(try await outbox.markAcked(runID: "j@1", part: 0, processor: "p", now: t0))
+        try await outbox.markSent(runID: "j@1", part: 0, leaseDeadline: t0 + 30, now: t0)
+        let entry = try #require(try await outbox.entries().first)
+        #expect(entry.state == .acked && entry.header.attempt == 2, "deliveries = attempt - 1: \(entry.header.attempt)")
+    }
+
     @Test func unstartedLeaseExpiryResendsWithoutCountingAFailure() async throws {
         let outbox = try await outbox()
         try await outbox.add(.init(header: Fixtures.header(Data("1".utf8)), path: "/x"), now: t0)

@@ -48,6 +48,15 @@ struct CommandLineTests {
         #expect(outcome.output.contains("\(path): jobs[0].every: expected a duration"), "\(outcome.output)")
     }
 
+    /// A reader that stops early (`| head -1`) ends `baton` quietly, with the status `yes | head` has (141), not a
+    /// crash: `FileHandle.write` trapped on EPIPE (seen by an outsider with `baton results --json | head -3`).
+    @Test func aReaderThatStopsEarlyEndsTheCommandQuietly() async throws {
+        let script = "set -o pipefail; '\(TestStack.binaries)/baton' schedule '* * * * *' --count 100000 | head -1 > /dev/null"
+        let outcome = try await Program.run("/bin/bash", ["-c", script], timeout: .seconds(60))
+        #expect(outcome.status == 141, "\(outcome.output.prefix(600))")
+        #expect(!outcome.output.contains("Fatal error"), "\(outcome.output.prefix(600))")
+    }
+
     @Test func badEnvironmentOverrideIsAClearError() async throws {
         let outcome = try await Self.run("baton-processor", [], environment: ["BATON_PROCESSOR_COUNT": "lots"])
         #expect(outcome.status == 2)

@@ -221,10 +221,12 @@ extension Outbox {
         }
     }
 
+    /// An acknowledged task was delivered at least once: one sent by the fast path can be acknowledged before it is
+    /// recorded sent (and then never is), which left `deliveries` at 0 in `baton results`.
     private static func ack(runID: String, stage: Int, part: Int, processor: String?, now: Date, in db: Database) throws -> Bool {
         try db.executeCached(
             sql: """
-                UPDATE outbox SET state = ?, acked_at = ?, started = 0, processor = COALESCE(?, processor)
+                UPDATE outbox SET state = ?, acked_at = ?, started = 0, processor = COALESCE(?, processor), deliveries = MAX(deliveries, 1)
                 WHERE run_id = ? AND stage = ? AND part = ? AND state IN (\(acknowledgeable))
                 """,
             arguments: [target(of: .ack), Timestamp.format(now), processor, runID, stage, part]

@@ -54,8 +54,8 @@ extension Baton {
             } catch {
                 throw ValidationError(error.description)
             }
-            print("wrote \(secret) (secret, mode 600) and \(pub)")
-            print("public key: \(keys.publicKey)")
+            Console.line("wrote \(secret) (secret, mode 600) and \(pub)")
+            Console.line("public key: \(keys.publicKey)")
         }
     }
 }
