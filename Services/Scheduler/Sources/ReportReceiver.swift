@@ -72,6 +72,11 @@ public struct ReportReceiver: Service {
         dispatcher.send(request, lateness: request.firedAt.timeIntervalSince(request.logicalTime) * 1000)
     }
 
+    /// Seconds as a person reads them: `1.5 s`, or `120 ms` below a second (a job every 300 ms said "0.0 s").
+    static func shown(_ seconds: Double) -> String {
+        seconds >= 1 ? String(format: "%.1f s", seconds) : String(format: "%.0f ms", seconds * 1000)
+    }
+
     /// Warns before a run runs into its job's next slot: at once if its recent runs took longer than the time
     /// left, else shortly before the slot if it is still running then.
     private func watchForOverrun(_ runID: String, job: Configuration.Job) async {
@@ -86,7 +91,7 @@ public struct ReportReceiver: Service {
                     runID,
                     job: job,
                     next: next,
-                    reason: String(format: "recent runs took %.1f s; %.1f s are left before the next slot", typical, left)
+                    reason: "recent runs took \(Self.shown(typical)); \(Self.shown(left)) are left before the next slot"
                 )
                 return
             }
@@ -97,7 +102,7 @@ public struct ReportReceiver: Service {
         try? await Task.sleep(for: .milliseconds(Int64((left - margin) * 1000)))
         if Task.isCancelled { return }
         if let state = try? await ledger.state(runID: runID), state.isInFlight {
-            warn(runID, job: job, next: next, reason: "still running \(String(format: "%.1f", margin)) s before the next slot")
+            warn(runID, job: job, next: next, reason: "still running \(Self.shown(margin)) before the next slot")
         }
     }
 
