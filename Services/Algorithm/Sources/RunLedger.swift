@@ -109,10 +109,10 @@ public final class RunLedger: Sendable {
     /// - Throws: ``RunLedgerError/notRunning`` if the run is no longer running (cancelled meanwhile): then
     ///   nothing is handed off.
     /// The run's parts become the input of its pipeline's first stage, whose tasks are created.
-    @discardableResult
     /// - Parameter committed: Called once the transaction has committed and before any of its tasks can be sent
     ///   from memory, with what the pipeline did: the run's own events go out there, so that they reach the bus
     ///   before a fast processor's acknowledgement of its tasks.
+    @discardableResult
     public func finish(
         _ runID: String,
         parts: [Outbox.StoredPart],
