@@ -31,6 +31,8 @@ final class WebView: WebRoutes {
     private let logger: Logger
     let fanout = EventFanout()
     private let guesses = Mutex(GuessBudget())
+    /// When a spent budget was last said in the log: once a minute at most, however many addresses guess.
+    private let lastWarned = Mutex<ContinuousClock.Instant?>(nil)
     /// The login cookie's value: an HMAC of the token under the logger's own key (``SessionKey``).
     private let session: String
 
@@ -150,7 +152,18 @@ final class WebView: WebRoutes {
     /// right.
     private func guessed(_ right: Bool, _ request: WebRequest) -> Bool {
         if !right, guesses.withLock({ $0.spend(at: .now, from: request.address) }) {
-            logger.warning("wrong web tokens: past \(Int(GuessBudget.burst)) at once, tokens are refused with 429 for a moment")
+            let now = ContinuousClock.now
+            let due = lastWarned.withLock { last in
+                guard last.map({ now - $0 >= .seconds(60) }) ?? true else { return false }
+                last = now
+                return true
+            }
+            if due {
+                logger.warning(
+                    "wrong web tokens: a budget is spent, tokens are refused with 429 for a moment",
+                    metadata: ["address": "\(request.address)"]
+                )
+            }
         }
         return right
     }
