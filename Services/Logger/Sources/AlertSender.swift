@@ -143,7 +143,7 @@ public struct AlertSender: Sendable {
         let path = (spool as NSString).appendingPathComponent("\(alert.id).\(channel).json")
         do {
             try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
-            try Self.write(body, to: path)
+            try KeyFiles.write(String(decoding: body, as: UTF8.self), to: path, mode: 0o600, replace: true)
         } catch {
             logger.warning(
                 "alert not kept on disk: it is lost if the logger stops before it is delivered",
@@ -151,19 +151,6 @@ public struct AlertSender: Sendable {
             )
         }
         return Pending(alert: alert, body: body, path: path)
-    }
-
-    /// Writes `data` to `path` through a temporary file, mode 0600, replacing any file there.
-    static func write(_ data: Data, to path: String) throws {
-        let temporary = path + ".partial"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AlertError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard written == data.count, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw AlertError("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
     }
 
     /// The alerts a logger stopped before delivering, oldest first, for the channels configured now (those for a
@@ -265,7 +252,7 @@ public struct AlertSender: Sendable {
             // Not kept in the spool (`baton alerts test`, or a spool that could not be written): a file of its own.
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             path = (directory as NSString).appendingPathComponent("alert-\(alert.id)-\(UUID().uuidString.prefix(8)).json")
-            try Self.write(body, to: path)
+            try KeyFiles.write(String(decoding: body, as: UTF8.self), to: path, mode: 0o600, replace: true)
         }
         defer { if path != input { unlink(path) } }
         let runner = CommandRunner(
